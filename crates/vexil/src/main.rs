@@ -1,0 +1,2 @@
+//! The `vexil` binary: command-line entry point.
+fn main() {}
