@@ -1,1 +1,54 @@
+//! Criterion benchmarks of the engine (DESIGN §5): single evaluations, evaluate-all over
+//! 1,000 flags, and compiling 10,000 flags. Run with `cargo bench -p vexil-core`.
 
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use vexil_core::Snapshot;
+
+mod fixtures;
+
+fn single(c: &mut Criterion) {
+    let snapshot = fixtures::snapshot(0);
+    let context = fixtures::context();
+    let mut group = c.benchmark_group("evaluate");
+    for (name, flag) in [
+        ("boolean_no_rules", "simple"),
+        ("boolean_5_rules", "five-rules"),
+        ("rollout_50_50", "rollout"),
+        ("prerequisite_chain_3", "chain-0"),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| snapshot.evaluate(black_box(flag), black_box(&context), 0))
+        });
+    }
+    group.finish();
+}
+
+fn bulk(c: &mut Criterion) {
+    let snapshot = fixtures::snapshot(1000 - 6);
+    assert_eq!(snapshot.len(), 1000);
+    let context = fixtures::context();
+    c.bench_function("evaluate_all_1000_flags", |b| {
+        b.iter(|| {
+            let mut on = 0usize;
+            for (_, detail) in snapshot.evaluate_all(black_box(&context), 0) {
+                on += usize::from(detail.variation == Some("on"));
+            }
+            on
+        })
+    });
+}
+
+fn compile(c: &mut Criterion) {
+    let ruleset = fixtures::ruleset(10_000 - 6);
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.bench_function("compile_10000_flags", |b| {
+        b.iter(|| Snapshot::compile(black_box(&ruleset)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, single, bulk, compile);
+criterion_main!(benches);

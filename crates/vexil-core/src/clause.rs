@@ -278,7 +278,7 @@ impl Matcher {
                 Value::String(s) if !strings.values.is_empty() => Some(strings.test(StrOp::Eq, s)),
                 Value::Number(n) if !numbers.is_empty() => {
                     let x = n.as_f64()?;
-                    Some(numbers.iter().any(|y| *y == x))
+                    Some(numbers.contains(&x))
                 }
                 Value::Bool(b) if bools[0] || bools[1] => Some(bools[usize::from(*b)]),
                 _ => None,

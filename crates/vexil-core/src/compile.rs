@@ -393,11 +393,14 @@ pub(crate) fn compile_flag<'r>(
     })
 }
 
+/// Resolves a variation key to its index, recording an error at the given path if unknown.
+type Resolve<'a> = dyn Fn(&mut Vec<ValidationError>, String, &str) -> Option<usize> + 'a;
+
 fn compile_serve(
     flag_key: &str,
     serve: &Serve,
     path: &str,
-    resolve: &dyn Fn(&mut Vec<ValidationError>, String, &str) -> Option<usize>,
+    resolve: &Resolve<'_>,
     errors: &mut Vec<ValidationError>,
 ) -> Option<CompiledServe> {
     match (&serve.variation, &serve.rollout) {

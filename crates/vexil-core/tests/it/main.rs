@@ -1,0 +1,37 @@
+//! Integration tests of `vexil-core` through its public API: the shared JSON vectors,
+//! validation messages, and property tests.
+
+mod properties;
+mod validation;
+mod vectors;
+
+use serde_json::{Map, Value, json};
+use vexil_core::{Ruleset, Snapshot};
+
+/// Compiles a ruleset given as a JSON value, panicking with every message if it is invalid.
+pub(crate) fn snapshot(ruleset: Value) -> Snapshot {
+    let ruleset: Ruleset = vexil_core::from_value_with_path(ruleset).unwrap();
+    Snapshot::compile(&ruleset).unwrap_or_else(|e| panic!("invalid ruleset:\n{e}"))
+}
+
+/// A boolean flag (variations on/off) with the given extra fields merged in.
+pub(crate) fn bool_flag(extra: Value) -> Value {
+    let mut flag = json!({
+        "type": "boolean",
+        "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+        "enabled": true,
+        "off_variation": "off",
+        "fallthrough": {"variation": "off"}
+    });
+    if let (Some(base), Value::Object(extra)) = (flag.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    flag
+}
+
+pub(crate) fn ctx(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("context must be an object, got {other}"),
+    }
+}
