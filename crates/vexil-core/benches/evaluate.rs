@@ -26,7 +26,7 @@ fn single(c: &mut Criterion) {
 }
 
 fn bulk(c: &mut Criterion) {
-    let snapshot = fixtures::snapshot(1000 - 6);
+    let snapshot = fixtures::snapshot(1000 - fixtures::BASE_FLAGS);
     assert_eq!(snapshot.len(), 1000);
     let context = fixtures::context();
     c.bench_function("evaluate_all_1000_flags", |b| {
@@ -41,7 +41,7 @@ fn bulk(c: &mut Criterion) {
 }
 
 fn compile(c: &mut Criterion) {
-    let ruleset = fixtures::ruleset(10_000 - 6);
+    let ruleset = fixtures::ruleset(10_000 - fixtures::BASE_FLAGS);
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
     group.bench_function("compile_10000_flags", |b| {

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};
 use semver::Version;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::context::{Context, short_eq};
 
 use crate::error::ValidationError;
 use crate::model::{Clause, Op};
@@ -23,7 +25,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 
 /// What evaluation needs besides the clause: the context, the time and segment lookup.
 pub(crate) struct Env<'c> {
-    pub ctx: &'c Map<String, Value>,
+    pub ctx: &'c Context,
     pub now: Value,
 }
 
@@ -61,17 +63,17 @@ impl Attr {
     #[inline]
     pub(crate) fn lookup<'c>(&self, env: &'c Env<'_>) -> Option<&'c Value> {
         let found = match self {
-            Attr::Name(n) => env.ctx.get(&**n),
-            Attr::Path { full, parts } => walk(env.ctx, parts).or_else(|| env.ctx.get(&**full)),
+            Attr::Name(n) => env.ctx.get(n),
+            Attr::Path { full, parts } => walk(env.ctx, parts).or_else(|| env.ctx.get(full)),
             Attr::Now => Some(&env.now),
         };
         found.filter(|v| !v.is_null())
     }
 }
 
-fn walk<'c>(ctx: &'c Map<String, Value>, parts: &[Box<str>]) -> Option<&'c Value> {
+fn walk<'c>(ctx: &'c Context, parts: &[Box<str>]) -> Option<&'c Value> {
     let (first, rest) = parts.split_first()?;
-    let mut cur = ctx.get(&**first)?;
+    let mut cur = ctx.get(first)?;
     for p in rest {
         cur = cur.as_object()?.get(&**p)?;
     }
@@ -111,10 +113,11 @@ pub(crate) enum StrOp {
 impl StrOp {
     #[inline]
     fn exact(self, attr: &str, v: &str) -> bool {
+        let (a, b) = (attr.as_bytes(), v.as_bytes());
         match self {
-            StrOp::Eq => attr == v,
-            StrOp::StartsWith => attr.starts_with(v),
-            StrOp::EndsWith => attr.ends_with(v),
+            StrOp::Eq => short_eq(a, b),
+            StrOp::StartsWith => a.len() >= b.len() && short_eq(&a[..b.len()], b),
+            StrOp::EndsWith => a.len() >= b.len() && short_eq(&a[a.len() - b.len()..], b),
             StrOp::Contains => attr.contains(v),
         }
     }
@@ -301,7 +304,21 @@ impl Matcher {
                 Some(values.iter().any(|d| if *after { t > *d } else { t < *d }))
             }
             Matcher::Semver(cmp, versions) => {
-                let ver = parse_semver_lenient(v.as_str()?)?;
+                let s = v.as_str()?;
+                // Most versions are plain `X.Y.Z`: compare those without building a Version.
+                if let Some(triple) = plain_version(s) {
+                    return Some(versions.iter().any(|w| {
+                        let o = triple.cmp(&(w.major, w.minor, w.patch));
+                        // A release sorts after every pre-release of the same triple.
+                        let o = if o.is_eq() && !w.pre.is_empty() {
+                            Ordering::Greater
+                        } else {
+                            o
+                        };
+                        cmp.holds(o)
+                    }));
+                }
+                let ver = parse_semver_lenient(s)?;
                 Some(
                     versions
                         .iter()
@@ -335,6 +352,31 @@ fn semver_precedence(a: &Version, b: &Version) -> Ordering {
     (a.major, a.minor, a.patch)
         .cmp(&(b.major, b.minor, b.patch))
         .then_with(|| a.pre.cmp(&b.pre))
+}
+
+/// Parses `MAJOR.MINOR.PATCH` with no pre-release or build part, as SemVer 2.0 does
+/// (no leading zeros); anything else returns `None` and goes to the full parser.
+fn plain_version(s: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = [0u64; 3];
+    let (mut part, mut digits) = (0usize, 0usize);
+    for &c in s.as_bytes() {
+        match c {
+            b'0'..=b'9' => {
+                // No leading zeros (SemVer 2.0 §2), and no overflow.
+                if (digits == 1 && parts[part] == 0) || digits == 19 {
+                    return None;
+                }
+                parts[part] = parts[part] * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && part < 2 => {
+                part += 1;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    (part == 2 && digits > 0).then_some((parts[0], parts[1], parts[2]))
 }
 
 /// Parses a context version, accepting `2` and `2.1` as `2.0.0` and `2.1.0`.
@@ -574,6 +616,24 @@ mod tests {
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("10.0.0/8").is_err());
         assert!(Cidr::parse("10.0.0.0/+8").is_err());
+    }
+
+    #[test]
+    fn plain_versions() {
+        assert_eq!(plain_version("2.4.1"), Some((2, 4, 1)));
+        assert_eq!(plain_version("0.0.0"), Some((0, 0, 0)));
+        for s in [
+            "2.4",
+            "2.4.1-rc.1",
+            "2.4.1+b",
+            "02.4.1",
+            "2.4.1.0",
+            "a.b.c",
+            "",
+            "1..2",
+        ] {
+            assert_eq!(plain_version(s), None, "{s}");
+        }
     }
 
     #[test]

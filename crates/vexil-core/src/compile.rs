@@ -175,14 +175,6 @@ fn compile_segment(
         }
         rules.push(clauses.into_boxed_slice());
     }
-    for (i, v) in def.excluded.iter().enumerate() {
-        if def.included.contains(v) {
-            errors.push(ValidationError::new(
-                format!("{path}.excluded[{i}]"),
-                format!("'{v}' is also listed in included"),
-            ));
-        }
-    }
     (errors.len() == before).then(|| CompiledSegment {
         included: def.included.iter().map(|s| Box::from(s.as_str())).collect(),
         excluded: def.excluded.iter().map(|s| Box::from(s.as_str())).collect(),

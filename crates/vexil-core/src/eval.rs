@@ -2,10 +2,11 @@
 //! prerequisites → targets → rules → fallthrough, with bucketing for rollouts.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::clause::{Attr, Env, MAX_DEPTH, Segments};
 use crate::compile::{CompiledFlag, CompiledSegment, CompiledServe, Snapshot};
+use crate::context::Context;
 use crate::hash::{Murmur3, bucket_of_hash, format_int};
 use crate::model::FlagType;
 
@@ -156,11 +157,11 @@ impl Segments for Snapshot {
 }
 
 fn segment_contains(seg: &CompiledSegment, snap: &Snapshot, env: &Env<'_>, depth: usize) -> bool {
-    if let Some(Value::String(tk)) = env.ctx.get("targetingKey") {
-        if seg.included.contains(tk.as_str()) {
+    if let Some(tk) = env.ctx.targeting_key() {
+        if seg.included.contains(tk) {
             return true;
         }
-        if seg.excluded.contains(tk.as_str()) {
+        if seg.excluded.contains(tk) {
             return false;
         }
     }
@@ -171,12 +172,7 @@ fn segment_contains(seg: &CompiledSegment, snap: &Snapshot, env: &Env<'_>, depth
 
 impl Snapshot {
     /// Evaluates flag `key` for `context` at `now_ms` (milliseconds since the Unix epoch).
-    pub fn evaluate<'s>(
-        &'s self,
-        key: &str,
-        context: &Map<String, Value>,
-        now_ms: i64,
-    ) -> Detail<'s> {
+    pub fn evaluate<'s>(&'s self, key: &str, context: &Context, now_ms: i64) -> Detail<'s> {
         let env = Env {
             ctx: context,
             now: Value::from(now_ms),
@@ -190,7 +186,7 @@ impl Snapshot {
     /// Evaluates every (non-archived) flag for one context, in no particular order.
     pub fn evaluate_all<'s, 'c>(
         &'s self,
-        context: &'c Map<String, Value>,
+        context: &'c Context,
         now_ms: i64,
     ) -> impl Iterator<Item = (FlagInfo<'s>, Detail<'s>)> + use<'s, 'c> {
         let env = Env {
@@ -235,8 +231,8 @@ impl Snapshot {
             }
         }
         if !flag.targets.is_empty()
-            && let Some(Value::String(tk)) = env.ctx.get("targetingKey")
-            && let Some(&index) = flag.targets.get(tk.as_str())
+            && let Some(tk) = env.ctx.targeting_key()
+            && let Some(&index) = flag.targets.get(tk)
         {
             return served(index, Reason::simple(ReasonKind::TargetMatch));
         }

@@ -8,8 +8,8 @@
 //!     "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
 //!     "enabled": true, "off_variation": "off", "fallthrough": {"variation": "on"}}}}"#)?;
 //! let snapshot = Snapshot::compile(&ruleset)?;
-//! let context = serde_json::json!({"targetingKey": "user-1"});
-//! let detail = snapshot.evaluate("dark-mode", context.as_object().unwrap(), 0);
+//! let context: vexil_core::Context = serde_json::from_str(r#"{"targetingKey": "user-1"}"#).unwrap();
+//! let detail = snapshot.evaluate("dark-mode", &context, 0);
 //! assert_eq!(detail.value, Some(&serde_json::json!(true)));
 //! # Ok::<(), vexil_core::ValidationErrors>(())
 //! ```
@@ -17,6 +17,7 @@
 
 mod clause;
 mod compile;
+mod context;
 mod error;
 mod eval;
 mod fxhash;
@@ -26,6 +27,7 @@ pub mod time;
 
 pub use clause::NOW_ATTRIBUTE;
 pub use compile::{Snapshot, TOTAL_WEIGHT, is_valid_key};
+pub use context::Context;
 pub use error::{ValidationError, ValidationErrors};
 pub use eval::{Detail, ErrorCode, Evaluation, FlagInfo, Reason, ReasonKind};
 pub use model::{

@@ -47,7 +47,7 @@ fn boolean_evaluation_does_not_allocate() {
     let snapshot = fixtures::snapshot(0);
     let context = fixtures::context();
     let mut matching = context.clone();
-    matching.insert("account".into(), serde_json::json!({"plan": "enterprise"}));
+    matching.insert("account", serde_json::json!({"plan": "enterprise"}));
 
     for (flag, ctx, expect_kind) in [
         ("simple", &context, "FALLTHROUGH"),

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use serde_json::{Map, Value};
-use vexil_core::{Evaluation, Ruleset, Snapshot, ValidationErrors};
+use serde_json::Value;
+use vexil_core::{Context, Evaluation, Ruleset, Snapshot, ValidationErrors};
 
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
@@ -91,9 +91,9 @@ struct Bulk<'k, 's> {
     flags: BTreeMap<&'k str, Evaluation<'k, 's>>,
 }
 
-fn parse_context(text: &str) -> Result<Map<String, Value>, String> {
+fn parse_context(text: &str) -> Result<Context, String> {
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok(map.into()),
         Ok(other) => Err(format!(
             "invalid --context: expected a JSON object, got {}",
             match other {

@@ -5,8 +5,8 @@ mod properties;
 mod validation;
 mod vectors;
 
-use serde_json::{Map, Value, json};
-use vexil_core::{Ruleset, Snapshot};
+use serde_json::{Value, json};
+use vexil_core::{Context, Ruleset, Snapshot};
 
 /// Compiles a ruleset given as a JSON value, panicking with every message if it is invalid.
 pub(crate) fn snapshot(ruleset: Value) -> Snapshot {
@@ -29,9 +29,6 @@ pub(crate) fn bool_flag(extra: Value) -> Value {
     flag
 }
 
-pub(crate) fn ctx(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("context must be an object, got {other}"),
-    }
+pub(crate) fn ctx(v: Value) -> Context {
+    Context::try_from(v).unwrap_or_else(|other| panic!("context must be an object, got {other}"))
 }

@@ -193,7 +193,7 @@ proptest! {
         let mut on = 0u32;
         const UNITS: u32 = 100_000;
         for i in 0..UNITS {
-            context.insert("targetingKey".into(), Value::from(format!("{prefix}user-{i}")));
+            context.insert("targetingKey", Value::from(format!("{prefix}user-{i}")));
             if snap.evaluate("ramp", &context, 0).variation == Some("on") {
                 on += 1;
             }

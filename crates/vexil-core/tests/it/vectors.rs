@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use vexil_core::hash::{bucket, murmur3_x86_32};
-use vexil_core::{Ruleset, Snapshot};
+use vexil_core::{Context, Ruleset, Snapshot};
 
 const DEFAULT_NOW: &str = "2026-01-01T00:00:00Z";
 
@@ -24,7 +24,7 @@ struct VectorFile {
 struct Case {
     name: String,
     flag: String,
-    context: Map<String, Value>,
+    context: Context,
     #[serde(default)]
     now: Option<String>,
     expected: Value,
