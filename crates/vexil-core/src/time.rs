@@ -65,6 +65,36 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(secs * 1000 + millis)
 }
 
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision
+/// (`2026-01-01T00:00:00.000Z`); the fixed width makes the strings sort chronologically.
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+/// The inverse of `days_from_civil` (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
     let mut v = 0u32;
     for &c in b.get(at..at + n)? {
@@ -115,6 +145,23 @@ mod tests {
         assert_eq!(p("2026-01-01 00:00:00.123456Z"), Some(1_767_225_600_123));
         assert_eq!(p("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
         assert_eq!(p("1969-12-31T23:59:59Z"), Some(-1000));
+    }
+
+    #[test]
+    fn formats_and_round_trips() {
+        use super::format_rfc3339 as f;
+        assert_eq!(f(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(f(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+        assert_eq!(f(-1), "1969-12-31T23:59:59.999Z");
+        for ms in [
+            0,
+            951_782_400_000,
+            1_709_164_800_000,
+            4_102_444_799_999,
+            -86_400_000 * 400,
+        ] {
+            assert_eq!(p(&f(ms)), Some(ms), "{ms}");
+        }
     }
 
     #[test]

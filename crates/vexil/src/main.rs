@@ -16,6 +16,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the Vexil server (SQLite file ./vexil.db unless --database-url says otherwise).
+    Serve(vexil_server::Config),
+    /// Apply database migrations and exit.
+    Migrate(vexil_server::DatabaseConfig),
     /// Evaluate flags from a ruleset file, printing the same JSON as the evaluate API.
     Eval(eval::EvalArgs),
 }
@@ -24,5 +28,43 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(&args),
+        Command::Serve(config) => run_async(serve(config)),
+        Command::Migrate(db) => run_async(migrate(db)),
     }
+}
+
+fn run_async(task: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: vexil_server::Config) -> anyhow::Result<()> {
+    vexil_server::init_logging(&config.log_format);
+    let app = vexil_server::App::build(&config).await?;
+    app.run(vexil_server::shutdown_signal()).await
+}
+
+async fn migrate(db: vexil_server::DatabaseConfig) -> anyhow::Result<()> {
+    vexil_server::init_logging("pretty");
+    let store = vexil_server::store::Store::connect(&db.database_url).await?;
+    store.migrate().await?;
+    store.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
 }

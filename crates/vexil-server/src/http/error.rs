@@ -1,0 +1,182 @@
+//! The one error type of the HTTP layer, producing DESIGN §4's error shape
+//! `{"error": {"code", "message", "details"}}` with a stable snake_case `code`.
+//!
+//! Which error type is used where: `anyhow` with `.context()` at startup and in background
+//! tasks; typed errors in the core (`ValidationErrors`) and the store (`StoreError`);
+//! `ApiError` in handlers, built from those through `From`. Internal errors are logged with
+//! the request id and answered as a bare 500: a response never carries internals.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use vexil_core::ValidationErrors;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input; `fields` maps a field path to what is wrong with it.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        fields: Map<String, Value>,
+    },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Duplicate key, or a resource still referenced by others (`details` lists them).
+    #[error("{message}")]
+    Conflict { message: String, details: Value },
+    #[error("version mismatch: the resource is at version {current}")]
+    PreconditionFailed { current: i64 },
+    #[error("request body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            message: message.into(),
+            fields: Map::new(),
+        }
+    }
+
+    /// A 400 whose single problem is at `field`.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut fields = Map::new();
+        fields.insert(field.to_owned(), Value::String(message.clone()));
+        ApiError::Invalid {
+            message: format!("{field}: {message}"),
+            fields,
+        }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Self {
+        ApiError::NotFound(format!("{what} '{id}' not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>, details: Value) -> Self {
+        ApiError::Conflict {
+            message: message.into(),
+            details,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { .. } => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::PreconditionFailed { .. } => "version_mismatch",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        let mut fields = Map::new();
+        for e in &errors {
+            let key = if e.path.is_empty() {
+                "body".to_owned()
+            } else {
+                e.path.clone()
+            };
+            // Keep the first message per field; the full list is in `message`.
+            fields
+                .entry(key)
+                .or_insert_with(|| Value::String(e.message.clone()));
+        }
+        let message = match errors.len() {
+            1 => errors.to_string(),
+            n => format!("{n} problems: {}", errors.to_string().replace('\n', "; ")),
+        };
+        ApiError::Invalid { message, fields }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(_) => {
+                ApiError::conflict("a resource with this key already exists", Value::Null)
+            }
+            StoreError::Unavailable(_) => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let details = match &self {
+            ApiError::Invalid { fields, .. } => json!({ "fields": fields }),
+            ApiError::Conflict { details, .. } if !details.is_null() => details.clone(),
+            ApiError::PreconditionFailed { current } => json!({ "current_version": current }),
+            _ => json!({}),
+        };
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Unavailable => tracing::warn!("database unavailable"),
+            _ => {}
+        }
+        let body = json!({"error": {"code": self.code(), "message": self.to_string(), "details": details}});
+        let mut response = (status, axum::Json(body)).into_response();
+        match &self {
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,327 @@
+//! Request extractors and response helpers shared by every resource: the JSON body
+//! extractor (path-precise errors, 413, unknown fields rejected), pagination, `If-Match`,
+//! request metadata for the audit trail, JSON merge patch and ETags.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::ApiError;
+
+/// A JSON body. Errors name the offending field (`rules[0].serve: unknown field 'x'`).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::invalid(format!("cannot read the request body: {rejection}"))
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Parses JSON text into `T` with path-precise, 400-class errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("the body is not valid UTF-8"))?;
+    vexil_core::from_json_with_path(text).map_err(|e| {
+        let mut err = ApiError::from(e);
+        if let ApiError::Invalid { message, .. } = &mut err {
+            *message = format!("invalid JSON body: {message}");
+        }
+        err
+    })
+}
+
+/// `?limit=&offset=` with DESIGN's defaults and bounds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+impl Pagination {
+    pub const MAX_LIMIT: i64 = 500;
+
+    pub fn validate(self) -> Result<Self, ApiError> {
+        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
+            return Err(ApiError::invalid_field(
+                "limit",
+                "must be between 1 and 500",
+            ));
+        }
+        if self.offset < 0 {
+            return Err(ApiError::invalid_field("offset", "must not be negative"));
+        }
+        Ok(self)
+    }
+}
+
+/// A page of a list: `{"items", "total", "limit", "offset"}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, total: i64, p: Pagination) -> Self {
+        Page {
+            items,
+            total,
+            limit: p.limit,
+            offset: p.offset,
+        }
+    }
+}
+
+/// Query string parser with 400-class errors in DESIGN's shape.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_like(query).map(Query)
+    }
+}
+
+/// Parses a query string into `T` through a JSON object of strings, so numbers and
+/// booleans are accepted from their text (`limit=10`, `archived=true`).
+fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let mut map = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k)?;
+        let v = percent_decode(v)?;
+        let value = if let Ok(n) = v.parse::<i64>() {
+            Value::from(n)
+        } else if v == "true" || v == "false" {
+            Value::Bool(v == "true")
+        } else {
+            Value::String(v)
+        };
+        if map.insert(k.clone(), value).is_some() {
+            return Err(ApiError::invalid_field(&k, "given more than once"));
+        }
+    }
+    let value = Value::Object(map);
+    vexil_core::from_value_with_path(value.clone())
+        .or_else(|_| {
+            // A numeric-looking text for a string field (`q=123`): retry with strings only.
+            let strings: serde_json::Map<String, Value> = value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+                    )
+                })
+                .collect();
+            vexil_core::from_value_with_path(Value::Object(strings))
+        })
+        .map_err(|e| {
+            let mut err = ApiError::from(e);
+            if let ApiError::Invalid { message, .. } = &mut err {
+                *message = format!("invalid query parameter: {message}");
+            }
+            err
+        })
+}
+
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(byte.ok_or_else(|| {
+                    ApiError::invalid("malformed percent-encoding in the query string")
+                })?);
+                i += 2;
+            }
+            b'%' => {
+                return Err(ApiError::invalid(
+                    "malformed percent-encoding in the query string",
+                ));
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ApiError::invalid("the query string is not valid UTF-8"))
+}
+
+/// The `If-Match` precondition, if any: a version number, or `*` (any).
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let raw = raw
+            .to_str()
+            .map_err(|_| ApiError::invalid_field("If-Match", "must be an ETag such as \"3\""))?
+            .trim();
+        if raw == "*" {
+            return Ok(IfMatch(None));
+        }
+        let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+        tag.parse::<i64>()
+            .map(|v| IfMatch(Some(v)))
+            .map_err(|_| ApiError::invalid_field("If-Match", "must be an ETag such as \"3\""))
+    }
+}
+
+impl IfMatch {
+    /// 412 unless the precondition holds for a resource at `current`.
+    pub fn check(self, current: i64) -> Result<(), ApiError> {
+        match self.0 {
+            Some(expected) if expected != current => Err(ApiError::PreconditionFailed { current }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Who sent the request, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(512).collect::<String>())
+        };
+        Ok(RequestMeta {
+            ip,
+            user_agent: header("user-agent"),
+            request_id: parts
+                .extensions
+                .get::<super::RequestId>()
+                .map(|r| r.0.clone()),
+        })
+    }
+}
+
+/// Applies an RFC 7386 JSON merge patch: objects merge recursively, `null` removes, and
+/// anything else (arrays included) replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(map) = target {
+        for (k, v) in patch {
+            if v.is_null() {
+                map.remove(k);
+            } else {
+                merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    }
+}
+
+/// Adds `ETag: "<version>"` to a JSON response.
+pub fn with_etag<T: Serialize>(version: i64, body: T) -> Response {
+    let mut response = axum::Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Reads a header as text, if present and valid.
+pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c").unwrap(), "a b c");
+        assert_eq!(percent_decode("%C3%A9").unwrap(), "é");
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%2").is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! The HTTP layer: one module per resource, each exporting `router()`, merged here with the
+//! cross-cutting layers (request ids, logs, metrics, body limit, authentication).
+
+pub mod auth;
+pub mod environments;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod organizations;
+pub mod patch;
+pub mod projects;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Largest accepted request body (DESIGN §4: 413 beyond).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Everything handlers may need; each handler takes only the part it uses (`FromRef`).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for Arc<Store> {
+    fn from_ref(s: &AppState) -> Arc<Store> {
+        s.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Arc<Metrics> {
+        s.metrics.clone()
+    }
+}
+
+/// The id of the current request (from `X-Request-Id` when sane, else generated).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let management = Router::new()
+        .merge(organizations::router())
+        .merge(projects::router())
+        .merge(environments::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+
+    Router::new()
+        .merge(management)
+        .merge(ops::router())
+        .route_layer(middleware::from_fn(capture_route))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Where the inner `capture_route` layer leaves the matched route template for `observe`,
+/// which runs outside routing and so cannot see `MatchedPath` itself.
+#[derive(Debug, Clone, Default)]
+struct RouteSlot(Arc<std::sync::OnceLock<String>>);
+
+async fn capture_route(req: Request, next: Next) -> Response {
+    if let (Some(slot), Some(path)) = (
+        req.extensions().get::<RouteSlot>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
+        let _ = slot.0.set(path.as_str().to_owned());
+    }
+    next.run(req).await
+}
+
+/// Assigns the request id, then logs and measures the request once it is answered.
+async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
+
+    let mut response = next.run(req).await;
+
+    // Unmatched paths share one label so that scanners cannot blow up the metric series.
+    let route = slot.0.get().map_or("unmatched", String::as_str);
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.record(&method, &route, status, elapsed);
+    tracing::info!(
+        request_id = %id, method = %method, route = %route, status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "{method} {route} answered {status}"
+    );
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}

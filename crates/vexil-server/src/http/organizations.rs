@@ -1,0 +1,201 @@
+//! `/api/v1/organizations`: list, create, get, update (merge patch), delete.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{IfMatch, Json, Page, Pagination, Query, RequestMeta, with_etag};
+use super::patch::{Patch, check_comment, check_key, check_name};
+use crate::audit::Actor;
+use crate::store::organizations::{self, Organization};
+use crate::store::{Store, audit, new_id, now_rfc3339, projects};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/organizations",
+            get(list_organizations).post(create_organization),
+        )
+        .route(
+            "/api/v1/organizations/{id}",
+            get(get_organization)
+                .patch(update_organization)
+                .delete(delete_organization),
+        )
+}
+
+async fn list_organizations(
+    State(store): State<Arc<Store>>,
+    Query(p): Query<Pagination>,
+) -> ApiResult<Json<Page<Organization>>> {
+    let p = p.validate()?;
+    let mut conn = store.read().await?;
+    let (items, total) = organizations::list(&mut conn, p.limit, p.offset).await?;
+    Ok(Json(Page::new(items, total, p)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrganization {
+    key: String,
+    name: Option<String>,
+    comment: Option<String>,
+}
+
+async fn create_organization(
+    State(store): State<Arc<Store>>,
+    actor: Actor,
+    meta: RequestMeta,
+    Json(body): Json<CreateOrganization>,
+) -> ApiResult<Response> {
+    check_key("key", &body.key)?;
+    check_comment(body.comment.as_deref())?;
+    let name = body.name.unwrap_or_else(|| body.key.clone());
+    check_name("name", &name)?;
+    let now = now_rfc3339();
+    let org = Organization {
+        id: new_id(),
+        key: body.key,
+        name,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let mut tx = store.write().await?;
+    if organizations::get_by_key(tx.conn(), &org.key)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            format!("organization '{}' already exists", org.key),
+            json!({"key": org.key}),
+        ));
+    }
+    organizations::insert(tx.conn(), &org).await?;
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &actor,
+            action: "organization.create",
+            resource_type: "organization",
+            resource_id: &org.id,
+            before: None,
+            after: Some(json!(org)),
+            comment: body.comment.as_deref(),
+            meta: &meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, with_etag(org.version, &org)).into_response())
+}
+
+async fn get_organization(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let mut conn = store.read().await?;
+    let org = organizations::get(&mut conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &id))?;
+    Ok(with_etag(org.version, &org))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganizationChanges {
+    name: String,
+}
+
+async fn update_organization(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    actor: Actor,
+    meta: RequestMeta,
+    if_match: IfMatch,
+    Json(patch): Json<Patch>,
+) -> ApiResult<Response> {
+    let mut tx = store.write().await?;
+    let before = organizations::get(tx.conn(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &id))?;
+    if_match.check(before.version)?;
+    let changes: OrganizationChanges = patch.apply(
+        json!({"name": before.name}),
+        &["key"],
+        &json!({"key": before.key}),
+    )?;
+    check_name("name", &changes.name)?;
+    let after = Organization {
+        name: changes.name,
+        version: before.version + 1,
+        updated_at: now_rfc3339(),
+        ..before.clone()
+    };
+    organizations::update(tx.conn(), &after).await?;
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &actor,
+            action: "organization.update",
+            resource_type: "organization",
+            resource_id: &id,
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+            comment: patch.comment.as_deref(),
+            meta: &meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(after.version, &after))
+}
+
+async fn delete_organization(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    actor: Actor,
+    meta: RequestMeta,
+    if_match: IfMatch,
+) -> ApiResult<StatusCode> {
+    let mut tx = store.write().await?;
+    let org = organizations::get(tx.conn(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization", &id))?;
+    if_match.check(org.version)?;
+    let n = projects::count_in_organization(tx.conn(), &id).await?;
+    if n > 0 {
+        return Err(ApiError::conflict(
+            format!(
+                "organization '{}' still has {n} project(s); delete them first",
+                org.key
+            ),
+            json!({"projects": n}),
+        ));
+    }
+    organizations::delete(tx.conn(), &id).await?;
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &actor,
+            action: "organization.delete",
+            resource_type: "organization",
+            resource_id: &id,
+            before: Some(json!(org)),
+            after: None,
+            comment: None,
+            meta: &meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

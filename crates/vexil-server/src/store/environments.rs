@@ -1,0 +1,144 @@
+//! Environment queries.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+
+use super::StoreResult;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Environment {
+    pub id: String,
+    pub project_id: String,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub is_production: bool,
+    /// Protected environments need elevated rights to change (roles arrive with users).
+    pub protected: bool,
+    /// Bumped by every change of the environment's ruleset (flags, configs, segments).
+    pub ruleset_version: i64,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "id, project_id, key, name, description, is_production, protected, ruleset_version, version, created_at, updated_at";
+
+pub async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO environments (id, project_id, key, name, description, is_production, protected, \
+         ruleset_version, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&e.id)
+    .bind(&e.project_id)
+    .bind(&e.key)
+    .bind(&e.name)
+    .bind(&e.description)
+    .bind(e.is_production)
+    .bind(e.protected)
+    .bind(e.ruleset_version)
+    .bind(e.version)
+    .bind(&e.created_at)
+    .bind(&e.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Environment>> {
+    let sql = format!("SELECT {COLUMNS} FROM environments WHERE id = $1");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn get_by_key(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Option<Environment>> {
+    let sql = format!("SELECT {COLUMNS} FROM environments WHERE project_id = $1 AND key = $2");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Every environment of a project, ordered by key.
+pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult<Vec<Environment>> {
+    let sql = format!("SELECT {COLUMNS} FROM environments WHERE project_id = $1 ORDER BY key");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_all(conn)
+        .await?)
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Environment>, i64)> {
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE project_id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM environments WHERE project_id = $1 ORDER BY key LIMIT $2 OFFSET $3"
+    );
+    let items = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE environments SET name = $1, description = $2, is_production = $3, protected = $4, \
+         version = $5, updated_at = $6 WHERE id = $7",
+    )
+    .bind(&e.name)
+    .bind(&e.description)
+    .bind(e.is_production)
+    .bind(e.protected)
+    .bind(e.version)
+    .bind(&e.updated_at)
+    .bind(&e.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM environments WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Bumps the ruleset version of one environment (after a change of its flags' configuration).
+pub async fn bump_ruleset(conn: &mut AnyConnection, environment_id: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1")
+        .bind(environment_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Bumps the ruleset version of every environment of a project (after a flag definition or
+/// segment change, which all environments see).
+pub async fn bump_project_rulesets(conn: &mut AnyConnection, project_id: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The store: every SQL query lives under this module. One query text serves SQLite and
+//! PostgreSQL (sqlx's `Any` driver; `$N` parameters work on both), with the few dialect
+//! differences isolated in `sqlite.rs` and `postgres.rs`.
+//!
+//! Writes go through [`Store::write`], which serializes them (the audit hash chain needs a
+//! total order) and opens a transaction: a mutation, its audit entry and its revision
+//! commit together or not at all.
+
+pub mod audit;
+pub mod environments;
+pub mod organizations;
+mod postgres;
+pub mod projects;
+pub mod segments;
+mod sqlite;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the store, classified for the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint failed (duplicate key).
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+    /// The database cannot be reached; the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A stored document could not be decoded: data written by a newer or broken version.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Duplicate(db.message().to_owned())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database handle shared by all requests.
+#[derive(Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serializes writers within this process. Held across `.await` (the whole write
+    /// transaction), hence tokio's mutex rather than std's.
+    write_lock: Mutex<()>,
+}
+
+/// A write transaction holding the process-wide write lock until commit or drop.
+#[derive(Debug)]
+pub struct WriteTx<'a> {
+    pub tx: Transaction<'static, Any>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl WriteTx<'_> {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Arc<Store>> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL: expected sqlite://PATH or postgres://…");
+        };
+        let (url, max) = match backend {
+            Backend::Sqlite => (sqlite::connect_url(url), 8),
+            Backend::Postgres => (url.to_owned(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => sqlite::prepare_connection(conn).await,
+                        Backend::Postgres => Ok(()),
+                    }
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot connect to the {backend:?} database"))?;
+        Ok(Arc::new(Store {
+            pool,
+            backend,
+            write_lock: Mutex::new(()),
+        }))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlite::MIGRATOR.run(&self.pool).await,
+            Backend::Postgres => postgres::MIGRATOR.run(&self.pool).await,
+        }
+        .context("applying database migrations")
+    }
+
+    /// A connection for reads.
+    pub async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Starts a serialized write transaction.
+    pub async fn write(&self) -> StoreResult<WriteTx<'_>> {
+        let guard = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Other nodes of a cluster write too: serialize across processes as well.
+            postgres::lock_writes(&mut tx).await?;
+        }
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The current time as stored: fixed-width RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    vexil_core::time::format_rfc3339(now_ms())
+}
+
+/// A new time-ordered UUID (v7) as text.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

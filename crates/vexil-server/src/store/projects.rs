@@ -1,0 +1,141 @@
+//! Project queries.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+
+use super::StoreResult;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Project {
+    pub id: String,
+    pub organization_id: String,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str =
+    "id, organization_id, key, name, description, version, created_at, updated_at";
+
+pub async fn insert(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO projects (id, organization_id, key, name, description, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&p.id)
+    .bind(&p.organization_id)
+    .bind(&p.key)
+    .bind(&p.name)
+    .bind(&p.description)
+    .bind(p.version)
+    .bind(&p.created_at)
+    .bind(&p.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Project>> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn get_by_key(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    key: &str,
+) -> StoreResult<Option<Project>> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE organization_id = $1 AND key = $2");
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(organization_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Projects, optionally of one organization, ordered by key.
+pub async fn list(
+    conn: &mut AnyConnection,
+    organization_id: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Project>, i64)> {
+    let Some(org) = organization_id else {
+        let total = sqlx::query_scalar("SELECT COUNT(*) FROM projects")
+            .fetch_one(&mut *conn)
+            .await?;
+        let sql = format!("SELECT {COLUMNS} FROM projects ORDER BY key, id LIMIT $1 OFFSET $2");
+        let items = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(conn)
+            .await?;
+        return Ok((items, total));
+    };
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE organization_id = $1")
+        .bind(org)
+        .fetch_one(&mut *conn)
+        .await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE organization_id = $1 ORDER BY key, id LIMIT $2 OFFSET $3"
+    );
+    let items = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(org)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
+    sqlx::query("UPDATE projects SET name = $1, description = $2, version = $3, updated_at = $4 WHERE id = $5")
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.version)
+        .bind(&p.updated_at)
+        .bind(&p.id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Number of projects in an organization (an organization with projects cannot be deleted).
+pub async fn count_in_organization(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE organization_id = $1")
+            .bind(organization_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// `(flags, segments)` in a project: a project holding either cannot be deleted.
+pub async fn count_contents(conn: &mut AnyConnection, project_id: &str) -> StoreResult<(i64, i64)> {
+    let flags = sqlx::query_scalar("SELECT COUNT(*) FROM flags WHERE project_id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let segments = sqlx::query_scalar("SELECT COUNT(*) FROM segments WHERE project_id = $1")
+        .bind(project_id)
+        .fetch_one(conn)
+        .await?;
+    Ok((flags, segments))
+}
