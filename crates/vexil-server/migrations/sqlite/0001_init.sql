@@ -1,5 +1,6 @@
 -- Vexil schema, SQLite flavour. Identifiers are UUID text, timestamps are RFC 3339 UTC text
--- of fixed width (so they sort chronologically), JSON documents are text.
+-- of fixed width (so they sort chronologically), JSON documents are text, booleans are 0/1
+-- integers (sqlx's Any driver, which serves both backends, has no SQLite boolean).
 
 CREATE TABLE organizations (
     id TEXT PRIMARY KEY,
@@ -28,8 +29,8 @@ CREATE TABLE environments (
     key TEXT NOT NULL,
     name TEXT NOT NULL,
     description TEXT NOT NULL,
-    is_production BOOLEAN NOT NULL,
-    protected BOOLEAN NOT NULL,
+    is_production INTEGER NOT NULL,
+    protected INTEGER NOT NULL,
     -- Bumped by every change that alters the environment's ruleset.
     ruleset_version INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -47,9 +48,9 @@ CREATE TABLE flags (
     kind TEXT NOT NULL,
     variations TEXT NOT NULL,
     tags TEXT NOT NULL,
-    client_side BOOLEAN NOT NULL,
-    temporary BOOLEAN NOT NULL,
-    archived BOOLEAN NOT NULL,
+    client_side INTEGER NOT NULL,
+    temporary INTEGER NOT NULL,
+    archived INTEGER NOT NULL,
     version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
@@ -60,7 +61,7 @@ CREATE INDEX flags_project_updated ON flags (project_id, updated_at);
 CREATE TABLE flag_configs (
     flag_id TEXT NOT NULL REFERENCES flags(id) ON DELETE CASCADE,
     environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
-    enabled BOOLEAN NOT NULL,
+    enabled INTEGER NOT NULL,
     config TEXT NOT NULL,
     version INTEGER NOT NULL,
     updated_at TEXT NOT NULL,

@@ -1,14 +1,18 @@
 //! The HTTP layer: one module per resource, each exporting `router()`, merged here with the
 //! cross-cutting layers (request ids, logs, metrics, body limit, authentication).
 
+pub mod audit_logs;
 pub mod auth;
 pub mod environments;
 pub mod error;
 pub mod extract;
+pub mod flag_configs;
+pub mod flags;
 pub mod ops;
 pub mod organizations;
 pub mod patch;
 pub mod projects;
+pub mod segments;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .merge(organizations::router())
         .merge(projects::router())
         .merge(environments::router())
+        .merge(flags::router())
+        .merge(flag_configs::router())
+        .merge(segments::router())
+        .merge(audit_logs::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -103,7 +111,7 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let route = slot.0.get().map_or("unmatched", String::as_str);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    metrics.record(&method, &route, status, elapsed);
+    metrics.record(&method, route, status, elapsed);
     tracing::info!(
         request_id = %id, method = %method, route = %route, status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,

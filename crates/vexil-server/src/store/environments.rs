@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
-use super::StoreResult;
+use super::{DbBool, StoreResult};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Environment {
@@ -12,8 +12,10 @@ pub struct Environment {
     pub key: String,
     pub name: String,
     pub description: String,
+    #[sqlx(try_from = "DbBool")]
     pub is_production: bool,
     /// Protected environments need elevated rights to change (roles arrive with users).
+    #[sqlx(try_from = "DbBool")]
     pub protected: bool,
     /// Bumped by every change of the environment's ruleset (flags, configs, segments).
     pub ruleset_version: i64,
@@ -34,8 +36,8 @@ pub async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()
     .bind(&e.key)
     .bind(&e.name)
     .bind(&e.description)
-    .bind(e.is_production)
-    .bind(e.protected)
+    .bind(i64::from(e.is_production))
+    .bind(i64::from(e.protected))
     .bind(e.ruleset_version)
     .bind(e.version)
     .bind(&e.created_at)
@@ -104,8 +106,8 @@ pub async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()
     )
     .bind(&e.name)
     .bind(&e.description)
-    .bind(e.is_production)
-    .bind(e.protected)
+    .bind(i64::from(e.is_production))
+    .bind(i64::from(e.protected))
     .bind(e.version)
     .bind(&e.updated_at)
     .bind(&e.id)

@@ -173,6 +173,34 @@ impl Store {
     }
 }
 
+/// A boolean column, stored as the integer 0 or 1 on both backends (the `Any` driver cannot
+/// decode SQLite booleans). Rows read it with `#[sqlx(try_from = "DbBool")]`; binds use
+/// `i64::from(b)`.
+#[derive(Debug, Clone, Copy)]
+pub struct DbBool(pub bool);
+
+impl sqlx::Type<Any> for DbBool {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for DbBool {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, Any>>::decode(value).map(|i| DbBool(i != 0))
+    }
+}
+
+impl From<DbBool> for bool {
+    fn from(b: DbBool) -> bool {
+        b.0
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

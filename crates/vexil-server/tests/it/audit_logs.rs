@@ -1,0 +1,1 @@
+//! Tests of audit_logs (filled in this session).

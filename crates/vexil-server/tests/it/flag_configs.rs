@@ -1,0 +1,1 @@
+//! Tests of flag_configs (filled in this session).

@@ -1,0 +1,1 @@
+//! Tests of flags (filled in this session).

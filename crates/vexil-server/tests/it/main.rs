@@ -1,0 +1,16 @@
+//! The server's integration tests: each spawns the real server on 127.0.0.1:0 with a fresh
+//! database and drives it over HTTP, once on SQLite and once on PostgreSQL.
+//!
+//! PostgreSQL runs need `VEXIL_TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`);
+//! each test creates and drops its own database. Without the variable those runs skip with
+//! a message, unless `VEXIL_REQUIRE_POSTGRES=1`, which makes a skip a failure (CI sets it).
+
+mod audit_logs;
+mod flag_configs;
+mod flags;
+mod helpers;
+mod management;
+mod ops;
+mod segments;
+
+pub(crate) use helpers::*;

@@ -1,0 +1,1 @@
+//! Tests of segments (filled in this session).
