@@ -33,7 +33,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn list_environments(
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/environments", tag = "environments", params(("project_id" = String, Path, description = "Parent id"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of environments"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn list_environments(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     Query(p): Query<Pagination>,
@@ -49,7 +50,7 @@ async fn list_environments(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateEnvironment {
+pub(crate) struct CreateEnvironment {
     key: String,
     name: Option<String>,
     #[serde(default)]
@@ -61,7 +62,8 @@ struct CreateEnvironment {
     comment: Option<String>,
 }
 
-async fn create_environment(
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/environments", tag = "environments", params(("project_id" = String, Path)), request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_environment(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     actor: Actor,
@@ -119,7 +121,8 @@ async fn create_environment(
     Ok((StatusCode::CREATED, with_etag(env.version, &env)).into_response())
 }
 
-async fn get_environment(
+#[utoipa::path(get, path = "/api/v1/environments/{id}", tag = "environments", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_environment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -132,14 +135,15 @@ async fn get_environment(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnvironmentChanges {
+pub(crate) struct EnvironmentChanges {
     name: String,
     description: String,
     is_production: bool,
     protected: bool,
 }
 
-async fn update_environment(
+#[utoipa::path(patch, path = "/api/v1/environments/{id}", tag = "environments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version")))]
+pub(crate) async fn update_environment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
@@ -188,7 +192,8 @@ async fn update_environment(
     Ok(with_etag(after.version, &after))
 }
 
-async fn delete_environment(
+#[utoipa::path(delete, path = "/api/v1/environments/{id}", tag = "environments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown id"), (status = 409, description = "Still referenced or not empty; `details` says by what"), (status = 412, description = "Version mismatch")))]
+pub(crate) async fn delete_environment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod flag_configs;
 pub mod flags;
+pub mod openapi;
 pub mod ops;
 pub mod organizations;
 pub mod patch;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(management)
         .merge(ops::router())
+        .merge(openapi::router())
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -21,12 +21,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The process is up.
-async fn health() -> impl IntoResponse {
+#[utoipa::path(get, path = "/health", tag = "operations", security(()), responses((status = 200, description = "The process is up")))]
+pub(crate) async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// The store answers (and, with the evaluation plane, snapshots are loaded).
-async fn ready(State(store): State<Arc<Store>>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "The database is unreachable")))]
+pub(crate) async fn ready(State(store): State<Arc<Store>>) -> impl IntoResponse {
     if store.ping().await {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
@@ -37,7 +39,8 @@ async fn ready(State(store): State<Arc<Store>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics.render(),

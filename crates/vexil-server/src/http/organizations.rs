@@ -32,7 +32,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn list_organizations(
+#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations", params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of organizations"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn list_organizations(
     State(store): State<Arc<Store>>,
     Query(p): Query<Pagination>,
 ) -> ApiResult<Json<Page<Organization>>> {
@@ -44,13 +45,14 @@ async fn list_organizations(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateOrganization {
+pub(crate) struct CreateOrganization {
     key: String,
     name: Option<String>,
     comment: Option<String>,
 }
 
-async fn create_organization(
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_organization(
     State(store): State<Arc<Store>>,
     actor: Actor,
     meta: RequestMeta,
@@ -98,7 +100,8 @@ async fn create_organization(
     Ok((StatusCode::CREATED, with_etag(org.version, &org)).into_response())
 }
 
-async fn get_organization(
+#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -111,11 +114,12 @@ async fn get_organization(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OrganizationChanges {
+pub(crate) struct OrganizationChanges {
     name: String,
 }
 
-async fn update_organization(
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version")))]
+pub(crate) async fn update_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
@@ -159,7 +163,8 @@ async fn update_organization(
     Ok(with_etag(after.version, &after))
 }
 
-async fn delete_organization(
+#[utoipa::path(delete, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown id"), (status = 409, description = "Still referenced or not empty; `details` says by what"), (status = 412, description = "Version mismatch")))]
+pub(crate) async fn delete_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,

@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListProjects {
+pub(crate) struct ListProjects {
     organization_id: Option<String>,
     #[serde(default = "default_limit")]
     limit: i64,
@@ -44,7 +44,8 @@ fn default_limit() -> i64 {
     50
 }
 
-async fn list_projects(
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(("organization_id" = Option<String>, Query, description = "Only projects of this organization"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of projects"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn list_projects(
     State(store): State<Arc<Store>>,
     Query(q): Query<ListProjects>,
 ) -> ApiResult<Json<Page<Project>>> {
@@ -61,7 +62,7 @@ async fn list_projects(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateProject {
+pub(crate) struct CreateProject {
     organization_id: String,
     key: String,
     name: Option<String>,
@@ -70,7 +71,8 @@ struct CreateProject {
     comment: Option<String>,
 }
 
-async fn create_project(
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_project(
     State(store): State<Arc<Store>>,
     actor: Actor,
     meta: RequestMeta,
@@ -175,7 +177,8 @@ pub(crate) async fn create_with_environments(
     Ok(())
 }
 
-async fn get_project(
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -188,12 +191,13 @@ async fn get_project(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProjectChanges {
+pub(crate) struct ProjectChanges {
     name: String,
     description: String,
 }
 
-async fn update_project(
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version")))]
+pub(crate) async fn update_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
@@ -239,7 +243,8 @@ async fn update_project(
     Ok(with_etag(after.version, &after))
 }
 
-async fn delete_project(
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown id"), (status = 409, description = "Still referenced or not empty; `details` says by what"), (status = 412, description = "Version mismatch")))]
+pub(crate) async fn delete_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,

@@ -41,3 +41,22 @@ both_backends! {
         assert!(err["details"]["fields"]["key"].as_str().unwrap().contains("invalid type"), "{err}");
     }
 }
+
+both_backends! {
+    async fn openapi_document_and_swagger_ui_are_served_offline(app) {
+        let doc = json_ok(app.anonymous(Method::GET, "/api-docs/openapi.json").send().await.unwrap()).await;
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+        for path in ["/api/v1/organizations", "/api/v1/projects/{id}", "/api/v1/environments/{id}", "/health"] {
+            assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        }
+        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        let page = app.anonymous(Method::GET, "/docs/").send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("swagger-ui"), "{html}");
+        // The UI's script comes from the server itself, not a CDN.
+        let js = app.anonymous(Method::GET, "/docs/swagger-ui-bundle.js").send().await.unwrap();
+        assert_eq!(js.status(), 200);
+        assert!(!html.contains("unpkg.com") && !html.contains("cdn."), "Swagger UI must not load from the internet");
+    }
+}
