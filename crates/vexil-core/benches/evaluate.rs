@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vexil_core::Snapshot;
+use vexil_core::{Change, Snapshot};
 
 mod fixtures;
 
@@ -48,6 +48,22 @@ fn compile(c: &mut Criterion) {
         b.iter(|| Snapshot::compile(black_box(&ruleset)))
     });
     group.finish();
+
+    // One flag changed in a 10,000-flag snapshot: only that flag is compiled and checked.
+    let snapshot = Snapshot::compile(&ruleset).expect("valid");
+    let mut changed = ruleset.flags["five-rules"].clone();
+    changed.enabled = false;
+    c.bench_function("apply_one_flag_change_10000_flags", |b| {
+        b.iter(|| {
+            snapshot.apply(
+                2,
+                black_box(&[Change::UpsertFlag {
+                    key: "five-rules",
+                    def: &changed,
+                }]),
+            )
+        })
+    });
 }
 
 criterion_group!(benches, single, bulk, compile);

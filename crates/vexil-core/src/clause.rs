@@ -233,6 +233,14 @@ pub(crate) struct CompiledClause {
 }
 
 impl CompiledClause {
+    /// Segment keys this clause refers to (for cycle and reference checks).
+    pub(crate) fn segment_refs(&self) -> &[Box<str>] {
+        match &self.matcher {
+            Matcher::InSegment(keys) => keys,
+            _ => &[],
+        }
+    }
+
     #[inline]
     pub(crate) fn matches(&self, env: &Env<'_>, segments: &dyn Segments, depth: usize) -> bool {
         match &self.matcher {

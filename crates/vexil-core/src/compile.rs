@@ -116,7 +116,12 @@ impl Snapshot {
                     format!("invalid flag key: {KEY_RULE}"),
                 ));
             }
-            let lookup = |k: &str| ruleset.flags.get(k);
+            let lookup = |k: &str, v: &str| {
+                ruleset
+                    .flags
+                    .get(k)
+                    .map(|f| f.variations.iter().any(|x| x.key == v))
+            };
             if let Some(flag) = compile_flag(key, def, &path, &lookup, &segment_exists, &mut errors)
             {
                 flags.insert(flag.key.clone(), Arc::new(flag));
@@ -157,7 +162,7 @@ impl Snapshot {
     }
 }
 
-fn compile_segment(
+pub(crate) fn compile_segment(
     def: &SegmentDef,
     path: &str,
     segment_exists: &dyn Fn(&str) -> bool,
@@ -182,12 +187,17 @@ fn compile_segment(
     })
 }
 
-/// Compiles one flag. `flag_lookup` resolves other flags (for prerequisites).
-pub(crate) fn compile_flag<'r>(
+/// Answers, for another flag `k` and a variation key `v`: `None` when flag `k` does not
+/// exist, else whether it has variation `v`. Lets prerequisites be checked against a
+/// ruleset being compiled or against an existing snapshot alike.
+pub(crate) type FlagVariations<'a> = dyn Fn(&str, &str) -> Option<bool> + 'a;
+
+/// Compiles one flag. `flag_variations` resolves other flags (for prerequisites).
+pub(crate) fn compile_flag(
     key: &str,
     def: &FlagDef,
     path: &str,
-    flag_lookup: &dyn Fn(&str) -> Option<&'r FlagDef>,
+    flag_variations: &FlagVariations<'_>,
     segment_exists: &dyn Fn(&str) -> bool,
     errors: &mut Vec<ValidationError>,
 ) -> Option<CompiledFlag> {
@@ -326,14 +336,14 @@ pub(crate) fn compile_flag<'r>(
                 format!("duplicate prerequisite '{}'", p.flag),
             );
         }
-        let Some(other) = flag_lookup(&p.flag) else {
+        if flag_variations(&p.flag, "").is_none() {
             err(
                 errors,
                 format!("{ppath}.flag"),
                 format!("unknown flag '{}'", p.flag),
             );
             continue;
-        };
+        }
         if p.variations.is_empty() {
             err(
                 errors,
@@ -342,7 +352,7 @@ pub(crate) fn compile_flag<'r>(
             );
         }
         for (vi, v) in p.variations.iter().enumerate() {
-            if !other.variations.iter().any(|ov| &ov.key == v) {
+            if flag_variations(&p.flag, v) != Some(true) {
                 err(
                     errors,
                     format!("{ppath}.variations[{vi}]"),

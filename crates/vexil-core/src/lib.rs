@@ -24,6 +24,7 @@ mod fxhash;
 pub mod hash;
 mod model;
 pub mod time;
+mod update;
 
 pub use clause::NOW_ATTRIBUTE;
 pub use compile::{Snapshot, TOTAL_WEIGHT, is_valid_key};
@@ -34,3 +35,4 @@ pub use model::{
     Clause, FlagDef, FlagType, Op, Prerequisite, Rollout, Rule, Ruleset, SegmentDef, SegmentRule,
     Serve, Target, Variation, WeightedVariation, from_json_with_path, from_value_with_path,
 };
+pub use update::Change;

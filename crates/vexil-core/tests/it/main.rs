@@ -2,6 +2,7 @@
 //! validation messages, and property tests.
 
 mod properties;
+mod update;
 mod validation;
 mod vectors;
 

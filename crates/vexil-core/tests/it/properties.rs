@@ -72,7 +72,7 @@ fn arb_clause() -> impl Strategy<Value = Value> {
 }
 
 /// Ruleset-shaped JSON: often valid, often subtly not (dangling references, cycles).
-fn arb_ruleset() -> impl Strategy<Value = Value> {
+pub(crate) fn arb_ruleset() -> impl Strategy<Value = Value> {
     let keys = prop::sample::select(vec!["a", "b", "c"]);
     let serve = prop_oneof![
         prop::sample::select(vec!["on", "off", "x"]).prop_map(|v| json!({"variation": v})),
@@ -104,7 +104,7 @@ fn arb_ruleset() -> impl Strategy<Value = Value> {
         .prop_map(|(flags, segments)| json!({"version": 1, "flags": flags, "segments": segments}))
 }
 
-fn arb_context() -> impl Strategy<Value = Value> {
+pub(crate) fn arb_context() -> impl Strategy<Value = Value> {
     prop::collection::btree_map(
         prop::sample::select(vec!["targetingKey", "a", "b", "n", "$now"]),
         arb_json(),
