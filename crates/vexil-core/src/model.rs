@@ -239,8 +239,8 @@ pub struct FlagDef {
     pub client_side: bool,
     #[serde(default)]
     pub version: u64,
-    /// Archived flags evaluate as missing. The server leaves them out of the rulesets it
-    /// serves; the field exists so that files and test vectors can say it explicitly.
+    /// Archived flags evaluate as missing. Stored rulesets keep them (marked) so that
+    /// references and history stay checkable; what SDKs receive is the evaluation plane's choice.
     #[serde(default, skip_serializing_if = "is_false")]
     pub archived: bool,
 }
@@ -291,7 +291,15 @@ pub fn from_value_with_path<T: serde::de::DeserializeOwned>(
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ValidationErrors {
     let path = e.path().to_string();
-    let path = if path == "." { String::new() } else { path };
+    let mut path = if path == "." { String::new() } else { path };
+    // serde reports a missing field at its parent; point at the field itself.
+    let message = e.inner().to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        path = crate::error::join_path(&path, field);
+    }
     ValidationErrors::from(ValidationError::new(path, e.inner().to_string()))
 }
 

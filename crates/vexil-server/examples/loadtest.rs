@@ -7,6 +7,7 @@
 //! cargo run --release -p vexil-server --example loadtest -- --backend postgres \
 //!     --admin-url postgres://postgres@127.0.0.1:5432/postgres
 //! ```
+#![allow(clippy::print_stdout)] // A command-line report is this program's output.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,9 @@ use sqlx::Connection as _;
 use vexil_server::{App, Config};
 
 const TOKEN: &str = "vx_pat_loadtest-token-0123456789abcdef";
+
+/// Builds the request number `n` of a scenario: method, path and optional JSON body.
+type MakeRequest = dyn Fn(u64) -> (reqwest::Method, String, Option<Value>) + Send + Sync;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -105,7 +109,11 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     println!("backend {}, seeding {} flags…", args.backend, args.flags);
     let mut flag_ids = Vec::with_capacity(args.flags);
     for i in 0..args.flags {
-        let tag = if i % 10 == 0 { "checkout" } else { "misc" };
+        let tag = if i.is_multiple_of(10) {
+            "checkout"
+        } else {
+            "misc"
+        };
         let body =
             json!({"key": format!("flag-{i:05}"), "name": format!("Flag {i}"), "tags": [tag]});
         let flag = api
@@ -120,15 +128,12 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let flag_ids = Arc::new(flag_ids);
 
     let rule = |n: u64| {
-        json!({"enabled": n % 2 == 0, "rules": [{"clauses": [
+        json!({"enabled": n.is_multiple_of(2), "rules": [{"clauses": [
             {"attribute": "email", "op": "ends_with", "values": ["@acme.com"]},
             {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
             "serve": {"variation": "on"}}], "comment": format!("load test change {n}")})
     };
-    let scenarios: Vec<(
-        &str,
-        Box<dyn Fn(u64) -> (reqwest::Method, String, Option<Value>) + Send + Sync>,
-    )> = vec![
+    let scenarios: Vec<(&str, Box<MakeRequest>)> = vec![
         (
             "PATCH flag config",
             Box::new({
@@ -161,8 +166,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         ),
     ];
     for (name, make) in scenarios {
-        let make: Arc<dyn Fn(u64) -> (reqwest::Method, String, Option<Value>) + Send + Sync> =
-            Arc::from(make);
+        let make: Arc<MakeRequest> = Arc::from(make);
         let stats = drive(&api, args.clients, Duration::from_secs(args.seconds), make).await;
         stats.print(name);
     }
@@ -235,12 +239,7 @@ impl Stats {
     }
 }
 
-async fn drive(
-    api: &Api,
-    clients: usize,
-    duration: Duration,
-    make: Arc<dyn Fn(u64) -> (reqwest::Method, String, Option<Value>) + Send + Sync>,
-) -> Stats {
+async fn drive(api: &Api, clients: usize, duration: Duration, make: Arc<MakeRequest>) -> Stats {
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

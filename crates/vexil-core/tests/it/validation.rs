@@ -210,3 +210,15 @@ fn a_valid_ruleset_has_no_problems() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_missing_field_is_reported_at_its_own_path() {
+    let found = problems(
+        json!({"flags": {"f": {"type": "boolean", "variations": [{"key": "on", "value": true}], "fallthrough": {"variation": "on"}}}}),
+    );
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("flags.f.off_variation: missing field `off_variation`"),
+        "{found:?}"
+    );
+}

@@ -1,9 +1,103 @@
-//! Placeholder module slot; filled in by the work on issue 3 in this session.
+//! The audit trail: `GET /api/v1/audit-logs` (newest first, filtered), `GET
+//! /api/v1/audit-logs/{id}` and `GET /api/v1/audit-logs/verify`, which walks the hash chain.
+
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use serde::Deserialize;
+use vexil_core::time::{format_rfc3339, parse_rfc3339};
 
 use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Page, Pagination, Query};
+use crate::audit::AuditEntry;
+use crate::store::{Store, audit};
 
 pub fn router() -> Router<AppState> {
+    // A literal segment outranks a parameter in axum's router, so `verify` never reaches
+    // `get_audit_log` as an id, whatever the order of these routes.
     Router::new()
+        .route("/api/v1/audit-logs", get(list_audit_logs))
+        .route("/api/v1/audit-logs/verify", get(verify_audit_log))
+        .route("/api/v1/audit-logs/{id}", get(get_audit_log))
+}
+
+/// Filters are exact matches; `since` is inclusive and `until` exclusive, so consecutive
+/// windows neither overlap nor leave gaps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListAuditLogs {
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    actor_id: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+async fn list_audit_logs(
+    State(store): State<Arc<Store>>,
+    Query(q): Query<ListAuditLogs>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let p = Pagination {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .validate()?;
+    let filter = audit::Filter {
+        since: q
+            .since
+            .as_deref()
+            .map(|t| stored_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| stored_time("until", t))
+            .transpose()?,
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        actor_id: q.actor_id,
+        action: q.action,
+    };
+    let mut conn = store.read().await?;
+    let (items, total) = audit::list(&mut conn, &filter, p.limit, p.offset).await?;
+    Ok(Json(Page::new(items, total, p)))
+}
+
+/// An RFC 3339 timestamp in the stored form (UTC, milliseconds, fixed width), whose text
+/// order is time order: any offset or precision the caller used is normalized away.
+fn stored_time(field: &str, text: &str) -> ApiResult<String> {
+    parse_rfc3339(text).map(format_rfc3339).ok_or_else(|| {
+        ApiError::invalid_field(
+            field,
+            "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z",
+        )
+    })
+}
+
+async fn get_audit_log(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AuditEntry>> {
+    let mut conn = store.read().await?;
+    let entry = audit::get(&mut conn, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("audit log entry", &id))?;
+    Ok(Json(entry))
+}
+
+async fn verify_audit_log(State(store): State<Arc<Store>>) -> ApiResult<Json<audit::Verification>> {
+    let mut conn = store.read().await?;
+    Ok(Json(audit::verify(&mut conn).await?))
 }

@@ -17,7 +17,7 @@ use super::extract::{IfMatch, Json, Page, Pagination, Query, RequestMeta, with_e
 use super::patch::{Patch, check_comment, check_description, check_key, check_name};
 use crate::audit::Actor;
 use crate::store::environments::{self, Environment};
-use crate::store::{Store, audit, new_id, now_rfc3339, projects};
+use crate::store::{Store, audit, flags, new_id, now_rfc3339, projects};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -103,6 +103,8 @@ pub(crate) async fn create_environment(
         updated_at: now,
     };
     environments::insert(tx.conn(), &env).await?;
+    // Every existing flag of the project gets its initial configuration (and revision 1).
+    flags::configs::create_for_environment(tx.conn(), &env, &actor).await?;
     audit::append(
         tx.conn(),
         audit::NewEntry {

@@ -125,80 +125,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded_like(query).map(Query)
+        parse_query(query).map(Query)
     }
 }
 
-/// Parses a query string into `T` through a JSON object of strings, so numbers and
-/// booleans are accepted from their text (`limit=10`, `archived=true`).
-fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let mut map = serde_json::Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k)?;
-        let v = percent_decode(v)?;
-        let value = if let Ok(n) = v.parse::<i64>() {
-            Value::from(n)
-        } else if v == "true" || v == "false" {
-            Value::Bool(v == "true")
-        } else {
-            Value::String(v)
-        };
-        if map.insert(k.clone(), value).is_some() {
-            return Err(ApiError::invalid_field(&k, "given more than once"));
+/// Parses a query string into `T` (which should reject unknown fields): values stay text
+/// unless `T` asks for a number or boolean, so `resource_id=007` keeps its zeros.
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let keys: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or(p, |(k, _)| k))
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        if keys[..i].contains(key) {
+            return Err(ApiError::invalid_field(key, "given more than once"));
         }
     }
-    let value = Value::Object(map);
-    vexil_core::from_value_with_path(value.clone())
-        .or_else(|_| {
-            // A numeric-looking text for a string field (`q=123`): retry with strings only.
-            let strings: serde_json::Map<String, Value> = value
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Value::String(v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
-                    )
-                })
-                .collect();
-            vexil_core::from_value_with_path(Value::Object(strings))
-        })
-        .map_err(|e| {
-            let mut err = ApiError::from(e);
-            if let ApiError::Invalid { message, .. } = &mut err {
-                *message = format!("invalid query parameter: {message}");
-            }
-            err
-        })
-}
-
-fn percent_decode(s: &str) -> Result<String, ApiError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(byte.ok_or_else(|| {
-                    ApiError::invalid("malformed percent-encoding in the query string")
-                })?);
-                i += 2;
-            }
-            b'%' => {
-                return Err(ApiError::invalid(
-                    "malformed percent-encoding in the query string",
-                ));
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| ApiError::invalid("the query string is not valid UTF-8"))
+    serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::invalid(format!("invalid query parameter: {e}")))
 }
 
 /// The `If-Match` precondition, if any: a version number, or `*` (any).
@@ -315,13 +260,5 @@ mod tests {
         let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
         merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
         assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c").unwrap(), "a b c");
-        assert_eq!(percent_decode("%C3%A9").unwrap(), "é");
-        assert!(percent_decode("%zz").is_err());
-        assert!(percent_decode("%2").is_err());
     }
 }

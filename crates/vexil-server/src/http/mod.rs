@@ -14,6 +14,7 @@ pub mod organizations;
 pub mod patch;
 pub mod projects;
 pub mod segments;
+pub mod simple;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flag_configs::router())
         .merge(segments::router())
         .merge(audit_logs::router())
+        .merge(simple::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(reject_control_characters))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -89,6 +92,27 @@ async fn capture_route(req: Request, next: Next) -> Response {
         req.extensions().get::<MatchedPath>(),
     ) {
         let _ = slot.0.set(path.as_str().to_owned());
+    }
+    next.run(req).await
+}
+
+/// No id or key contains control characters, and PostgreSQL text refuses NUL: a path with
+/// a percent-encoded control character is answered 404 before it reaches a query.
+async fn reject_control_characters(req: Request, next: Next) -> Response {
+    let path = req.uri().path().as_bytes();
+    let mut i = 0;
+    while i + 2 < path.len() {
+        if path[i] == b'%' {
+            let hex = [path[i + 1], path[i + 2]];
+            if let Some(byte) = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                && (byte < 0x20 || byte == 0x7f)
+            {
+                return error::ApiError::NotFound("no such resource".into()).into_response();
+            }
+        }
+        i += 1;
     }
     next.run(req).await
 }

@@ -68,7 +68,23 @@ pub fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Text columns refuse NUL on PostgreSQL, and no name or comment needs control characters
+/// other than line breaks and tabs.
+fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    check_text(field, name)?;
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME || name.trim().is_empty() {
         return Err(ApiError::invalid_field(
@@ -80,6 +96,7 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
 }
 
 pub fn check_description(field: &str, text: &str) -> Result<(), ApiError> {
+    check_text(field, text)?;
     if text.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::invalid_field(
             field,
@@ -90,6 +107,9 @@ pub fn check_description(field: &str, text: &str) -> Result<(), ApiError> {
 }
 
 pub fn check_comment(comment: Option<&str>) -> Result<(), ApiError> {
+    if let Some(c) = comment {
+        check_text("comment", c)?;
+    }
     match comment {
         Some(c) if c.chars().count() > MAX_COMMENT => Err(ApiError::invalid_field(
             "comment",

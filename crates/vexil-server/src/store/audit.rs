@@ -73,6 +73,17 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
             .fetch_optional(&mut *conn)
             .await?;
     let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
+    // The hash must cover the documents exactly as `verify` will read them back, and
+    // serde_json's default float parsing does not round-trip every `f64` (a clause value
+    // such as 1.079907802215119e-66 comes back one bit off). So the stored text is
+    // produced first and the documents are hashed as parsed from it.
+    let before_doc = e.before.as_ref().map(Value::to_string);
+    let after_doc = e.after.as_ref().map(Value::to_string);
+    let reread = |doc: &Option<String>| {
+        doc.as_deref()
+            .map(serde_json::from_str::<Value>)
+            .transpose()
+    };
     let mut entry = AuditEntry {
         id: new_id(),
         seq: prev_seq + 1,
@@ -81,8 +92,8 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
         action: e.action.to_owned(),
         resource_type: e.resource_type.to_owned(),
         resource_id: e.resource_id.to_owned(),
-        before: e.before,
-        after: e.after,
+        before: reread(&before_doc)?,
+        after: reread(&after_doc)?,
         comment: e.comment.map(str::to_owned),
         ip: e.meta.ip.clone(),
         user_agent: e.meta.user_agent.clone(),
@@ -104,8 +115,8 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
     .bind(&entry.action)
     .bind(&entry.resource_type)
     .bind(&entry.resource_id)
-    .bind(entry.before.as_ref().map(Value::to_string))
-    .bind(entry.after.as_ref().map(Value::to_string))
+    .bind(before_doc)
+    .bind(after_doc)
     .bind(&entry.comment)
     .bind(&entry.ip)
     .bind(&entry.user_agent)
@@ -191,6 +202,8 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Audit
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verification {
     pub valid: bool,
+    /// Entries checked: all of them when the chain is valid, else those up to and
+    /// including the first broken one.
     pub entries: i64,
     /// Id of the first entry whose link or content does not check out.
     pub first_broken: Option<String>,

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod environments;
+pub mod flags;
 pub mod organizations;
 mod postgres;
 pub mod projects;

@@ -1,9 +1,11 @@
 //! Segment queries. A segment's evaluable part (`included`, `excluded`, `rules`) is stored
-//! as one JSON document, the `SegmentDef` of `vexil-core`.
+//! as one JSON document, the `SegmentDef` of `vexil-core`; [`referrers`] finds what still
+//! uses a segment (flag configurations of any environment, other segments).
 
 use serde::Serialize;
+use serde_json::Value;
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
-use vexil_core::SegmentDef;
+use vexil_core::{Op, SegmentDef};
 
 use super::StoreResult;
 
@@ -98,6 +100,20 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Segme
     row.map(Segment::try_from).transpose()
 }
 
+pub async fn get_by_key(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Option<Segment>> {
+    let sql = format!("SELECT {COLUMNS} FROM segments WHERE project_id = $1 AND key = $2");
+    let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Segment::try_from).transpose()
+}
+
 pub async fn list(
     conn: &mut AnyConnection,
     project_id: &str,
@@ -145,4 +161,95 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Something that uses a segment through an `in_segment` clause, which keeps the segment
+/// from being deleted. Serialized as `{"flag", "environment"}` or `{"segment"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Referrer {
+    /// A rule of this flag's configuration in this environment (both keys).
+    Flag { flag: String, environment: String },
+    /// A rule of another segment of the project.
+    Segment { segment: String },
+}
+
+/// Everything in the project that refers to segment `key`: flag configurations first
+/// (by flag, then environment key), then segments (by key).
+pub async fn referrers(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Vec<Referrer>> {
+    // Configurations are JSON text, so the clauses are searched here rather than in SQL,
+    // which keeps one query text for both backends.
+    let configs: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT f.key AS flag_key, e.key AS environment_key, c.config AS config \
+         FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
+         JOIN environments e ON e.id = c.environment_id \
+         WHERE f.project_id = $1 ORDER BY f.key, e.key",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for (flag, environment, config) in configs {
+        let config: Value = serde_json::from_str(&config)?;
+        if config_refers_to(&config, key) {
+            out.push(Referrer::Flag { flag, environment });
+        }
+    }
+    let mut segments = definitions(conn, project_id).await?;
+    segments.sort_by(|a, b| a.0.cmp(&b.0));
+    for (segment, def) in segments {
+        if segment != key && segment_refers_to(&def, key) {
+            out.push(Referrer::Segment { segment });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a flag configuration document has a rule clause `in_segment` naming `key`. Read
+/// as loose JSON so that this check does not depend on every detail of the config format.
+fn config_refers_to(config: &Value, key: &str) -> bool {
+    fn as_array(v: &Value) -> &[Value] {
+        v.as_array().map_or(&[], Vec::as_slice)
+    }
+    as_array(&config["rules"])
+        .iter()
+        .flat_map(|rule| as_array(&rule["clauses"]))
+        .filter(|clause| clause["op"] == "in_segment")
+        .any(|clause| as_array(&clause["values"]).iter().any(|v| v == key))
+}
+
+/// Whether a segment has a rule clause `in_segment` naming `key`.
+pub fn segment_refers_to(def: &SegmentDef, key: &str) -> bool {
+    referenced_segments(def).any(|k| k == key)
+}
+
+/// The segment keys a segment's rules name through `in_segment`, with duplicates.
+pub fn referenced_segments(def: &SegmentDef) -> impl Iterator<Item = &str> {
+    def.rules
+        .iter()
+        .flat_map(|r| &r.clauses)
+        .filter(|c| c.op == Op::InSegment)
+        .flat_map(|c| &c.values)
+        .filter_map(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_in_segment_clauses_in_flag_configs() {
+        let config = json!({"enabled": true, "rules": [
+            {"clauses": [{"attribute": "email", "op": "ends_with", "values": ["beta"]}], "serve": {"variation": "on"}},
+            {"clauses": [{"op": "in_segment", "values": ["other", "beta"]}], "serve": {"variation": "on"}}
+        ]});
+        assert!(config_refers_to(&config, "beta"));
+        assert!(!config_refers_to(&config, "gamma"));
+        assert!(!config_refers_to(&json!({"rules": "junk"}), "beta"));
+    }
 }

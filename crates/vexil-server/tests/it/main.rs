@@ -12,5 +12,6 @@ mod helpers;
 mod management;
 mod ops;
 mod segments;
+mod simple;
 
 pub(crate) use helpers::*;

@@ -1,0 +1,284 @@
+//! The Simple API (DESIGN §4), for clients that only need on/off: boolean flags by name in
+//! one environment, `/v1/feature-flags/` (list, create) and `/v1/feature-flags/{name}`
+//! (get, update). A management token works in project `default`, environment `production`,
+//! unless `?project=<key>&environment=<key>` says otherwise.
+//!
+//! A flag is `enabled` here when it serves `true` to a context that says nothing about
+//! itself (evaluated by the core, so rules and prerequisites count). Setting `enabled`
+//! turns the flag's configuration in the environment on or off.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::AnyConnection;
+use vexil_core::{Context, FlagType, Snapshot};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Query, RequestMeta};
+use super::flag_configs::{Change, commit_config};
+use super::flags::{create, entry, new_flag};
+use super::patch::check_description;
+use crate::audit::Actor;
+use crate::store::environments::{self, Environment};
+use crate::store::flags::{self, Config, Flag, configs};
+use crate::store::{Store, audit, now_ms, now_rfc3339};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/feature-flags/", get(list_simple).post(create_simple))
+        .route("/v1/feature-flags", get(list_simple).post(create_simple))
+        .route(
+            "/v1/feature-flags/{name}",
+            get(get_simple).put(update_simple),
+        )
+}
+
+/// `?project=&environment=` (keys), defaulting to `default` and `production`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scope {
+    project: Option<String>,
+    environment: Option<String>,
+}
+
+/// A flag as the Simple API shows it.
+#[derive(Debug, Serialize)]
+struct SimpleFlag {
+    name: String,
+    enabled: bool,
+    description: String,
+    created_at: String,
+    updated_at: String,
+}
+
+async fn list_simple(
+    State(store): State<Arc<Store>>,
+    Query(scope): Query<Scope>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = store.read().await?;
+    let env = resolve(&mut conn, scope).await?;
+    let snapshot = snapshot(&mut conn, &env).await?;
+    let flags: Vec<Flag> = flags::list_all(&mut conn, &env.project_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.kind == FlagType::Boolean && !f.archived)
+        .collect();
+    let mut updated_at = env.updated_at.clone();
+    for c in configs::of_environment(&mut conn, &env.id).await? {
+        updated_at = updated_at.max(c.updated_at);
+    }
+    let mut out = Map::new();
+    for f in &flags {
+        updated_at = updated_at.max(f.updated_at.clone());
+        out.insert(f.key.clone(), Value::Bool(is_on(&snapshot, &f.key)));
+    }
+    Ok(Json(
+        json!({"environment": env.key, "flags": out, "updated_at": updated_at}),
+    ))
+}
+
+async fn get_simple(
+    State(store): State<Arc<Store>>,
+    Path(name): Path<String>,
+    Query(scope): Query<Scope>,
+) -> ApiResult<Json<SimpleFlag>> {
+    let mut conn = store.read().await?;
+    let env = resolve(&mut conn, scope).await?;
+    let flag = boolean_flag(&mut conn, &env, &name).await?;
+    Ok(Json(describe(&mut conn, &flag, &env).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSimple {
+    name: String,
+    enabled: Option<bool>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_simple(
+    State(store): State<Arc<Store>>,
+    actor: Actor,
+    meta: RequestMeta,
+    Query(scope): Query<Scope>,
+    Json(body): Json<CreateSimple>,
+) -> ApiResult<Response> {
+    check_description("description", &body.description)?;
+    let mut tx = store.write().await?;
+    let env = resolve(tx.conn(), scope).await?;
+    let flag = new_flag(env.project_id.clone(), body.name, None, None)
+        .map_err(|e| rename_field(e, "key", "name"))?;
+    let flag = Flag {
+        description: body.description,
+        ..flag
+    };
+    create(tx.conn(), &flag, &actor, &meta, None).await?;
+    if body.enabled == Some(true) {
+        set_enabled(tx.conn(), &flag, &env, true, (&actor, &meta)).await?;
+    }
+    let out = describe(tx.conn(), &flag, &env).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateSimple {
+    enabled: Option<bool>,
+    description: Option<String>,
+}
+
+async fn update_simple(
+    State(store): State<Arc<Store>>,
+    Path(name): Path<String>,
+    actor: Actor,
+    meta: RequestMeta,
+    Query(scope): Query<Scope>,
+    Json(body): Json<UpdateSimple>,
+) -> ApiResult<Json<SimpleFlag>> {
+    let mut tx = store.write().await?;
+    let env = resolve(tx.conn(), scope).await?;
+    let mut flag = boolean_flag(tx.conn(), &env, &name).await?;
+    if let Some(description) = body.description.filter(|d| *d != flag.description) {
+        check_description("description", &description)?;
+        flag = describe_flag(tx.conn(), flag, description, (&actor, &meta)).await?;
+    }
+    if let Some(enabled) = body.enabled {
+        set_enabled(tx.conn(), &flag, &env, enabled, (&actor, &meta)).await?;
+    }
+    let out = describe(tx.conn(), &flag, &env).await?;
+    tx.commit().await?;
+    Ok(Json(out))
+}
+
+/// The environment named by the scope (404 for an unknown project or environment).
+async fn resolve(conn: &mut AnyConnection, scope: Scope) -> ApiResult<Environment> {
+    let project = scope.project.unwrap_or_else(|| "default".into());
+    let env_key = scope.environment.unwrap_or_else(|| "production".into());
+    let ids = flags::project_ids_by_key(conn, &project).await?;
+    let project_id = match ids.as_slice() {
+        [one] => one,
+        [] => return Err(ApiError::not_found("project", &project)),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "project",
+                format!("several organizations have a project '{project}'"),
+            ));
+        }
+    };
+    environments::get_by_key(conn, project_id, &env_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("environment", &env_key))
+}
+
+/// A non-archived boolean flag of the environment's project (else 404).
+async fn boolean_flag(conn: &mut AnyConnection, env: &Environment, name: &str) -> ApiResult<Flag> {
+    flags::get_by_key(conn, &env.project_id, name)
+        .await?
+        .filter(|f| f.kind == FlagType::Boolean && !f.archived)
+        .ok_or_else(|| ApiError::not_found("boolean flag", name))
+}
+
+async fn snapshot(conn: &mut AnyConnection, env: &Environment) -> ApiResult<Snapshot> {
+    let ruleset = flags::load_ruleset(conn, &env.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("environment", &env.key))?;
+    Snapshot::compile(&ruleset).map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("the stored ruleset does not compile"))
+    })
+}
+
+/// Whether the flag serves `true` to a context without attributes.
+fn is_on(snapshot: &Snapshot, key: &str) -> bool {
+    snapshot.evaluate(key, &Context::new(), now_ms()).value == Some(&Value::Bool(true))
+}
+
+async fn describe(
+    conn: &mut AnyConnection,
+    flag: &Flag,
+    env: &Environment,
+) -> ApiResult<SimpleFlag> {
+    let config = configs::get(conn, &flag.id, &env.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("boolean flag", &flag.key))?;
+    let snapshot = snapshot(conn, env).await?;
+    Ok(SimpleFlag {
+        name: flag.key.clone(),
+        enabled: is_on(&snapshot, &flag.key),
+        description: flag.description.clone(),
+        created_at: flag.created_at.clone(),
+        updated_at: flag.updated_at.clone().max(config.updated_at),
+    })
+}
+
+/// Turns the flag's configuration in `env` on or off (a no-op when already so).
+async fn set_enabled(
+    conn: &mut AnyConnection,
+    flag: &Flag,
+    env: &Environment,
+    enabled: bool,
+    (actor, meta): (&Actor, &RequestMeta),
+) -> ApiResult<()> {
+    let before = configs::get(conn, &flag.id, &env.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("boolean flag", &flag.key))?;
+    if before.config.enabled != enabled {
+        let config = Config {
+            enabled,
+            ..before.config.clone()
+        };
+        let change = Change::new(actor, meta, "flag_config.update", None);
+        commit_config(conn, flag, &before, config, &change).await?;
+    }
+    Ok(())
+}
+
+/// Stores a new description for the flag (new version, audited).
+async fn describe_flag(
+    conn: &mut AnyConnection,
+    flag: Flag,
+    description: String,
+    (actor, meta): (&Actor, &RequestMeta),
+) -> ApiResult<Flag> {
+    let after = Flag {
+        description,
+        version: flag.version + 1,
+        updated_at: now_rfc3339(),
+        ..flag.clone()
+    };
+    flags::update(conn, &after).await?;
+    let (before, after_doc) = (Some(json!(flag)), Some(json!(after)));
+    audit::append(
+        conn,
+        entry(actor, meta, "flag.update", &after.id, before, after_doc),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// The Simple API calls a flag's key its `name`: report problems under that field.
+fn rename_field(e: ApiError, from: &str, to: &str) -> ApiError {
+    match e {
+        ApiError::Invalid {
+            message,
+            mut fields,
+        } => {
+            if let Some(v) = fields.remove(from) {
+                fields.insert(to.to_owned(), v);
+            }
+            ApiError::Invalid {
+                message: message.replacen(from, to, 1),
+                fields,
+            }
+        }
+        other => other,
+    }
+}

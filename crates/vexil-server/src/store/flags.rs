@@ -1,0 +1,442 @@
+//! Flag queries: definitions (`flags`), the environment's ruleset built from them, and the
+//! prerequisite references between flags. Per-environment configurations and their
+//! revisions are in [`configs`].
+//!
+//! A flag's `variations` and `tags` are stored as JSON text; `kind` is the lowercase type
+//! name (`boolean`, `string`, `number`, `json`).
+
+pub mod configs;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+use vexil_core::{FlagType, Ruleset, Variation};
+
+use super::{DbBool, StoreError, StoreResult, environments, segments};
+
+pub use configs::{Config, FlagConfig, Revision};
+
+/// A flag as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flag {
+    pub id: String,
+    pub project_id: String,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub kind: FlagType,
+    pub variations: Vec<Variation>,
+    pub tags: Vec<String>,
+    pub client_side: bool,
+    pub temporary: bool,
+    pub archived: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, FromRow)]
+struct FlagRow {
+    id: String,
+    project_id: String,
+    key: String,
+    name: String,
+    description: String,
+    kind: String,
+    variations: String,
+    tags: String,
+    #[sqlx(try_from = "DbBool")]
+    client_side: bool,
+    #[sqlx(try_from = "DbBool")]
+    temporary: bool,
+    #[sqlx(try_from = "DbBool")]
+    archived: bool,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<FlagRow> for Flag {
+    type Error = StoreError;
+    fn try_from(r: FlagRow) -> StoreResult<Flag> {
+        Ok(Flag {
+            kind: parse_kind(&r.kind)?,
+            variations: serde_json::from_str(&r.variations)?,
+            tags: serde_json::from_str(&r.tags)?,
+            id: r.id,
+            project_id: r.project_id,
+            key: r.key,
+            name: r.name,
+            description: r.description,
+            client_side: r.client_side,
+            temporary: r.temporary,
+            archived: r.archived,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) fn parse_kind(kind: &str) -> StoreResult<FlagType> {
+    match kind {
+        "boolean" => Ok(FlagType::Boolean),
+        "string" => Ok(FlagType::String),
+        "number" => Ok(FlagType::Number),
+        "json" => Ok(FlagType::Json),
+        other => Err(StoreError::Corrupt(format!("unknown flag type '{other}'"))),
+    }
+}
+
+const COLUMNS: &str = "id, project_id, key, name, description, kind, variations, tags, \
+    client_side, temporary, archived, version, created_at, updated_at";
+
+fn rows_to_flags(rows: Vec<FlagRow>) -> StoreResult<Vec<Flag>> {
+    rows.into_iter().map(Flag::try_from).collect()
+}
+
+pub async fn insert(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO flags (id, project_id, key, name, description, kind, variations, tags, \
+         client_side, temporary, archived, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&f.id)
+    .bind(&f.project_id)
+    .bind(&f.key)
+    .bind(&f.name)
+    .bind(&f.description)
+    .bind(f.kind.as_str())
+    .bind(serde_json::to_string(&f.variations)?)
+    .bind(serde_json::to_string(&f.tags)?)
+    .bind(i64::from(f.client_side))
+    .bind(i64::from(f.temporary))
+    .bind(i64::from(f.archived))
+    .bind(f.version)
+    .bind(&f.created_at)
+    .bind(&f.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes every mutable field (`key`, `kind`, `project_id` and `created_at` never change).
+pub async fn update(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE flags SET name = $1, description = $2, variations = $3, tags = $4, client_side = $5, \
+         temporary = $6, archived = $7, version = $8, updated_at = $9 WHERE id = $10",
+    )
+    .bind(&f.name)
+    .bind(&f.description)
+    .bind(serde_json::to_string(&f.variations)?)
+    .bind(serde_json::to_string(&f.tags)?)
+    .bind(i64::from(f.client_side))
+    .bind(i64::from(f.temporary))
+    .bind(i64::from(f.archived))
+    .bind(f.version)
+    .bind(&f.updated_at)
+    .bind(&f.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Flag>> {
+    let sql = format!("SELECT {COLUMNS} FROM flags WHERE id = $1");
+    let row: Option<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Flag::try_from).transpose()
+}
+
+pub async fn get_by_key(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Option<Flag>> {
+    let sql = format!("SELECT {COLUMNS} FROM flags WHERE project_id = $1 AND key = $2");
+    let row: Option<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    row.map(Flag::try_from).transpose()
+}
+
+/// Every flag of a project (archived ones included), ordered by key.
+pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult<Vec<Flag>> {
+    let sql = format!("SELECT {COLUMNS} FROM flags WHERE project_id = $1 ORDER BY key");
+    let rows: Vec<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_all(conn)
+        .await?;
+    rows_to_flags(rows)
+}
+
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+    // Configurations and revisions go with the flag (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM flags WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ids of the projects with this key, in any organization (the Simple API names its
+/// project by key alone).
+pub async fn project_ids_by_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM projects WHERE key = $1 ORDER BY id")
+            .bind(key)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Sort orders of the flag list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlagSort {
+    #[default]
+    Key,
+    KeyDesc,
+    Name,
+    NameDesc,
+    CreatedAt,
+    CreatedAtDesc,
+    UpdatedAt,
+    UpdatedAtDesc,
+}
+
+impl FlagSort {
+    /// Parses `key`, `-key`, `name`, `created_at`, `updated_at` (each optionally `-`).
+    pub fn parse(s: &str) -> Option<FlagSort> {
+        Some(match s {
+            "key" => FlagSort::Key,
+            "-key" => FlagSort::KeyDesc,
+            "name" => FlagSort::Name,
+            "-name" => FlagSort::NameDesc,
+            "created_at" => FlagSort::CreatedAt,
+            "-created_at" => FlagSort::CreatedAtDesc,
+            "updated_at" => FlagSort::UpdatedAt,
+            "-updated_at" => FlagSort::UpdatedAtDesc,
+            _ => return None,
+        })
+    }
+
+    /// The ORDER BY clause; a constant, so never a place for injection.
+    fn sql(self) -> &'static str {
+        match self {
+            FlagSort::Key => "key, id",
+            FlagSort::KeyDesc => "key DESC, id DESC",
+            FlagSort::Name => "name, key, id",
+            FlagSort::NameDesc => "name DESC, key DESC, id DESC",
+            FlagSort::CreatedAt => "created_at, id",
+            FlagSort::CreatedAtDesc => "created_at DESC, id DESC",
+            FlagSort::UpdatedAt => "updated_at, id",
+            FlagSort::UpdatedAtDesc => "updated_at DESC, id DESC",
+        }
+    }
+}
+
+/// Filters of the flag list. Text matches are case-insensitive.
+#[derive(Debug, Clone, Default)]
+pub struct FlagFilter {
+    /// Substring of the key, name or description.
+    pub q: Option<String>,
+    /// One of the flag's tags.
+    pub tag: Option<String>,
+    pub kind: Option<FlagType>,
+    /// Archived flags only (`true`) or non-archived flags only (`false`).
+    pub archived: bool,
+    /// `(environment_id, enabled)`: flags whose configuration there is (not) enabled.
+    pub enabled_in: Option<(String, bool)>,
+    pub sort: FlagSort,
+}
+
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl FlagFilter {
+    /// The WHERE clause (from constant fragments and numbered placeholders) and its binds.
+    fn to_sql(&self, project_id: &str) -> (String, Vec<Bind>) {
+        let mut binds = vec![
+            Bind::Text(project_id.to_owned()),
+            Bind::Int(i64::from(self.archived)),
+        ];
+        let mut sql = String::from("project_id = $1 AND archived = $2");
+        if let Some(q) = &self.q {
+            binds.push(Bind::Text(format!("%{}%", escape_like(&q.to_lowercase()))));
+            let n = binds.len();
+            sql.push_str(&format!(
+                " AND (LOWER(key) LIKE ${n} ESCAPE '\\' OR LOWER(name) LIKE ${n} ESCAPE '\\' \
+                 OR LOWER(description) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
+        if let Some(tag) = &self.tag {
+            // Tags are a JSON array of strings: look for the tag's JSON text, quotes included.
+            let quoted = serde_json::Value::String(tag.to_lowercase()).to_string();
+            binds.push(Bind::Text(format!("%{}%", escape_like(&quoted))));
+            sql.push_str(&format!(
+                " AND LOWER(tags) LIKE ${} ESCAPE '\\'",
+                binds.len()
+            ));
+        }
+        if let Some(kind) = self.kind {
+            binds.push(Bind::Text(kind.as_str().to_owned()));
+            sql.push_str(&format!(" AND kind = ${}", binds.len()));
+        }
+        if let Some((env, enabled)) = &self.enabled_in {
+            binds.push(Bind::Text(env.clone()));
+            binds.push(Bind::Int(i64::from(*enabled)));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM flag_configs c WHERE c.flag_id = flags.id \
+                 AND c.environment_id = ${} AND c.enabled = ${})",
+                binds.len() - 1,
+                binds.len()
+            ));
+        }
+        (sql, binds)
+    }
+}
+
+/// One page of a project's flags matching `filter`, and the total number matching.
+pub async fn list(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    filter: &FlagFilter,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Flag>, i64)> {
+    let (filter_sql, binds) = filter.to_sql(project_id);
+    let count_sql = format!("SELECT COUNT(*) FROM flags WHERE {filter_sql}");
+    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
+    for b in &binds {
+        count = match b {
+            Bind::Text(s) => count.bind(s.clone()),
+            Bind::Int(i) => count.bind(*i),
+        };
+    }
+    let total = count.fetch_one(&mut *conn).await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM flags WHERE {filter_sql} ORDER BY {} LIMIT ${} OFFSET ${}",
+        filter.sort.sql(),
+        binds.len() + 1,
+        binds.len() + 2
+    );
+    let mut query = sqlx::query_as::<_, FlagRow>(AssertSqlSafe(sql));
+    for b in &binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s.clone()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    let rows = query.bind(limit).bind(offset).fetch_all(conn).await?;
+    Ok((rows_to_flags(rows)?, total))
+}
+
+/// A flag that lists another as a prerequisite, in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Referrer {
+    /// Key of the referring flag.
+    pub flag: String,
+    /// Key of the environment whose configuration holds the prerequisite.
+    pub environment: String,
+    #[serde(skip)]
+    pub flag_id: String,
+    #[serde(skip)]
+    pub archived: bool,
+}
+
+/// Every (flag, environment) of the project whose configuration has `flag_key` as a
+/// prerequisite, ordered by flag then environment key.
+pub async fn referrers(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    flag_key: &str,
+) -> StoreResult<Vec<Referrer>> {
+    #[derive(FromRow)]
+    struct Row {
+        flag_id: String,
+        flag_key: String,
+        #[sqlx(try_from = "DbBool")]
+        archived: bool,
+        environment_key: String,
+        config: String,
+    }
+    // The LIKE is a cheap pre-filter (it may over-match); the parsed config decides.
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT f.id AS flag_id, f.key AS flag_key, f.archived, e.key AS environment_key, c.config \
+         FROM flag_configs c JOIN flags f ON f.id = c.flag_id JOIN environments e ON e.id = c.environment_id \
+         WHERE f.project_id = $1 AND f.key <> $2 AND c.config LIKE $3 ESCAPE '\\' \
+         ORDER BY f.key, e.key",
+    )
+    .bind(project_id)
+    .bind(flag_key)
+    .bind(format!("%{}%", escape_like(flag_key)))
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let config: Config = serde_json::from_str(&row.config)?;
+        if config.prerequisites.iter().any(|p| p.flag == flag_key) {
+            out.push(Referrer {
+                flag: row.flag_key,
+                environment: row.environment_key,
+                flag_id: row.flag_id,
+                archived: row.archived,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The full ruleset of an environment (DESIGN §2): every flag of its project with its
+/// configuration there (archived flags included, marked `archived`), and every segment.
+/// `None` when the environment does not exist.
+pub async fn load_ruleset(
+    conn: &mut AnyConnection,
+    environment_id: &str,
+) -> StoreResult<Option<Ruleset>> {
+    let Some(env) = environments::get(conn, environment_id).await? else {
+        return Ok(None);
+    };
+    let flags: BTreeMap<String, Flag> = list_all(conn, &env.project_id)
+        .await?
+        .into_iter()
+        .map(|f| (f.id.clone(), f))
+        .collect();
+    let mut ruleset = Ruleset {
+        version: u64::try_from(env.ruleset_version).unwrap_or(0),
+        ..Ruleset::default()
+    };
+    for (flag_id, config, version) in configs::raw_of_environment(conn, environment_id).await? {
+        if let Some(flag) = flags.get(&flag_id) {
+            ruleset
+                .flags
+                .insert(flag.key.clone(), config.to_def(flag, version));
+        }
+    }
+    ruleset.segments = segments::definitions(conn, &env.project_id)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Some(ruleset))
+}
