@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 /// windows neither overlap nor leave gaps.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListAuditLogs {
+pub(crate) struct ListAuditLogs {
     resource_type: Option<String>,
     resource_id: Option<String>,
     actor_id: Option<String>,
@@ -45,7 +45,8 @@ fn default_limit() -> i64 {
     50
 }
 
-async fn list_audit_logs(
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit logs", params(("resource_type" = Option<String>, Query, description = "Exact match, e.g. flag, flag_config, segment"), ("resource_id" = Option<String>, Query, description = "Exact match"), ("actor_id" = Option<String>, Query, description = "Exact match: the token's id"), ("action" = Option<String>, Query, description = "Exact match, e.g. flag.kill_switch"), ("since" = Option<String>, Query, description = "RFC 3339 timestamp, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339 timestamp, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of audit entries, newest first"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn list_audit_logs(
     State(store): State<Arc<Store>>,
     Query(q): Query<ListAuditLogs>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
@@ -86,7 +87,8 @@ fn stored_time(field: &str, text: &str) -> ApiResult<String> {
     })
 }
 
-async fn get_audit_log(
+#[utoipa::path(get, path = "/api/v1/audit-logs/{id}", tag = "audit logs", params(("id" = String, Path)), responses((status = 200, description = "Found"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_audit_log(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AuditEntry>> {
@@ -97,7 +99,10 @@ async fn get_audit_log(
     Ok(Json(entry))
 }
 
-async fn verify_audit_log(State(store): State<Arc<Store>>) -> ApiResult<Json<audit::Verification>> {
+#[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs", responses((status = 200, description = "The whole hash chain recomputed: `{valid, entries, first_broken, head_hash}`; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn verify_audit_log(
+    State(store): State<Arc<Store>>,
+) -> ApiResult<Json<audit::Verification>> {
     let mut conn = store.read().await?;
     Ok(Json(audit::verify(&mut conn).await?))
 }

@@ -41,7 +41,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn list_flag_configs(
+#[utoipa::path(get, path = "/api/v1/environments/{env_id}/flag-configs", tag = "flag configurations", params(("env_id" = String, Path, description = "Parent id"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of the environment's flag configurations"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown environment")))]
+pub(crate) async fn list_flag_configs(
     State(store): State<Arc<Store>>,
     Path(env_id): Path<String>,
     Query(p): Query<Pagination>,
@@ -55,7 +56,8 @@ async fn list_flag_configs(
     Ok(Json(Page::new(items, total, p)))
 }
 
-async fn get_config(
+#[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config", tag = "flag configurations", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)")), responses((status = 200, description = "Found; ETag carries the version"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, or environment not in its project")))]
+pub(crate) async fn get_config(
     State(store): State<Arc<Store>>,
     Path((flag_id, env_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
@@ -64,7 +66,8 @@ async fn get_config(
     Ok(with_etag(config.version, &config))
 }
 
-async fn update_config(
+#[utoipa::path(patch, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config", tag = "flag configurations", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch of the configuration (enabled, off_variation, fallthrough, targets, rules, prerequisites; arrays and a given `fallthrough` are replaced whole), plus an optional top-level `comment` for the audit trail and revision"), responses((status = 200, description = "Updated: a new version and revision; rules without an `id` get one"), (status = 400, description = "Invalid input, or a configuration that breaks the environment's ruleset; `details.fields` maps each path (relative to the configuration, e.g. `rules[0].clauses[0]`) to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, or environment not in its project"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn update_config(
     State(store): State<Arc<Store>>,
     Path((flag_id, env_id)): Path<(String, String)>,
     actor: Actor,
@@ -114,12 +117,13 @@ const IMMUTABLE: [&str; 6] = [
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToggleBody {
+pub(crate) struct ToggleBody {
     enabled: Option<bool>,
     comment: Option<String>,
 }
 
-async fn toggle_config(
+#[utoipa::path(patch, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle", tag = "flag configurations", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{enabled?, comment?}`; without `enabled` (or without a body) the configuration flips"), responses((status = 200, description = "Toggled: a new version and revision"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, or environment not in its project"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn toggle_config(
     State(store): State<Arc<Store>>,
     Path((flag_id, env_id)): Path<(String, String)>,
     actor: Actor,
@@ -141,7 +145,8 @@ async fn toggle_config(
     Ok(with_etag(after.version, &after))
 }
 
-async fn list_revisions(
+#[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions", tag = "revisions", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of revisions, newest first"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, or environment not in its project")))]
+pub(crate) async fn list_revisions(
     State(store): State<Arc<Store>>,
     Path((flag_id, env_id)): Path<(String, String)>,
     Query(p): Query<Pagination>,
@@ -157,20 +162,24 @@ async fn list_revisions(
 /// The body of actions whose only input is an optional comment.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CommentBody {
+pub(crate) struct CommentBody {
     pub comment: Option<String>,
 }
 
-async fn restore_revision(
+#[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore", tag = "revisions", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)"), ("version" = i64, Path, description = "The revision to restore"), ("If-Match" = Option<String>, Header, description = "Expected current version of the configuration, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}`, default `restored version <n>`"), responses((status = 200, description = "Restored as a new version (and revision) with the old configuration; history is kept"), (status = 412, description = "If-Match does not match the configuration's current version"), (status = 400, description = "Invalid comment, or the old configuration no longer fits the environment's ruleset; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, environment not in its project, or unknown revision"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn restore_revision(
     State(store): State<Arc<Store>>,
     Path((flag_id, env_id, version)): Path<(String, String, String)>,
     actor: Actor,
     meta: RequestMeta,
+    if_match: IfMatch,
     OptionalJson(body): OptionalJson<CommentBody>,
 ) -> ApiResult<Response> {
     check_comment(body.comment.as_deref())?;
     let mut tx = store.write().await?;
     let (flag, before) = load_config(tx.conn(), &flag_id, &env_id).await?;
+    // The precondition is on the current configuration, which the restore replaces.
+    if_match.check(before.version)?;
     let revision = match version.parse::<i64>() {
         Ok(v) => configs::revision(tx.conn(), &flag_id, &env_id, v).await?,
         Err(_) => None,
@@ -237,6 +246,15 @@ pub(super) async fn commit_config(
     mut config: Config,
     change: &Change<'_>,
 ) -> ApiResult<FlagConfig> {
+    if flag.archived && config.enabled && !before.config.enabled {
+        return Err(ApiError::conflict(
+            format!(
+                "flag '{}' is archived; restore it before enabling it",
+                flag.key
+            ),
+            json!({"archived": true}),
+        ));
+    }
     assign_rule_ids(&mut config.rules);
     // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
     let probe = Config {
@@ -264,7 +282,9 @@ pub(super) async fn commit_config(
                 actor: change.actor,
                 action,
                 resource_type: "flag_config",
-                resource_id: &format!("{}:{}", after.flag_id, after.environment_id),
+                // Filed under the flag, so that one filter shows a flag's whole history; the
+                // environment is in `before`/`after`.
+                resource_id: &after.flag_id,
                 before: Some(json!(before)),
                 after: Some(json!(after)),
                 comment: change.comment,
@@ -340,7 +360,7 @@ pub(super) fn relative_to_flag(errors: Vec<ValidationError>, key: &str) -> Valid
 /// A JSON body that may be left out: a request without a body reads as `T::default()`;
 /// one with a body is read like [`Json`] (415, 413 and path-precise 400s alike).
 #[derive(Debug)]
-pub(super) struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;

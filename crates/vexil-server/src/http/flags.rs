@@ -3,7 +3,7 @@
 //! `restore`). Definition checks are in [`definition`]; archive, restore, the kill switch
 //! and bulk actions in [`actions`].
 
-mod actions;
+pub(super) mod actions;
 mod definition;
 
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListFlags {
+pub(crate) struct ListFlags {
     q: Option<String>,
     tag: Option<String>,
     #[serde(rename = "type")]
@@ -77,7 +77,8 @@ fn default_limit() -> i64 {
     50
 }
 
-async fn list_flags(
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags", params(("project_id" = String, Path, description = "Parent id"), ("q" = Option<String>, Query, description = "Case-insensitive substring of the key, name or description"), ("tag" = Option<String>, Query, description = "Only flags with this tag (case-insensitive)"), ("type" = Option<String>, Query, description = "boolean, string, number or json"), ("archived" = Option<bool>, Query, description = "true: archived flags only; default false: non-archived only"), ("environment_id" = Option<String>, Query, description = "An environment of the project, for `enabled`"), ("enabled" = Option<bool>, Query, description = "Only flags (not) enabled in `environment_id`, which it requires"), ("sort" = Option<String>, Query, description = "key (default), name, created_at or updated_at; prefix `-` for descending"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of flags"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project")))]
+pub(crate) async fn list_flags(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     Query(q): Query<ListFlags>,
@@ -165,7 +166,7 @@ pub(super) async fn in_project(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateFlag {
+pub(crate) struct CreateFlag {
     key: String,
     name: Option<String>,
     #[serde(default)]
@@ -182,7 +183,8 @@ struct CreateFlag {
     comment: Option<String>,
 }
 
-async fn create_flag(
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags", params(("project_id" = String, Path)), request_body(content = Object, description = "JSON; unknown fields are rejected. `type` defaults to boolean (variations `on`/`off`); other types need `variations`"), responses((status = 201, description = "Created, with an initial (disabled) configuration and revision 1 in every environment of the project; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_flag(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     actor: Actor,
@@ -255,7 +257,11 @@ pub(super) async fn create(
     Ok(())
 }
 
-async fn get_flag(State(store): State<Arc<Store>>, Path(id): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id")), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_flag(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let mut conn = store.read().await?;
     let flag = load_flag(&mut conn, &id).await?;
     Ok(with_etag(flag.version, &flag))
@@ -267,7 +273,8 @@ pub(super) async fn load_flag(conn: &mut AnyConnection, id: &str) -> ApiResult<F
         .ok_or_else(|| ApiError::not_found("flag", id))
 }
 
-async fn update_flag(
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch of name, description, variations, tags, client_side, temporary (id, key, type, archived and timestamps cannot change), plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input, or new variations that a configuration or prerequisite no longer resolves against (`details.fields` as `environments.<key>.…`)"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn update_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
@@ -306,7 +313,8 @@ async fn update_flag(
     Ok(with_etag(after.version, &after))
 }
 
-async fn delete_flag(
+#[utoipa::path(delete, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted with its configurations and revisions"), (status = 400, description = "Malformed If-Match"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "The flag is a prerequisite of other flags (archived ones included); `details.referrers` lists them"), (status = 412, description = "Version mismatch")))]
+pub(crate) async fn delete_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,

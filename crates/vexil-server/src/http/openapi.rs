@@ -6,7 +6,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, environments, ops, organizations, projects};
+use super::{
+    AppState, audit_logs, environments, flag_configs, flags, ops, organizations, projects,
+    segments, simple,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,12 +28,28 @@ use super::{AppState, environments, ops, organizations, projects};
         projects::delete_project,
         environments::list_environments, environments::create_environment, environments::get_environment,
         environments::update_environment, environments::delete_environment,
+        flags::list_flags, flags::create_flag, flags::get_flag, flags::update_flag, flags::delete_flag,
+        flags::actions::archive_flag, flags::actions::restore_flag, flags::actions::kill_switch,
+        flags::actions::bulk_update_flags,
+        flag_configs::list_flag_configs, flag_configs::get_config, flag_configs::update_config,
+        flag_configs::toggle_config,
+        flag_configs::list_revisions, flag_configs::restore_revision,
+        segments::list_segments, segments::create_segment, segments::get_segment, segments::update_segment,
+        segments::delete_segment,
+        audit_logs::list_audit_logs, audit_logs::get_audit_log, audit_logs::verify_audit_log,
+        simple::list_simple, simple::create_simple, simple::get_simple, simple::update_simple,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SimpleApiWithoutSlash),
     security(("bearer" = [])),
     tags(
         (name = "operations", description = "Liveness, readiness, metrics"),
         (name = "organizations"), (name = "projects"), (name = "environments"),
+        (name = "flags", description = "Flags of a project, created in every environment; archive, restore, kill switch, bulk actions"),
+        (name = "flag configurations", description = "A flag's configuration in one environment, validated against the environment's whole ruleset; every change is a new version with a revision"),
+        (name = "revisions", description = "The history of a flag configuration; restoring an old revision creates a new version"),
+        (name = "segments", description = "Reusable audiences of a project, seen by every environment"),
+        (name = "audit logs", description = "The hash-chained audit trail of every change, and its verification"),
+        (name = "simple API", description = "On/off boolean flags by name in one environment: project `default`, environment `production` unless `?project=&environment=`"),
     )
 )]
 #[derive(Debug)]
@@ -46,6 +65,30 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The Simple API answers `/v1/feature-flags` and `/v1/feature-flags/` alike; the handlers
+/// are annotated with the latter, and this documents the former too (own operation ids).
+#[derive(Debug)]
+struct SimpleApiWithoutSlash;
+
+impl Modify for SimpleApiWithoutSlash {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(item) = openapi.paths.paths.get("/v1/feature-flags/") else {
+            return;
+        };
+        let mut alias = item.clone();
+        for op in [&mut alias.get, &mut alias.post].into_iter().flatten() {
+            op.operation_id = op
+                .operation_id
+                .take()
+                .map(|id| format!("{id}_without_slash"));
+        }
+        openapi
+            .paths
+            .paths
+            .insert("/v1/feature-flags".to_owned(), alias);
     }
 }
 

@@ -40,7 +40,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn list_segments(
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/segments", tag = "segments", params(("project_id" = String, Path, description = "Parent id"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of segments"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project")))]
+pub(crate) async fn list_segments(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     Query(p): Query<Pagination>,
@@ -56,7 +57,7 @@ async fn list_segments(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateSegment {
+pub(crate) struct CreateSegment {
     key: String,
     name: Option<String>,
     #[serde(default)]
@@ -99,7 +100,8 @@ impl CreateSegment {
     }
 }
 
-async fn create_segment(
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/segments", tag = "segments", params(("project_id" = String, Path)), request_body(content = Object, description = "JSON; unknown fields are rejected: key, name?, description?, included?, excluded?, rules?, comment?"), responses((status = 201, description = "Created; every environment of the project gets a new ruleset version; ETag carries the version"), (status = 400, description = "Invalid input, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_segment(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     actor: Actor,
@@ -128,7 +130,8 @@ async fn create_segment(
     Ok((StatusCode::CREATED, with_etag(segment.version, &segment)).into_response())
 }
 
-async fn get_segment(
+#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+pub(crate) async fn get_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -180,7 +183,8 @@ fn patched(before: &Segment, patch: &Patch) -> ApiResult<Segment> {
     })
 }
 
-async fn update_segment(
+#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch of name, description, included, excluded, rules (`null` resets a list; key and project_id cannot change), plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated; every environment of the project gets a new ruleset version"), (status = 400, description = "Invalid input, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn update_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
@@ -203,7 +207,8 @@ async fn update_segment(
     Ok(with_etag(after.version, &after))
 }
 
-async fn delete_segment(
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 400, description = "Malformed If-Match"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "Still used by flag configurations or segments; `details.referrers` lists them"), (status = 412, description = "Version mismatch")))]
+pub(crate) async fn delete_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,

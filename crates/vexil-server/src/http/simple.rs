@@ -43,14 +43,14 @@ pub fn router() -> Router<AppState> {
 /// `?project=&environment=` (keys), defaulting to `default` and `production`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Scope {
+pub(crate) struct Scope {
     project: Option<String>,
     environment: Option<String>,
 }
 
 /// A flag as the Simple API shows it.
 #[derive(Debug, Serialize)]
-struct SimpleFlag {
+pub(crate) struct SimpleFlag {
     name: String,
     enabled: bool,
     description: String,
@@ -58,7 +58,8 @@ struct SimpleFlag {
     updated_at: String,
 }
 
-async fn list_simple(
+#[utoipa::path(get, path = "/v1/feature-flags/", tag = "simple API", params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), responses((status = 200, description = "`{environment, flags: {<name>: bool}, updated_at}` for the non-archived boolean flags; `true` when the flag serves true to a context without attributes; `/v1/feature-flags` and `/v1/feature-flags/` alike"), (status = 400, description = "Unknown query parameter, or several organizations have a project with this key"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment")))]
+pub(crate) async fn list_simple(
     State(store): State<Arc<Store>>,
     Query(scope): Query<Scope>,
 ) -> ApiResult<Json<Value>> {
@@ -84,7 +85,8 @@ async fn list_simple(
     ))
 }
 
-async fn get_simple(
+#[utoipa::path(get, path = "/v1/feature-flags/{name}", tag = "simple API", params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), responses((status = 200, description = "`{name, enabled, description, created_at, updated_at}`; `enabled`: whether the flag serves true to a context without attributes"), (status = 400, description = "Unknown query parameter, or several organizations have a project with this key"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name")))]
+pub(crate) async fn get_simple(
     State(store): State<Arc<Store>>,
     Path(name): Path<String>,
     Query(scope): Query<Scope>,
@@ -97,14 +99,15 @@ async fn get_simple(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateSimple {
+pub(crate) struct CreateSimple {
     name: String,
     enabled: Option<bool>,
     #[serde(default)]
     description: String,
 }
 
-async fn create_simple(
+#[utoipa::path(post, path = "/v1/feature-flags/", tag = "simple API", params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), request_body(content = Object, description = "`{name, enabled?, description?}`; unknown fields are rejected"), responses((status = 201, description = "Created as a boolean flag in every environment of the project, enabled in the chosen one when `enabled` is true: `{name, enabled, description, created_at, updated_at}`; `/v1/feature-flags` and `/v1/feature-flags/` alike"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment"), (status = 409, description = "A flag with this name (key) already exists"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn create_simple(
     State(store): State<Arc<Store>>,
     actor: Actor,
     meta: RequestMeta,
@@ -131,12 +134,13 @@ async fn create_simple(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateSimple {
+pub(crate) struct UpdateSimple {
     enabled: Option<bool>,
     description: Option<String>,
 }
 
-async fn update_simple(
+#[utoipa::path(put, path = "/v1/feature-flags/{name}", tag = "simple API", params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), request_body(content = Object, description = "`{enabled?, description?}`: `enabled` turns the flag's configuration in the environment on or off; unknown fields are rejected"), responses((status = 200, description = "Updated: `{name, enabled, description, created_at, updated_at}`"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name"), (status = 413, description = "Body over 1 MiB")))]
+pub(crate) async fn update_simple(
     State(store): State<Arc<Store>>,
     Path(name): Path<String>,
     actor: Actor,

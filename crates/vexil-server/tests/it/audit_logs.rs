@@ -168,3 +168,23 @@ both_backends! {
         assert_eq!((v["valid"].clone(), v["first_broken"].clone(), v["entries"].clone()), (json!(false), json!(fourth), json!(3)), "{v}");
     }
 }
+
+both_backends! {
+    async fn a_flags_history_includes_its_configuration_changes(app) {
+        let project = app.default_project().await;
+        let production = app.environment(&project, "production").await;
+        let flag = crate::json_status(app.post(&format!("/api/v1/projects/{project}/feature-flags"),
+            serde_json::json!({"key": "history"})).await, 201).await;
+        let id = flag["id"].as_str().unwrap();
+        crate::json_ok(app.patch(&format!("/api/v1/flags/{id}/environments/{production}/config"),
+            serde_json::json!({"enabled": true, "comment": "launch"})).await).await;
+        let log = crate::json_ok(app.get(&format!("/api/v1/audit-logs?resource_id={id}")).await).await;
+        let actions: Vec<_> = log["items"].as_array().unwrap().iter()
+            .map(|e| (e["action"].as_str().unwrap().to_owned(), e["comment"].clone())).collect();
+        assert_eq!(actions, vec![
+            ("flag_config.update".to_owned(), serde_json::json!("launch")),
+            ("flag.create".to_owned(), serde_json::Value::Null),
+        ]);
+        assert_eq!(log["items"][0]["after"]["environment_id"], production.as_str());
+    }
+}

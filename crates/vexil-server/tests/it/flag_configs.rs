@@ -209,3 +209,29 @@ both_backends! {
         error_of(app.anonymous(Method::GET, &format!("/api/v1/environments/{prod}/flag-configs")).send().await.unwrap(), 401, "unauthorized").await;
     }
 }
+
+both_backends! {
+    async fn restoring_checks_if_match_and_archived_flags_cannot_be_enabled(app) {
+        let project = app.default_project().await;
+        let prod = app.environment(&project, "production").await;
+        let flag = crate::json_status(app.post(&format!("/api/v1/projects/{project}/feature-flags"),
+            serde_json::json!({"key": "guarded"})).await, 201).await;
+        let id = flag["id"].as_str().unwrap().to_owned();
+        let config = format!("/api/v1/flags/{id}/environments/{prod}/config");
+        crate::json_ok(app.patch(&config, serde_json::json!({"enabled": true})).await).await; // version 2
+
+        // A restore based on a stale read must not silently undo version 2.
+        let stale = app.request(reqwest::Method::POST, &format!("{config}/revisions/1/restore"))
+            .header("if-match", "\"1\"").send().await.unwrap();
+        crate::error_of(stale, 412, "version_mismatch").await;
+        let restored = app.request(reqwest::Method::POST, &format!("{config}/revisions/1/restore"))
+            .header("if-match", "\"2\"").send().await.unwrap();
+        assert_eq!(crate::json_ok(restored).await["enabled"], false);
+
+        // Archived flags stay off until restored.
+        crate::json_ok(app.request(reqwest::Method::PATCH, &format!("/api/v1/feature-flags/{id}/archive")).send().await.unwrap()).await;
+        crate::error_of(app.patch(&format!("{config}/toggle"), serde_json::json!({})).await, 409, "conflict").await;
+        crate::error_of(app.patch(&config, serde_json::json!({"enabled": true})).await, 409, "conflict").await;
+        assert_eq!(crate::json_ok(app.get(&config).await).await["enabled"], false);
+    }
+}

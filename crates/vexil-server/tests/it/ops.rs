@@ -46,9 +46,53 @@ both_backends! {
     async fn openapi_document_and_swagger_ui_are_served_offline(app) {
         let doc = json_ok(app.anonymous(Method::GET, "/api-docs/openapi.json").send().await.unwrap()).await;
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
-        for path in ["/api/v1/organizations", "/api/v1/projects/{id}", "/api/v1/environments/{id}", "/health"] {
-            assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        // Every route of the router, as (method, path template): keep in step with the
+        // modules' `router()` functions.
+        let routes = [
+            ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
+            ("get", "/api/v1/organizations"), ("post", "/api/v1/organizations"),
+            ("get", "/api/v1/organizations/{id}"), ("patch", "/api/v1/organizations/{id}"), ("delete", "/api/v1/organizations/{id}"),
+            ("get", "/api/v1/projects"), ("post", "/api/v1/projects"),
+            ("get", "/api/v1/projects/{id}"), ("patch", "/api/v1/projects/{id}"), ("delete", "/api/v1/projects/{id}"),
+            ("get", "/api/v1/projects/{project_id}/environments"), ("post", "/api/v1/projects/{project_id}/environments"),
+            ("get", "/api/v1/environments/{id}"), ("patch", "/api/v1/environments/{id}"), ("delete", "/api/v1/environments/{id}"),
+            ("get", "/api/v1/projects/{project_id}/feature-flags"), ("post", "/api/v1/projects/{project_id}/feature-flags"),
+            ("post", "/api/v1/projects/{project_id}/feature-flags/bulk"),
+            ("get", "/api/v1/feature-flags/{id}"), ("patch", "/api/v1/feature-flags/{id}"), ("delete", "/api/v1/feature-flags/{id}"),
+            ("patch", "/api/v1/feature-flags/{id}/archive"), ("patch", "/api/v1/feature-flags/{id}/restore"),
+            ("post", "/api/v1/feature-flags/{id}/kill-switch"),
+            ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/config"),
+            ("patch", "/api/v1/flags/{flag_id}/environments/{env_id}/config"),
+            ("patch", "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle"),
+            ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions"),
+            ("post", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore"),
+            ("get", "/api/v1/environments/{env_id}/flag-configs"),
+            ("get", "/api/v1/projects/{project_id}/segments"), ("post", "/api/v1/projects/{project_id}/segments"),
+            ("get", "/api/v1/segments/{id}"), ("patch", "/api/v1/segments/{id}"), ("delete", "/api/v1/segments/{id}"),
+            ("get", "/api/v1/audit-logs"), ("get", "/api/v1/audit-logs/verify"), ("get", "/api/v1/audit-logs/{id}"),
+            ("get", "/v1/feature-flags/"), ("post", "/v1/feature-flags/"),
+            ("get", "/v1/feature-flags"), ("post", "/v1/feature-flags"),
+            ("get", "/v1/feature-flags/{name}"), ("put", "/v1/feature-flags/{name}"),
+        ];
+        for (method, path) in routes {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{} {path} missing from the OpenAPI document", method.to_uppercase());
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} documents no response");
+            assert!(op["tags"][0].is_string(), "{method} {path} has no tag");
         }
+        // Nothing documented that the router does not serve.
+        let documented: usize = doc["paths"].as_object().unwrap().values().map(|item| {
+            ["get", "post", "put", "patch", "delete"].iter().filter(|m| item[**m].is_object()).count()
+        }).sum();
+        assert_eq!(documented, routes.len(), "the document and the route list differ");
+        // Operation ids are unique, as OpenAPI requires.
+        let mut ids: Vec<&str> = doc["paths"].as_object().unwrap().values()
+            .flat_map(|item| item.as_object().unwrap().values().filter_map(|op| op["operationId"].as_str()))
+            .collect();
+        ids.sort_unstable();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), before, "duplicate operation ids");
         assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
         let page = app.anonymous(Method::GET, "/docs/").send().await.unwrap();
         assert_eq!(page.status(), 200);
@@ -58,5 +102,13 @@ both_backends! {
         let js = app.anonymous(Method::GET, "/docs/swagger-ui-bundle.js").send().await.unwrap();
         assert_eq!(js.status(), 200);
         assert!(!html.contains("unpkg.com") && !html.contains("cdn."), "Swagger UI must not load from the internet");
+    }
+}
+
+both_backends! {
+    async fn control_characters_in_ids_are_not_found_not_errors(app) {
+        for path in ["/api/v1/environments/a%00b", "/api/v1/feature-flags/x%0Ay", "/api/v1/segments/%7F"] {
+            crate::error_of(app.get(path).await, 404, "not_found").await;
+        }
     }
 }

@@ -36,6 +36,7 @@ pub(crate) struct KillSwitch {
 /// Disables the flag at once in one environment or in all of them. Every configuration
 /// that was enabled gets a new version and revision (comment: the reason); one audit entry
 /// `flag.kill_switch` records them all.
+#[utoipa::path(post, path = "/api/v1/feature-flags/{id}/kill-switch", tag = "flags", params(("id" = String, Path, description = "Flag id")), request_body(content = Object, description = "`{reason, environment_id?}`: reason (1 to 1000 characters) is required; without `environment_id` the flag is disabled in every environment"), responses((status = 200, description = "Disabled at once: `{flag_id, flag_key, changed, items}`; each configuration that was enabled gets a new version and revision commented with the reason, all recorded in one `flag.kill_switch` audit entry"), (status = 400, description = "Invalid input (missing or overlong reason, environment not in the flag's project); `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn kill_switch(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -143,6 +144,7 @@ pub(crate) struct Bulk {
 
 /// Applies one action to many flags in one transaction: an unknown id or any item that
 /// cannot be changed fails the whole request, and nothing is changed.
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags/bulk", tag = "flags", params(("project_id" = String, Path)), request_body(content = Object, description = "`{action, flag_ids, environment_id?, comment?}`: action enable, disable, archive or restore; 1 to 500 flag ids; `environment_id` is required to enable, optional to disable (default: every environment), refused for archive and restore"), responses((status = 200, description = "All or nothing: every listed flag changed (`{updated, items}`), already-matching ones left as they are"), (status = 400, description = "Invalid input, an id that is not a flag of the project, or enabling an archived flag; nothing is changed; `details.fields` maps each field path (e.g. `flag_ids[2]`) to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Archiving a flag that is still a prerequisite of an active flag outside the batch; nothing is changed"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn bulk_update_flags(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -296,6 +298,7 @@ async fn set_archived(
     Ok((updated, items))
 }
 
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/archive", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"), responses((status = 200, description = "Archived: a new flag version and a new ruleset version in every environment of the project (unchanged when already archived)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "The flag is a prerequisite of an active flag; `details.referrers` lists them"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn archive_flag(
     store: State<Arc<Store>>,
     id: Path<String>,
@@ -307,6 +310,7 @@ pub(crate) async fn archive_flag(
     archive_one(store, id, actor, meta, if_match, body, true).await
 }
 
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/restore", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"), responses((status = 200, description = "Restored: a new flag version and a new ruleset version in every environment of the project (unchanged when not archived)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn restore_flag(
     store: State<Arc<Store>>,
     id: Path<String>,
