@@ -6,7 +6,9 @@ pub mod audit;
 pub mod bootstrap;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod metrics;
+pub mod snapshots;
 pub mod store;
 
 use std::future::Future;
@@ -33,12 +35,22 @@ impl App {
         let store = Store::connect(&config.database.database_url).await?;
         store.migrate().await?;
         bootstrap::run(&store, config.bootstrap_token.as_ref()).await?;
+        let plane = Arc::new(EvalPlane::default());
+        plane
+            .snapshots
+            .sync(&store)
+            .await
+            .context("compiling the initial snapshots")?;
+        plane.keys.sync(&store).await.context("loading API keys")?;
+        store.set_commit_hook(plane.clone());
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = AppState {
             store,
             metrics: Arc::default(),
+            snapshots: plane.snapshots.clone(),
+            keys: plane.keys.clone(),
         };
         Ok(App { listener, state })
     }
@@ -58,6 +70,11 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let poller = tokio::spawn(poll(
+            store.clone(),
+            self.state.snapshots.clone(),
+            self.state.keys.clone(),
+        ));
         let router = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
         axum::serve(
@@ -67,9 +84,58 @@ impl App {
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
+        poller.abort();
         store.close().await;
         tracing::info!("vexil stopped");
         Ok(())
+    }
+}
+
+/// The evaluation plane's in-memory state, kept current after every committed write.
+#[derive(Debug, Default)]
+struct EvalPlane {
+    snapshots: Arc<snapshots::Snapshots>,
+    keys: Arc<keys::KeyRing>,
+}
+
+impl store::CommitHook for EvalPlane {
+    fn committed<'a>(
+        &'a self,
+        store: &'a Store,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(e) = self.snapshots.sync(store).await {
+                tracing::warn!(error = %e, "snapshot update after commit failed; the poll will retry");
+            }
+            if let Err(e) = self.keys.sync(store).await {
+                tracing::warn!(error = %e, "API key reload after commit failed; the poll will retry");
+            }
+        })
+    }
+}
+
+/// How often snapshots and keys are checked against the database (changes made through
+/// other nodes; a node's own writes apply at commit).
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Background upkeep: picks up other nodes' changes and records key usage. Errors (the
+/// database being away) are logged and retried; evaluation keeps the last snapshots.
+async fn poll(store: Arc<Store>, snapshots: Arc<snapshots::Snapshots>, keys: Arc<keys::KeyRing>) {
+    let mut ticks = 0u64;
+    loop {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        ticks += 1;
+        if let Err(e) = snapshots.sync(&store).await {
+            tracing::debug!(error = %e, "snapshot poll failed");
+        }
+        if let Err(e) = keys.sync(&store).await {
+            tracing::debug!(error = %e, "key poll failed");
+        }
+        if ticks.is_multiple_of(10)
+            && let Err(e) = keys.flush_usage(&store).await
+        {
+            tracing::debug!(error = %e, "recording key usage failed");
+        }
     }
 }
 

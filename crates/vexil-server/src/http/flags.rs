@@ -244,7 +244,12 @@ pub(super) async fn create(
         };
         configs::insert(conn, &config, actor, None).await?;
     }
-    environments::bump_project_rulesets(conn, &flag.project_id).await?;
+    environments::bump_project_rulesets(
+        conn,
+        &flag.project_id,
+        environments::RulesetChange::Flag(&flag.key),
+    )
+    .await?;
     let entry = entry(
         actor,
         meta,
@@ -291,7 +296,12 @@ pub(crate) async fn update_flag(
     }
     flags::update(tx.conn(), &after).await?;
     if after.variations != before.variations || after.client_side != before.client_side {
-        environments::bump_project_rulesets(tx.conn(), &after.project_id).await?;
+        environments::bump_project_rulesets(
+            tx.conn(),
+            &after.project_id,
+            environments::RulesetChange::Flag(&after.key),
+        )
+        .await?;
     }
     let entry = entry(
         &actor,
@@ -332,7 +342,12 @@ pub(crate) async fn delete_flag(
         ));
     }
     flags::delete(tx.conn(), &id).await?;
-    environments::bump_project_rulesets(tx.conn(), &flag.project_id).await?;
+    environments::bump_project_rulesets(
+        tx.conn(),
+        &flag.project_id,
+        environments::RulesetChange::Flag(&flag.key),
+    )
+    .await?;
     let entry = entry(&actor, &meta, "flag.delete", &id, Some(json!(flag)), None);
     audit::append(tx.conn(), entry).await?;
     tx.commit().await?;

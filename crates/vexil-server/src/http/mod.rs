@@ -5,6 +5,7 @@ pub mod audit_logs;
 pub mod auth;
 pub mod environments;
 pub mod error;
+pub mod eval_auth;
 pub mod extract;
 pub mod flag_configs;
 pub mod flags;
@@ -25,7 +26,9 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::snapshots::Snapshots;
 use crate::store::Store;
 
 /// Largest accepted request body (DESIGN §4: 413 beyond).
@@ -36,6 +39,20 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    pub snapshots: Arc<Snapshots>,
+    pub keys: Arc<KeyRing>,
+}
+
+impl FromRef<AppState> for Arc<Snapshots> {
+    fn from_ref(s: &AppState) -> Arc<Snapshots> {
+        s.snapshots.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<KeyRing> {
+    fn from_ref(s: &AppState) -> Arc<KeyRing> {
+        s.keys.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Store> {

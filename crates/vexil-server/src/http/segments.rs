@@ -286,7 +286,12 @@ async fn record(
         },
     )
     .await?;
-    environments::bump_project_rulesets(tx.conn(), &segment.project_id).await?;
+    environments::bump_project_rulesets(
+        tx.conn(),
+        &segment.project_id,
+        environments::RulesetChange::Segment(&segment.key),
+    )
+    .await?;
     Ok(())
 }
 

@@ -124,23 +124,95 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Bumps the ruleset version of one environment (after a change of its flags' configuration).
-pub async fn bump_ruleset(conn: &mut AnyConnection, environment_id: &str) -> StoreResult<()> {
+/// What changed in a ruleset: one flag or one segment, by key.
+#[derive(Debug, Clone, Copy)]
+pub enum RulesetChange<'a> {
+    Flag(&'a str),
+    Segment(&'a str),
+}
+
+impl RulesetChange<'_> {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            RulesetChange::Flag(k) => ("flag", k),
+            RulesetChange::Segment(k) => ("segment", k),
+        }
+    }
+}
+
+/// Bumps the ruleset version of one environment and records what changed, so that
+/// snapshots (and streams) can follow the change log instead of reloading everything.
+pub async fn bump_ruleset(
+    conn: &mut AnyConnection,
+    environment_id: &str,
+    change: RulesetChange<'_>,
+) -> StoreResult<()> {
     sqlx::query("UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1")
         .bind(environment_id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    let (kind, key) = change.parts();
+    sqlx::query(
+        "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
+         SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE id = $1",
+    )
+    .bind(environment_id)
+    .bind(kind)
+    .bind(key)
+    .bind(super::now_rfc3339())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Bumps the ruleset version of every environment of a project (after a flag definition or
-/// segment change, which all environments see).
-pub async fn bump_project_rulesets(conn: &mut AnyConnection, project_id: &str) -> StoreResult<()> {
+/// segment change, which all environments see) and records the change in each.
+pub async fn bump_project_rulesets(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    change: RulesetChange<'_>,
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE project_id = $1",
     )
     .bind(project_id)
+    .execute(&mut *conn)
+    .await?;
+    let (kind, key) = change.parts();
+    sqlx::query(
+        "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
+         SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .bind(kind)
+    .bind(key)
+    .bind(super::now_rfc3339())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Changes recorded for an environment after `after_version`, oldest first:
+/// `(version, kind, key)` with kind `flag` or `segment`.
+pub async fn changes_since(
+    conn: &mut AnyConnection,
+    environment_id: &str,
+    after_version: i64,
+) -> StoreResult<Vec<(i64, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT version, kind, key FROM ruleset_changes WHERE environment_id = $1 AND version > $2 ORDER BY version",
+    )
+    .bind(environment_id)
+    .bind(after_version)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// `(id, project_id, ruleset_version)` of every environment.
+pub async fn ruleset_versions(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT id, project_id, ruleset_version FROM environments")
+            .fetch_all(conn)
+            .await?,
+    )
 }

@@ -6,6 +6,7 @@
 //! total order) and opens a transaction: a mutation, its audit entry and its revision
 //! commit together or not at all.
 
+pub mod api_keys;
 pub mod audit;
 pub mod environments;
 pub mod flags;
@@ -16,7 +17,9 @@ pub mod segments;
 mod sqlite;
 pub mod tokens;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -71,6 +74,12 @@ impl From<serde_json::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Runs after every committed write transaction, before the writer's response is sent
+/// (the evaluation plane uses it to bring snapshots up to date: read-your-writes).
+pub trait CommitHook: Send + Sync + std::fmt::Debug {
+    fn committed<'a>(&'a self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
 /// The database handle shared by all requests.
 #[derive(Debug)]
 pub struct Store {
@@ -79,12 +88,14 @@ pub struct Store {
     /// Serializes writers within this process. Held across `.await` (the whole write
     /// transaction), hence tokio's mutex rather than std's.
     write_lock: Mutex<()>,
+    hook: OnceLock<Arc<dyn CommitHook>>,
 }
 
 /// A write transaction holding the process-wide write lock until commit or drop.
 #[derive(Debug)]
 pub struct WriteTx<'a> {
     pub tx: Transaction<'static, Any>,
+    store: &'a Store,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -93,8 +104,14 @@ impl WriteTx<'_> {
         &mut self.tx
     }
 
+    /// Commits, releases the write lock, then runs the commit hook.
     pub async fn commit(self) -> StoreResult<()> {
-        self.tx.commit().await?;
+        let WriteTx { tx, store, _guard } = self;
+        tx.commit().await?;
+        drop(_guard);
+        if let Some(hook) = store.hook.get() {
+            hook.committed(store).await;
+        }
         Ok(())
     }
 }
@@ -132,7 +149,13 @@ impl Store {
             pool,
             backend,
             write_lock: Mutex::new(()),
+            hook: OnceLock::new(),
         }))
+    }
+
+    /// Installs the commit hook (once; later calls are ignored).
+    pub fn set_commit_hook(&self, hook: Arc<dyn CommitHook>) {
+        let _ = self.hook.set(hook);
     }
 
     pub fn backend(&self) -> Backend {
@@ -161,7 +184,11 @@ impl Store {
             // Other nodes of a cluster write too: serialize across processes as well.
             postgres::lock_writes(&mut tx).await?;
         }
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            store: self,
+            _guard: guard,
+        })
     }
 
     /// Whether the database answers.

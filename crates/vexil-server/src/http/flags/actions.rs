@@ -373,7 +373,12 @@ impl Archive<'_> {
             ..flag.clone()
         };
         flags::update(conn, &after).await?;
-        environments::bump_project_rulesets(conn, &after.project_id).await?;
+        environments::bump_project_rulesets(
+            conn,
+            &after.project_id,
+            environments::RulesetChange::Flag(&after.key),
+        )
+        .await?;
         let action = if archived {
             "flag.archive"
         } else {

@@ -246,7 +246,12 @@ pub async fn save(
     .execute(&mut *conn)
     .await?;
     insert_revision(conn, c, actor, comment).await?;
-    environments::bump_ruleset(conn, &c.environment_id).await
+    environments::bump_ruleset(
+        conn,
+        &c.environment_id,
+        environments::RulesetChange::Flag(&c.flag_key),
+    )
+    .await
 }
 
 /// Creates the initial configuration (and revision 1) of every flag of the environment's

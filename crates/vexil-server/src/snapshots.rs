@@ -1,0 +1,261 @@
+//! Compiled snapshots per environment — what the evaluation plane reads, never awaiting the
+//! database. At start every environment is compiled; after each committed write (and on a
+//! periodic poll, for changes made by other nodes) the change log is read and only changed
+//! flags and segments are reloaded and compiled (`vexil_core::Snapshot::apply`), then the
+//! environment's snapshot is swapped atomically. If the database is unreachable, the last
+//! snapshots keep serving.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use serde::Serialize;
+use vexil_core::{Change, FlagDef, Ruleset, SegmentDef, Snapshot};
+
+use crate::store::{Store, StoreResult, environments, flags, segments};
+
+/// One environment's evaluable state at one ruleset version.
+#[derive(Debug)]
+pub struct EnvSnapshot {
+    pub environment_id: String,
+    pub project_id: String,
+    /// The environment's ruleset version (also the SSE event id and the `ETag`).
+    pub version: u64,
+    pub snapshot: Snapshot,
+    /// Source definitions, shared between versions, for serving and for incremental updates.
+    flags: BTreeMap<String, Arc<FlagDef>>,
+    segments: BTreeMap<String, Arc<SegmentDef>>,
+    ruleset_json: OnceLock<Arc<str>>,
+}
+
+/// The ruleset document as served (`GET /api/v1/sdk/config`): archived flags left out.
+#[derive(Serialize)]
+struct RulesetView<'a> {
+    version: u64,
+    flags: BTreeMap<&'a str, &'a FlagDef>,
+    segments: BTreeMap<&'a str, &'a SegmentDef>,
+}
+
+impl EnvSnapshot {
+    fn new(
+        environment_id: String,
+        project_id: String,
+        ruleset: Ruleset,
+    ) -> Result<EnvSnapshot, vexil_core::ValidationErrors> {
+        let snapshot = Snapshot::compile(&ruleset)?;
+        Ok(EnvSnapshot {
+            environment_id,
+            project_id,
+            version: ruleset.version,
+            snapshot,
+            flags: ruleset
+                .flags
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
+            segments: ruleset
+                .segments
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
+            ruleset_json: OnceLock::new(),
+        })
+    }
+
+    /// The ruleset JSON served to server-side SDKs; built once per version.
+    pub fn ruleset_json(&self) -> Arc<str> {
+        self.ruleset_json
+            .get_or_init(|| {
+                let view = RulesetView {
+                    version: self.version,
+                    flags: self
+                        .flags
+                        .iter()
+                        .filter(|(_, f)| !f.archived)
+                        .map(|(k, f)| (k.as_str(), &**f))
+                        .collect(),
+                    segments: self
+                        .segments
+                        .iter()
+                        .map(|(k, s)| (k.as_str(), &**s))
+                        .collect(),
+                };
+                Arc::from(serde_json::to_string(&view).unwrap_or_else(|_| "{}".to_owned()))
+            })
+            .clone()
+    }
+
+    /// The definition of flag `key` (archived ones included).
+    pub fn flag_def(&self, key: &str) -> Option<&FlagDef> {
+        self.flags.get(key).map(|f| &**f)
+    }
+}
+
+/// Every environment's current snapshot.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    envs: RwLock<HashMap<String, Arc<EnvSnapshot>>>,
+    /// Serializes synchronisations; held across `.await` (database reads), hence tokio's.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl Snapshots {
+    /// The current snapshot of an environment. Never touches the database.
+    pub fn get(&self, environment_id: &str) -> Option<Arc<EnvSnapshot>> {
+        self.envs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(environment_id)
+            .cloned()
+    }
+
+    /// Whether every environment has been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        !self
+            .envs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    fn put(&self, env: EnvSnapshot) {
+        self.envs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(env.environment_id.clone(), Arc::new(env));
+    }
+
+    /// Brings every environment up to its stored ruleset version.
+    pub async fn sync(&self, store: &Store) -> StoreResult<()> {
+        let _guard = self.sync_lock.lock().await;
+        let mut conn = store.read().await?;
+        let versions = environments::ruleset_versions(&mut conn).await?;
+        let live: std::collections::HashSet<&str> =
+            versions.iter().map(|(id, _, _)| id.as_str()).collect();
+        self.envs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| live.contains(id.as_str()));
+        for (env_id, project_id, version) in &versions {
+            let version = u64::try_from(*version).unwrap_or(0);
+            match self.get(env_id) {
+                Some(current) if current.version == version => {}
+                Some(current) if current.version < version => {
+                    match self.advance(&mut conn, &current, version).await? {
+                        Some(next) => self.put(next),
+                        None => self.load(&mut conn, env_id, project_id).await?,
+                    }
+                }
+                _ => self.load(&mut conn, env_id, project_id).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles an environment from scratch.
+    async fn load(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        env_id: &str,
+        project_id: &str,
+    ) -> StoreResult<()> {
+        let Some(ruleset) = flags::load_ruleset(conn, env_id).await? else {
+            return Ok(());
+        };
+        match EnvSnapshot::new(env_id.to_owned(), project_id.to_owned(), ruleset) {
+            Ok(env) => {
+                tracing::debug!(environment_id = %env_id, version = env.version, flags = env.flags.len(), "snapshot loaded");
+                self.put(env);
+            }
+            // Every write is validated, so this means data written outside the API; keep
+            // serving the previous snapshot rather than none.
+            Err(e) => {
+                tracing::error!(environment_id = %env_id, errors = %e, "stored ruleset does not validate; snapshot kept")
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the change log from `current.version` to `target`; `None` when the log has
+    /// a gap (then the caller reloads the environment whole).
+    async fn advance(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        current: &EnvSnapshot,
+        target: u64,
+    ) -> StoreResult<Option<EnvSnapshot>> {
+        let log =
+            environments::changes_since(conn, &current.environment_id, current.version as i64)
+                .await?;
+        let contiguous = log
+            .first()
+            .is_some_and(|(v, _, _)| *v == current.version as i64 + 1)
+            && log.last().is_some_and(|(v, _, _)| *v >= target as i64);
+        if !contiguous {
+            return Ok(None);
+        }
+        let mut flag_keys: BTreeMap<String, Option<FlagDef>> = BTreeMap::new();
+        let mut segment_keys: BTreeMap<String, Option<SegmentDef>> = BTreeMap::new();
+        for (_, kind, key) in &log {
+            if kind == "segment" {
+                segment_keys.insert(key.clone(), None);
+            } else {
+                flag_keys.insert(key.clone(), None);
+            }
+        }
+        for (key, slot) in flag_keys.iter_mut() {
+            if let Some(flag) = flags::get_by_key(conn, &current.project_id, key).await?
+                && let Some(config) =
+                    flags::configs::get(conn, &flag.id, &current.environment_id).await?
+            {
+                *slot = Some(config.config.to_def(&flag, config.version));
+            }
+        }
+        for (key, slot) in segment_keys.iter_mut() {
+            *slot = segments::get_by_key(conn, &current.project_id, key)
+                .await?
+                .map(|s| s.definition);
+        }
+        let version = log.last().map_or(target, |(v, _, _)| *v as u64);
+        let changes: Vec<Change<'_>> = flag_keys
+            .iter()
+            .map(|(key, def)| match def {
+                Some(def) => Change::UpsertFlag { key, def },
+                None => Change::RemoveFlag { key },
+            })
+            .chain(segment_keys.iter().map(|(key, def)| match def {
+                Some(def) => Change::UpsertSegment { key, def },
+                None => Change::RemoveSegment { key },
+            }))
+            .collect();
+        let snapshot = match current.snapshot.apply(version, &changes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(environment_id = %current.environment_id, errors = %e, "incremental update failed; reloading");
+                return Ok(None);
+            }
+        };
+        let mut flags_map = current.flags.clone();
+        for (key, def) in flag_keys {
+            match def {
+                Some(def) => flags_map.insert(key, Arc::new(def)),
+                None => flags_map.remove(&key),
+            };
+        }
+        let mut segments_map = current.segments.clone();
+        for (key, def) in segment_keys {
+            match def {
+                Some(def) => segments_map.insert(key, Arc::new(def)),
+                None => segments_map.remove(&key),
+            };
+        }
+        Ok(Some(EnvSnapshot {
+            environment_id: current.environment_id.clone(),
+            project_id: current.project_id.clone(),
+            version,
+            snapshot,
+            flags: flags_map,
+            segments: segments_map,
+            ruleset_json: OnceLock::new(),
+        }))
+    }
+}

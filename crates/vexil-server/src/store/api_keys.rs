@@ -1,0 +1,120 @@
+//! API key queries. Keys are stored as SHA-256 hashes with a visible prefix.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, FromRow};
+
+use super::StoreResult;
+
+/// An API key record as stored and shown (never with the secret or its hash).
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub project_id: String,
+    pub environment_id: String,
+    pub name: String,
+    /// `server`, `client` or `mobile`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, project_id, environment_id, name, kind, prefix, created_at, created_by, expires_at, revoked_at, last_used_at";
+
+pub async fn insert(conn: &mut AnyConnection, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, project_id, environment_id, name, kind, key_hash, prefix, created_at, created_by, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&k.id)
+    .bind(&k.project_id)
+    .bind(&k.environment_id)
+    .bind(&k.name)
+    .bind(&k.kind)
+    .bind(key_hash)
+    .bind(&k.prefix)
+    .bind(&k.created_at)
+    .bind(&k.created_by)
+    .bind(&k.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<ApiKey>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<ApiKey>, i64)> {
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE project_id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    );
+    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every key that is not revoked, with its hash, for the in-memory key ring.
+pub async fn active(conn: &mut AnyConnection) -> StoreResult<Vec<(String, ApiKey)>> {
+    let sql = format!("SELECT key_hash, {COLUMNS} FROM api_keys WHERE revoked_at IS NULL");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        use sqlx::Row;
+        let hash: String = row.try_get("key_hash")?;
+        out.push((hash, ApiKey::from_row(&row)?));
+    }
+    Ok(out)
+}
+
+/// Records when keys were last used (batched by the key ring, off the request path).
+pub async fn touch(conn: &mut AnyConnection, ids: &[String], at: &str) -> StoreResult<()> {
+    for id in ids {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
