@@ -101,6 +101,11 @@ impl<'s> Detail<'s> {
         }
     }
 
+    /// The result for a flag that does not exist (or that the caller may not see).
+    pub fn flag_not_found() -> Detail<'static> {
+        Detail::error(ErrorCode::FlagNotFound, None)
+    }
+
     /// The OFREP reason of DESIGN §3 ("Reasons over OFREP").
     pub fn ofrep_reason(&self) -> &'static str {
         match self.reason.kind {

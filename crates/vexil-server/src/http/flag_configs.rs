@@ -263,7 +263,7 @@ pub(super) async fn commit_config(
     };
     if probe != before.config {
         let def = config.to_def(flag, before.version + 1);
-        let problems = new_problems(conn, &before.environment_id, &flag.key, def).await?;
+        let problems = new_problems(conn, &before.environment_id, &flag.key, def, false).await?;
         if !problems.is_empty() {
             return Err(relative_to_flag(problems, &flag.key).into());
         }
@@ -318,24 +318,26 @@ pub(super) async fn new_problems(
     env_id: &str,
     key: &str,
     def: FlagDef,
+    with_referrers: bool,
 ) -> ApiResult<Vec<ValidationError>> {
-    let mut ruleset = flags::load_ruleset(conn, env_id)
+    let env = environments::get(conn, env_id)
         .await?
         .ok_or_else(|| ApiError::not_found("environment", env_id))?;
-    let previous = ruleset.flags.insert(key.to_owned(), def);
+    let project = env.project_id.as_str();
+    let ruleset = flags::ruleset_around(conn, project, env_id, key, def, with_referrers).await?;
     let Err(errors) = Snapshot::validate(&ruleset) else {
         return Ok(Vec::new());
     };
-    match previous {
-        Some(p) => ruleset.flags.insert(key.to_owned(), p),
-        None => ruleset.flags.remove(key),
+    // Report only what the change adds: problems already present with the stored
+    // definition (data written outside the API) must not block unrelated edits.
+    let existing = match flags::def_in_environment(conn, project, env_id, key).await? {
+        Some(previous) => {
+            let before = flags::ruleset_around(conn, project, env_id, key, previous, with_referrers).await?;
+            Snapshot::validate(&before).err().unwrap_or_default()
+        }
+        None => ValidationErrors::default(),
     };
-    let existing = Snapshot::validate(&ruleset).err().unwrap_or_default();
-    Ok(errors
-        .0
-        .into_iter()
-        .filter(|e| !existing.0.contains(e))
-        .collect())
+    Ok(errors.0.into_iter().filter(|e| !existing.0.contains(e)).collect())
 }
 
 /// Strips the `flags.<key>.` prefix, so that paths read relative to the flag's

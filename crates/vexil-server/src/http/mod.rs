@@ -1,14 +1,17 @@
 //! The HTTP layer: one module per resource, each exporting `router()`, merged here with the
 //! cross-cutting layers (request ids, logs, metrics, body limit, authentication).
 
+pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
 pub mod environments;
 pub mod error;
 pub mod eval_auth;
+pub mod evaluate;
 pub mod extract;
 pub mod flag_configs;
 pub mod flags;
+pub mod ofrep;
 pub mod openapi;
 pub mod ops;
 pub mod organizations;
@@ -80,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(flags::router())
         .merge(flag_configs::router())
         .merge(segments::router())
+        .merge(api_keys::router())
         .merge(audit_logs::router())
         .merge(simple::router())
         .route_layer(middleware::from_fn_with_state(
@@ -90,6 +94,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(management)
         .merge(ops::router())
+        .merge(ofrep::router())
+        .merge(evaluate::router())
         .merge(openapi::router())
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -2,12 +2,12 @@
 //! at `/api-docs/openapi.json`, with the vendored Swagger UI at `/docs` (works offline).
 
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, audit_logs, environments, flag_configs, flags, ops, organizations, projects,
+    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, ofrep, ops, organizations, projects,
     segments, simple,
 };
 
@@ -21,6 +21,7 @@ use super::{
         license(name = "Apache-2.0")
     ),
     paths(
+        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config,
         ops::health, ops::ready, ops::metrics,
         organizations::list_organizations, organizations::create_organization, organizations::get_organization,
         organizations::update_organization, organizations::delete_organization,
@@ -36,19 +37,24 @@ use super::{
         flag_configs::list_revisions, flag_configs::restore_revision,
         segments::list_segments, segments::create_segment, segments::get_segment, segments::update_segment,
         segments::delete_segment,
+        api_keys::list_api_keys, api_keys::create_api_key, api_keys::revoke_api_key, api_keys::delete_api_key,
         audit_logs::list_audit_logs, audit_logs::get_audit_log, audit_logs::verify_audit_log,
         simple::list_simple, simple::create_simple, simple::get_simple, simple::update_simple,
+        ofrep::evaluate_flag, ofrep::evaluate_flags,
     ),
     modifiers(&BearerAuth, &SimpleApiWithoutSlash),
     security(("bearer" = [])),
     tags(
         (name = "operations", description = "Liveness, readiness, metrics"),
+        (name = "evaluation", description = "Evaluation with an environment API key: native evaluate, bulk, and the SDK ruleset"),
         (name = "organizations"), (name = "projects"), (name = "environments"),
         (name = "flags", description = "Flags of a project, created in every environment; archive, restore, kill switch, bulk actions"),
         (name = "flag configurations", description = "A flag's configuration in one environment, validated against the environment's whole ruleset; every change is a new version with a revision"),
         (name = "revisions", description = "The history of a flag configuration; restoring an old revision creates a new version"),
         (name = "segments", description = "Reusable audiences of a project, seen by every environment"),
+        (name = "API keys", description = "Evaluation-plane keys of a project, each bound to one environment; the secret is shown once, at creation"),
         (name = "audit logs", description = "The hash-chained audit trail of every change, and its verification"),
+        (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol 0.3.0, authenticated with an API key (`Authorization: Bearer` or `X-API-Key`); errors in OFREP's own shape"),
         (name = "simple API", description = "On/off boolean flags by name in one environment: project `default`, environment `production` unless `?project=&environment=`"),
     )
 )]
@@ -61,6 +67,13 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An environment API key (`Authorization: Bearer <key>` works too)",
+            ))),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),

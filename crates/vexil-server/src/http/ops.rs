@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::metrics::Metrics;
+use crate::snapshots::Snapshots;
 use crate::store::Store;
 
 pub fn router() -> Router<AppState> {
@@ -26,10 +27,18 @@ pub(crate) async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The store answers (and, with the evaluation plane, snapshots are loaded).
-#[utoipa::path(get, path = "/ready", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "The database is unreachable")))]
-pub(crate) async fn ready(State(store): State<Arc<Store>>) -> impl IntoResponse {
-    if store.ping().await {
+/// Snapshots are loaded and the store answers.
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "The database is unreachable or snapshots are not loaded (evaluation may still be served from the last snapshots)")))]
+pub(crate) async fn ready(
+    State(store): State<Arc<Store>>,
+    State(snapshots): State<Arc<Snapshots>>,
+) -> impl IntoResponse {
+    if !snapshots.is_loaded() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "snapshots not loaded"})),
+        )
+    } else if store.ping().await {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
         (

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
-use vexil_core::{FlagType, Ruleset, Variation};
+use vexil_core::{FlagDef, FlagType, Ruleset, Variation};
 
 use super::{DbBool, StoreError, StoreResult, environments, segments};
 
@@ -439,4 +439,64 @@ pub async fn load_ruleset(
         .into_iter()
         .collect();
     Ok(Some(ruleset))
+}
+
+/// Flag `key`'s definition in an environment, if the flag exists there.
+pub async fn def_in_environment(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    environment_id: &str,
+    key: &str,
+) -> StoreResult<Option<FlagDef>> {
+    let Some(flag) = get_by_key(conn, project_id, key).await? else {
+        return Ok(None);
+    };
+    Ok(configs::get(conn, &flag.id, environment_id)
+        .await?
+        .map(|c| c.config.to_def(&flag, c.version)))
+}
+
+/// The part of an environment's ruleset needed to validate flag `key` as `def`: the flag,
+/// every flag reachable through prerequisites (references, variations, cycles), the
+/// project's segments, and — with `with_referrers` — the flags that name `key` as a
+/// prerequisite. A few queries instead of loading the whole environment on every write.
+pub async fn ruleset_around(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    environment_id: &str,
+    key: &str,
+    def: FlagDef,
+    with_referrers: bool,
+) -> StoreResult<Ruleset> {
+    let mut ruleset = Ruleset::default();
+    let mut queue: Vec<String> = def.prerequisites.iter().map(|p| p.flag.clone()).collect();
+    if with_referrers {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT f.key, c.config FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
+             WHERE c.environment_id = $1 AND f.key <> $2 AND c.config LIKE $3 ESCAPE '\\'",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .bind(format!("%{}%", escape_like(key)))
+        .fetch_all(&mut *conn)
+        .await?;
+        for (other, config) in rows {
+            let config: Config = serde_json::from_str(&config)?;
+            if config.prerequisites.iter().any(|p| p.flag == key) {
+                queue.push(other);
+            }
+        }
+    }
+    ruleset.flags.insert(key.to_owned(), def);
+    while let Some(next) = queue.pop() {
+        if ruleset.flags.contains_key(&next) {
+            continue;
+        }
+        if let Some(found) = def_in_environment(conn, project_id, environment_id, &next).await? {
+            queue.extend(found.prerequisites.iter().map(|p| p.flag.clone()));
+            ruleset.flags.insert(next, found);
+        }
+    }
+    ruleset.segments = segments::definitions(conn, project_id).await?.into_iter().collect();
+    Ok(ruleset)
 }

@@ -56,6 +56,13 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Duplicate(db.message().to_owned())
             }
+            // Connection-class, operator-intervention (shutdown, terminated) and
+            // too-many-connections errors: the database is away, not the request wrong.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300") =>
+            {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -173,13 +180,14 @@ impl Store {
 
     /// A connection for reads.
     pub async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {
-        Ok(self.pool.acquire().await?)
+        // Whatever stops us from getting a connection, the database is unavailable to us.
+        self.pool.acquire().await.map_err(StoreError::Unavailable)
     }
 
     /// Starts a serialized write transaction.
     pub async fn write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(StoreError::Unavailable)?;
         if self.backend == Backend::Postgres {
             // Other nodes of a cluster write too: serialize across processes as well.
             postgres::lock_writes(&mut tx).await?;

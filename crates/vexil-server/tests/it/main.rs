@@ -5,11 +5,14 @@
 //! each test creates and drops its own database. Without the variable those runs skip with
 //! a message, unless `VEXIL_REQUIRE_POSTGRES=1`, which makes a skip a failure (CI sets it).
 
+mod api_keys;
 mod audit_logs;
+mod evaluate;
 mod flag_configs;
 mod flags;
 mod helpers;
 mod management;
+mod ofrep;
 mod ops;
 mod segments;
 mod simple;

@@ -50,6 +50,7 @@ both_backends! {
         // modules' `router()` functions.
         let routes = [
             ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
+            ("post", "/api/v1/evaluate"), ("post", "/api/v1/evaluate/bulk"), ("get", "/api/v1/sdk/config"),
             ("get", "/api/v1/organizations"), ("post", "/api/v1/organizations"),
             ("get", "/api/v1/organizations/{id}"), ("patch", "/api/v1/organizations/{id}"), ("delete", "/api/v1/organizations/{id}"),
             ("get", "/api/v1/projects"), ("post", "/api/v1/projects"),
@@ -69,10 +70,13 @@ both_backends! {
             ("get", "/api/v1/environments/{env_id}/flag-configs"),
             ("get", "/api/v1/projects/{project_id}/segments"), ("post", "/api/v1/projects/{project_id}/segments"),
             ("get", "/api/v1/segments/{id}"), ("patch", "/api/v1/segments/{id}"), ("delete", "/api/v1/segments/{id}"),
+            ("get", "/api/v1/projects/{project_id}/api-keys"), ("post", "/api/v1/projects/{project_id}/api-keys"),
+            ("delete", "/api/v1/api-keys/{id}"), ("patch", "/api/v1/api-keys/{id}/revoke"),
             ("get", "/api/v1/audit-logs"), ("get", "/api/v1/audit-logs/verify"), ("get", "/api/v1/audit-logs/{id}"),
             ("get", "/v1/feature-flags/"), ("post", "/v1/feature-flags/"),
             ("get", "/v1/feature-flags"), ("post", "/v1/feature-flags"),
             ("get", "/v1/feature-flags/{name}"), ("put", "/v1/feature-flags/{name}"),
+            ("post", "/ofrep/v1/evaluate/flags/{key}"), ("post", "/ofrep/v1/evaluate/flags"),
         ];
         for (method, path) in routes {
             let op = &doc["paths"][path][method];

@@ -190,7 +190,7 @@ pub(super) async fn check_configs_still_valid(
     let mut problems = Vec::new();
     for c in configs::of_flag(conn, &flag.id).await? {
         let def = c.config.to_def(flag, c.version);
-        let found = new_problems(conn, &c.environment_id, &flag.key, def).await?;
+        let found = new_problems(conn, &c.environment_id, &flag.key, def, true).await?;
         let env_prefix = format!("environments.{}", c.environment_key);
         for mut e in relative_to_flag(found, &flag.key).0 {
             e.path = if e.path.is_empty() {

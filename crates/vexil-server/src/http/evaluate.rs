@@ -1,0 +1,175 @@
+//! Vexil's native evaluation API and SDK delivery (DESIGN §4 "Evaluation plane"):
+//! `POST /api/v1/evaluate`, `POST /api/v1/evaluate/bulk` and `GET /api/v1/sdk/config`.
+//! Everything here reads the in-memory snapshot; nothing awaits the database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use vexil_core::{Context, Detail, Evaluation};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::eval_auth::EvalKey;
+use super::extract::Json;
+use crate::snapshots::{EnvSnapshot, Snapshots};
+use crate::store::now_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/evaluate", post(evaluate))
+        .route("/api/v1/evaluate/bulk", post(evaluate_bulk))
+        .route("/api/v1/sdk/config", get(sdk_config))
+}
+
+/// Most flag keys one bulk request may name.
+const MAX_FLAG_KEYS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluateRequest {
+    flag_key: String,
+    #[serde(default)]
+    context: Context,
+}
+
+/// The environment's snapshot for this key. A key outlives nothing it belongs to, so a
+/// missing snapshot means the environment was just deleted.
+fn snapshot_for(snapshots: &Snapshots, key: &EvalKey) -> ApiResult<Arc<EnvSnapshot>> {
+    snapshots
+        .get(&key.0.environment_id)
+        .ok_or(ApiError::Unavailable)
+}
+
+#[utoipa::path(post, path = "/api/v1/evaluate", tag = "evaluation", security(("api_key" = [])),
+    request_body(content = Object, description = "`{\"flag_key\", \"context\"}`; `context.targetingKey` is the unit id"),
+    responses((status = 200, description = "`{flag_key, value, variation, reason: {kind, rule_id?, rule_index?, in_rollout, error_code?}, flag_version}`; evaluation errors (FLAG_NOT_FOUND, TARGETING_KEY_MISSING) are results with `value: null`"),
+        (status = 400, description = "Malformed body"), (status = 401, description = "Missing, unknown, revoked or expired API key")))]
+pub(crate) async fn evaluate(
+    State(snapshots): State<Arc<Snapshots>>,
+    key: EvalKey,
+    Json(body): Json<EvaluateRequest>,
+) -> ApiResult<Response> {
+    let env = snapshot_for(&snapshots, &key)?;
+    let visible = visible_to(&env, &key, &body.flag_key);
+    let detail = if visible {
+        env.snapshot
+            .evaluate(&body.flag_key, &body.context, now_ms())
+    } else {
+        Detail::flag_not_found()
+    };
+    Ok(axum::Json(detail.record(&body.flag_key)).into_response())
+}
+
+/// Client and mobile keys see `client_side` flags only; anything else is "not found".
+fn visible_to(env: &EnvSnapshot, key: &EvalKey, flag_key: &str) -> bool {
+    key.0.kind.is_server()
+        || env
+            .snapshot
+            .flag_info(flag_key)
+            .is_some_and(|f| f.client_side)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkRequest {
+    #[serde(default)]
+    context: Context,
+    flag_keys: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct BulkResponse<'k, 's> {
+    flags: BTreeMap<&'k str, Evaluation<'k, 's>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/evaluate/bulk", tag = "evaluation", security(("api_key" = [])),
+    request_body(content = Object, description = "`{\"context\", \"flag_keys\"?}`; without `flag_keys`, every flag the key may see"),
+    responses((status = 200, description = "`{\"flags\": {\"<key>\": evaluation}}`"),
+        (status = 400, description = "Malformed body, or more than 1000 flag keys"), (status = 401, description = "Missing or invalid API key")))]
+pub(crate) async fn evaluate_bulk(
+    State(snapshots): State<Arc<Snapshots>>,
+    key: EvalKey,
+    Json(body): Json<BulkRequest>,
+) -> ApiResult<Response> {
+    let env = snapshot_for(&snapshots, &key)?;
+    let now = now_ms();
+    let server = key.0.kind.is_server();
+    let flags: BTreeMap<&str, Evaluation<'_, '_>> = match &body.flag_keys {
+        Some(keys) if keys.len() > MAX_FLAG_KEYS => {
+            return Err(ApiError::invalid_field(
+                "flag_keys",
+                format!("at most {MAX_FLAG_KEYS} keys"),
+            ));
+        }
+        Some(keys) => keys
+            .iter()
+            .map(|k| {
+                let detail = if visible_to(&env, &key, k) {
+                    env.snapshot.evaluate(k, &body.context, now)
+                } else {
+                    Detail::flag_not_found()
+                };
+                (k.as_str(), detail.record(k))
+            })
+            .collect(),
+        None => env
+            .snapshot
+            .evaluate_all(&body.context, now)
+            .filter(|(info, _)| server || info.client_side)
+            .map(|(info, detail)| (info.key, detail.record(info.key)))
+            .collect(),
+    };
+    Ok(axum::Json(BulkResponse { flags }).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/sdk/config", tag = "evaluation", security(("api_key" = [])),
+    params(("If-None-Match" = Option<String>, Header, description = "The ETag of a ruleset already held")),
+    responses((status = 200, description = "The environment's ruleset `{version, flags, segments}` for local evaluation; `ETag` is the version"),
+        (status = 304, description = "Unchanged since If-None-Match"),
+        (status = 401, description = "Missing or invalid API key"), (status = 403, description = "Client and mobile keys may not read rules")))]
+pub(crate) async fn sdk_config(
+    State(snapshots): State<Arc<Snapshots>>,
+    key: EvalKey,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !key.0.kind.is_server() {
+        return Err(ApiError::Forbidden(
+            "client and mobile keys cannot read rules; use a server key".into(),
+        ));
+    }
+    let env = snapshot_for(&snapshots, &key)?;
+    let etag = format!("\"{}\"", env.version);
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?;
+    if if_none_match(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let body = env.ruleset_json();
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag_value),
+        ],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+/// Whether `If-None-Match` lists `etag` (or `*`), ignoring weak-validator prefixes.
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
