@@ -332,12 +332,17 @@ pub(super) async fn new_problems(
     // definition (data written outside the API) must not block unrelated edits.
     let existing = match flags::def_in_environment(conn, project, env_id, key).await? {
         Some(previous) => {
-            let before = flags::ruleset_around(conn, project, env_id, key, previous, with_referrers).await?;
+            let before =
+                flags::ruleset_around(conn, project, env_id, key, previous, with_referrers).await?;
             Snapshot::validate(&before).err().unwrap_or_default()
         }
         None => ValidationErrors::default(),
     };
-    Ok(errors.0.into_iter().filter(|e| !existing.0.contains(e)).collect())
+    Ok(errors
+        .0
+        .into_iter()
+        .filter(|e| !existing.0.contains(e))
+        .collect())
 }
 
 /// Strips the `flags.<key>.` prefix, so that paths read relative to the flag's

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, ofrep, ops, organizations, projects,
-    segments, simple,
+    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, ofrep, ops,
+    organizations, projects, segments, simple,
 };
 
 #[derive(OpenApi)]

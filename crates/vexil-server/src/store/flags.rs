@@ -497,6 +497,9 @@ pub async fn ruleset_around(
             ruleset.flags.insert(next, found);
         }
     }
-    ruleset.segments = segments::definitions(conn, project_id).await?.into_iter().collect();
+    ruleset.segments = segments::definitions(conn, project_id)
+        .await?
+        .into_iter()
+        .collect();
     Ok(ruleset)
 }

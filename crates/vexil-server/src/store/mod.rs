@@ -59,7 +59,9 @@ impl From<sqlx::Error> for StoreError {
             // Connection-class, operator-intervention (shutdown, terminated) and
             // too-many-connections errors: the database is away, not the request wrong.
             sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300") =>
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "53300"
+                }) =>
             {
                 StoreError::Unavailable(e)
             }

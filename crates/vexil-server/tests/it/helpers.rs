@@ -210,25 +210,47 @@ impl TestApp {
 
     /// Creates an API key of `kind` (`server`, `client`, `mobile`) for an environment and
     /// returns its secret.
-    pub(crate) async fn api_key(&self, project_id: &str, environment_id: &str, kind: &str) -> String {
+    pub(crate) async fn api_key(
+        &self,
+        project_id: &str,
+        environment_id: &str,
+        kind: &str,
+    ) -> String {
         let body = serde_json::json!({"name": format!("{kind} key"), "type": kind, "environment_id": environment_id});
-        let created = json_status(self.post(&format!("/api/v1/projects/{project_id}/api-keys"), body).await, 201).await;
-        created["key"].as_str().expect("the secret is returned on creation").to_owned()
+        let created = json_status(
+            self.post(&format!("/api/v1/projects/{project_id}/api-keys"), body)
+                .await,
+            201,
+        )
+        .await;
+        created["key"]
+            .as_str()
+            .expect("the secret is returned on creation")
+            .to_owned()
     }
 
     /// PostgreSQL only: lets the server reach its database, or cuts it off (existing
     /// connections are terminated and new ones refused).
     pub(crate) async fn set_database_reachable(&self, reachable: bool) {
         let (admin_url, name) = self.postgres.as_ref().expect("a PostgreSQL test app");
-        let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("admin connection");
-        let allow = if reachable { "true" } else { "false" };
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}")))
-            .execute(&mut conn)
+        let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
-            .expect("alter database");
+            .expect("admin connection");
+        let allow = if reachable { "true" } else { "false" };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("alter database");
         if !reachable {
-            let sql = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("terminate connections");
+            let sql = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("terminate connections");
         }
     }
 
