@@ -27,6 +27,7 @@ use store::Store;
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -36,6 +37,7 @@ impl App {
         store.migrate().await?;
         bootstrap::run(&store, config.bootstrap_token.as_ref()).await?;
         let plane = Arc::new(EvalPlane::default());
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         plane
             .snapshots
             .sync(&store)
@@ -51,8 +53,9 @@ impl App {
             metrics: Arc::default(),
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
+            shutdown: http::stream::ShutdownSignal(shutdown_rx),
         };
-        Ok(App { listener, state })
+        Ok(App { listener, state, shutdown })
     }
 
     /// The bound address (useful with port 0).
@@ -77,11 +80,20 @@ impl App {
         ));
         let router = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
+        // Long-lived streams end when the signal flips, so that draining can finish.
+        let signal = self.shutdown;
+        let mut stopped = signal.subscribe();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal.send(true);
+        });
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
         .await
         .context("HTTP server failed")?;
         poller.abort();

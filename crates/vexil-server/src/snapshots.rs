@@ -5,7 +5,7 @@
 //! environment's snapshot is swapped atomically. If the database is unreachable, the last
 //! snapshots keep serving.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::Serialize;
@@ -25,7 +25,31 @@ pub struct EnvSnapshot {
     flags: BTreeMap<String, Arc<FlagDef>>,
     segments: BTreeMap<String, Arc<SegmentDef>>,
     ruleset_json: OnceLock<Arc<str>>,
+    /// The most recent changes `(version, kind, key)`, oldest first, so that streams can
+    /// resume from `Last-Event-ID` without the database.
+    history: VecDeque<Changed>,
 }
+
+/// One changed flag or segment at one ruleset version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub version: u64,
+    /// `flag` or `segment`.
+    pub kind: String,
+    pub key: String,
+}
+
+/// Published whenever an environment's snapshot advances.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub environment_id: String,
+    pub version: u64,
+    /// What changed since the previous snapshot; `None` when it was reloaded whole.
+    pub changes: Option<Vec<Changed>>,
+}
+
+/// How many recent changes each environment remembers for stream resumption.
+const HISTORY: usize = 1024;
 
 /// The ruleset document as served (`GET /api/v1/sdk/config`): archived flags left out.
 #[derive(Serialize)]
@@ -58,6 +82,7 @@ impl EnvSnapshot {
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect(),
             ruleset_json: OnceLock::new(),
+            history: VecDeque::new(),
         })
     }
 
@@ -88,17 +113,61 @@ impl EnvSnapshot {
     pub fn flag_def(&self, key: &str) -> Option<&FlagDef> {
         self.flags.get(key).map(|f| &**f)
     }
+
+    /// The definition of segment `key`.
+    pub fn segment_def(&self, key: &str) -> Option<&SegmentDef> {
+        self.segments.get(key).map(|s| &**s)
+    }
+
+    /// The distinct `(kind, key)`s changed after version `since`, if this snapshot still
+    /// remembers all of them (empty when `since` is the current version).
+    pub fn changes_after(&self, since: u64) -> Option<Vec<(String, String)>> {
+        if since == self.version {
+            return Some(Vec::new());
+        }
+        let covered = since < self.version && self.history.front().is_some_and(|c| c.version <= since + 1);
+        if !covered {
+            return None;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        Some(
+            self.history
+                .iter()
+                .filter(|c| c.version > since)
+                .filter(|c| seen.insert((c.kind.clone(), c.key.clone())))
+                .map(|c| (c.kind.clone(), c.key.clone()))
+                .collect(),
+        )
+    }
 }
 
-/// Every environment's current snapshot.
-#[derive(Debug, Default)]
+/// Every environment's current snapshot, and a broadcast of their updates.
+#[derive(Debug)]
 pub struct Snapshots {
+    updates: tokio::sync::broadcast::Sender<Arc<Update>>,
     envs: RwLock<HashMap<String, Arc<EnvSnapshot>>>,
     /// Serializes synchronisations; held across `.await` (database reads), hence tokio's.
     sync_lock: tokio::sync::Mutex<()>,
 }
 
+impl Default for Snapshots {
+    fn default() -> Self {
+        // A subscriber that falls this far behind is dropped (it resumes by reconnecting).
+        let (updates, _) = tokio::sync::broadcast::channel(4096);
+        Snapshots { updates, envs: RwLock::default(), sync_lock: tokio::sync::Mutex::default() }
+    }
+}
+
 impl Snapshots {
+    /// Updates from now on (subscribe before reading a snapshot, so none is missed).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Update>> {
+        self.updates.subscribe()
+    }
+
+    fn publish(&self, update: Update) {
+        // No subscribers is fine.
+        let _ = self.updates.send(Arc::new(update));
+    }
     /// The current snapshot of an environment. Never touches the database.
     pub fn get(&self, environment_id: &str) -> Option<Arc<EnvSnapshot>> {
         self.envs
@@ -141,7 +210,11 @@ impl Snapshots {
                 Some(current) if current.version == version => {}
                 Some(current) if current.version < version => {
                     match self.advance(&mut conn, &current, version).await? {
-                        Some(next) => self.put(next),
+                        Some((next, changes)) => {
+                            let update = Update { environment_id: env_id.clone(), version: next.version, changes: Some(changes) };
+                            self.put(next);
+                            self.publish(update);
+                        }
                         None => self.load(&mut conn, env_id, project_id).await?,
                     }
                 }
@@ -164,7 +237,9 @@ impl Snapshots {
         match EnvSnapshot::new(env_id.to_owned(), project_id.to_owned(), ruleset) {
             Ok(env) => {
                 tracing::debug!(environment_id = %env_id, version = env.version, flags = env.flags.len(), "snapshot loaded");
+                let update = Update { environment_id: env_id.to_owned(), version: env.version, changes: None };
                 self.put(env);
+                self.publish(update);
             }
             // Every write is validated, so this means data written outside the API; keep
             // serving the previous snapshot rather than none.
@@ -182,7 +257,7 @@ impl Snapshots {
         conn: &mut sqlx::AnyConnection,
         current: &EnvSnapshot,
         target: u64,
-    ) -> StoreResult<Option<EnvSnapshot>> {
+    ) -> StoreResult<Option<(EnvSnapshot, Vec<Changed>)>> {
         let log =
             environments::changes_since(conn, &current.environment_id, current.version as i64)
                 .await?;
@@ -248,7 +323,16 @@ impl Snapshots {
                 None => segments_map.remove(&key),
             };
         }
-        Ok(Some(EnvSnapshot {
+        let changed: Vec<Changed> = log
+            .into_iter()
+            .map(|(v, kind, key)| Changed { version: u64::try_from(v).unwrap_or(0), kind, key })
+            .collect();
+        let mut history = current.history.clone();
+        history.extend(changed.iter().cloned());
+        while history.len() > HISTORY {
+            history.pop_front();
+        }
+        let next = EnvSnapshot {
             environment_id: current.environment_id.clone(),
             project_id: current.project_id.clone(),
             version,
@@ -256,6 +340,8 @@ impl Snapshots {
             flags: flags_map,
             segments: segments_map,
             ruleset_json: OnceLock::new(),
-        }))
+            history,
+        };
+        Ok(Some((next, changed)))
     }
 }

@@ -18,6 +18,7 @@ pub mod organizations;
 pub mod patch;
 pub mod projects;
 pub mod segments;
+pub mod stream;
 pub mod simple;
 
 use std::sync::Arc;
@@ -44,6 +45,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub snapshots: Arc<Snapshots>,
     pub keys: Arc<KeyRing>,
+    pub shutdown: stream::ShutdownSignal,
+}
+
+impl FromRef<AppState> for stream::ShutdownSignal {
+    fn from_ref(s: &AppState) -> stream::ShutdownSignal {
+        s.shutdown.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Snapshots> {
@@ -96,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(ofrep::router())
         .merge(evaluate::router())
+        .merge(stream::router())
         .merge(openapi::router())
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))

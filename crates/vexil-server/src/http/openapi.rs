@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, ofrep, ops,
-    organizations, projects, segments, simple,
+    organizations, projects, segments, simple, stream,
 };
 
 #[derive(OpenApi)]
@@ -21,7 +21,7 @@ use super::{
         license(name = "Apache-2.0")
     ),
     paths(
-        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config,
+        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config, stream::stream_ruleset,
         ops::health, ops::ready, ops::metrics,
         organizations::list_organizations, organizations::create_organization, organizations::get_organization,
         organizations::update_organization, organizations::delete_organization,

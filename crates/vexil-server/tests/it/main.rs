@@ -15,6 +15,7 @@ mod management;
 mod ofrep;
 mod ops;
 mod segments;
+mod stream;
 mod simple;
 
 pub(crate) use helpers::*;

@@ -1,0 +1,153 @@
+//! `GET /api/v1/sdk/stream`: server-sent events of an environment's ruleset. Server keys
+//! get `put` (the whole ruleset) on connect, then `patch`/`delete` per changed flag or
+//! segment; client and mobile keys get `refetch` only (they never see rules). Every event's
+//! `id` is the environment version; `Last-Event-ID` resumes without a `put` when the
+//! changes since are still remembered. A comment heartbeat goes out every 15 s. A
+//! subscriber that falls behind is disconnected (it resumes by reconnecting) so that it
+//! cannot slow anyone else; streams end when the server shuts down.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::eval_auth::EvalKey;
+use crate::keys::KeyInfo;
+use crate::snapshots::{EnvSnapshot, Snapshots, Update};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/sdk/stream", get(stream_ruleset))
+}
+
+/// Heartbeat period (DESIGN §4).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Set to `true` when the server begins shutting down.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal(pub watch::Receiver<bool>);
+
+#[utoipa::path(get, path = "/api/v1/sdk/stream", tag = "evaluation", security(("api_key" = [])),
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last environment version received; resumes without a full `put` when possible")),
+    responses((status = 200, description = "`text/event-stream`: `put` {version, flags, segments}, `patch` {kind, key, version, value}, `delete` {kind, key, version} for server keys; `refetch` {version} for client keys; heartbeat comments every 15 s", content_type = "text/event-stream"),
+        (status = 401, description = "Missing or invalid API key")))]
+pub(crate) async fn stream_ruleset(
+    State(snapshots): State<Arc<Snapshots>>,
+    State(shutdown): State<ShutdownSignal>,
+    key: EvalKey,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    // Subscribe before reading the snapshot, so that no update can fall in between.
+    let updates = snapshots.subscribe();
+    let env = snapshots.get(&key.0.environment_id).ok_or(ApiError::Unavailable)?;
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let first = initial_events(&env, &key.0, last_id);
+    let state = StreamState { snapshots, key: key.0, updates, shutdown: shutdown.0, sent: env.version, pending: first };
+    let sse = Sse::new(stream::unfold(state, next_event)).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"));
+    Ok(sse.into_response())
+}
+
+struct StreamState {
+    snapshots: Arc<Snapshots>,
+    key: Arc<KeyInfo>,
+    updates: broadcast::Receiver<Arc<Update>>,
+    shutdown: watch::Receiver<bool>,
+    /// The version the client holds after the events sent so far.
+    sent: u64,
+    /// Events computed but not yet sent (most recent last).
+    pending: Vec<Event>,
+}
+
+/// The events a subscriber gets on connect.
+fn initial_events(env: &EnvSnapshot, key: &KeyInfo, last_id: Option<u64>) -> Vec<Event> {
+    if !key.kind.is_server() {
+        // Client SDKs fetch on connect anyway; tell them only when they are behind.
+        return match last_id {
+            Some(v) if v == env.version => Vec::new(),
+            Some(_) => vec![refetch(env.version)],
+            None => Vec::new(),
+        };
+    }
+    match last_id.and_then(|v| env.changes_after(v)) {
+        Some(changes) => changes.iter().map(|(kind, k)| change_event(env, kind, k, env.version)).collect(),
+        None => vec![put(env)],
+    }
+}
+
+async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
+    loop {
+        if !s.pending.is_empty() {
+            let event = s.pending.remove(0);
+            return Some((Ok(event), s));
+        }
+        if *s.shutdown.borrow() {
+            return None;
+        }
+        let update = tokio::select! {
+            update = s.updates.recv() => update,
+            _ = s.shutdown.changed() => return None,
+        };
+        match update {
+            Ok(update) if update.environment_id == s.key.environment_id && update.version > s.sent => {
+                s.pending = events_for(&s, &update);
+                s.sent = update.version;
+            }
+            Ok(_) => {}
+            // Too slow to keep up: end this stream; the client resumes with Last-Event-ID.
+            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// The events of one snapshot update, for this subscriber.
+fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
+    if !s.key.kind.is_server() {
+        return vec![refetch(update.version)];
+    }
+    let Some(env) = s.snapshots.get(&s.key.environment_id) else { return Vec::new() };
+    match &update.changes {
+        Some(changes) => {
+            let mut seen = std::collections::BTreeSet::new();
+            changes
+                .iter()
+                .filter(|c| seen.insert((c.kind.as_str(), c.key.as_str())))
+                .map(|c| change_event(&env, &c.kind, &c.key, update.version))
+                .collect()
+        }
+        None => vec![put(&env)],
+    }
+}
+
+fn put(env: &EnvSnapshot) -> Event {
+    Event::default().event("put").id(env.version.to_string()).data(&*env.ruleset_json())
+}
+
+fn refetch(version: u64) -> Event {
+    Event::default().event("refetch").id(version.to_string()).data(json!({"version": version}).to_string())
+}
+
+/// `patch` with the current definition, or `delete` when the flag or segment is gone (or,
+/// for flags, archived: SDKs treat both as missing). `id` is the version the event
+/// completes (the definition may already be newer; a later event repeats it).
+fn change_event(env: &EnvSnapshot, kind: &str, key: &str, id: u64) -> Event {
+    let value = match kind {
+        "segment" => env.segment_def(key).and_then(|d| serde_json::to_value(d).ok()),
+        _ => env.flag_def(key).filter(|d| !d.archived).and_then(|d| serde_json::to_value(d).ok()),
+    };
+    let event = Event::default().id(id.to_string());
+    match value {
+        Some(value) => event.event("patch").data(json!({"kind": kind, "key": key, "version": id, "value": value}).to_string()),
+        None => event.event("delete").data(json!({"kind": kind, "key": key, "version": id}).to_string()),
+    }
+}
