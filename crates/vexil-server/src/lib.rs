@@ -55,7 +55,11 @@ impl App {
             keys: plane.keys.clone(),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
         };
-        Ok(App { listener, state, shutdown })
+        Ok(App {
+            listener,
+            state,
+            shutdown,
+        })
     }
 
     /// The bound address (useful with port 0).

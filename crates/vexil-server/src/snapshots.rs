@@ -125,7 +125,8 @@ impl EnvSnapshot {
         if since == self.version {
             return Some(Vec::new());
         }
-        let covered = since < self.version && self.history.front().is_some_and(|c| c.version <= since + 1);
+        let covered =
+            since < self.version && self.history.front().is_some_and(|c| c.version <= since + 1);
         if !covered {
             return None;
         }
@@ -154,7 +155,11 @@ impl Default for Snapshots {
     fn default() -> Self {
         // A subscriber that falls this far behind is dropped (it resumes by reconnecting).
         let (updates, _) = tokio::sync::broadcast::channel(4096);
-        Snapshots { updates, envs: RwLock::default(), sync_lock: tokio::sync::Mutex::default() }
+        Snapshots {
+            updates,
+            envs: RwLock::default(),
+            sync_lock: tokio::sync::Mutex::default(),
+        }
     }
 }
 
@@ -211,7 +216,11 @@ impl Snapshots {
                 Some(current) if current.version < version => {
                     match self.advance(&mut conn, &current, version).await? {
                         Some((next, changes)) => {
-                            let update = Update { environment_id: env_id.clone(), version: next.version, changes: Some(changes) };
+                            let update = Update {
+                                environment_id: env_id.clone(),
+                                version: next.version,
+                                changes: Some(changes),
+                            };
                             self.put(next);
                             self.publish(update);
                         }
@@ -237,7 +246,11 @@ impl Snapshots {
         match EnvSnapshot::new(env_id.to_owned(), project_id.to_owned(), ruleset) {
             Ok(env) => {
                 tracing::debug!(environment_id = %env_id, version = env.version, flags = env.flags.len(), "snapshot loaded");
-                let update = Update { environment_id: env_id.to_owned(), version: env.version, changes: None };
+                let update = Update {
+                    environment_id: env_id.to_owned(),
+                    version: env.version,
+                    changes: None,
+                };
                 self.put(env);
                 self.publish(update);
             }
@@ -325,7 +338,11 @@ impl Snapshots {
         }
         let changed: Vec<Changed> = log
             .into_iter()
-            .map(|(v, kind, key)| Changed { version: u64::try_from(v).unwrap_or(0), kind, key })
+            .map(|(v, kind, key)| Changed {
+                version: u64::try_from(v).unwrap_or(0),
+                kind,
+                key,
+            })
             .collect();
         let mut history = current.history.clone();
         history.extend(changed.iter().cloned());

@@ -18,8 +18,8 @@ pub mod organizations;
 pub mod patch;
 pub mod projects;
 pub mod segments;
-pub mod stream;
 pub mod simple;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;

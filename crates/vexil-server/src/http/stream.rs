@@ -50,11 +50,24 @@ pub(crate) async fn stream_ruleset(
 ) -> ApiResult<Response> {
     // Subscribe before reading the snapshot, so that no update can fall in between.
     let updates = snapshots.subscribe();
-    let env = snapshots.get(&key.0.environment_id).ok_or(ApiError::Unavailable)?;
-    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let env = snapshots
+        .get(&key.0.environment_id)
+        .ok_or(ApiError::Unavailable)?;
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let first = initial_events(&env, &key.0, last_id);
-    let state = StreamState { snapshots, key: key.0, updates, shutdown: shutdown.0, sent: env.version, pending: first };
-    let sse = Sse::new(stream::unfold(state, next_event)).keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"));
+    let state = StreamState {
+        snapshots,
+        key: key.0,
+        updates,
+        shutdown: shutdown.0,
+        sent: env.version,
+        pending: first,
+    };
+    let sse = Sse::new(stream::unfold(state, next_event))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"));
     Ok(sse.into_response())
 }
 
@@ -80,7 +93,10 @@ fn initial_events(env: &EnvSnapshot, key: &KeyInfo, last_id: Option<u64>) -> Vec
         };
     }
     match last_id.and_then(|v| env.changes_after(v)) {
-        Some(changes) => changes.iter().map(|(kind, k)| change_event(env, kind, k, env.version)).collect(),
+        Some(changes) => changes
+            .iter()
+            .map(|(kind, k)| change_event(env, kind, k, env.version))
+            .collect(),
         None => vec![put(env)],
     }
 }
@@ -99,7 +115,9 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             _ = s.shutdown.changed() => return None,
         };
         match update {
-            Ok(update) if update.environment_id == s.key.environment_id && update.version > s.sent => {
+            Ok(update)
+                if update.environment_id == s.key.environment_id && update.version > s.sent =>
+            {
                 s.pending = events_for(&s, &update);
                 s.sent = update.version;
             }
@@ -115,7 +133,9 @@ fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
     if !s.key.kind.is_server() {
         return vec![refetch(update.version)];
     }
-    let Some(env) = s.snapshots.get(&s.key.environment_id) else { return Vec::new() };
+    let Some(env) = s.snapshots.get(&s.key.environment_id) else {
+        return Vec::new();
+    };
     match &update.changes {
         Some(changes) => {
             let mut seen = std::collections::BTreeSet::new();
@@ -130,11 +150,17 @@ fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
 }
 
 fn put(env: &EnvSnapshot) -> Event {
-    Event::default().event("put").id(env.version.to_string()).data(&*env.ruleset_json())
+    Event::default()
+        .event("put")
+        .id(env.version.to_string())
+        .data(&*env.ruleset_json())
 }
 
 fn refetch(version: u64) -> Event {
-    Event::default().event("refetch").id(version.to_string()).data(json!({"version": version}).to_string())
+    Event::default()
+        .event("refetch")
+        .id(version.to_string())
+        .data(json!({"version": version}).to_string())
 }
 
 /// `patch` with the current definition, or `delete` when the flag or segment is gone (or,
@@ -142,12 +168,21 @@ fn refetch(version: u64) -> Event {
 /// completes (the definition may already be newer; a later event repeats it).
 fn change_event(env: &EnvSnapshot, kind: &str, key: &str, id: u64) -> Event {
     let value = match kind {
-        "segment" => env.segment_def(key).and_then(|d| serde_json::to_value(d).ok()),
-        _ => env.flag_def(key).filter(|d| !d.archived).and_then(|d| serde_json::to_value(d).ok()),
+        "segment" => env
+            .segment_def(key)
+            .and_then(|d| serde_json::to_value(d).ok()),
+        _ => env
+            .flag_def(key)
+            .filter(|d| !d.archived)
+            .and_then(|d| serde_json::to_value(d).ok()),
     };
     let event = Event::default().id(id.to_string());
     match value {
-        Some(value) => event.event("patch").data(json!({"kind": kind, "key": key, "version": id, "value": value}).to_string()),
-        None => event.event("delete").data(json!({"kind": kind, "key": key, "version": id}).to_string()),
+        Some(value) => event
+            .event("patch")
+            .data(json!({"kind": kind, "key": key, "version": id, "value": value}).to_string()),
+        None => event
+            .event("delete")
+            .data(json!({"kind": kind, "key": key, "version": id}).to_string()),
     }
 }

@@ -15,7 +15,7 @@ mod management;
 mod ofrep;
 mod ops;
 mod segments;
-mod stream;
 mod simple;
+mod stream;
 
 pub(crate) use helpers::*;
