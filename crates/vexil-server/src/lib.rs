@@ -82,6 +82,25 @@ impl App {
             self.state.snapshots.clone(),
             self.state.keys.clone(),
         ));
+        let listener = (store.backend() == store::Backend::Postgres).then(|| {
+            let (store, snapshots, keys) = (
+                store.clone(),
+                self.state.snapshots.clone(),
+                self.state.keys.clone(),
+            );
+            tokio::spawn(async move {
+                let url = store.url().to_owned();
+                store::postgres::listen_for_changes(&url, || async {
+                    if let Err(e) = snapshots.sync(&store).await {
+                        tracing::warn!(error = %e, "snapshot update after a cluster change failed");
+                    }
+                    if let Err(e) = keys.sync(&store).await {
+                        tracing::warn!(error = %e, "key reload after a cluster change failed");
+                    }
+                })
+                .await;
+            })
+        });
         let router = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
         // Long-lived streams end when the signal flips, so that draining can finish.
@@ -101,6 +120,9 @@ impl App {
         .await
         .context("HTTP server failed")?;
         poller.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         store.close().await;
         tracing::info!("vexil stopped");
         Ok(())
@@ -130,8 +152,8 @@ impl store::CommitHook for EvalPlane {
     }
 }
 
-/// How often snapshots and keys are checked against the database (changes made through
-/// other nodes; a node's own writes apply at commit).
+/// How often snapshots and keys are checked against the database: a safety net behind the
+/// commit hook (this node's writes) and LISTEN/NOTIFY (other nodes', on PostgreSQL).
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Background upkeep: picks up other nodes' changes and records key usage. Errors (the

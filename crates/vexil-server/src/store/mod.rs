@@ -11,7 +11,7 @@ pub mod audit;
 pub mod environments;
 pub mod flags;
 pub mod organizations;
-mod postgres;
+pub mod postgres;
 pub mod projects;
 pub mod segments;
 mod sqlite;
@@ -98,6 +98,7 @@ pub struct Store {
     /// transaction), hence tokio's mutex rather than std's.
     write_lock: Mutex<()>,
     hook: OnceLock<Arc<dyn CommitHook>>,
+    url: String,
 }
 
 /// A write transaction holding the process-wide write lock until commit or drop.
@@ -115,7 +116,15 @@ impl WriteTx<'_> {
 
     /// Commits, releases the write lock, then runs the commit hook.
     pub async fn commit(self) -> StoreResult<()> {
-        let WriteTx { tx, store, _guard } = self;
+        let WriteTx {
+            mut tx,
+            store,
+            _guard,
+        } = self;
+        if store.backend == Backend::Postgres {
+            // Other nodes learn of the commit through LISTEN/NOTIFY.
+            postgres::notify_change(&mut tx).await?;
+        }
         tx.commit().await?;
         drop(_guard);
         if let Some(hook) = store.hook.get() {
@@ -159,12 +168,18 @@ impl Store {
             backend,
             write_lock: Mutex::new(()),
             hook: OnceLock::new(),
+            url: url.clone(),
         }))
     }
 
     /// Installs the commit hook (once; later calls are ignored).
     pub fn set_commit_hook(&self, hook: Arc<dyn CommitHook>) {
         let _ = self.hook.set(hook);
+    }
+
+    /// The URL the store was opened with (for the PostgreSQL change listener).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend(&self) -> Backend {

@@ -115,6 +115,37 @@ impl TestApp {
         self.server = Some((tx, handle));
     }
 
+    /// A second server on the same database (a cluster node); dropping it leaves the
+    /// database to the first.
+    pub(crate) async fn sibling(&self) -> TestApp {
+        let mut node = TestApp {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            client: reqwest::Client::new(),
+            backend: self.backend,
+            database_url: self.database_url.clone(),
+            sqlite_path: None,
+            postgres: None,
+            server: None,
+        };
+        node.start().await;
+        node
+    }
+
+    /// PostgreSQL only: terminates every LISTEN connection (the nodes' change listeners).
+    pub(crate) async fn kill_listeners(&self) {
+        let (admin_url, name) = self.postgres.as_ref().expect("a PostgreSQL test app");
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("admin connection");
+        let sql = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND query ILIKE 'LISTEN%'"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("terminate listeners");
+    }
+
     /// Stops the server (gracefully) and starts a new one on the same database.
     pub(crate) async fn restart(&mut self) {
         self.stop().await;

@@ -7,12 +7,14 @@
 
 mod api_keys;
 mod audit_logs;
+mod cluster;
 mod evaluate;
 mod flag_configs;
 mod flags;
 mod helpers;
 mod management;
 mod ofrep;
+mod openfeature;
 mod ops;
 mod segments;
 mod simple;
