@@ -17,6 +17,9 @@ pub struct Config {
     /// Read from the environment only, so that it never shows in a process list.
     #[arg(skip = std::env::var("VEXIL_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from))]
     pub bootstrap_token: Option<SecretString>,
+    /// Evaluation requests per second allowed per API key (bursts of twice that); 0: no limit.
+    #[arg(long, env = "VEXIL_KEY_RATE_LIMIT", default_value_t = 10_000)]
+    pub key_rate_limit: u32,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -38,6 +41,9 @@ impl Config {
             database: DatabaseConfig {
                 database_url: database_url.into(),
             },
+            // Tests and load tests measure the server, not the limiter; tests of the
+            // limiter set it explicitly.
+            key_rate_limit: 0,
             bootstrap_token: None,
             log_format: "json".into(),
         }

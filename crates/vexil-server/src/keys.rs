@@ -1,9 +1,11 @@
 //! The key ring: every active API key, by hash, in memory, so that evaluation requests are
-//! authenticated without touching the database. Reloaded after each committed write and on
-//! the periodic poll; `last_used_at` is recorded in batches, off the request path.
+//! authenticated — and rate-limited — without touching the database. Reloaded after each
+//! committed write, on cluster notifications and on the periodic poll; `last_used_at` is
+//! recorded in batches, off the request path.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use crate::audit::hash_secret;
 use crate::store::api_keys::{self, ApiKey};
@@ -44,14 +46,37 @@ impl KeyKind {
     }
 }
 
+/// Requests per second allowed per key, with bursts of twice that.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: f64,
+}
+
+/// Why a key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, revoked or expired.
+    Invalid,
+    /// Over its rate limit; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+}
+
 /// An authenticated evaluation-plane credential.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct KeyInfo {
     pub id: String,
     pub project_id: String,
     pub environment_id: String,
     pub kind: KeyKind,
     expires_at_ms: Option<i64>,
+    /// The key's token bucket. A std mutex: held for a few arithmetic operations.
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
 }
 
 impl KeyInfo {
@@ -65,46 +90,92 @@ impl KeyInfo {
                 .expires_at
                 .as_deref()
                 .and_then(vexil_core::time::parse_rfc3339),
+            // Starts full (capped to the burst on first use).
+            bucket: Mutex::new(Bucket {
+                tokens: f64::MAX,
+                updated: Instant::now(),
+            }),
         })
+    }
+
+    /// Takes one token, refilling at `limit.per_second` up to a burst of twice that.
+    fn take(&self, limit: RateLimit) -> Result<(), Refusal> {
+        let burst = limit.per_second * 2.0;
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.updated).as_secs_f64() * limit.per_second;
+        b.tokens = (b.tokens.min(burst) + refill).min(burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - b.tokens) / limit.per_second;
+            Err(Refusal::RateLimited {
+                retry_after_secs: wait.ceil().max(1.0) as u64,
+            })
+        }
     }
 }
 
 #[derive(Debug, Default)]
 pub struct KeyRing {
     by_hash: RwLock<HashMap<String, Arc<KeyInfo>>>,
+    rate_limit: Option<RateLimit>,
     /// Ids of keys used since the last flush. A std mutex: held for an insert only.
     used: Mutex<HashSet<String>>,
 }
 
 impl KeyRing {
-    /// The key for `secret`, if it is active and not expired. Never touches the database.
-    pub fn authenticate(&self, secret: &str) -> Option<Arc<KeyInfo>> {
+    /// A key ring limiting each key to `rate_limit` (none: unlimited).
+    pub fn new(rate_limit: Option<RateLimit>) -> KeyRing {
+        KeyRing {
+            rate_limit,
+            ..KeyRing::default()
+        }
+    }
+
+    /// The key for `secret` if it is active, not expired and within its rate limit. Never
+    /// touches the database.
+    pub fn authenticate(&self, secret: &str) -> Result<Arc<KeyInfo>, Refusal> {
         let hash = hash_secret(secret);
         let key = self
             .by_hash
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
-            .cloned()?;
+            .cloned();
+        let key = key.ok_or(Refusal::Invalid)?;
         if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
-            return None;
+            return Err(Refusal::Invalid);
         }
-        self.used
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.id.clone());
-        Some(key)
+        if let Some(limit) = self.rate_limit {
+            key.take(limit)?;
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if !used.contains(&key.id) {
+            used.insert(key.id.clone());
+        }
+        Ok(key)
     }
 
     /// Reloads the active keys from the store.
     pub async fn sync(&self, store: &Store) -> StoreResult<()> {
         let mut conn = store.read().await?;
         let keys = api_keys::active(&mut conn).await?;
+        let mut ring = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
+        // Keys that are still active keep their record, and so their rate-limit bucket.
         let map: HashMap<String, Arc<KeyInfo>> = keys
             .iter()
-            .filter_map(|(hash, k)| Some((hash.clone(), Arc::new(KeyInfo::from_record(k)?))))
+            .filter_map(|(hash, k)| {
+                let info = ring
+                    .get(hash)
+                    .cloned()
+                    .or_else(|| KeyInfo::from_record(k).map(Arc::new))?;
+                Some((hash.clone(), info))
+            })
             .collect();
-        *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = map;
+        *ring = map;
         Ok(())
     }
 

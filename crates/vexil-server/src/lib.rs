@@ -36,7 +36,13 @@ impl App {
         let store = Store::connect(&config.database.database_url).await?;
         store.migrate().await?;
         bootstrap::run(&store, config.bootstrap_token.as_ref()).await?;
-        let plane = Arc::new(EvalPlane::default());
+        let rate_limit = (config.key_rate_limit > 0).then(|| keys::RateLimit {
+            per_second: f64::from(config.key_rate_limit),
+        });
+        let plane = Arc::new(EvalPlane {
+            snapshots: Arc::default(),
+            keys: Arc::new(keys::KeyRing::new(rate_limit)),
+        });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         plane
             .snapshots

@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
-use crate::keys::{KeyInfo, KeyRing};
+use crate::keys::{KeyInfo, KeyRing, Refusal};
 
 /// The API key of an evaluation request.
 #[derive(Debug, Clone)]
@@ -44,6 +44,11 @@ where
         let secret = presented_key(parts).ok_or(ApiError::Unauthorized)?;
         ring.authenticate(secret)
             .map(EvalKey)
-            .ok_or(ApiError::Unauthorized)
+            .map_err(|refusal| match refusal {
+                Refusal::Invalid => ApiError::Unauthorized,
+                Refusal::RateLimited { retry_after_secs } => {
+                    ApiError::TooManyRequests { retry_after_secs }
+                }
+            })
     }
 }

@@ -26,9 +26,10 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
@@ -99,18 +100,41 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ));
 
-    Router::new()
-        .merge(management)
-        .merge(ops::router())
+    // Browsers call the evaluation plane cross-origin with client keys; the management
+    // plane stays same-origin (no CORS).
+    let evaluation = Router::new()
         .merge(ofrep::router())
         .merge(evaluate::router())
         .merge(stream::router())
+        .layer(evaluation_cors());
+
+    Router::new()
+        .merge(management)
+        .merge(evaluation)
+        .merge(ops::router())
         .merge(openapi::router())
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(reject_control_characters))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// CORS for the evaluation plane: any origin (keys travel in headers, not cookies), the
+/// headers SDKs send, and `ETag`/`Retry-After` readable by scripts.
+fn evaluation_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG, header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// Where the inner `capture_route` layer leaves the matched route template for `observe`,

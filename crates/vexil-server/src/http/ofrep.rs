@@ -49,7 +49,7 @@ pub(crate) async fn evaluate_flag(
     flag_key: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let EvalKey(key) = key.map_err(|_| Failure::Unauthorized)?;
+    let EvalKey(key) = key.map_err(Failure::from)?;
     // A key that is not valid UTF-8 cannot name a flag.
     let flag_key = flag_key.map_or_else(|_| String::new(), |Path(k)| k);
     let body = wire::body_bytes(body).map_err(|e| e.for_flag(&flag_key))?;
@@ -88,7 +88,7 @@ pub(crate) async fn evaluate_flags(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let EvalKey(key) = key.map_err(|_| Failure::Unauthorized)?;
+    let EvalKey(key) = key.map_err(Failure::from)?;
     let body = wire::body_bytes(body).map_err(BadRequest::for_bulk)?;
     let context = wire::parse_context(&body).map_err(BadRequest::for_bulk)?;
     let env = environment(&snapshots, &key)?;

@@ -31,6 +31,7 @@ pub(crate) struct TestApp {
     sqlite_path: Option<PathBuf>,
     postgres: Option<(String, String)>,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    configure: fn(&mut Config),
 }
 
 fn skip_notice(reason: &str) {
@@ -47,6 +48,14 @@ fn skip_notice(reason: &str) {
 impl TestApp {
     /// A server on `backend`, or `None` when PostgreSQL is not configured (and not required).
     pub(crate) async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// As `spawn`, with `configure` adjusting the server's configuration.
+    pub(crate) async fn spawn_with(
+        backend: Backend,
+        configure: fn(&mut Config),
+    ) -> Option<TestApp> {
         // Server logs go through libtest's capture: shown only for failing tests.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -94,6 +103,7 @@ impl TestApp {
             sqlite_path,
             postgres,
             server: None,
+            configure,
         };
         app.start().await;
         Some(app)
@@ -102,6 +112,7 @@ impl TestApp {
     async fn start(&mut self) {
         let mut config = Config::for_tests(self.database_url.clone());
         config.bootstrap_token = Some(SecretString::from(TOKEN));
+        (self.configure)(&mut config);
         let app = App::build(&config).await.expect("server builds");
         self.addr = app.local_addr().expect("bound address");
         let (tx, rx) = oneshot::channel::<()>();
@@ -126,6 +137,7 @@ impl TestApp {
             sqlite_path: None,
             postgres: None,
             server: None,
+            configure: self.configure,
         };
         node.start().await;
         node

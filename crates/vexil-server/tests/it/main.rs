@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod audit_logs;
+mod client_side;
 mod cluster;
 mod evaluate;
 mod flag_configs;

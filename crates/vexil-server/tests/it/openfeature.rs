@@ -116,6 +116,11 @@ async fn bearer_client(app: &TestApp, key: &str) -> Client {
     client(app, AUTHORIZATION, &format!("Bearer {key}")).await
 }
 
+/// A client authenticated with `X-API-Key: <key>`.
+async fn client_with_x_api_key(app: &TestApp, key: &str) -> Client {
+    client(app, HeaderName::from_static("x-api-key"), key).await
+}
+
 /// What Vexil itself sends for a flag (bypassing the SDK): (status, body).
 async fn wire(app: &TestApp, key: &str, flag: &str, context: Value) -> (u16, Value) {
     let r = app
@@ -302,9 +307,4 @@ both_backends! {
         let e = wrong.get_bool_value("beta", Some(&user), None).await.unwrap_err();
         assert_eq!(e.code, EvaluationErrorCode::General("authentication/authorization error".into()), "{e:?}");
     }
-}
-
-/// A client authenticated with `X-API-Key: <key>`.
-async fn client_with_x_api_key(app: &TestApp, key: &str) -> Client {
-    client(app, HeaderName::from_static("x-api-key"), key).await
 }

@@ -230,6 +230,8 @@ impl IntoResponse for Outcome<'_, '_> {
 pub(crate) enum Failure {
     /// 401 without a body (the spec defines none), with `WWW-Authenticate`.
     Unauthorized,
+    /// 429 without a body (the spec defines none), with `Retry-After` in seconds.
+    RateLimited { retry_after_secs: u64 },
     /// A single-flag failure: `evaluationFailure` or `flagNotFound`.
     Flag(FailureBody),
     /// `bulkEvaluationFailure`: `{errorCode, errorDetails}`.
@@ -248,6 +250,11 @@ impl IntoResponse for Failure {
             Failure::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
+            )
+                .into_response(),
+            Failure::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after_secs.to_string())],
             )
                 .into_response(),
             Failure::Flag(body) => (body.status, axum::Json(body)).into_response(),
@@ -377,5 +384,17 @@ mod tests {
             bulk_etag(3, b"{\"context\":{\"targetingKey\":\"a\"}}", b"[]")
         );
         assert!(a.starts_with("\"3-") && a.ends_with('"'));
+    }
+}
+
+impl From<super::super::error::ApiError> for Failure {
+    /// Key refusals: rate limiting keeps its meaning, anything else is 401.
+    fn from(e: super::super::error::ApiError) -> Failure {
+        match e {
+            super::super::error::ApiError::TooManyRequests { retry_after_secs } => {
+                Failure::RateLimited { retry_after_secs }
+            }
+            _ => Failure::Unauthorized,
+        }
     }
 }
