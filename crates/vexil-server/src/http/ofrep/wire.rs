@@ -4,6 +4,7 @@
 //! OFREP has its own error shape, `{key?, errorCode, errorDetails}`, so nothing here uses
 //! `ApiError`: a provider parses these bodies to learn why it must serve its default.
 
+use crate::http::error::ApiError;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -329,6 +330,18 @@ pub(crate) fn with_bulk_etag(json: Vec<u8>, etag: &str, not_modified: bool) -> R
     response
 }
 
+impl From<ApiError> for Failure {
+    /// Key refusals: rate limiting keeps its meaning, anything else is 401.
+    fn from(e: ApiError) -> Failure {
+        match e {
+            ApiError::TooManyRequests { retry_after_secs } => {
+                Failure::RateLimited { retry_after_secs }
+            }
+            _ => Failure::Unauthorized,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,17 +397,5 @@ mod tests {
             bulk_etag(3, b"{\"context\":{\"targetingKey\":\"a\"}}", b"[]")
         );
         assert!(a.starts_with("\"3-") && a.ends_with('"'));
-    }
-}
-
-impl From<super::super::error::ApiError> for Failure {
-    /// Key refusals: rate limiting keeps its meaning, anything else is 401.
-    fn from(e: super::super::error::ApiError) -> Failure {
-        match e {
-            super::super::error::ApiError::TooManyRequests { retry_after_secs } => {
-                Failure::RateLimited { retry_after_secs }
-            }
-            _ => Failure::Unauthorized,
-        }
     }
 }
