@@ -464,13 +464,16 @@ fn contexts() -> Vec<Value> {
                 5 => format!("u{i}@beta.example"),
                 _ => format!("u{i}@example.org"),
             };
+            let plan = ["free", "pro", "enterprise"][i % 3];
+            let tier = ["bronze", "silver", "gold", "bronze", "silver"][i % 5];
+            let country = ["NL", "US", "DE", "FR", "GB"][i % 5];
             json!({"context": {
                 "targetingKey": format!("user-{i}"),
                 "email": email,
-                "plan": ["free", "pro", "enterprise"][i % 3],
-                "account": {"tier": ["bronze", "silver", "gold", "bronze", "silver"][i % 5], "seats": i},
+                "plan": plan,
+                "account": {"tier": tier, "seats": i},
                 "app_version": format!("3.{}.{}", i % 6, i % 4),
-                "country": ["NL", "US", "DE", "FR", "GB"][i % 5],
+                "country": country,
                 "requests": i * 37,
             }})
         })
@@ -959,7 +962,9 @@ impl CpuMeter {
     fn stop(self) -> String {
         let wall = self.wall.elapsed().as_secs_f64();
         let used = |start: Option<f64>, pid: &str| {
-            Some(cpu_seconds(pid)? - start?).map_or("?".to_owned(), |s| format!("{s:.1}"))
+            cpu_seconds(pid)
+                .zip(start)
+                .map_or("?".to_owned(), |(now, then)| format!("{:.1}", now - then))
         };
         let own = used(self.own_start, "self");
         match self.server {

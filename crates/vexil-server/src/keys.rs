@@ -68,6 +68,9 @@ pub struct KeyInfo {
     pub project_id: String,
     pub environment_id: String,
     pub kind: KeyKind,
+    /// Opaque token for the OFREP event stream URL (`/ofrep/v1/event-stream?token=`): it
+    /// grants change notifications only, so browsers can use it where headers are impossible.
+    pub stream_token: String,
     expires_at_ms: Option<i64>,
     /// The key's token bucket. A std mutex: held for a few arithmetic operations.
     bucket: Mutex<Bucket>,
@@ -80,8 +83,9 @@ struct Bucket {
 }
 
 impl KeyInfo {
-    fn from_record(k: &ApiKey) -> Option<KeyInfo> {
+    fn from_record(hash: &str, k: &ApiKey) -> Option<KeyInfo> {
         Some(KeyInfo {
+            stream_token: hash_secret(&format!("vexil-stream:{hash}")),
             id: k.id.clone(),
             project_id: k.project_id.clone(),
             environment_id: k.environment_id.clone(),
@@ -121,6 +125,7 @@ impl KeyInfo {
 #[derive(Debug, Default)]
 pub struct KeyRing {
     by_hash: RwLock<HashMap<String, Arc<KeyInfo>>>,
+    by_stream_token: RwLock<HashMap<String, Arc<KeyInfo>>>,
     rate_limit: Option<RateLimit>,
     /// Ids of keys used since the last flush. A std mutex: held for an insert only.
     used: Mutex<HashSet<String>>,
@@ -159,6 +164,19 @@ impl KeyRing {
         Ok(key)
     }
 
+    /// The key behind an event-stream token, if active and not expired.
+    pub fn by_stream_token(&self, token: &str) -> Option<Arc<KeyInfo>> {
+        let key = self
+            .by_stream_token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()?;
+        key.expires_at_ms
+            .is_none_or(|at| at > now_ms())
+            .then_some(key)
+    }
+
     /// Reloads the active keys from the store.
     pub async fn sync(&self, store: &Store) -> StoreResult<()> {
         let mut conn = store.read().await?;
@@ -171,11 +189,19 @@ impl KeyRing {
                 let info = ring
                     .get(hash)
                     .cloned()
-                    .or_else(|| KeyInfo::from_record(k).map(Arc::new))?;
+                    .or_else(|| KeyInfo::from_record(hash, k).map(Arc::new))?;
                 Some((hash.clone(), info))
             })
             .collect();
+        let tokens = map
+            .values()
+            .map(|k| (k.stream_token.clone(), k.clone()))
+            .collect();
         *ring = map;
+        *self
+            .by_stream_token
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = tokens;
         Ok(())
     }
 

@@ -74,7 +74,7 @@ pub(crate) async fn evaluate_flag(
     ),
     request_body(content = Object, description = "`{\"context\": {\"targetingKey\"?, …attributes}}`; other top-level fields are ignored"),
     responses(
-        (status = 200, description = "`{flags: [...], metadata: {environmentVersion}}`, sorted by key; a flag that cannot be evaluated for this context is `{key, errorCode, errorDetails}` in the list. Client keys get `client_side` flags only",
+        (status = 200, description = "`{flags: [...], metadata: {environmentVersion}, eventStreams: [{type: sse, endpoint: {requestUri}}]}`, sorted by key; a flag that cannot be evaluated for this context is `{key, errorCode, errorDetails}` in the list. Client keys get `client_side` flags only",
             headers(("ETag" = String, description = "Changes with the environment's version, the request body and the result"))),
         (status = 304, description = "`If-None-Match` matches the current `ETag`; no body"),
         (status = 400, description = "`{errorCode, errorDetails}`: PARSE_ERROR (not JSON) or INVALID_CONTEXT (no `context` object)"),
@@ -105,6 +105,7 @@ pub(crate) async fn evaluate_flags(
         metadata: BulkMetadata {
             environment_version: env.version,
         },
+        event_streams: [wire::EventStream::for_token(&key.stream_token)],
     };
     let json = serde_json::to_vec(&bulk).map_err(|e| {
         tracing::error!(error = %e, "bulk OFREP result does not serialize");

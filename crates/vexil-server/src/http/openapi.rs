@@ -21,7 +21,7 @@ use super::{
         license(name = "Apache-2.0")
     ),
     paths(
-        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config, stream::stream_ruleset,
+        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config, stream::stream_ruleset, stream::ofrep_event_stream,
         ops::health, ops::ready, ops::metrics,
         organizations::list_organizations, organizations::create_organization, organizations::get_organization,
         organizations::update_organization, organizations::delete_organization,

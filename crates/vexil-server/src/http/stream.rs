@@ -24,11 +24,23 @@ use tokio::sync::{broadcast, watch};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::eval_auth::EvalKey;
-use crate::keys::KeyInfo;
+use super::extract::Query;
+use crate::keys::{KeyInfo, KeyRing};
 use crate::snapshots::{EnvSnapshot, Snapshots, Update};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/sdk/stream", get(stream_ruleset))
+    Router::new()
+        .route("/api/v1/sdk/stream", get(stream_ruleset))
+        .route("/ofrep/v1/event-stream", get(ofrep_event_stream))
+}
+
+/// Which protocol a stream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Vexil SDKs: `put`/`patch`/`delete` (server keys) or `refetch` (client keys).
+    Sdk,
+    /// OFREP providers: `message` events `{"type": "refetchEvaluation", "etag"}`.
+    Ofrep,
 }
 
 /// Heartbeat period (DESIGN §4).
@@ -59,6 +71,7 @@ pub(crate) async fn stream_ruleset(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let first = initial_events(&env, &key.0, last_id);
     let state = StreamState {
+        mode: Mode::Sdk,
         snapshots,
         key: key.0,
         updates,
@@ -72,6 +85,7 @@ pub(crate) async fn stream_ruleset(
 }
 
 struct StreamState {
+    mode: Mode,
     snapshots: Arc<Snapshots>,
     key: Arc<KeyInfo>,
     updates: broadcast::Receiver<Arc<Update>>,
@@ -130,6 +144,9 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
 
 /// The events of one snapshot update, for this subscriber.
 fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
+    if s.mode == Mode::Ofrep {
+        return vec![refetch_evaluation(update.version)];
+    }
     if !s.key.kind.is_server() {
         return vec![refetch(update.version)];
     }
@@ -147,6 +164,60 @@ fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
         }
         None => vec![put(&env)],
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct StreamQuery {
+    token: String,
+}
+
+#[utoipa::path(get, path = "/ofrep/v1/event-stream", tag = "ofrep", security(()),
+    params(("token" = String, Query, description = "The opaque token from a bulk evaluation's `eventStreams` entry"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last environment version received")),
+    responses((status = 200, description = "`text/event-stream` of `message` events `{\"type\": \"refetchEvaluation\", \"etag\"}` whenever the environment changes; heartbeat comments every 15 s", content_type = "text/event-stream"),
+        (status = 401, description = "Unknown, revoked or expired token")))]
+pub(crate) async fn ofrep_event_stream(
+    State(snapshots): State<Arc<Snapshots>>,
+    State(keys): State<Arc<KeyRing>>,
+    State(shutdown): State<ShutdownSignal>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = keys
+        .by_stream_token(&query.token)
+        .ok_or(ApiError::Unauthorized)?;
+    let updates = snapshots.subscribe();
+    let env = snapshots
+        .get(&key.environment_id)
+        .ok_or(ApiError::Unavailable)?;
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // A provider that reconnects after missing changes re-fetches at once.
+    let pending = match last_id {
+        Some(v) if v != env.version => vec![refetch_evaluation(env.version)],
+        _ => Vec::new(),
+    };
+    let state = StreamState {
+        mode: Mode::Ofrep,
+        snapshots,
+        key,
+        updates,
+        shutdown: shutdown.0,
+        sent: env.version,
+        pending,
+    };
+    let sse = Sse::new(stream::unfold(state, next_event))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"));
+    Ok(sse.into_response())
+}
+
+/// OFREP's only event: the provider should re-evaluate. The SSE event name stays `message`.
+fn refetch_evaluation(version: u64) -> Event {
+    Event::default()
+        .id(version.to_string())
+        .data(json!({"type": "refetchEvaluation", "etag": version.to_string()}).to_string())
 }
 
 fn put(env: &EnvSnapshot) -> Event {

@@ -235,7 +235,7 @@ both_backends! {
         let keys: Vec<&str> = body["flags"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
         assert_eq!(keys, ["banner", "colour", "dormant", "limit", "ramp", "secret", "settings"], "sorted by key");
         assert!(body["metadata"]["environmentVersion"].is_u64(), "{body}");
-        assert!(body.get("eventStreams").is_none(), "no stream is advertised before it exists");
+        assert_eq!(body["eventStreams"][0]["type"], "sse", "the change stream is advertised");
         let by_key: std::collections::HashMap<&str, &Value> = body["flags"].as_array().unwrap().iter()
             .map(|f| (f["key"].as_str().unwrap(), f)).collect();
         assert_eq!(*by_key["ramp"], json!({"key": "ramp", "errorCode": "TARGETING_KEY_MISSING",

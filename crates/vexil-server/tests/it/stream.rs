@@ -155,3 +155,31 @@ both_backends! {
         assert!(sse.next(WAIT).await.is_none());
     }
 }
+
+both_backends! {
+    async fn ofrep_event_streams_notify_providers_to_refetch(app) {
+        let (project, env, flag) = setup(&app).await;
+        let key = app.api_key(&project, &env, "client").await;
+        let bulk = app.anonymous(Method::POST, "/ofrep/v1/evaluate/flags").bearer_auth(&key)
+            .json(&json!({"context": {"targetingKey": "u1"}})).send().await.unwrap();
+        let bulk = json_ok(bulk).await;
+        let stream = &bulk["eventStreams"][0];
+        assert_eq!(stream["type"], "sse");
+        let uri = stream["endpoint"]["requestUri"].as_str().unwrap().to_owned();
+        assert!(uri.starts_with("/ofrep/v1/event-stream?token=") && !uri.contains(&key), "{uri}");
+
+        // Like a browser's EventSource: no credentials but the URL.
+        let resp = app.anonymous(Method::GET, &uri).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut sse = Sse { resp, buffer: String::new() };
+        json_ok(app.patch(&format!("/api/v1/flags/{flag}/environments/{env}/config"), json!({"enabled": true})).await).await;
+        let (event, id, data) = sse.next(WAIT).await.expect("refetchEvaluation after a change");
+        assert_eq!(event, "message");
+        let data: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(data["type"], "refetchEvaluation");
+        assert_eq!(data["etag"].as_str().unwrap(), id);
+
+        let bad = app.anonymous(Method::GET, "/ofrep/v1/event-stream?token=nope").send().await.unwrap();
+        assert_eq!(bad.status(), 401);
+    }
+}

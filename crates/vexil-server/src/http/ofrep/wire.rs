@@ -277,11 +277,38 @@ impl IntoResponse for Failure {
     }
 }
 
-/// `bulkEvaluationSuccess` (no `eventStreams`: the SSE stream is not served yet).
+/// `bulkEvaluationSuccess`, with the change-notification stream in `eventStreams`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Bulk<'k, 's> {
     pub flags: Vec<Outcome<'k, 's>>,
     pub metadata: BulkMetadata,
+    pub event_streams: [EventStream; 1],
+}
+
+/// An `eventStream` entry: SSE at a path on the provider's own OFREP origin.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventStream {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub endpoint: EventStreamEndpoint,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EventStreamEndpoint {
+    pub request_uri: String,
+}
+
+impl EventStream {
+    pub(crate) fn for_token(token: &str) -> EventStream {
+        EventStream {
+            kind: "sse",
+            endpoint: EventStreamEndpoint {
+                request_uri: format!("/ofrep/v1/event-stream?token={token}"),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
