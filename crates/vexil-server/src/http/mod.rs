@@ -194,11 +194,16 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     metrics.record(&method, route, status, elapsed);
-    tracing::info!(
-        request_id = %id, method = %method, route = %route, status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "{method} {route} answered {status}"
-    );
+    // Evaluation traffic is high-volume: its per-request lines are debug-level.
+    let evaluation = route.starts_with("/ofrep/")
+        || route.starts_with("/api/v1/evaluate")
+        || route.starts_with("/api/v1/sdk/");
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if evaluation {
+        tracing::debug!(request_id = %id, method = %method, route = %route, status, latency_ms, "{method} {route} answered {status}");
+    } else {
+        tracing::info!(request_id = %id, method = %method, route = %route, status, latency_ms, "{method} {route} answered {status}");
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
