@@ -21,8 +21,11 @@ struct Series {
 /// map update, never across `.await`. Recording into an existing series allocates nothing.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    series: Mutex<HashMap<String, Vec<(String, u16, Series)>>>,
+    series: Mutex<HashMap<String, RouteSeries>>,
 }
+
+/// One route's series: `(method, status, series)`, few enough to scan.
+type RouteSeries = Vec<(String, u16, Series)>;
 
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
