@@ -46,6 +46,9 @@ pub struct Update {
     pub version: u64,
     /// What changed since the previous snapshot; `None` when it was reloaded whole.
     pub changes: Option<Vec<Changed>>,
+    /// Stream payloads `(event name, JSON data)` for server keys, rendered once by the
+    /// first subscriber that needs them and shared by all the others.
+    pub rendered: OnceLock<Vec<(&'static str, String)>>,
 }
 
 /// How many recent changes each environment remembers for stream resumption.
@@ -220,6 +223,7 @@ impl Snapshots {
                                 environment_id: env_id.clone(),
                                 version: next.version,
                                 changes: Some(changes),
+                                rendered: OnceLock::new(),
                             };
                             self.put(next);
                             self.publish(update);
@@ -250,6 +254,7 @@ impl Snapshots {
                     environment_id: env_id.to_owned(),
                     version: env.version,
                     changes: None,
+                    rendered: OnceLock::new(),
                 };
                 self.put(env);
                 self.publish(update);

@@ -153,17 +153,24 @@ fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
     let Some(env) = s.snapshots.get(&s.key.environment_id) else {
         return Vec::new();
     };
-    match &update.changes {
-        Some(changes) => {
-            let mut seen = std::collections::BTreeSet::new();
-            changes
-                .iter()
-                .filter(|c| seen.insert((c.kind.as_str(), c.key.as_str())))
-                .map(|c| change_event(&env, &c.kind, &c.key, update.version))
-                .collect()
-        }
-        None => vec![put(&env)],
-    }
+    let Some(changes) = &update.changes else {
+        return vec![put(&env)];
+    };
+    // Serialising definitions is the costly part; with a thousand subscribers it is done
+    // once per update, and each subscriber only copies the text.
+    let rendered = update.rendered.get_or_init(|| {
+        let mut seen = std::collections::BTreeSet::new();
+        changes
+            .iter()
+            .filter(|c| seen.insert((c.kind.as_str(), c.key.as_str())))
+            .map(|c| change_payload(&env, &c.kind, &c.key, update.version))
+            .collect()
+    });
+    let id = update.version.to_string();
+    rendered
+        .iter()
+        .map(|(name, data)| Event::default().event(*name).id(&id).data(data))
+        .collect()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -238,6 +245,12 @@ fn refetch(version: u64) -> Event {
 /// for flags, archived: SDKs treat both as missing). `id` is the version the event
 /// completes (the definition may already be newer; a later event repeats it).
 fn change_event(env: &EnvSnapshot, kind: &str, key: &str, id: u64) -> Event {
+    let (name, data) = change_payload(env, kind, key, id);
+    Event::default().event(name).id(id.to_string()).data(data)
+}
+
+/// The event name and JSON data of `change_event`.
+fn change_payload(env: &EnvSnapshot, kind: &str, key: &str, id: u64) -> (&'static str, String) {
     let value = match kind {
         "segment" => env
             .segment_def(key)
@@ -247,13 +260,14 @@ fn change_event(env: &EnvSnapshot, kind: &str, key: &str, id: u64) -> Event {
             .filter(|d| !d.archived)
             .and_then(|d| serde_json::to_value(d).ok()),
     };
-    let event = Event::default().id(id.to_string());
     match value {
-        Some(value) => event
-            .event("patch")
-            .data(json!({"kind": kind, "key": key, "version": id, "value": value}).to_string()),
-        None => event
-            .event("delete")
-            .data(json!({"kind": kind, "key": key, "version": id}).to_string()),
+        Some(value) => (
+            "patch",
+            json!({"kind": kind, "key": key, "version": id, "value": value}).to_string(),
+        ),
+        None => (
+            "delete",
+            json!({"kind": kind, "key": key, "version": id}).to_string(),
+        ),
     }
 }
