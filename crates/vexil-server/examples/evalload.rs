@@ -1,5 +1,6 @@
 //! Evaluation-plane load test (DESIGN §5): OFREP single-flag throughput, OFREP bulk
-//! evaluation of 200 flags, and SSE fan-out latency to 1,000 subscribers. Starts a server on
+//! evaluation of 200 flags, SSE fan-out latency to 1,000 subscribers, and (PostgreSQL only)
+//! propagation from one cluster node to another's stream subscribers. Starts a server on
 //! a fresh database (SQLite file or a new PostgreSQL database) — by default in a separate OS
 //! process (this program re-executed with a hidden `--serve`), so that server and load
 //! generator do not share one tokio runtime — seeds it over the management API, drives it
@@ -12,6 +13,7 @@
 //! cargo run --release -p vexil-server --example evalload -- --backend postgres \
 //!     --admin-url postgres://postgres@127.0.0.1:5432/postgres
 //! cargo run --release -p vexil-server --example evalload -- --scenario ofrep --in-process
+//! cargo run --release -p vexil-server --example evalload -- --backend postgres --scenario cluster
 //! ```
 //!
 //! OFREP requests go through a minimal HTTP/1.1 keep-alive client written here (one request
@@ -66,7 +68,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
     /// `all`, `ofrep`, `bulk` or `sse`.
-    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse", "cluster"])]
     scenario: String,
     /// Run the server inside this process (sharing the load generator's runtime) instead of
     /// in a child process.
@@ -162,12 +164,12 @@ async fn scratch_database(args: &Args) -> anyhow::Result<(String, Cleanup)> {
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let server = Server::start(args, url).await?;
-    let result = scenarios(args, &server).await;
+    let result = scenarios(args, &server, url).await;
     server.stop().await;
     result
 }
 
-async fn scenarios(args: &Args, server: &Server) -> anyhow::Result<()> {
+async fn scenarios(args: &Args, server: &Server, url: &str) -> anyhow::Result<()> {
     let addr = server.addr;
     println!(
         "backend {}, server {}, load generator: {} tokio worker thread(s), {} cores, loadavg {}",
@@ -232,7 +234,34 @@ async fn scenarios(args: &Args, server: &Server) -> anyhow::Result<()> {
     }
 
     if want("sse") {
-        sse(args, &api, &seeded, server.pid).await?;
+        let subscribers = args.subscribers.max(1);
+        sse(
+            args,
+            &api,
+            &seeded,
+            server.pid,
+            &api.base,
+            subscribers,
+            "SSE fan-out",
+        )
+        .await?;
+    }
+
+    // Two nodes on one PostgreSQL: changes through node A, subscribers on node B.
+    if args.backend == "postgres" && want("cluster") {
+        let mut config = Config::for_tests(url);
+        config.bootstrap_token = Some(SecretString::from(TOKEN));
+        let node_b = App::build(&config).await?;
+        let base_b = format!("http://{}", node_b.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(node_b.run(async {
+            let _ = stopped.await;
+        }));
+        let label = "cluster (change via node A → subscriber on node B)";
+        let result = sse(args, &api, &seeded, server.pid, &base_b, 10, label).await;
+        let _ = stop.send(());
+        let _ = task.await;
+        result?;
     }
     Ok(())
 }
@@ -742,22 +771,26 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 // ---------------------------------------------------------------------------------------
 // SSE fan-out.
 
+/// Subscribes `subscribers` streams at `stream_base`, changes the SSE flag through `api`
+/// every 200 ms, and reports the delivery delays under `label`.
 async fn sse(
     args: &Args,
     api: &Api,
     seeded: &Seeded,
     server_pid: Option<u32>,
+    stream_base: &str,
+    subscribers: usize,
+    label: &str,
 ) -> anyhow::Result<()> {
-    let subscribers = args.subscribers.max(1);
     let changes = (args.seconds.max(1) * 5) as usize;
     println!(
-        "SSE fan-out: connecting {subscribers} subscribers (ulimit -n is {})…",
+        "{label}: connecting {subscribers} subscribers (ulimit -n is {})…",
         open_file_limit()
     );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()?;
-    let url = format!("{}/api/v1/sdk/stream", api.base);
+    let url = format!("{stream_base}/api/v1/sdk/stream");
     let ready = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // At most 64 connections between connect and their `put`, to spread the initial load.
@@ -842,7 +875,7 @@ async fn sse(
     patch_ms.sort_unstable();
     let expected = connected * sent.len();
     println!(
-        "SSE fan-out: {} of {expected} deliveries ({connected} subscribers × {} changes, {failures} failed PATCHes, {early} streams ended early)",
+        "{label}: {} of {expected} deliveries ({connected} subscribers × {} changes, {failures} failed PATCHes, {early} streams ended early)",
         from_request.len(),
         sent.len()
     );
