@@ -22,6 +22,9 @@
 //! both processes are read from `/proc` (Linux; assumes 100 clock ticks per second).
 #![allow(clippy::print_stdout)] // A command-line report is this program's output.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -33,7 +36,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use vexil_server::{App, Config};
@@ -96,7 +98,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async {
-            let (url, cleanup) = scratch_database(&args).await?;
+            let (url, cleanup) =
+                support::scratch_database(&args.backend, &args.admin_url, "evalload").await?;
             let result = run(&args, &url).await;
             cleanup.run().await;
             result
@@ -129,37 +132,6 @@ fn serve(url: &str, log: bool) -> anyhow::Result<()> {
             })
             .await
         })
-}
-
-/// A database URL for the run and what removes it afterwards.
-async fn scratch_database(args: &Args) -> anyhow::Result<(String, Cleanup)> {
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    match args.backend.as_str() {
-        "sqlite" => {
-            let path = std::env::temp_dir().join(format!("vexil-evalload-{unique}.db"));
-            Ok((
-                format!("sqlite://{}", path.display()),
-                Cleanup::Sqlite(path),
-            ))
-        }
-        "postgres" => {
-            let name = format!("vexil_evalload_{unique}");
-            let mut conn = sqlx::PgConnection::connect(&args.admin_url).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await?;
-            let host_end = args.admin_url.find("://").map_or(0, |i| i + 3);
-            let base = match args.admin_url[host_end..].find('/') {
-                Some(i) => args.admin_url[..host_end + i].to_owned(),
-                None => args.admin_url.clone(),
-            };
-            Ok((
-                format!("{base}/{name}"),
-                Cleanup::Postgres(args.admin_url.clone(), name),
-            ))
-        }
-        other => anyhow::bail!("unknown backend '{other}' (sqlite or postgres)"),
-    }
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
@@ -1037,29 +1009,4 @@ fn open_file_limit() -> String {
                 .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
         })
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-enum Cleanup {
-    Sqlite(std::path::PathBuf),
-    Postgres(String, String),
-}
-
-impl Cleanup {
-    async fn run(self) {
-        match self {
-            Cleanup::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Cleanup::Postgres(admin, name) => {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            }
-        }
-    }
 }

@@ -9,6 +9,9 @@
 //! ```
 #![allow(clippy::print_stdout)] // A command-line report is this program's output.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +19,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use vexil_server::{App, Config};
 
 const TOKEN: &str = "vx_pat_loadtest-token-0123456789abcdef";
@@ -46,33 +48,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    let (url, cleanup) = match args.backend.as_str() {
-        "sqlite" => {
-            let path = std::env::temp_dir().join(format!("vexil-loadtest-{unique}.db"));
-            (
-                format!("sqlite://{}", path.display()),
-                Cleanup::Sqlite(path),
-            )
-        }
-        "postgres" => {
-            let name = format!("vexil_loadtest_{unique}");
-            let mut conn = sqlx::PgConnection::connect(&args.admin_url).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await?;
-            let host_end = args.admin_url.find("://").map_or(0, |i| i + 3);
-            let base = match args.admin_url[host_end..].find('/') {
-                Some(i) => args.admin_url[..host_end + i].to_owned(),
-                None => args.admin_url.clone(),
-            };
-            (
-                format!("{base}/{name}"),
-                Cleanup::Postgres(args.admin_url.clone(), name),
-            )
-        }
-        other => anyhow::bail!("unknown backend '{other}' (sqlite or postgres)"),
-    };
+    let (url, cleanup) =
+        support::scratch_database(&args.backend, &args.admin_url, "loadtest").await?;
     let result = run(&args, &url).await;
     cleanup.run().await;
     result
@@ -276,29 +253,4 @@ async fn drive(api: &Api, clients: usize, duration: Duration, make: Arc<MakeRequ
     }
     stats.elapsed = started.elapsed();
     stats
-}
-
-enum Cleanup {
-    Sqlite(std::path::PathBuf),
-    Postgres(String, String),
-}
-
-impl Cleanup {
-    async fn run(self) {
-        match self {
-            Cleanup::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Cleanup::Postgres(admin, name) => {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            }
-        }
-    }
 }
