@@ -25,6 +25,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
+/// The allocator of the `vexil` binary, so that the server measured here allocates as
+/// `vexil serve` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::SocketAddr;

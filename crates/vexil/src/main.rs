@@ -6,6 +6,11 @@ use clap::{Parser, Subcommand};
 
 mod eval;
 
+/// The server allocates per request (JSON, headers, contexts); mimalloc is markedly
+/// faster than the system allocator there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Vexil: a self-hosted feature flag service.
 #[derive(Debug, Parser)]
 #[command(name = "vexil", version, about)]

@@ -173,6 +173,17 @@ async fn reject_control_characters(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// A new request id: a random per-process prefix and a counter (unique without a system
+/// call per request, unlike a random UUID).
+fn next_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_owned());
+    format!("{prefix}-{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Assigns the request id, then logs and measures the request once it is answered.
 async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -181,7 +192,7 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .map_or_else(next_request_id, str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let slot = RouteSlot::default();

@@ -26,7 +26,10 @@ both_backends! {
         let r = app.request(Method::GET, "/api/v1/organizations").header("x-request-id", "trace-123").send().await.unwrap();
         assert_eq!(r.headers()["x-request-id"], "trace-123");
         let r = app.get("/api/v1/organizations").await;
-        assert_eq!(r.headers()["x-request-id"].len(), 36);
+        let first = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(first.len(), 33, "{first}");
+        let second = app.get("/api/v1/organizations").await.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(first, second, "request ids are unique");
     }
 
     async fn oversized_malformed_and_non_json_bodies_are_rejected(app) {
