@@ -16,7 +16,7 @@ use vexil_core::{Context, Detail, Evaluation};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::eval_auth::EvalKey;
-use super::extract::Json;
+use super::extract::{Json, if_none_match};
 use crate::snapshots::{EnvSnapshot, Snapshots};
 use crate::store::now_ms;
 
@@ -161,15 +161,4 @@ pub(crate) async fn sdk_config(
         body.to_string(),
     )
         .into_response())
-}
-
-/// Whether `If-None-Match` lists `etag` (or `*`), ignoring weak-validator prefixes.
-pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*")
 }

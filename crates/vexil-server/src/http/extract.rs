@@ -245,6 +245,17 @@ pub fn with_etag<T: Serialize>(version: i64, body: T) -> Response {
     response
 }
 
+/// Whether `If-None-Match` (possibly several headers, lists, weak tags or `*`) matches.
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
 /// Reads a header as text, if present and valid.
 pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())

@@ -5,9 +5,10 @@
 //! `ApiError`: a provider parses these bodies to learn why it must serve its default.
 
 use crate::http::error::ApiError;
+pub(crate) use crate::http::extract::if_none_match;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -330,17 +331,6 @@ pub(crate) fn bulk_etag(version: u64, request: &[u8], response: &[u8]) -> String
     format!("\"{version}-{}\"", hex::encode(&digest[..12]))
 }
 
-/// Whether `If-None-Match` (possibly several headers, lists, weak tags or `*`) matches.
-pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
 /// A JSON response with an `ETag`, or a bodyless 304 when the client already has it.
 pub(crate) fn with_bulk_etag(json: Vec<u8>, etag: &str, not_modified: bool) -> Response {
     let etag = HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
@@ -372,6 +362,7 @@ impl From<ApiError> for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderMap;
 
     #[test]
     fn bodies_are_classified_as_parse_or_context_errors() {
