@@ -41,6 +41,10 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The organization the entry belongs to (who may read it); absent for instance-level
+    /// entries such as logins, and for entries written before organizations were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -48,7 +52,7 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The hash this entry must carry, given its `prev_hash` and content.
     pub fn compute_hash(&self) -> String {
-        let content = json!({
+        let mut content = json!({
             "id": self.id,
             "seq": self.seq,
             "at": self.at,
@@ -63,6 +67,11 @@ impl AuditEntry {
             "user_agent": self.user_agent,
             "request_id": self.request_id,
         });
+        // Hashed only when present, so that entries written before the field existed
+        // still verify.
+        if let (Some(org), Some(map)) = (&self.organization_id, content.as_object_mut()) {
+            map.insert("organization_id".into(), Value::String(org.clone()));
+        }
         let mut hasher = Sha256::new();
         hasher.update(self.prev_hash.as_bytes());
         hasher.update(canonical_json(&content).as_bytes());

@@ -1,20 +1,28 @@
 //! First start: an empty database gets organization `default`, project `default` with
-//! environments `development` and `production`, and an admin token — the one from
-//! `VEXIL_BOOTSTRAP_TOKEN` (idempotently), or a generated one printed once.
+//! environments `development` and `production`, and a way in — the instance token from
+//! `VEXIL_BOOTSTRAP_TOKEN` (idempotently), or else an admin user (owner of `default`) whose
+//! generated password is printed once. Also the operators' user commands
+//! (`vexil admin create-user`, `vexil admin reset-password`).
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+use crate::access::Role;
 use crate::audit::{Actor, hash_secret};
+use crate::credentials;
 use crate::http::extract::RequestMeta;
 use crate::store::organizations::{self, Organization};
 use crate::store::projects::Project;
-use crate::store::{Store, audit, new_id, now_rfc3339, tokens};
+use crate::store::{Store, WriteTx, audit, new_id, now_rfc3339, sessions, tokens, users};
 
 /// Visible prefix of management tokens.
 pub const TOKEN_PREFIX: &str = "vx_pat_";
 
-pub async fn run(store: &Store, bootstrap_token: Option<&SecretString>) -> anyhow::Result<()> {
+pub async fn run(
+    store: &Store,
+    bootstrap_token: Option<&SecretString>,
+    admin_email: &str,
+) -> anyhow::Result<()> {
     let mut tx = store.write().await?;
     let actor = Actor::system();
     let meta = RequestMeta::default();
@@ -97,45 +105,130 @@ pub async fn run(store: &Store, bootstrap_token: Option<&SecretString>) -> anyho
                 tracing::info!(prefix = %prefix, "created the admin token from VEXIL_BOOTSTRAP_TOKEN");
             }
         }
-        None if tokens::count(tx.conn()).await? == 0 => {
-            let secret = format!(
-                "{TOKEN_PREFIX}{}{}",
-                uuid::Uuid::new_v4().simple(),
-                uuid::Uuid::new_v4().simple()
-            );
-            let prefix: String = secret.chars().take(12).collect();
-            tokens::ensure(
-                tx.conn(),
-                "initial admin",
-                &hash_secret(&secret),
-                &prefix,
-                "admin",
-            )
-            .await?;
-            audit::append(
-                tx.conn(),
-                audit::NewEntry {
-                    actor: &actor,
-                    action: "token.create",
-                    resource_type: "token",
-                    resource_id: &prefix,
-                    before: None,
-                    after: Some(
-                        json!({"name": "initial admin", "prefix": prefix, "role": "admin"}),
-                    ),
-                    comment: Some("first start"),
-                    meta: &meta,
-                },
+        None if tokens::count(tx.conn()).await? == 0 && users::count(tx.conn()).await? == 0 => {
+            let email = admin_email.trim().to_lowercase();
+            let password = credentials::random_password();
+            let hash = credentials::hash_password(&password)?;
+            let org = organizations::get_by_key(tx.conn(), "default").await?;
+            let user = create_user(
+                &mut tx,
+                &email,
+                "Admin",
+                &hash,
+                org.as_ref().map(|o| (o.id.as_str(), Role::Owner)),
+                Some("first start"),
             )
             .await?;
             // Shown exactly once, on the terminal, not in the structured log stream.
             eprintln!(
-                "\n  Vexil first start: an admin API token was created. It is shown only now:\n\n    {secret}\n\n  \
-                 Use it as `Authorization: Bearer <token>`. Set VEXIL_BOOTSTRAP_TOKEN to choose your own.\n"
+                "\n  Vexil first start: created the admin user (owner of organization 'default').\n  \
+                 Log in with POST /api/v1/auth/login and change the password (PUT /api/v1/users/me/password):\n\n    \
+                 email:    {}\n    password: {password}\n\n  \
+                 This password is shown only now. Lost it? `vexil admin reset-password --email {}`.\n  \
+                 For automation, set VEXIL_BOOTSTRAP_TOKEN to an admin token of your choice.\n",
+                user.email, user.email
             );
         }
         None => {}
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Creates a user (the email already normalized, the password already hashed), optionally
+/// as a member of an organization, with audit entries. Inside the caller's transaction.
+pub async fn create_user(
+    tx: &mut WriteTx<'_>,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    membership: Option<(&str, Role)>,
+    comment: Option<&str>,
+) -> anyhow::Result<users::User> {
+    let actor = Actor::system();
+    let now = now_rfc3339();
+    if users::find_by_email(tx.conn(), email).await?.is_some() {
+        anyhow::bail!("a user with email {email} already exists");
+    }
+    let user = users::User {
+        id: new_id(),
+        email: email.to_owned(),
+        name: name.to_owned(),
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    users::insert(tx.conn(), &user, password_hash).await?;
+    let meta = RequestMeta::default();
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &actor,
+            action: "user.create",
+            resource_type: "user",
+            resource_id: &user.id,
+            before: None,
+            after: Some(json!(user)),
+            comment,
+            meta: &meta,
+        },
+    )
+    .await?;
+    if let Some((org, role)) = membership {
+        users::insert_membership(tx.conn(), org, &user.id, role.as_str(), &now).await?;
+        let meta = RequestMeta {
+            organization_id: Some(org.to_owned()),
+            ..RequestMeta::default()
+        };
+        audit::append(
+            tx.conn(),
+            audit::NewEntry {
+                actor: &actor,
+                action: "member.add",
+                resource_type: "member",
+                resource_id: &user.id,
+                before: None,
+                after: Some(
+                    json!({"user_id": user.id, "email": user.email, "role": role.as_str()}),
+                ),
+                comment,
+                meta: &meta,
+            },
+        )
+        .await?;
+    }
+    Ok(user)
+}
+
+/// Sets a user's password (hashed already), ends their sessions and revokes their personal
+/// tokens: whoever knew the old password is locked out. Returns the user.
+pub async fn reset_password(
+    tx: &mut WriteTx<'_>,
+    email: &str,
+    password_hash: &str,
+) -> anyhow::Result<users::User> {
+    let (user, _) = users::find_by_email(tx.conn(), email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
+    let now = now_rfc3339();
+    users::set_password(tx.conn(), &user.id, password_hash, &now).await?;
+    let sessions_ended = sessions::delete_for_user(tx.conn(), &user.id).await?;
+    let tokens_revoked = tokens::revoke_personal(tx.conn(), &user.id, &now).await?;
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &Actor::system(),
+            action: "user.password_reset",
+            resource_type: "user",
+            resource_id: &user.id,
+            before: None,
+            after: Some(
+                json!({"sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked}),
+            ),
+            comment: Some("vexil admin reset-password"),
+            meta: &RequestMeta::default(),
+        },
+    )
+    .await?;
+    Ok(user)
 }

@@ -20,6 +20,18 @@ pub struct Config {
     /// Evaluation requests per second allowed per API key (bursts of twice that); 0: no limit.
     #[arg(long, env = "VEXIL_KEY_RATE_LIMIT", default_value_t = 10_000)]
     pub key_rate_limit: u32,
+    /// A browser session ends after this many seconds without a request.
+    #[arg(long, env = "VEXIL_SESSION_IDLE_TIMEOUT", default_value_t = 8 * 3600)]
+    pub session_idle_timeout: u64,
+    /// A browser session ends this many seconds after login, however active.
+    #[arg(long, env = "VEXIL_SESSION_LIFETIME", default_value_t = 7 * 24 * 3600)]
+    pub session_lifetime: u64,
+    /// Mark the session cookie `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
+    #[arg(long, env = "VEXIL_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Email of the admin user created on first start (when no VEXIL_BOOTSTRAP_TOKEN is set).
+    #[arg(long, env = "VEXIL_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -45,6 +57,10 @@ impl Config {
             // limiter set it explicitly.
             key_rate_limit: 0,
             bootstrap_token: None,
+            session_idle_timeout: 8 * 3600,
+            session_lifetime: 7 * 24 * 3600,
+            secure_cookies: false,
+            admin_email: "admin@localhost".into(),
             log_format: "json".into(),
         }
     }

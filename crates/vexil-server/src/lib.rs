@@ -2,11 +2,14 @@
 //! with its audit trail, and operations endpoints. [`App::build`] binds the listener and
 //! prepares the store; [`App::run`] serves until the shutdown future completes.
 
+pub mod access;
 pub mod audit;
 pub mod bootstrap;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod keys;
+pub mod login_limit;
 pub mod metrics;
 pub mod snapshots;
 pub mod store;
@@ -35,7 +38,7 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<App> {
         let store = Store::connect(&config.database.database_url).await?;
         store.migrate().await?;
-        bootstrap::run(&store, config.bootstrap_token.as_ref()).await?;
+        bootstrap::run(&store, config.bootstrap_token.as_ref(), &config.admin_email).await?;
         let rate_limit = (config.key_rate_limit > 0).then(|| keys::RateLimit {
             per_second: f64::from(config.key_rate_limit),
         });
@@ -60,6 +63,7 @@ impl App {
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
+            auth: Arc::new(http::auth::AuthSettings::from_config(config)),
         };
         Ok(App {
             listener,

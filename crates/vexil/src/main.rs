@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod eval;
 
 /// The server allocates per request (JSON, headers, contexts); mimalloc is markedly
@@ -27,6 +28,9 @@ enum Command {
     Migrate(vexil_server::DatabaseConfig),
     /// Evaluate flags from a ruleset file, printing the same JSON as the evaluate API.
     Eval(eval::EvalArgs),
+    /// Operators' user commands: create-user, reset-password.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Serve(config) => run_async(serve(config)),
         Command::Migrate(db) => run_async(migrate(db)),
+        Command::Admin(command) => run_async(admin::run(command)),
     }
 }
 

@@ -12,6 +12,7 @@ use vexil_core::time::{format_rfc3339, parse_rfc3339};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Page, Pagination, Query};
+use crate::access::{Principal, Role};
 use crate::audit::AuditEntry;
 use crate::store::{Store, audit};
 
@@ -33,6 +34,7 @@ pub(crate) struct ListAuditLogs {
     resource_id: Option<String>,
     actor_id: Option<String>,
     action: Option<String>,
+    organization_id: Option<String>,
     since: Option<String>,
     until: Option<String>,
     #[serde(default = "default_limit")]
@@ -45,9 +47,10 @@ fn default_limit() -> i64 {
     50
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit logs", params(("resource_type" = Option<String>, Query, description = "Exact match, e.g. flag, flag_config, segment"), ("resource_id" = Option<String>, Query, description = "Exact match"), ("actor_id" = Option<String>, Query, description = "Exact match: the token's id"), ("action" = Option<String>, Query, description = "Exact match, e.g. flag.kill_switch"), ("since" = Option<String>, Query, description = "RFC 3339 timestamp, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339 timestamp, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of audit entries, newest first"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit logs", params(("resource_type" = Option<String>, Query, description = "Exact match, e.g. flag, flag_config, segment"), ("resource_id" = Option<String>, Query, description = "Exact match"), ("actor_id" = Option<String>, Query, description = "Exact match: the user's or token's id"), ("organization_id" = Option<String>, Query, description = "Exact match"), ("action" = Option<String>, Query, description = "Exact match, e.g. flag.kill_switch"), ("since" = Option<String>, Query, description = "RFC 3339 timestamp, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339 timestamp, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of audit entries, newest first: those of the caller's organizations and the caller's own actions (the instance token sees all)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
 pub(crate) async fn list_audit_logs(
     State(store): State<Arc<Store>>,
+    principal: Principal,
     Query(q): Query<ListAuditLogs>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     let p = Pagination {
@@ -70,8 +73,14 @@ pub(crate) async fn list_audit_logs(
         resource_id: q.resource_id,
         actor_id: q.actor_id,
         action: q.action,
+        organization_id: q.organization_id,
+        visible_to: None,
     };
     let mut conn = store.read().await?;
+    let filter = audit::Filter {
+        visible_to: visibility(&mut conn, &principal).await?,
+        ..filter
+    };
     let (items, total) = audit::list(&mut conn, &filter, p.limit, p.offset).await?;
     Ok(Json(Page::new(items, total, p)))
 }
@@ -90,19 +99,55 @@ fn stored_time(field: &str, text: &str) -> ApiResult<String> {
 #[utoipa::path(get, path = "/api/v1/audit-logs/{id}", tag = "audit logs", params(("id" = String, Path)), responses((status = 200, description = "Found"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
 pub(crate) async fn get_audit_log(
     State(store): State<Arc<Store>>,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AuditEntry>> {
     let mut conn = store.read().await?;
+    let visible = visibility(&mut conn, &principal).await?;
     let entry = audit::get(&mut conn, &id)
         .await?
+        .filter(|e| {
+            visible.as_ref().is_none_or(|v| {
+                e.actor["id"] == v.actor_id.as_str()
+                    || e.organization_id
+                        .as_ref()
+                        .is_some_and(|o| v.organizations.contains(o))
+            })
+        })
         .ok_or_else(|| ApiError::not_found("audit log entry", &id))?;
     Ok(Json(entry))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs", responses((status = 200, description = "The whole hash chain recomputed: `{valid, entries, first_broken, head_hash}`; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail"), (status = 401, description = "Missing or invalid token")))]
+/// What of the trail the caller may read: everything (the instance token), or the entries
+/// of their organizations and their own actions (logins, tokens).
+async fn visibility(
+    conn: &mut sqlx::AnyConnection,
+    principal: &Principal,
+) -> ApiResult<Option<audit::Visibility>> {
+    Ok(principal
+        .organizations(conn)
+        .await?
+        .map(|orgs| audit::Visibility {
+            organizations: orgs.into_iter().map(|(org, _)| org).collect(),
+            actor_id: principal.actor.id.clone(),
+        }))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs", responses((status = 200, description = "The whole hash chain recomputed: `{valid, entries, first_broken, head_hash}`; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail"), (status = 401, description = "Missing or invalid token"), (status = 403, description = "Not an admin of any organization")))]
 pub(crate) async fn verify_audit_log(
     State(store): State<Arc<Store>>,
+    principal: Principal,
 ) -> ApiResult<Json<audit::Verification>> {
     let mut conn = store.read().await?;
+    // The chain spans every organization: checking it is for admins.
+    let admin = match principal.organizations(&mut conn).await? {
+        None => true,
+        Some(orgs) => orgs.iter().any(|(_, role)| *role >= Role::Admin),
+    };
+    if !admin {
+        return Err(ApiError::Forbidden(
+            "verifying the audit chain needs the admin role in an organization".into(),
+        ));
+    }
     Ok(Json(audit::verify(&mut conn).await?))
 }

@@ -187,6 +187,9 @@ pub struct RequestMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The organization the request acts in, as authorization resolved it; audit entries
+    /// record it.
+    pub organization_id: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
@@ -211,6 +214,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 .extensions
                 .get::<super::RequestId>()
                 .map(|r| r.0.clone()),
+            organization_id: parts
+                .extensions
+                .get::<crate::access::OrgScope>()
+                .map(|o| o.0.clone()),
         })
     }
 }

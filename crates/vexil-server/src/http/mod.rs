@@ -1,9 +1,11 @@
 //! The HTTP layer: one module per resource, each exporting `router()`, merged here with the
-//! cross-cutting layers (request ids, logs, metrics, body limit, authentication).
+//! cross-cutting layers (request ids, logs, metrics, body limit, authentication and
+//! authorization).
 
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth;
+pub mod authz;
 pub mod environments;
 pub mod error;
 pub mod eval_auth;
@@ -11,6 +13,7 @@ pub mod evaluate;
 pub mod extract;
 pub mod flag_configs;
 pub mod flags;
+pub mod members;
 pub mod ofrep;
 pub mod openapi;
 pub mod ops;
@@ -18,8 +21,11 @@ pub mod organizations;
 pub mod patch;
 pub mod projects;
 pub mod segments;
+pub mod sessions;
 pub mod simple;
 pub mod stream;
+pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +53,13 @@ pub struct AppState {
     pub snapshots: Arc<Snapshots>,
     pub keys: Arc<KeyRing>,
     pub shutdown: stream::ShutdownSignal,
+    pub auth: Arc<auth::AuthSettings>,
+}
+
+impl FromRef<AppState> for Arc<auth::AuthSettings> {
+    fn from_ref(s: &AppState) -> Arc<auth::AuthSettings> {
+        s.auth.clone()
+    }
 }
 
 impl FromRef<AppState> for stream::ShutdownSignal {
@@ -95,9 +108,18 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(audit_logs::router())
         .merge(simple::router())
+        .merge(members::router())
+        .merge(tokens::router())
+        .merge(users::router())
+        .merge(sessions::router())
+        // Outermost first: authenticate, then authorize against the route's policy.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            authz::authorize,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
         ));
 
     // Browsers call the evaluation plane cross-origin with client keys; the management
@@ -110,6 +132,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(management)
+        .merge(sessions::public_router())
         .merge(evaluation)
         .merge(ops::router())
         .merge(openapi::router())

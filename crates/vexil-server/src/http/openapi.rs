@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, ofrep, ops,
-    organizations, projects, segments, simple, stream,
+    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, members, ofrep,
+    ops, organizations, projects, segments, sessions, simple, stream, tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -41,9 +41,14 @@ use super::{
         audit_logs::list_audit_logs, audit_logs::get_audit_log, audit_logs::verify_audit_log,
         simple::list_simple, simple::create_simple, simple::get_simple, simple::update_simple,
         ofrep::evaluate_flag, ofrep::evaluate_flags,
+        sessions::login, sessions::logout, sessions::current_session,
+        users::get_me, users::update_me, users::change_password,
+        members::list_members, members::add_member, members::update_member, members::remove_member,
+        tokens::list_tokens, tokens::create_token, tokens::get_token, tokens::revoke_token,
+        tokens::delete_token,
     ),
     modifiers(&BearerAuth, &SimpleApiWithoutSlash),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     tags(
         (name = "operations", description = "Liveness, readiness, metrics"),
         (name = "evaluation", description = "Evaluation with an environment API key: native evaluate, bulk, and the SDK ruleset"),
@@ -55,6 +60,10 @@ use super::{
         (name = "API keys", description = "Evaluation-plane keys of a project, each bound to one environment; the secret is shown once, at creation"),
         (name = "audit logs", description = "The hash-chained audit trail of every change, and its verification"),
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol 0.3.0, authenticated with an API key (`Authorization: Bearer` or `X-API-Key`); errors in OFREP's own shape"),
+        (name = "auth", description = "Browser sessions: log in with email and password for an HttpOnly session cookie; cookie-authenticated changes carry the session's `X-CSRF-Token`"),
+        (name = "users", description = "The caller's own account"),
+        (name = "members", description = "Who belongs to an organization, with which role: owner, admin, editor, viewer"),
+        (name = "tokens", description = "Personal access tokens (act as their user, capped at a role) and service tokens (one organization, one role); the secret is shown once"),
         (name = "simple API", description = "On/off boolean flags by name in one environment: project `default`, environment `production` unless `?project=&environment=`"),
     )
 )]
@@ -77,6 +86,13 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "vexil_session",
+                "The browser session from `POST /api/v1/auth/login`; changes also need `X-CSRF-Token`",
+            ))),
         );
     }
 }

@@ -14,9 +14,10 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{IfMatch, Json, Page, Pagination, Query, RequestMeta, with_etag};
 use super::patch::{Patch, check_comment, check_key, check_name};
+use crate::access::{Principal, Role, Subject};
 use crate::audit::Actor;
 use crate::store::organizations::{self, Organization};
-use crate::store::{Store, audit, new_id, now_rfc3339, projects};
+use crate::store::{Store, audit, new_id, now_rfc3339, projects, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,11 +36,18 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations", params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of organizations"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
 pub(crate) async fn list_organizations(
     State(store): State<Arc<Store>>,
+    principal: Principal,
     Query(p): Query<Pagination>,
 ) -> ApiResult<Json<Page<Organization>>> {
     let p = p.validate()?;
     let mut conn = store.read().await?;
-    let (items, total) = organizations::list(&mut conn, p.limit, p.offset).await?;
+    // Only the caller's organizations (all of them for the instance token).
+    let visible: Option<Vec<String>> = principal
+        .organizations(&mut conn)
+        .await?
+        .map(|orgs| orgs.into_iter().map(|(org, _)| org).collect());
+    let (items, total) =
+        organizations::list(&mut conn, visible.as_deref(), p.limit, p.offset).await?;
     Ok(Json(Page::new(items, total, p)))
 }
 
@@ -51,13 +59,19 @@ pub(crate) struct CreateOrganization {
     comment: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 403, description = "A service token (bound to its organization)"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn create_organization(
     State(store): State<Arc<Store>>,
     actor: Actor,
-    meta: RequestMeta,
+    principal: Principal,
+    mut meta: RequestMeta,
     Json(body): Json<CreateOrganization>,
 ) -> ApiResult<Response> {
+    if let Subject::Service { .. } = principal.subject {
+        return Err(ApiError::Forbidden(
+            "a service token works within its organization; it cannot create organizations".into(),
+        ));
+    }
     check_key("key", &body.key)?;
     check_comment(body.comment.as_deref())?;
     let name = body.name.unwrap_or_else(|| body.key.clone());
@@ -82,6 +96,18 @@ pub(crate) async fn create_organization(
         ));
     }
     organizations::insert(tx.conn(), &org).await?;
+    meta.organization_id = Some(org.id.clone());
+    // Whoever creates an organization owns it (the instance token needs no membership).
+    if let Some(user_id) = principal.user_id() {
+        users::insert_membership(
+            tx.conn(),
+            &org.id,
+            user_id,
+            Role::Owner.as_str(),
+            &org.created_at,
+        )
+        .await?;
+    }
     audit::append(
         tx.conn(),
         audit::NewEntry {

@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{IfMatch, Json, Page, Pagination, Query, RequestMeta, with_etag};
 use super::patch::{Patch, check_comment, check_description, check_key, check_name};
+use crate::access::{Principal, Role, forbidden};
 use crate::audit::Actor;
 use crate::store::projects::{self, Project};
 use crate::store::{Store, audit, environments, new_id, now_rfc3339, organizations};
@@ -47,6 +48,7 @@ fn default_limit() -> i64 {
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(("organization_id" = Option<String>, Query, description = "Only projects of this organization"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of projects"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
 pub(crate) async fn list_projects(
     State(store): State<Arc<Store>>,
+    principal: Principal,
     Query(q): Query<ListProjects>,
 ) -> ApiResult<Json<Page<Project>>> {
     let p = Pagination {
@@ -55,8 +57,17 @@ pub(crate) async fn list_projects(
     }
     .validate()?;
     let mut conn = store.read().await?;
-    let (items, total) =
-        projects::list(&mut conn, q.organization_id.as_deref(), p.limit, p.offset).await?;
+    // Only the caller's organizations (all of them for the instance token).
+    let visible: Option<Vec<String>> = principal
+        .organizations(&mut conn)
+        .await?
+        .map(|orgs| orgs.into_iter().map(|(org, _)| org).collect());
+    let scope: Option<Vec<String>> = match (q.organization_id, visible) {
+        (Some(org), Some(visible)) => Some(visible.into_iter().filter(|o| *o == org).collect()),
+        (Some(org), None) => Some(vec![org]),
+        (None, visible) => visible,
+    };
+    let (items, total) = projects::list(&mut conn, scope.as_deref(), p.limit, p.offset).await?;
     Ok(Json(Page::new(items, total, p)))
 }
 
@@ -75,7 +86,8 @@ pub(crate) struct CreateProject {
 pub(crate) async fn create_project(
     State(store): State<Arc<Store>>,
     actor: Actor,
-    meta: RequestMeta,
+    principal: Principal,
+    mut meta: RequestMeta,
     Json(body): Json<CreateProject>,
 ) -> ApiResult<Response> {
     check_key("key", &body.key)?;
@@ -84,15 +96,25 @@ pub(crate) async fn create_project(
     check_description("description", &body.description)?;
     check_comment(body.comment.as_deref())?;
     let mut tx = store.write().await?;
-    if organizations::get(tx.conn(), &body.organization_id)
+    // An organization the caller is not in is as unknown as one that does not exist.
+    let role = if organizations::get(tx.conn(), &body.organization_id)
         .await?
-        .is_none()
+        .is_some()
     {
+        principal.role_in(tx.conn(), &body.organization_id).await?
+    } else {
+        None
+    };
+    let Some(role) = role else {
         return Err(ApiError::invalid_field(
             "organization_id",
             format!("organization '{}' not found", body.organization_id),
         ));
+    };
+    if role < Role::Admin {
+        return Err(forbidden(role, Role::Admin));
     }
+    meta.organization_id = Some(body.organization_id.clone());
     if projects::get_by_key(tx.conn(), &body.organization_id, &body.key)
         .await?
         .is_some()

@@ -25,10 +25,11 @@ use super::extract::{Json, Query, RequestMeta};
 use super::flag_configs::{Change, commit_config};
 use super::flags::{create, entry, new_flag};
 use super::patch::check_description;
+use crate::access::{Principal, Role, forbidden, to_change_environment};
 use crate::audit::Actor;
 use crate::store::environments::{self, Environment};
 use crate::store::flags::{self, Config, Flag, configs};
-use crate::store::{Store, audit, now_ms, now_rfc3339};
+use crate::store::{Store, audit, now_ms, now_rfc3339, scopes};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,10 +62,11 @@ pub(crate) struct SimpleFlag {
 #[utoipa::path(get, path = "/v1/feature-flags/", tag = "simple API", params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), responses((status = 200, description = "`{environment, flags: {<name>: bool}, updated_at}` for the non-archived boolean flags; `true` when the flag serves true to a context without attributes; `/v1/feature-flags` and `/v1/feature-flags/` alike"), (status = 400, description = "Unknown query parameter, or several organizations have a project with this key"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment")))]
 pub(crate) async fn list_simple(
     State(store): State<Arc<Store>>,
+    principal: Principal,
     Query(scope): Query<Scope>,
 ) -> ApiResult<Json<Value>> {
     let mut conn = store.read().await?;
-    let env = resolve(&mut conn, scope).await?;
+    let (env, _) = resolve(&mut conn, scope, &principal, None).await?;
     let snapshot = snapshot(&mut conn, &env).await?;
     let flags: Vec<Flag> = flags::list_all(&mut conn, &env.project_id)
         .await?
@@ -89,10 +91,11 @@ pub(crate) async fn list_simple(
 pub(crate) async fn get_simple(
     State(store): State<Arc<Store>>,
     Path(name): Path<String>,
+    principal: Principal,
     Query(scope): Query<Scope>,
 ) -> ApiResult<Json<SimpleFlag>> {
     let mut conn = store.read().await?;
-    let env = resolve(&mut conn, scope).await?;
+    let (env, _) = resolve(&mut conn, scope, &principal, None).await?;
     let flag = boolean_flag(&mut conn, &env, &name).await?;
     Ok(Json(describe(&mut conn, &flag, &env).await?))
 }
@@ -110,13 +113,15 @@ pub(crate) struct CreateSimple {
 pub(crate) async fn create_simple(
     State(store): State<Arc<Store>>,
     actor: Actor,
-    meta: RequestMeta,
+    principal: Principal,
+    mut meta: RequestMeta,
     Query(scope): Query<Scope>,
     Json(body): Json<CreateSimple>,
 ) -> ApiResult<Response> {
     check_description("description", &body.description)?;
     let mut tx = store.write().await?;
-    let env = resolve(tx.conn(), scope).await?;
+    let (env, role) = resolve(tx.conn(), scope, &principal, Some(&mut meta)).await?;
+    require_change(role, &env, body.enabled == Some(true))?;
     let flag = new_flag(env.project_id.clone(), body.name, None, None)
         .map_err(|e| rename_field(e, "key", "name"))?;
     let flag = Flag {
@@ -144,12 +149,14 @@ pub(crate) async fn update_simple(
     State(store): State<Arc<Store>>,
     Path(name): Path<String>,
     actor: Actor,
-    meta: RequestMeta,
+    principal: Principal,
+    mut meta: RequestMeta,
     Query(scope): Query<Scope>,
     Json(body): Json<UpdateSimple>,
 ) -> ApiResult<Json<SimpleFlag>> {
     let mut tx = store.write().await?;
-    let env = resolve(tx.conn(), scope).await?;
+    let (env, role) = resolve(tx.conn(), scope, &principal, Some(&mut meta)).await?;
+    require_change(role, &env, body.enabled.is_some())?;
     let mut flag = boolean_flag(tx.conn(), &env, &name).await?;
     if let Some(description) = body.description.filter(|d| *d != flag.description) {
         check_description("description", &description)?;
@@ -163,24 +170,55 @@ pub(crate) async fn update_simple(
     Ok(Json(out))
 }
 
-/// The environment named by the scope (404 for an unknown project or environment).
-async fn resolve(conn: &mut AnyConnection, scope: Scope) -> ApiResult<Environment> {
+/// The environment named by the scope, among the projects the caller can see (404 for
+/// an unknown project or environment), with the caller's role in its organization.
+async fn resolve(
+    conn: &mut AnyConnection,
+    scope: Scope,
+    principal: &Principal,
+    meta: Option<&mut RequestMeta>,
+) -> ApiResult<(Environment, Role)> {
     let project = scope.project.unwrap_or_else(|| "default".into());
     let env_key = scope.environment.unwrap_or_else(|| "production".into());
-    let ids = flags::project_ids_by_key(conn, &project).await?;
-    let project_id = match ids.as_slice() {
-        [one] => one,
+    let mut visible = Vec::new();
+    for id in flags::project_ids_by_key(conn, &project).await? {
+        if let Some(s) = scopes::project(conn, &id).await?
+            && let Some(role) = principal.role_in(conn, &s.organization_id).await?
+        {
+            visible.push((id, s.organization_id, role));
+        }
+    }
+    let (project_id, org, role) = match visible.as_slice() {
+        [one] => one.clone(),
         [] => return Err(ApiError::not_found("project", &project)),
         _ => {
             return Err(ApiError::invalid_field(
                 "project",
-                format!("several organizations have a project '{project}'"),
+                format!("several of your organizations have a project '{project}'"),
             ));
         }
     };
-    environments::get_by_key(conn, project_id, &env_key)
+    if let Some(meta) = meta {
+        meta.organization_id = Some(org);
+    }
+    let env = environments::get_by_key(conn, &project_id, &env_key)
         .await?
-        .ok_or_else(|| ApiError::not_found("environment", &env_key))
+        .ok_or_else(|| ApiError::not_found("environment", &env_key))?;
+    Ok((env, role))
+}
+
+/// Requires the role a simple-API change needs: editor, or admin to turn a flag on or
+/// off in a protected environment.
+fn require_change(role: Role, env: &Environment, toggles: bool) -> ApiResult<()> {
+    let need = if toggles {
+        to_change_environment(env.protected)
+    } else {
+        Role::Editor
+    };
+    if role < need {
+        return Err(forbidden(role, need));
+    }
+    Ok(())
 }
 
 /// A non-archived boolean flag of the environment's project (else 404).

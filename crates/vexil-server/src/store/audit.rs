@@ -37,6 +37,7 @@ struct Row {
     request_id: Option<String>,
     prev_hash: String,
     hash: String,
+    organization_id: Option<String>,
 }
 
 impl Row {
@@ -56,6 +57,7 @@ impl Row {
             ip: self.ip,
             user_agent: self.user_agent,
             request_id: self.request_id,
+            organization_id: self.organization_id,
             prev_hash: self.prev_hash,
             hash: self.hash,
         })
@@ -63,7 +65,7 @@ impl Row {
 }
 
 const COLUMNS: &str = "seq, id, at, actor_id, actor_name, action, resource_type, resource_id, \
-    before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash";
+    before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash, organization_id";
 
 /// Appends an entry to the chain. Must run inside a write transaction (`Store::write`),
 /// which serializes appends.
@@ -98,14 +100,15 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
         ip: e.meta.ip.clone(),
         user_agent: e.meta.user_agent.clone(),
         request_id: e.meta.request_id.clone(),
+        organization_id: e.meta.organization_id.clone(),
         prev_hash,
         hash: String::new(),
     };
     entry.hash = entry.compute_hash();
     sqlx::query(
         "INSERT INTO audit_log (seq, id, at, actor_id, actor_name, action, resource_type, resource_id, \
-         before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash, organization_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(entry.seq)
     .bind(&entry.id)
@@ -123,6 +126,7 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
     .bind(&entry.request_id)
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
+    .bind(&entry.organization_id)
     .execute(&mut *conn)
     .await?;
     Ok(entry)
@@ -135,8 +139,19 @@ pub struct Filter {
     pub resource_id: Option<String>,
     pub actor_id: Option<String>,
     pub action: Option<String>,
+    pub organization_id: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
+    /// Who is reading: `None` sees everything (an instance token); otherwise only entries
+    /// of these organizations and the reader's own actions.
+    pub visible_to: Option<Visibility>,
+}
+
+/// What a caller other than an instance token may read of the audit trail.
+#[derive(Debug, Default, Clone)]
+pub struct Visibility {
+    pub organizations: Vec<String>,
+    pub actor_id: String,
 }
 
 /// Newest first.
@@ -153,6 +168,7 @@ pub async fn list(
         ("resource_id", "=", &f.resource_id),
         ("actor_id", "=", &f.actor_id),
         ("action", "=", &f.action),
+        ("organization_id", "=", &f.organization_id),
         ("at", ">=", &f.since),
         ("at", "<", &f.until),
     ] {
@@ -161,6 +177,18 @@ pub async fn list(
             clauses.push(format!("{column} {op} ${}", binds.len()));
         }
     }
+    let mut owned: Vec<String> = Vec::new();
+    if let Some(v) = &f.visible_to {
+        let base = binds.len();
+        let mut alternatives = vec![format!("actor_id = ${}", base + 1)];
+        owned.push(v.actor_id.clone());
+        for org in &v.organizations {
+            owned.push(org.clone());
+            alternatives.push(format!("organization_id = ${}", base + owned.len()));
+        }
+        clauses.push(format!("({})", alternatives.join(" OR ")));
+    }
+    binds.extend(owned.iter().map(String::as_str));
     let filter = if clauses.is_empty() {
         String::new()
     } else {

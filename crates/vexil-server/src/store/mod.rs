@@ -13,9 +13,12 @@ pub mod flags;
 pub mod organizations;
 pub mod postgres;
 pub mod projects;
+pub mod scopes;
 pub mod segments;
+pub mod sessions;
 mod sqlite;
 pub mod tokens;
+pub mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -265,6 +268,12 @@ pub fn now_ms() -> i64 {
 /// The current time as stored: fixed-width RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
     vexil_core::time::format_rfc3339(now_ms())
+}
+
+/// A stored time plus `ms` milliseconds, as stored (`None` if `at` does not parse).
+pub fn rfc3339_plus_ms(at: &str, ms: i64) -> Option<String> {
+    vexil_core::time::parse_rfc3339(at)
+        .map(|t| vexil_core::time::format_rfc3339(t.saturating_add(ms)))
 }
 
 /// A new time-ordered UUID (v7) as text.

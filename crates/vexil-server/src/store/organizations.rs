@@ -46,20 +46,41 @@ pub async fn get_by_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Opti
         .await?)
 }
 
+/// Organizations among `ids` (`None`: all), key order.
 pub async fn list(
     conn: &mut AnyConnection,
+    ids: Option<&[String]>,
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Organization>, i64)> {
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
-        .fetch_one(&mut *conn)
-        .await?;
-    let sql = format!("SELECT {COLUMNS} FROM organizations ORDER BY key LIMIT $1 OFFSET $2");
-    let items = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
+    let filter = match ids {
+        None => String::new(),
+        Some([]) => "WHERE 1 = 0".to_owned(),
+        Some(ids) => format!(
+            "WHERE id IN ({})",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let ids = ids.unwrap_or_default();
+    let count_sql = format!("SELECT COUNT(*) FROM organizations {filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
+    for id in ids {
+        count = count.bind(id);
+    }
+    let total = count.fetch_one(&mut *conn).await?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM organizations {filter} ORDER BY key LIMIT ${} OFFSET ${}",
+        ids.len() + 1,
+        ids.len() + 2
+    );
+    let mut query = sqlx::query_as::<_, Organization>(AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    let items = query.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
     Ok((items, total))
 }
 

@@ -60,37 +60,41 @@ pub async fn get_by_key(
 }
 
 /// Projects, optionally of one organization, ordered by key.
+/// Projects in `organizations` (`None`: all), key order.
 pub async fn list(
     conn: &mut AnyConnection,
-    organization_id: Option<&str>,
+    organizations: Option<&[String]>,
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Project>, i64)> {
-    let Some(org) = organization_id else {
-        let total = sqlx::query_scalar("SELECT COUNT(*) FROM projects")
-            .fetch_one(&mut *conn)
-            .await?;
-        let sql = format!("SELECT {COLUMNS} FROM projects ORDER BY key, id LIMIT $1 OFFSET $2");
-        let items = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(conn)
-            .await?;
-        return Ok((items, total));
+    let filter = match organizations {
+        None => String::new(),
+        Some([]) => "WHERE 1 = 0".to_owned(),
+        Some(orgs) => format!(
+            "WHERE organization_id IN ({})",
+            (1..=orgs.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE organization_id = $1")
-        .bind(org)
-        .fetch_one(&mut *conn)
-        .await?;
+    let orgs = organizations.unwrap_or_default();
+    let count_sql = format!("SELECT COUNT(*) FROM projects {filter}");
+    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
+    for org in orgs {
+        count = count.bind(org);
+    }
+    let total = count.fetch_one(&mut *conn).await?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM projects WHERE organization_id = $1 ORDER BY key, id LIMIT $2 OFFSET $3"
+        "SELECT {COLUMNS} FROM projects {filter} ORDER BY key, id LIMIT ${} OFFSET ${}",
+        orgs.len() + 1,
+        orgs.len() + 2
     );
-    let items = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(org)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
+    let mut query = sqlx::query_as::<_, Project>(AssertSqlSafe(sql));
+    for org in orgs {
+        query = query.bind(org);
+    }
+    let items = query.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
     Ok((items, total))
 }
 

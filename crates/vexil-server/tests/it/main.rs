@@ -5,6 +5,7 @@
 //! each test creates and drops its own database. Without the variable those runs skip with
 //! a message, unless `VEXIL_REQUIRE_POSTGRES=1`, which makes a skip a failure (CI sets it).
 
+mod access;
 mod api_keys;
 mod audit_logs;
 mod client_side;

@@ -80,7 +80,22 @@ both_backends! {
             ("get", "/v1/feature-flags"), ("post", "/v1/feature-flags"),
             ("get", "/v1/feature-flags/{name}"), ("put", "/v1/feature-flags/{name}"),
             ("post", "/ofrep/v1/evaluate/flags/{key}"), ("post", "/ofrep/v1/evaluate/flags"),
+            ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"), ("get", "/api/v1/auth/session"),
+            ("get", "/api/v1/users/me"), ("patch", "/api/v1/users/me"), ("put", "/api/v1/users/me/password"),
+            ("get", "/api/v1/organizations/{id}/members"), ("post", "/api/v1/organizations/{id}/members"),
+            ("patch", "/api/v1/organizations/{id}/members/{user_id}"), ("delete", "/api/v1/organizations/{id}/members/{user_id}"),
+            ("get", "/api/v1/tokens"), ("post", "/api/v1/tokens"), ("get", "/api/v1/tokens/{id}"),
+            ("delete", "/api/v1/tokens/{id}"), ("patch", "/api/v1/tokens/{id}/revoke"),
         ];
+        // Every management route has an access policy (the layer refuses routes without).
+        let public = ["/health", "/ready", "/metrics", "/api/v1/auth/login"];
+        for (method, path) in routes {
+            let evaluation = path.starts_with("/ofrep/") || path.starts_with("/api/v1/evaluate") || path.starts_with("/api/v1/sdk/");
+            if !evaluation && !public.contains(&path) {
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                assert!(vexil_server::http::authz::policy(&m, path).is_some(), "{method} {path} has no access policy");
+            }
+        }
         for (method, path) in routes {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{} {path} missing from the OpenAPI document", method.to_uppercase());

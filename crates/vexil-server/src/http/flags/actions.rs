@@ -18,10 +18,11 @@ use super::super::extract::{IfMatch, Json, RequestMeta, with_etag};
 use super::super::flag_configs::{Change, CommentBody, OptionalJson, commit_config};
 use super::super::patch::{MAX_COMMENT, check_comment};
 use super::{entry, in_project, load_flag};
+use crate::access::{Principal, require_in_scope, to_change_environment};
 use crate::audit::Actor;
 use crate::store::environments::Environment;
 use crate::store::flags::{self, Config, Flag, FlagConfig, configs};
-use crate::store::{Store, audit, environments, now_rfc3339, projects};
+use crate::store::{Store, audit, environments, now_rfc3339, projects, scopes};
 
 /// Most flags one bulk request may change.
 const MAX_BULK: usize = 500;
@@ -41,6 +42,7 @@ pub(crate) async fn kill_switch(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
     actor: Actor,
+    principal: Principal,
     meta: RequestMeta,
     Json(body): Json<KillSwitch>,
 ) -> ApiResult<Json<Value>> {
@@ -68,6 +70,20 @@ pub(crate) async fn kill_switch(
         }
         None => configs::of_flag(tx.conn(), &id).await?,
     };
+    // Disabling where a protected environment serves the flag needs admin.
+    let protected = scopes::any_enabled_in_protected(
+        tx.conn(),
+        std::slice::from_ref(&flag.id),
+        body.environment_id.as_deref(),
+    )
+    .await?;
+    require_in_scope(
+        tx.conn(),
+        &principal,
+        &meta,
+        to_change_environment(protected),
+    )
+    .await?;
     let change = Change {
         actor: &actor,
         meta: &meta,
@@ -149,6 +165,7 @@ pub(crate) async fn bulk_update_flags(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
     actor: Actor,
+    principal: Principal,
     meta: RequestMeta,
     Json(body): Json<Bulk>,
 ) -> ApiResult<Json<Value>> {
@@ -162,6 +179,22 @@ pub(crate) async fn bulk_update_flags(
         None => None,
     };
     let batch = load_batch(tx.conn(), &project_id, &body.flag_ids).await?;
+    // What a protected environment serves changes when a flag is enabled there, or when
+    // a flag enabled there is disabled, archived or restored: that needs admin.
+    let protected = match (body.action, &env) {
+        (BulkAction::Enable, Some(env)) => env.protected,
+        (BulkAction::Disable, Some(env)) => {
+            scopes::any_enabled_in_protected(tx.conn(), &body.flag_ids, Some(&env.id)).await?
+        }
+        _ => scopes::any_enabled_in_protected(tx.conn(), &body.flag_ids, None).await?,
+    };
+    require_in_scope(
+        tx.conn(),
+        &principal,
+        &meta,
+        to_change_environment(protected),
+    )
+    .await?;
     let comment = body.comment.as_deref();
     let (updated, items) = match body.action {
         BulkAction::Enable | BulkAction::Disable => {

@@ -1,0 +1,230 @@
+//! Authorization of the management plane, in one table: for every route, where the
+//! resource's organization is found (a path parameter, resolved through the store) and the
+//! role needed there. Routes whose scope is in the body or that filter a listing check in
+//! their handler (`Check::InHandler`); a route missing from the table is refused (fail
+//! closed), and a test walks every documented route through this table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::RequestExt as _;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use crate::access::{OrgScope, Principal, Role, to_change_environment};
+use crate::store::{Store, scopes};
+
+/// Where to find the organization, from which path parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    Organization(&'static str),
+    Project(&'static str),
+    Environment(&'static str),
+    Flag(&'static str),
+    /// A flag whose deletion, archiving or restoring would change what a protected
+    /// environment serves when it is enabled there.
+    FlagLifecycle(&'static str),
+    /// `{flag_id}` in `{env_id}`.
+    FlagInEnvironment,
+    Segment(&'static str),
+    ApiKey(&'static str),
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// This role in the resolved organization.
+    Role(Resolve, Role),
+    /// Editor, or admin when the resolved environment is protected.
+    ChangeEnvironment(Resolve),
+    /// The handler decides (the scope is in the body, or a listing is filtered).
+    InHandler,
+}
+
+use Check::{ChangeEnvironment, InHandler, Role as Needs};
+use Resolve::*;
+use Role::{Admin, Editor, Owner, Viewer};
+
+/// The policy of every management route, by method and route template.
+pub fn policy(method: &Method, route: &str) -> Option<Check> {
+    let m = method.as_str();
+    Some(match (m, route) {
+        // Listings are filtered to the caller's organizations; creating an organization
+        // makes its creator the owner; the body names a project's organization.
+        ("GET" | "POST", "/api/v1/organizations") => InHandler,
+        ("GET", "/api/v1/organizations/{id}") => Needs(Organization("id"), Viewer),
+        ("PATCH", "/api/v1/organizations/{id}") => Needs(Organization("id"), Admin),
+        ("DELETE", "/api/v1/organizations/{id}") => Needs(Organization("id"), Owner),
+        ("GET", "/api/v1/organizations/{id}/members") => Needs(Organization("id"), Viewer),
+        // Who may grant or change owners is decided in the handler.
+        ("POST", "/api/v1/organizations/{id}/members") => Needs(Organization("id"), Admin),
+        ("PATCH" | "DELETE", "/api/v1/organizations/{id}/members/{user_id}") => {
+            Needs(Organization("id"), Admin)
+        }
+        ("GET" | "POST", "/api/v1/projects") => InHandler,
+        ("GET", "/api/v1/projects/{id}") => Needs(Project("id"), Viewer),
+        ("PATCH" | "DELETE", "/api/v1/projects/{id}") => Needs(Project("id"), Admin),
+        ("GET", "/api/v1/projects/{project_id}/environments") => {
+            Needs(Project("project_id"), Viewer)
+        }
+        ("POST", "/api/v1/projects/{project_id}/environments") => {
+            Needs(Project("project_id"), Admin)
+        }
+        ("GET", "/api/v1/environments/{id}") => Needs(Environment("id"), Viewer),
+        ("PATCH" | "DELETE", "/api/v1/environments/{id}") => Needs(Environment("id"), Admin),
+        ("GET", "/api/v1/projects/{project_id}/feature-flags") => {
+            Needs(Project("project_id"), Viewer)
+        }
+        // Bulk actions check protected environments in the handler, from the body.
+        (
+            "POST",
+            "/api/v1/projects/{project_id}/feature-flags"
+            | "/api/v1/projects/{project_id}/feature-flags/bulk",
+        ) => Needs(Project("project_id"), Editor),
+        ("GET", "/api/v1/feature-flags/{id}") => Needs(Flag("id"), Viewer),
+        ("PATCH", "/api/v1/feature-flags/{id}") => Needs(Flag("id"), Editor),
+        ("DELETE", "/api/v1/feature-flags/{id}")
+        | ("PATCH", "/api/v1/feature-flags/{id}/archive" | "/api/v1/feature-flags/{id}/restore") => {
+            ChangeEnvironment(FlagLifecycle("id"))
+        }
+        // Which environments it disables is in the body: checked again in the handler.
+        ("POST", "/api/v1/feature-flags/{id}/kill-switch") => Needs(Flag("id"), Editor),
+        ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/config")
+        | ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions") => {
+            Needs(FlagInEnvironment, Viewer)
+        }
+        ("PATCH", "/api/v1/flags/{flag_id}/environments/{env_id}/config")
+        | ("PATCH", "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle")
+        | (
+            "POST",
+            "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore",
+        ) => ChangeEnvironment(FlagInEnvironment),
+        ("GET", "/api/v1/environments/{env_id}/flag-configs") => {
+            Needs(Environment("env_id"), Viewer)
+        }
+        ("GET", "/api/v1/projects/{project_id}/segments") => Needs(Project("project_id"), Viewer),
+        ("POST", "/api/v1/projects/{project_id}/segments") => Needs(Project("project_id"), Editor),
+        ("GET", "/api/v1/segments/{id}") => Needs(Segment("id"), Viewer),
+        ("PATCH" | "DELETE", "/api/v1/segments/{id}") => Needs(Segment("id"), Editor),
+        ("GET", "/api/v1/projects/{project_id}/api-keys") => Needs(Project("project_id"), Viewer),
+        ("POST", "/api/v1/projects/{project_id}/api-keys") => Needs(Project("project_id"), Admin),
+        ("DELETE", "/api/v1/api-keys/{id}") | ("PATCH", "/api/v1/api-keys/{id}/revoke") => {
+            Needs(ApiKey("id"), Admin)
+        }
+        // Filtered to the caller's organizations (and own actions) in the handlers.
+        ("GET", "/api/v1/audit-logs" | "/api/v1/audit-logs/verify" | "/api/v1/audit-logs/{id}") => {
+            InHandler
+        }
+        // The simple API's project and environment come from the query.
+        ("GET" | "POST", "/v1/feature-flags/" | "/v1/feature-flags")
+        | ("GET" | "PUT", "/v1/feature-flags/{name}") => InHandler,
+        // The caller's own account, tokens and session.
+        ("GET" | "PATCH", "/api/v1/users/me")
+        | ("PUT", "/api/v1/users/me/password")
+        | ("GET" | "POST", "/api/v1/tokens")
+        | ("GET" | "DELETE", "/api/v1/tokens/{id}")
+        | ("PATCH", "/api/v1/tokens/{id}/revoke")
+        | ("GET", "/api/v1/auth/session")
+        | ("POST", "/api/v1/auth/logout") => InHandler,
+        _ => return None,
+    })
+}
+
+/// Applies [`policy`]: resolves the organization, answers 404 to non-members and 403 to
+/// members without the role, and records the organization for the audit trail.
+pub async fn authorize(State(store): State<Arc<Store>>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(check) = policy(req.method(), &route) else {
+        tracing::error!(route = %route, method = %req.method(), "no access policy for this route; refused");
+        return ApiError::Forbidden("no access policy for this route".into()).into_response();
+    };
+    let (resolve, need) = match check {
+        InHandler => return next.run(req).await,
+        Needs(resolve, role) => (resolve, Some(role)),
+        ChangeEnvironment(resolve) => (resolve, None),
+    };
+    let Some(principal) = req.extensions().get::<Principal>().cloned() else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let params: HashMap<String, String> = match req.extract_parts::<RawPathParams>().await {
+        Ok(p) => p
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        Err(_) => return ApiError::NotFound("no such resource".into()).into_response(),
+    };
+    match check_scope(&store, &principal, resolve, need, &params).await {
+        Ok(org) => {
+            req.extensions_mut().insert(OrgScope(org));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn check_scope(
+    store: &Store,
+    principal: &Principal,
+    resolve: Resolve,
+    need: Option<Role>,
+    params: &HashMap<String, String>,
+) -> Result<String, ApiError> {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let mut conn = store.read().await?;
+    let (scope, not_found) = match resolve {
+        Organization(p) => (
+            scopes::organization(&mut conn, param(p)).await?,
+            ApiError::not_found("organization", param(p)),
+        ),
+        Project(p) => (
+            scopes::project(&mut conn, param(p)).await?,
+            ApiError::not_found("project", param(p)),
+        ),
+        Environment(p) => (
+            scopes::environment(&mut conn, param(p)).await?,
+            ApiError::not_found("environment", param(p)),
+        ),
+        Flag(p) => (
+            scopes::flag(&mut conn, param(p)).await?,
+            ApiError::not_found("flag", param(p)),
+        ),
+        FlagLifecycle(p) => (
+            scopes::flag_lifecycle(&mut conn, param(p)).await?,
+            ApiError::not_found("flag", param(p)),
+        ),
+        FlagInEnvironment => {
+            let (flag, env) = (param("flag_id"), param("env_id"));
+            let scope = scopes::flag_in_environment(&mut conn, flag, env).await?;
+            // Say which of the two is unknown, as the handlers do.
+            let not_found = if scope.is_none() && scopes::flag(&mut conn, flag).await?.is_none() {
+                ApiError::not_found("flag", flag)
+            } else {
+                ApiError::not_found("environment", env)
+            };
+            (scope, not_found)
+        }
+        Segment(p) => (
+            scopes::segment(&mut conn, param(p)).await?,
+            ApiError::not_found("segment", param(p)),
+        ),
+        ApiKey(p) => (
+            scopes::api_key(&mut conn, param(p)).await?,
+            ApiError::not_found("API key", param(p)),
+        ),
+    };
+    let Some(scope) = scope else {
+        return Err(not_found);
+    };
+    let need = need.unwrap_or_else(|| to_change_environment(scope.protected));
+    principal
+        .require(&mut conn, &scope.organization_id, need, || not_found)
+        .await?;
+    Ok(scope.organization_id)
+}

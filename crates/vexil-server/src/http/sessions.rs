@@ -1,0 +1,250 @@
+//! Browser sessions: `POST /api/v1/auth/login` (email + password → an HttpOnly,
+//! SameSite=Lax session cookie and the session's CSRF token), `POST /api/v1/auth/logout`,
+//! and `GET /api/v1/auth/session` (who the caller is, for any credential).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::{AuthSettings, SESSION_COOKIE, csrf_token, session_cookie};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, RequestMeta};
+use super::users::{normalize_email, organizations_of};
+use crate::access::{Principal, Subject};
+use crate::audit::{Actor, hash_secret};
+use crate::credentials::{self, MAX_PASSWORD_LEN};
+use crate::store::{Store, audit, new_id, now_rfc3339, sessions, users};
+
+/// Routes that need no credential (logging in is how one gets one).
+pub fn public_router() -> Router<AppState> {
+    Router::new().route("/api/v1/auth/login", post(login))
+}
+
+/// Routes behind the management plane's authentication.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/session", get(current_session))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Login {
+    email: String,
+    password: String,
+}
+
+fn cookie(settings: &AuthSettings, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    );
+    // The value is hex and the rest ASCII: always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()), request_body(content = Object, description = "`{email, password}`"), responses((status = 200, description = "Logged in: `Set-Cookie` carries the session (HttpOnly, SameSite=Lax); the body has `user`, `organizations`, `csrf_token` (send it as `X-CSRF-Token` with every cookie-authenticated change) and `expires_at`"), (status = 400, description = "Malformed input"), (status = 401, description = "Wrong email or password (`invalid_credentials`)"), (status = 429, description = "Too many failed attempts for this account or from this address; `Retry-After` says when to try again")))]
+pub(crate) async fn login(
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    meta: RequestMeta,
+    Json(body): Json<Login>,
+) -> ApiResult<Response> {
+    let email = normalize_email("email", &body.email)?;
+    if body.password.is_empty() || body.password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid_field(
+            "password",
+            format!("must be 1 to {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    if let Err(wait) = settings.limiter.check(&email, meta.ip.as_deref()) {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let found = {
+        let mut conn = store.read().await?;
+        users::find_by_email(&mut conn, &email).await?
+    };
+    let stored = found
+        .as_ref()
+        .map_or_else(|| credentials::dummy_hash().to_owned(), |(_, h)| h.clone());
+    let password = body.password;
+    // An unknown account costs as much as a wrong password: no timing tells them apart.
+    let matches =
+        tokio::task::spawn_blocking(move || credentials::verify_password(&password, &stored))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = match found {
+        Some((user, _)) if matches => user,
+        found => {
+            settings.limiter.record_failure(&email, meta.ip.as_deref());
+            let mut tx = store.write().await?;
+            let (id, name) = found.map_or_else(
+                || ("anonymous".to_owned(), email.clone()),
+                |(u, _)| (u.id, u.email),
+            );
+            audit::append(
+                tx.conn(),
+                audit::NewEntry {
+                    actor: &Actor {
+                        id: id.clone(),
+                        name,
+                    },
+                    action: "user.login_failed",
+                    resource_type: "user",
+                    resource_id: &id,
+                    before: None,
+                    after: Some(json!({"email": email})),
+                    comment: None,
+                    meta: &meta,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ApiError::BadCredentials);
+        }
+    };
+    settings.limiter.record_success(&email);
+    let secret = credentials::random_secret("");
+    let now_ms = crate::store::now_ms();
+    let lifetime_ms = i64::try_from(settings.session_lifetime.as_millis()).unwrap_or(i64::MAX / 4);
+    let session = sessions::Session {
+        id: new_id(),
+        user_id: user.id.clone(),
+        created_at: now_rfc3339(),
+        last_seen_at: now_rfc3339(),
+        expires_at: vexil_core::time::format_rfc3339(now_ms.saturating_add(lifetime_ms)),
+    };
+    let mut tx = store.write().await?;
+    sessions::insert(
+        tx.conn(),
+        &session,
+        &hash_secret(&secret),
+        meta.ip.as_deref(),
+        meta.user_agent.as_deref(),
+    )
+    .await?;
+    let actor = Actor {
+        id: user.id.clone(),
+        name: user.email.clone(),
+    };
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &actor,
+            action: "user.login",
+            resource_type: "user",
+            resource_id: &user.id,
+            before: None,
+            after: Some(json!({"session_id": session.id})),
+            comment: None,
+            meta: &meta,
+        },
+    )
+    .await?;
+    let organizations = organizations_of(tx.conn(), &user.id).await?;
+    tx.commit().await?;
+    let body = json!({
+        "user": user,
+        "organizations": organizations,
+        "csrf_token": csrf_token(&secret),
+        "expires_at": session.expires_at,
+        "idle_timeout_secs": settings.session_idle.as_secs(),
+    });
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&settings, &secret, settings.session_lifetime.as_secs()),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "The session is ended and its cookie cleared (with a token: nothing to end)"), (status = 401, description = "No valid session or token"), (status = 403, description = "Cookie-authenticated without the CSRF token")))]
+pub(crate) async fn logout(
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    principal: Principal,
+    meta: RequestMeta,
+) -> ApiResult<Response> {
+    if let Some(session_id) = &principal.session_id {
+        let mut tx = store.write().await?;
+        sessions::delete(tx.conn(), session_id).await?;
+        audit::append(
+            tx.conn(),
+            audit::NewEntry {
+                actor: &principal.actor,
+                action: "user.logout",
+                resource_type: "user",
+                resource_id: &principal.actor.id,
+                before: None,
+                after: None,
+                comment: None,
+                meta: &meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie(&settings, "", 0));
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", responses((status = 200, description = "The caller: `kind` (`session`, `personal_token`, `service_token`, `instance_token`), `user` and `organizations` with roles; with a session cookie also `csrf_token`"), (status = 401, description = "No valid session or token")))]
+pub(crate) async fn current_session(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let mut conn = store.read().await?;
+    let mut body = match &principal.subject {
+        Subject::User { user_id } => {
+            let user = users::get(&mut conn, user_id)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            json!({
+                "kind": if principal.session_id.is_some() { "session" } else { "personal_token" },
+                "user": user,
+                "organizations": organizations_of(&mut conn, user_id).await?,
+            })
+        }
+        Subject::Service { organization_id } => json!({
+            "kind": "service_token",
+            "organizations": [{"id": organization_id, "role": principal.cap.as_str()}],
+        }),
+        Subject::Instance => json!({"kind": "instance_token", "organizations": "all"}),
+    };
+    if let Some(map) = body.as_object_mut() {
+        map.insert("actor".into(), json!(principal.actor));
+        if principal.token_id.is_some() {
+            map.insert("role_cap".into(), json!(principal.cap.as_str()));
+        }
+        if principal.session_id.is_some()
+            && let Some(secret) = session_cookie(&headers)
+        {
+            map.insert("csrf_token".into(), Value::String(csrf_token(&secret)));
+        }
+    }
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,120 @@
+//! Failed-login limits: per account and per client address, a sliding window of recent
+//! failures. Over the limit, login answers 429 with `Retry-After` until the oldest failure
+//! in the window ages out — without checking the password, so guessing stops paying.
+//! Kept in memory per node (a cluster of N nodes allows up to N times the limit).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Failures allowed per account within [`WINDOW`].
+pub const PER_ACCOUNT: usize = 5;
+/// Failures allowed per client address within [`WINDOW`] (many accounts from one place).
+pub const PER_ADDRESS: usize = 20;
+/// How long a failure counts.
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Entries kept at most (oldest dropped first), so that a flood of distinct names cannot
+/// exhaust memory.
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn keys(account: &str, address: Option<&str>) -> [(String, usize); 2] {
+        [
+            (format!("account:{account}"), PER_ACCOUNT),
+            (
+                format!("address:{}", address.unwrap_or("unknown")),
+                PER_ADDRESS,
+            ),
+        ]
+    }
+
+    /// `Err(retry_after)` when the account or the address is over its limit.
+    pub fn check(&self, account: &str, address: Option<&str>) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wait = Duration::ZERO;
+        for (key, limit) in Self::keys(account, address) {
+            if let Some(times) = map.get_mut(&key) {
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
+                    times.pop_front();
+                }
+                if times.len() >= limit
+                    && let Some(oldest) = times.front()
+                {
+                    wait = wait.max(WINDOW.saturating_sub(now.duration_since(*oldest)));
+                }
+            }
+        }
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    pub fn record_failure(&self, account: &str, address: Option<&str>) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_KEYS {
+            // Drop the entries whose newest failure is oldest: cheap enough at this size,
+            // and only reached under a flood.
+            let mut by_age: Vec<(Instant, String)> = map
+                .iter()
+                .map(|(k, v)| (v.back().copied().unwrap_or(now), k.clone()))
+                .collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(MAX_KEYS / 10) {
+                map.remove(&k);
+            }
+        }
+        for (key, limit) in Self::keys(account, address) {
+            let times = map.entry(key).or_default();
+            times.push_back(now);
+            while times.len() > limit {
+                times.pop_front();
+            }
+        }
+    }
+
+    /// A successful login clears the account's failures (not the address's).
+    pub fn record_success(&self, account: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&format!("account:{account}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_limit_then_success_clears_it() {
+        let l = LoginLimiter::default();
+        for _ in 0..PER_ACCOUNT {
+            assert!(l.check("a@x", Some("1.2.3.4")).is_ok());
+            l.record_failure("a@x", Some("1.2.3.4"));
+        }
+        let wait = l.check("a@x", Some("5.6.7.8")).unwrap_err();
+        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+        assert!(
+            l.check("b@x", Some("5.6.7.8")).is_ok(),
+            "other accounts unaffected"
+        );
+        l.record_success("a@x");
+        assert!(l.check("a@x", Some("5.6.7.8")).is_ok());
+    }
+
+    #[test]
+    fn address_limit_spans_accounts() {
+        let l = LoginLimiter::default();
+        for i in 0..PER_ADDRESS {
+            l.record_failure(&format!("user{i}@x"), Some("9.9.9.9"));
+        }
+        assert!(l.check("new@x", Some("9.9.9.9")).is_err());
+        assert!(l.check("new@x", Some("1.1.1.1")).is_ok());
+    }
+}

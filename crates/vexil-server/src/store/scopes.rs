@@ -1,0 +1,154 @@
+//! Where a resource lives, for authorization: its organization, and whether changing it
+//! touches a protected environment.
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::{DbBool, StoreResult};
+
+/// The organization a resource belongs to, and whether the requested change would alter
+/// what a protected environment serves.
+#[derive(Debug, Clone, FromRow)]
+pub struct Scope {
+    pub organization_id: String,
+    #[sqlx(try_from = "DbBool")]
+    pub protected: bool,
+}
+
+async fn one(conn: &mut AnyConnection, sql: &'static str, id: &str) -> StoreResult<Option<Scope>> {
+    Ok(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?)
+}
+
+pub async fn organization(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(conn, "SELECT id AS organization_id, CAST(0 AS BIGINT) AS protected FROM organizations WHERE id = $1", id).await
+}
+
+pub async fn project(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT organization_id, CAST(0 AS BIGINT) AS protected FROM projects WHERE id = $1",
+        id,
+    )
+    .await
+}
+
+pub async fn environment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT p.organization_id, e.protected FROM environments e \
+         JOIN projects p ON p.id = e.project_id WHERE e.id = $1",
+        id,
+    )
+    .await
+}
+
+pub async fn flag(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM flags f \
+         JOIN projects p ON p.id = f.project_id WHERE f.id = $1",
+        id,
+    )
+    .await
+}
+
+/// A flag, `protected` when it is enabled in some protected environment: deleting,
+/// archiving or restoring it then changes what that environment serves.
+pub async fn flag_lifecycle(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT p.organization_id, CAST( \
+           CASE WHEN EXISTS (SELECT 1 FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
+                             WHERE c.flag_id = f.id AND c.enabled = 1 AND e.protected = 1) \
+                THEN 1 ELSE 0 END AS BIGINT) AS protected \
+         FROM flags f JOIN projects p ON p.id = f.project_id WHERE f.id = $1",
+        id,
+    )
+    .await
+}
+
+/// A flag's configuration in an environment: both must exist in the same project.
+pub async fn flag_in_environment(
+    conn: &mut AnyConnection,
+    flag_id: &str,
+    environment_id: &str,
+) -> StoreResult<Option<Scope>> {
+    Ok(sqlx::query_as(
+        "SELECT p.organization_id, e.protected FROM flags f \
+         JOIN projects p ON p.id = f.project_id \
+         JOIN environments e ON e.project_id = f.project_id \
+         WHERE f.id = $1 AND e.id = $2",
+    )
+    .bind(flag_id)
+    .bind(environment_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn segment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM segments s \
+         JOIN projects p ON p.id = s.project_id WHERE s.id = $1",
+        id,
+    )
+    .await
+}
+
+pub async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT p.organization_id, e.protected FROM api_keys k \
+         JOIN projects p ON p.id = k.project_id \
+         JOIN environments e ON e.id = k.environment_id WHERE k.id = $1",
+        id,
+    )
+    .await
+}
+
+/// Whether any of these flags is enabled in a protected environment (optionally: in
+/// this one environment only).
+pub async fn any_enabled_in_protected(
+    conn: &mut AnyConnection,
+    flag_ids: &[String],
+    environment_id: Option<&str>,
+) -> StoreResult<bool> {
+    for chunk in flag_ids.chunks(200) {
+        let mut placeholders = Vec::with_capacity(chunk.len());
+        for i in 0..chunk.len() {
+            placeholders.push(format!("${}", i + 1));
+        }
+        let mut sql = format!(
+            "SELECT COUNT(*) FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
+             WHERE c.enabled = 1 AND e.protected = 1 AND c.flag_id IN ({})",
+            placeholders.join(", ")
+        );
+        if environment_id.is_some() {
+            sql.push_str(&format!(" AND e.id = ${}", chunk.len() + 1));
+        }
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        if let Some(env) = environment_id {
+            q = q.bind(env);
+        }
+        if q.fetch_one(&mut *conn).await? > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether the project has a protected environment.
+pub async fn project_has_protected(
+    conn: &mut AnyConnection,
+    project_id: &str,
+) -> StoreResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM environments WHERE project_id = $1 AND protected = 1",
+    )
+    .bind(project_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}

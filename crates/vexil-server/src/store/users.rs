@@ -1,0 +1,269 @@
+//! Users (people who log in) and their organization memberships.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, FromRow};
+
+use super::StoreResult;
+
+/// A user as shown (never with the password hash).
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "id, email, name, version, created_at, updated_at";
+
+pub async fn insert(conn: &mut AnyConnection, u: &User, password_hash: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&u.id)
+    .bind(&u.email)
+    .bind(&u.name)
+    .bind(password_hash)
+    .bind(u.version)
+    .bind(&u.created_at)
+    .bind(&u.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The user with this (lowercased) email, with their password hash.
+pub async fn find_by_email(
+    conn: &mut AnyConnection,
+    email: &str,
+) -> StoreResult<Option<(User, String)>> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        password_hash: String,
+    }
+    let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE email = $1");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(email)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| (r.user, r.password_hash)))
+}
+
+pub async fn password_hash(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: &str,
+    password_hash: &str,
+    now: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn update_name(conn: &mut AnyConnection, u: &User) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET name = $1, version = $2, updated_at = $3 WHERE id = $4")
+        .bind(&u.name)
+        .bind(u.version)
+        .bind(&u.updated_at)
+        .bind(&u.id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// A member of an organization: the user and their role there.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const MEMBER_COLUMNS: &str = "m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at";
+
+pub async fn role_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    organization_id: &str,
+) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT role FROM memberships WHERE user_id = $1 AND organization_id = $2",
+    )
+    .bind(user_id)
+    .bind(organization_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Every organization the user belongs to, with the role there.
+pub async fn memberships_of(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> StoreResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT organization_id, role FROM memberships WHERE user_id = $1 ORDER BY organization_id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn get_member(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    user_id: &str,
+) -> StoreResult<Option<Member>> {
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.organization_id = $1 AND m.user_id = $2"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization_id)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn list_members(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<Member>, i64)> {
+    let total: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE organization_id = $1")
+            .bind(organization_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let sql = format!(
+        "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.organization_id = $1 ORDER BY u.email LIMIT $2 OFFSET $3"
+    );
+    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn count_owners(conn: &mut AnyConnection, organization_id: &str) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships WHERE organization_id = $1 AND role = 'owner'",
+    )
+    .bind(organization_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn insert_membership(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    user_id: &str,
+    role: &str,
+    now: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO memberships (organization_id, user_id, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(organization_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_role(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    user_id: &str,
+    role: &str,
+    now: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE memberships SET role = $1, updated_at = $2 WHERE organization_id = $3 AND user_id = $4",
+    )
+    .bind(role)
+    .bind(now)
+    .bind(organization_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_membership(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    user_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2")
+        .bind(organization_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An organization a user belongs to, with the role there.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct UserOrganization {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    pub role: String,
+}
+
+pub async fn organizations_of(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> StoreResult<Vec<UserOrganization>> {
+    Ok(sqlx::query_as(
+        "SELECT o.id, o.key, o.name, m.role FROM memberships m \
+         JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = $1 ORDER BY o.key",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
