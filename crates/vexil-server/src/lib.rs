@@ -91,6 +91,7 @@ impl App {
             store.clone(),
             self.state.snapshots.clone(),
             self.state.keys.clone(),
+            self.state.auth.session_idle,
         ));
         let listener = (store.backend() == store::Backend::Postgres).then(|| {
             let (store, snapshots, keys) = (
@@ -168,7 +169,12 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500)
 
 /// Background upkeep: picks up other nodes' changes and records key usage. Errors (the
 /// database being away) are logged and retried; evaluation keeps the last snapshots.
-async fn poll(store: Arc<Store>, snapshots: Arc<snapshots::Snapshots>, keys: Arc<keys::KeyRing>) {
+async fn poll(
+    store: Arc<Store>,
+    snapshots: Arc<snapshots::Snapshots>,
+    keys: Arc<keys::KeyRing>,
+    session_idle: std::time::Duration,
+) {
     let mut ticks = 0u64;
     loop {
         tokio::time::sleep(POLL_INTERVAL).await;
@@ -184,7 +190,27 @@ async fn poll(store: Arc<Store>, snapshots: Arc<snapshots::Snapshots>, keys: Arc
         {
             tracing::debug!(error = %e, "recording key usage failed");
         }
+        // Ended sessions are refused when presented; this removes those never presented
+        // again (every ten minutes).
+        if ticks.is_multiple_of(1200)
+            && let Err(e) = purge_sessions(&store, session_idle).await
+        {
+            tracing::debug!(error = %e, "removing ended sessions failed");
+        }
     }
+}
+
+async fn purge_sessions(store: &Store, idle: std::time::Duration) -> store::StoreResult<()> {
+    let now = store::now_ms();
+    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut conn = store.read().await?;
+    store::sessions::delete_expired(
+        &mut conn,
+        &vexil_core::time::format_rfc3339(now),
+        &vexil_core::time::format_rfc3339(now.saturating_sub(idle_ms)),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.
