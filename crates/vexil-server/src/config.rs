@@ -32,6 +32,26 @@ pub struct Config {
     /// Email of the admin user created on first start (when no VEXIL_BOOTSTRAP_TOKEN is set).
     #[arg(long, env = "VEXIL_ADMIN_EMAIL", default_value = "admin@localhost")]
     pub admin_email: String,
+    /// OpenID Connect issuer URL for single sign-on (e.g. https://login.example.com/realms/x);
+    /// with `--oidc-client-id` and VEXIL_OIDC_CLIENT_SECRET it enables `/api/v1/auth/oidc/login`.
+    #[arg(long, env = "VEXIL_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id registered with the OIDC provider.
+    #[arg(long, env = "VEXIL_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (environment only, never on the command line).
+    #[arg(skip = std::env::var("VEXIL_OIDC_CLIENT_SECRET").ok().filter(|t| !t.is_empty()).map(SecretString::from))]
+    pub oidc_client_secret: Option<SecretString>,
+    /// The callback URL registered with the provider (default: this server's
+    /// `/api/v1/auth/oidc/callback` at the request's Host, over http unless --secure-cookies).
+    #[arg(long, env = "VEXIL_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// Key of the organization that users new to Vexil join on their first sign-on.
+    #[arg(long, env = "VEXIL_OIDC_ORGANIZATION")]
+    pub oidc_organization: Option<String>,
+    /// Their role there.
+    #[arg(long, env = "VEXIL_OIDC_ROLE", default_value = "viewer")]
+    pub oidc_role: String,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -61,6 +81,12 @@ impl Config {
             session_lifetime: 7 * 24 * 3600,
             secure_cookies: false,
             admin_email: "admin@localhost".into(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_redirect_url: None,
+            oidc_organization: None,
+            oidc_role: "viewer".into(),
             log_format: "json".into(),
         }
     }

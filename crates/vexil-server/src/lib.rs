@@ -63,7 +63,7 @@ impl App {
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
-            auth: Arc::new(http::auth::AuthSettings::from_config(config)),
+            auth: Arc::new(http::auth::AuthSettings::from_config(config)?),
         };
         Ok(App {
             listener,

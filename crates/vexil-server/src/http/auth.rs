@@ -36,16 +36,19 @@ pub struct AuthSettings {
     pub session_lifetime: Duration,
     pub secure_cookies: bool,
     pub limiter: LoginLimiter,
+    /// Single sign-on, when configured.
+    pub oidc: Option<super::oidc::OidcSettings>,
 }
 
 impl AuthSettings {
-    pub fn from_config(c: &crate::Config) -> AuthSettings {
-        AuthSettings {
+    pub fn from_config(c: &crate::Config) -> anyhow::Result<AuthSettings> {
+        Ok(AuthSettings {
             session_idle: Duration::from_secs(c.session_idle_timeout.max(1)),
             session_lifetime: Duration::from_secs(c.session_lifetime.max(1)),
             secure_cookies: c.secure_cookies,
             limiter: LoginLimiter::default(),
-        }
+            oidc: super::oidc::OidcSettings::from_config(c)?,
+        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod flag_configs;
 pub mod flags;
 pub mod members;
 pub mod ofrep;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod organizations;

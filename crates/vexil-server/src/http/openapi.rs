@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, members, ofrep,
-    ops, organizations, projects, segments, sessions, simple, stream, tokens, users,
+    oidc, ops, organizations, projects, segments, sessions, simple, stream, tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -41,7 +41,7 @@ use super::{
         audit_logs::list_audit_logs, audit_logs::get_audit_log, audit_logs::verify_audit_log,
         simple::list_simple, simple::create_simple, simple::get_simple, simple::update_simple,
         ofrep::evaluate_flag, ofrep::evaluate_flags,
-        sessions::login, sessions::logout, sessions::current_session,
+        sessions::login, sessions::logout, sessions::current_session, oidc::oidc_login, oidc::oidc_callback,
         users::get_me, users::update_me, users::change_password,
         members::list_members, members::add_member, members::update_member, members::remove_member,
         tokens::list_tokens, tokens::create_token, tokens::get_token, tokens::revoke_token,

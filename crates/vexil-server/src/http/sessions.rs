@@ -24,7 +24,9 @@ use crate::store::{Store, audit, new_id, now_rfc3339, sessions, users};
 
 /// Routes that need no credential (logging in is how one gets one).
 pub fn public_router() -> Router<AppState> {
-    Router::new().route("/api/v1/auth/login", post(login))
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .merge(super::oidc::router())
 }
 
 /// Routes behind the management plane's authentication.
@@ -41,7 +43,7 @@ pub(crate) struct Login {
     password: String,
 }
 
-fn cookie(settings: &AuthSettings, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn cookie(settings: &AuthSettings, value: &str, max_age: u64) -> HeaderValue {
     let secure = if settings.secure_cookies {
         "; Secure"
     } else {
@@ -117,6 +119,20 @@ pub(crate) async fn login(
         }
     };
     settings.limiter.record_success(&email);
+    start_session(&store, &settings, &user, &meta, "password", None).await
+}
+
+/// Opens a session for `user` (audited as a login by `method`) and answers with its cookie,
+/// the CSRF token and the user's organizations — or, with `redirect`, a 303 there carrying
+/// the cookie (single sign-on ends in the browser).
+pub(crate) async fn start_session(
+    store: &Store,
+    settings: &AuthSettings,
+    user: &users::User,
+    meta: &RequestMeta,
+    method: &str,
+    redirect: Option<&str>,
+) -> ApiResult<Response> {
     let secret = credentials::random_secret("");
     let now_ms = crate::store::now_ms();
     let lifetime_ms = i64::try_from(settings.session_lifetime.as_millis()).unwrap_or(i64::MAX / 4);
@@ -148,25 +164,35 @@ pub(crate) async fn login(
             resource_type: "user",
             resource_id: &user.id,
             before: None,
-            after: Some(json!({"session_id": session.id})),
+            after: Some(json!({"session_id": session.id, "method": method})),
             comment: None,
-            meta: &meta,
+            meta,
         },
     )
     .await?;
     let organizations = organizations_of(tx.conn(), &user.id).await?;
     tx.commit().await?;
-    let body = json!({
-        "user": user,
-        "organizations": organizations,
-        "csrf_token": csrf_token(&secret),
-        "expires_at": session.expires_at,
-        "idle_timeout_secs": settings.session_idle.as_secs(),
-    });
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(
+    let mut response = match redirect {
+        Some(location) => (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/")),
+            )],
+        )
+            .into_response(),
+        None => Json(json!({
+            "user": user,
+            "organizations": organizations,
+            "csrf_token": csrf_token(&secret),
+            "expires_at": session.expires_at,
+            "idle_timeout_secs": settings.session_idle.as_secs(),
+        }))
+        .into_response(),
+    };
+    response.headers_mut().append(
         header::SET_COOKIE,
-        cookie(&settings, &secret, settings.session_lifetime.as_secs()),
+        cookie(settings, &secret, settings.session_lifetime.as_secs()),
     );
     response
         .headers_mut()

@@ -16,6 +16,7 @@ mod flags;
 mod helpers;
 mod management;
 mod ofrep;
+mod oidc;
 mod openfeature;
 mod ops;
 mod segments;

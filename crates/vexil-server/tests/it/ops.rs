@@ -81,6 +81,7 @@ both_backends! {
             ("get", "/v1/feature-flags/{name}"), ("put", "/v1/feature-flags/{name}"),
             ("post", "/ofrep/v1/evaluate/flags/{key}"), ("post", "/ofrep/v1/evaluate/flags"),
             ("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"), ("get", "/api/v1/auth/session"),
+            ("get", "/api/v1/auth/oidc/login"), ("get", "/api/v1/auth/oidc/callback"),
             ("get", "/api/v1/users/me"), ("patch", "/api/v1/users/me"), ("put", "/api/v1/users/me/password"),
             ("get", "/api/v1/organizations/{id}/members"), ("post", "/api/v1/organizations/{id}/members"),
             ("patch", "/api/v1/organizations/{id}/members/{user_id}"), ("delete", "/api/v1/organizations/{id}/members/{user_id}"),
@@ -88,7 +89,7 @@ both_backends! {
             ("delete", "/api/v1/tokens/{id}"), ("patch", "/api/v1/tokens/{id}/revoke"),
         ];
         // Every management route has an access policy (the layer refuses routes without).
-        let public = ["/health", "/ready", "/metrics", "/api/v1/auth/login"];
+        let public = ["/health", "/ready", "/metrics", "/api/v1/auth/login", "/api/v1/auth/oidc/login", "/api/v1/auth/oidc/callback"];
         for (method, path) in routes {
             let evaluation = path.starts_with("/ofrep/") || path.starts_with("/api/v1/evaluate") || path.starts_with("/api/v1/sdk/");
             if !evaluation && !public.contains(&path) {
