@@ -1,6 +1,8 @@
 //! Management-API load test: starts a server in-process on a fresh database (SQLite file or
 //! a new PostgreSQL database), seeds flags, then drives it from N concurrent clients over
-//! loopback for a fixed time and prints p50/p99 latencies. Bounded in time; stops by itself.
+//! loopback for a fixed time and prints p50/p99 latencies: reads under each kind of credential
+//! (instance token, personal token, session cookie), logins (argon2id), config changes and
+//! filtered lists. Bounded in time; stops by itself.
 //!
 //! ```sh
 //! cargo run --release -p vexil-server --example loadtest -- --backend sqlite
@@ -71,6 +73,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let api = Api {
         client: client.clone(),
         base: base.clone(),
+        auth: Auth::Bearer(TOKEN.into()),
     };
     let project = api.get("/api/v1/projects").await?["items"][0]["id"]
         .as_str()
@@ -110,9 +113,100 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
             "serve": {"variation": "on"}}], "comment": format!("load test change {n}")})
     };
-    let scenarios: Vec<(&str, Box<MakeRequest>)> = vec![
+    // A user (editor of `default`) with a session and a personal token, to measure what
+    // authentication and authorization cost per request, and a login's argon2id.
+    let org = api.get("/api/v1/organizations").await?["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let member = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{org}/members"),
+            Some(json!({"email": "load@example.com", "role": "editor", "password": "load test password"})),
+        )
+        .await?;
+    anyhow::ensure!(member["role"] == "editor", "member: {member}");
+    let anonymous = Api {
+        auth: Auth::Anonymous,
+        ..api.clone()
+    };
+    let login_body = json!({"email": "load@example.com", "password": "load test password"});
+    let login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&login_body)
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("vexil_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let csrf = login.json::<Value>().await?["csrf_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let session = Api {
+        auth: Auth::Session { cookie, csrf },
+        ..api.clone()
+    };
+    let pat = session
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "load"})),
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let personal = Api {
+        auth: Auth::Bearer(pat),
+        ..api.clone()
+    };
+    let get_flag = |ids: Arc<Vec<String>>| -> Box<MakeRequest> {
+        Box::new(move |n| {
+            let id = &ids[(n as usize * 7919) % ids.len()];
+            (
+                reqwest::Method::GET,
+                format!("/api/v1/feature-flags/{id}"),
+                None,
+            )
+        })
+    };
+    let scenarios: Vec<(&str, &Api, Box<MakeRequest>)> = vec![
+        (
+            "GET flag (instance token)",
+            &api,
+            get_flag(flag_ids.clone()),
+        ),
+        (
+            "GET flag (personal token of an editor)",
+            &personal,
+            get_flag(flag_ids.clone()),
+        ),
+        (
+            "GET flag (session cookie of an editor)",
+            &session,
+            get_flag(flag_ids.clone()),
+        ),
+        (
+            "POST login (argon2id, new session)",
+            &anonymous,
+            Box::new(move |_| {
+                (
+                    reqwest::Method::POST,
+                    "/api/v1/auth/login".into(),
+                    Some(login_body.clone()),
+                )
+            }),
+        ),
         (
             "PATCH flag config",
+            &api,
             Box::new({
                 let ids = flag_ids.clone();
                 let env = env.clone();
@@ -128,6 +222,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         ),
         (
             "GET flag list (tag=checkout, q=flag, limit 100)",
+            &api,
             Box::new({
                 let project = project.clone();
                 move |_| {
@@ -142,9 +237,9 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             }),
         ),
     ];
-    for (name, make) in scenarios {
+    for (name, api, make) in scenarios {
         let make: Arc<MakeRequest> = Arc::from(make);
-        let stats = drive(&api, args.clients, Duration::from_secs(args.seconds), make).await;
+        let stats = drive(api, args.clients, Duration::from_secs(args.seconds), make).await;
         stats.print(name);
     }
     let _ = stop_tx.send(());
@@ -156,6 +251,15 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
 struct Api {
     client: reqwest::Client,
     base: String,
+    auth: Auth,
+}
+
+/// How a scenario's requests authenticate.
+#[derive(Clone)]
+enum Auth {
+    Bearer(String),
+    Session { cookie: String, csrf: String },
+    Anonymous,
 }
 
 impl Api {
@@ -169,10 +273,14 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        req = match &self.auth {
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Session { cookie, csrf } => req
+                .header("cookie", format!("vexil_session={cookie}"))
+                .header("x-csrf-token", csrf),
+            Auth::Anonymous => req,
+        };
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -33,7 +33,10 @@ impl LoginLimiter {
         ]
     }
 
-    /// `Err(retry_after)` when the account or the address is over its limit.
+    /// `Err(retry_after)` when the account or the address is over its limit; otherwise the
+    /// attempt is counted as a failure at once (check and count are one step, so parallel
+    /// guesses cannot all pass before the first failure is recorded), and
+    /// [`LoginLimiter::record_success`] takes it back.
     pub fn check(&self, account: &str, address: Option<&str>) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -53,12 +56,19 @@ impl LoginLimiter {
                 }
             }
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        Self::count(&mut map, account, address, now);
+        Ok(())
     }
 
-    pub fn record_failure(&self, account: &str, address: Option<&str>) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    fn count(
+        map: &mut HashMap<String, VecDeque<Instant>>,
+        account: &str,
+        address: Option<&str>,
+        now: Instant,
+    ) {
         if map.len() >= MAX_KEYS {
             // Drop the entries whose newest failure is oldest: cheap enough at this size,
             // and only reached under a flood.
@@ -80,10 +90,14 @@ impl LoginLimiter {
         }
     }
 
-    /// A successful login clears the account's failures (not the address's).
-    pub fn record_success(&self, account: &str) {
+    /// A successful attempt clears the account's failures and takes back the address's
+    /// count of this attempt.
+    pub fn record_success(&self, account: &str, address: Option<&str>) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&format!("account:{account}"));
+        if let Some(times) = map.get_mut(&format!("address:{}", address.unwrap_or("unknown"))) {
+            times.pop_back();
+        }
     }
 }
 
@@ -95,8 +109,10 @@ mod tests {
     fn account_limit_then_success_clears_it() {
         let l = LoginLimiter::default();
         for _ in 0..PER_ACCOUNT {
-            assert!(l.check("a@x", Some("1.2.3.4")).is_ok());
-            l.record_failure("a@x", Some("1.2.3.4"));
+            assert!(
+                l.check("a@x", Some("1.2.3.4")).is_ok(),
+                "each check counts as a failure"
+            );
         }
         let wait = l.check("a@x", Some("5.6.7.8")).unwrap_err();
         assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
@@ -104,7 +120,7 @@ mod tests {
             l.check("b@x", Some("5.6.7.8")).is_ok(),
             "other accounts unaffected"
         );
-        l.record_success("a@x");
+        l.record_success("a@x", Some("5.6.7.8"));
         assert!(l.check("a@x", Some("5.6.7.8")).is_ok());
     }
 
@@ -112,9 +128,18 @@ mod tests {
     fn address_limit_spans_accounts() {
         let l = LoginLimiter::default();
         for i in 0..PER_ADDRESS {
-            l.record_failure(&format!("user{i}@x"), Some("9.9.9.9"));
+            assert!(l.check(&format!("user{i}@x"), Some("9.9.9.9")).is_ok());
         }
         assert!(l.check("new@x", Some("9.9.9.9")).is_err());
         assert!(l.check("new@x", Some("1.1.1.1")).is_ok());
+    }
+
+    #[test]
+    fn successes_do_not_use_up_the_address() {
+        let l = LoginLimiter::default();
+        for _ in 0..PER_ADDRESS * 3 {
+            assert!(l.check("ok@x", Some("7.7.7.7")).is_ok());
+            l.record_success("ok@x", Some("7.7.7.7"));
+        }
     }
 }

@@ -9,6 +9,9 @@ CREATE TABLE users (
     name TEXT NOT NULL,
     -- Argon2id, PHC string format.
     password_hash TEXT NOT NULL,
+    -- 1 while the password is one an organization admin chose or was shown (a new member):
+    -- until the user sets their own, the account joins no other organization.
+    password_set_by_other INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL

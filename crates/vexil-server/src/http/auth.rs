@@ -20,8 +20,11 @@ use crate::credentials::constant_time_eq;
 use crate::login_limit::LoginLimiter;
 use crate::store::{Store, now_rfc3339, sessions, tokens, users};
 
-/// The session cookie's name.
+/// The session cookie's name; behind TLS (`--secure-cookies`) it carries the `__Host-`
+/// prefix, which browsers accept only from this host over HTTPS with `Path=/` — so a
+/// sibling subdomain cannot plant a session of its own.
 pub const SESSION_COOKIE: &str = "vexil_session";
+pub const SECURE_SESSION_COOKIE: &str = "__Host-vexil_session";
 /// The header that carries the CSRF token on cookie-authenticated mutations.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Longest credential accepted (a bound on work per request).
@@ -61,15 +64,25 @@ pub fn csrf_token(session_secret: &str) -> String {
     hex::encode(h.finalize())
 }
 
+impl AuthSettings {
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+}
+
 /// The session secret from the `Cookie` header, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL)
 }
@@ -103,7 +116,7 @@ pub async fn require_auth(
     let result = match bearer(&headers) {
         Some(Ok(token)) => authenticate_token(&store, &token).await,
         Some(Err(e)) => Err(e),
-        None => match session_cookie(&headers) {
+        None => match session_cookie(&headers, settings.cookie_name()) {
             Some(secret) => authenticate_session(&store, &settings, &secret, &method, &headers)
                 .await
                 .map(|(p, _)| p),

@@ -50,7 +50,12 @@ use Role::{Admin, Editor, Owner, Viewer};
 
 /// The policy of every management route, by method and route template.
 pub fn policy(method: &Method, route: &str) -> Option<Check> {
-    let m = method.as_str();
+    // HEAD is answered by the GET handler: it needs what GET needs.
+    let m = if *method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     Some(match (m, route) {
         // Listings are filtered to the caller's organizations; creating an organization
         // makes its creator the owner; the body names a project's organization.
@@ -202,11 +207,19 @@ async fn check_scope(
         FlagInEnvironment => {
             let (flag, env) = (param("flag_id"), param("env_id"));
             let scope = scopes::flag_in_environment(&mut conn, flag, env).await?;
-            // Say which of the two is unknown, as the handlers do.
-            let not_found = if scope.is_none() && scopes::flag(&mut conn, flag).await?.is_none() {
-                ApiError::not_found("flag", flag)
-            } else {
-                ApiError::not_found("environment", env)
+            // Say which of the two is unknown, as the handlers do — but only to members of
+            // the flag's organization: to others, an existing flag is as unknown as any.
+            let not_found = match scopes::flag(&mut conn, flag).await? {
+                Some(f)
+                    if scope.is_none()
+                        && principal
+                            .role_in(&mut conn, &f.organization_id)
+                            .await?
+                            .is_some() =>
+                {
+                    ApiError::not_found("environment", env)
+                }
+                _ => ApiError::not_found("flag", flag),
             };
             (scope, not_found)
         }

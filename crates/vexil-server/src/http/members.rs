@@ -88,6 +88,7 @@ pub(crate) async fn add_member(
 ) -> ApiResult<Response> {
     let email = normalize_email("email", &body.email)?;
     let role = Role::parse_field("role", &body.role)?;
+    let may_create_users = !matches!(principal.subject, crate::access::Subject::Service { .. });
     check_comment(body.comment.as_deref())?;
     if let Some(name) = &body.name {
         check_name("name", name)?;
@@ -113,6 +114,11 @@ pub(crate) async fn add_member(
     let now = now_rfc3339();
     let (user, created) = match users::find_by_email(tx.conn(), &email).await? {
         Some((user, _)) => (user, false),
+        None if !may_create_users => {
+            return Err(ApiError::Forbidden(
+                "a service token adds existing users only; people are created from a session or by an operator".into(),
+            ));
+        }
         None => {
             let user = users::User {
                 id: new_id(),
@@ -126,6 +132,7 @@ pub(crate) async fn add_member(
                 updated_at: now.clone(),
             };
             users::insert(tx.conn(), &user, &hash).await?;
+            users::mark_password_set_by_other(tx.conn(), &user.id).await?;
             audit::append(
                 tx.conn(),
                 audit::NewEntry {
@@ -143,6 +150,19 @@ pub(crate) async fn add_member(
             (user, true)
         }
     };
+    // An account whose password its creator knows could be anyone's: it joins another
+    // organization only once its user has chosen their own password.
+    if !created
+        && !principal.is_instance()
+        && users::password_set_by_other(tx.conn(), &user.id).await?
+    {
+        return Err(ApiError::conflict(
+            format!(
+                "{email} has not yet chosen their own password; they must log in and change it before joining another organization"
+            ),
+            json!({"user_id": user.id}),
+        ));
+    }
     if users::role_in(tx.conn(), &user.id, &org).await?.is_some() {
         return Err(ApiError::conflict(
             format!("{email} is already a member"),

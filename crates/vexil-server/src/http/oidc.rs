@@ -83,6 +83,10 @@ impl OidcSettings {
             )),
             None => None,
         };
+        anyhow::ensure!(
+            secure_url(issuer),
+            "--oidc-issuer must be an https:// URL (plain http only on loopback)"
+        );
         let http = reqwest_tls::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest_tls::redirect::Policy::none())
@@ -103,6 +107,11 @@ impl OidcSettings {
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/openid-configuration", self.issuer);
                 let doc: Discovery = fetch_json(self.http.get(&url)).await?;
+                // The ID token's trust rests on this TLS connection (see the module docs).
+                if !secure_url(&doc.token_endpoint) || !secure_url(&doc.authorization_endpoint) {
+                    tracing::error!("OIDC discovery names a non-https endpoint");
+                    return Err(provider_error());
+                }
                 if doc.issuer.trim_end_matches('/') != self.issuer {
                     tracing::error!(expected = %self.issuer, got = %doc.issuer, "OIDC discovery names another issuer");
                     return Err(provider_error());
@@ -111,6 +120,25 @@ impl OidcSettings {
             })
             .await
     }
+}
+
+/// `https://`, or `http://` to a loopback address (a provider on the same machine).
+fn secure_url(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn provider_error() -> ApiError {
@@ -160,7 +188,8 @@ fn safe_return(path: Option<&str>) -> String {
             if p.starts_with('/')
                 && !p.starts_with("//")
                 && p.len() <= 512
-                && !p.contains(['\\', '\r', '\n', ' ']) =>
+                && !p.contains(['\\', ' '])
+                && !p.chars().any(char::is_control) =>
         {
             p.to_owned()
         }
@@ -378,8 +407,11 @@ pub(crate) async fn oidc_callback(
     let email = claims["email"]
         .as_str()
         .ok_or_else(|| refused("the ID token has no email (request the email scope)"))?;
-    if claims["email_verified"] == json!(false) {
-        return Err(refused("the provider has not verified this email address"));
+    // Accounts are matched by email: only an address the provider vouches for will do.
+    if claims["email_verified"] != json!(true) {
+        return Err(refused(
+            "the provider does not say this email address is verified",
+        ));
     }
     let email = normalize_email("email", email)?;
     let name = claims["name"]
@@ -434,7 +466,11 @@ async fn find_or_create(
     {
         let mut conn = store.read().await?;
         if let Some((user, _)) = users::find_by_email(&mut conn, email).await? {
-            return Ok(user);
+            if !users::password_set_by_other(&mut conn, &user.id).await? {
+                return Ok(user);
+            }
+            drop(conn);
+            return claim_account(store, user, meta).await;
         }
     }
     let unusable = credentials::random_secret("");
@@ -505,6 +541,45 @@ async fn find_or_create(
     Ok(user)
 }
 
+/// The provider vouches that this person owns the email, but an organization admin set
+/// the account's password: whoever knows it is locked out (password made unusable,
+/// sessions ended, personal tokens revoked) before the person signs in.
+async fn claim_account(
+    store: &Store,
+    user: users::User,
+    meta: &RequestMeta,
+) -> ApiResult<users::User> {
+    let unusable = credentials::random_secret("");
+    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&unusable))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Internal)?;
+    let now = now_rfc3339();
+    let mut tx = store.write().await?;
+    users::set_password(tx.conn(), &user.id, &hash, &now).await?;
+    let sessions_ended = crate::store::sessions::delete_for_user(tx.conn(), &user.id).await?;
+    let tokens_revoked = crate::store::tokens::revoke_personal(tx.conn(), &user.id, &now).await?;
+    audit::append(
+        tx.conn(),
+        audit::NewEntry {
+            actor: &Actor {
+                id: user.id.clone(),
+                name: user.email.clone(),
+            },
+            action: "user.claimed",
+            resource_type: "user",
+            resource_id: &user.id,
+            before: None,
+            after: Some(json!({"via": "oidc", "sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked})),
+            comment: Some("signed in through the identity provider; the admin-set password no longer works"),
+            meta,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,9 +617,20 @@ mod tests {
             "/\\evil",
             "evil",
             "/a b",
+            "/\t/evil.example",
         ] {
             assert_eq!(safe_return(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return(None), "/");
+    }
+
+    #[test]
+    fn only_tls_or_loopback_providers() {
+        assert!(secure_url("https://login.example.com/realms/x"));
+        assert!(secure_url("http://127.0.0.1:8081"));
+        assert!(secure_url("http://localhost/x"));
+        assert!(!secure_url("http://login.example.com"));
+        assert!(!secure_url("http://127.0.0.1.evil.example/"));
+        assert!(!secure_url("ftp://x"));
     }
 }

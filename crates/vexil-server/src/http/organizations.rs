@@ -72,6 +72,11 @@ pub(crate) async fn create_organization(
             "a service token works within its organization; it cannot create organizations".into(),
         ));
     }
+    if principal.token_id.is_some() && principal.cap < Role::Admin {
+        return Err(ApiError::Forbidden(
+            "a personal token capped below admin cannot create organizations".into(),
+        ));
+    }
     check_key("key", &body.key)?;
     check_comment(body.comment.as_deref())?;
     let name = body.name.unwrap_or_else(|| body.key.clone());

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::{AuthSettings, SESSION_COOKIE, csrf_token, session_cookie};
+use super::auth::{AuthSettings, csrf_token, session_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, RequestMeta};
 use super::users::{normalize_email, organizations_of};
@@ -50,7 +50,8 @@ pub(crate) fn cookie(settings: &AuthSettings, value: &str, max_age: u64) -> Head
         ""
     };
     let text = format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        settings.cookie_name()
     );
     // The value is hex and the rest ASCII: always a valid header value.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -91,7 +92,6 @@ pub(crate) async fn login(
     let user = match found {
         Some((user, _)) if matches => user,
         found => {
-            settings.limiter.record_failure(&email, meta.ip.as_deref());
             let mut tx = store.write().await?;
             let (id, name) = found.map_or_else(
                 || ("anonymous".to_owned(), email.clone()),
@@ -118,7 +118,7 @@ pub(crate) async fn login(
             return Err(ApiError::BadCredentials);
         }
     };
-    settings.limiter.record_success(&email);
+    settings.limiter.record_success(&email, meta.ip.as_deref());
     start_session(&store, &settings, &user, &meta, "password", None).await
 }
 
@@ -236,6 +236,7 @@ pub(crate) async fn logout(
 #[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", responses((status = 200, description = "The caller: `kind` (`session`, `personal_token`, `service_token`, `instance_token`), `user` and `organizations` with roles; with a session cookie also `csrf_token`"), (status = 401, description = "No valid session or token")))]
 pub(crate) async fn current_session(
     State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
     principal: Principal,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -263,7 +264,7 @@ pub(crate) async fn current_session(
             map.insert("role_cap".into(), json!(principal.cap.as_str()));
         }
         if principal.session_id.is_some()
-            && let Some(secret) = session_cookie(&headers)
+            && let Some(secret) = session_cookie(&headers, settings.cookie_name())
         {
             map.insert("csrf_token".into(), Value::String(csrf_token(&secret)));
         }

@@ -53,6 +53,10 @@ async fn may_manage(
     if principal.is_instance() {
         return Ok(true);
     }
+    // A personal token reaches no token of more power than its own cap.
+    if principal.token_id.is_some() && Role::parse(&token.role).is_none_or(|r| r > principal.cap) {
+        return Ok(false);
+    }
     Ok(match token.kind.as_str() {
         "personal" => token.user_id.as_deref() == principal.user_id(),
         "service" => match &token.organization_id {
@@ -75,6 +79,13 @@ pub(crate) async fn create_token(
 ) -> ApiResult<Response> {
     check_name("name", &body.name)?;
     check_comment(body.comment.as_deref())?;
+    // A token never makes tokens (which would outlive its revocation or expiry): they are
+    // made from a session, or with the operator's instance token.
+    if principal.token_id.is_some() && !principal.is_instance() {
+        return Err(ApiError::Forbidden(
+            "tokens are created from a logged-in session (or with the instance token), not with another token".into(),
+        ));
+    }
     let kind = body.kind.as_deref().unwrap_or("personal");
     let role = body
         .role

@@ -1,5 +1,6 @@
 //! The caller's own account: `GET/PATCH /api/v1/users/me` and
-//! `PUT /api/v1/users/me/password` (which ends the user's sessions).
+//! `PUT /api/v1/users/me/password` (which ends the user's sessions and revokes their personal
+//! tokens).
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use super::extract::{Json, RequestMeta, with_etag};
 use super::patch::{Patch, check_name};
 use crate::access::Principal;
 use crate::credentials;
-use crate::store::{Store, audit, now_rfc3339, sessions, users};
+use crate::store::{Store, audit, now_rfc3339, sessions, tokens, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -137,7 +138,7 @@ pub(crate) struct PasswordChange {
     new_password: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body(content = Object, description = "`{current_password, new_password}` (new: 12 to 256 characters)"), responses((status = 204, description = "Changed; every session of the user is ended (log in again)"), (status = 400, description = "New password too short or too long"), (status = 401, description = "Wrong current password (`invalid_credentials`) or no credentials"), (status = 403, description = "Not a user, or a session without its CSRF token"), (status = 429, description = "Too many wrong passwords; `Retry-After`")))]
+#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body(content = Object, description = "`{current_password, new_password}` (new: 12 to 256 characters)"), responses((status = 204, description = "Changed; every session of the user is ended (log in again) and their personal tokens are revoked"), (status = 400, description = "New password too short or too long"), (status = 401, description = "Wrong current password (`invalid_credentials`) or no credentials"), (status = 403, description = "Not a user, or a session without its CSRF token"), (status = 429, description = "Too many wrong passwords; `Retry-After`")))]
 pub(crate) async fn change_password(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<super::auth::AuthSettings>>,
@@ -177,16 +178,18 @@ pub(crate) async fn change_password(
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(ApiError::Internal)?;
     let Some(hashed) = hashed else {
-        settings
-            .limiter
-            .record_failure(&user.email, meta.ip.as_deref());
         return Err(ApiError::BadCredentials);
     };
+    settings
+        .limiter
+        .record_success(&user.email, meta.ip.as_deref());
     let mut tx = store.write().await?;
     users::set_password(tx.conn(), &id, &hashed, &now_rfc3339()).await?;
     // Every session of the user ends, this one included: whoever knew the old password
     // is logged out, and the user logs in again with the new one.
     let ended = sessions::delete_for_user(tx.conn(), &id).await?;
+    // And the personal tokens: whoever knew the old password may have made some.
+    let revoked = tokens::revoke_personal(tx.conn(), &id, &now_rfc3339()).await?;
     audit::append(
         tx.conn(),
         audit::NewEntry {
@@ -195,7 +198,7 @@ pub(crate) async fn change_password(
             resource_type: "user",
             resource_id: &id,
             before: None,
-            after: Some(json!({"sessions_ended": ended})),
+            after: Some(json!({"sessions_ended": ended, "tokens_revoked": revoked})),
             comment: None,
             meta: &meta,
         },

@@ -71,6 +71,8 @@ pub async fn password_hash(conn: &mut AnyConnection, id: &str) -> StoreResult<Op
     )
 }
 
+/// Sets the password (chosen by the user or the operator, so no longer known to anyone
+/// else).
 pub async fn set_password(
     conn: &mut AnyConnection,
     id: &str,
@@ -78,7 +80,8 @@ pub async fn set_password(
     now: &str,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE users SET password_hash = $1, version = version + 1, updated_at = $2 WHERE id = $3",
+        "UPDATE users SET password_hash = $1, password_set_by_other = 0, version = version + 1, \
+         updated_at = $2 WHERE id = $3",
     )
     .bind(password_hash)
     .bind(now)
@@ -86,6 +89,24 @@ pub async fn set_password(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Marks the password as chosen by (or shown to) someone other than the user.
+pub async fn mark_password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE users SET password_set_by_other = 1 WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreResult<bool> {
+    let flag: Option<i64> =
+        sqlx::query_scalar("SELECT password_set_by_other FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(flag.is_some_and(|f| f != 0))
 }
 
 pub async fn update_name(conn: &mut AnyConnection, u: &User) -> StoreResult<()> {

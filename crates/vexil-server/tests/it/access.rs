@@ -32,7 +32,7 @@ impl Caller<'_> {
         let b = self.app.anonymous(method, path);
         match &self.cred {
             Cred::Session { cookie, csrf } => b
-                .header(COOKIE, format!("vexil_session={cookie}"))
+                .header(COOKIE, cookie.as_str())
                 .header("x-csrf-token", csrf),
             Cred::Token(t) => b.bearer_auth(t),
         }
@@ -55,7 +55,8 @@ async fn login(app: &TestApp, email: &str, password: &str) -> Response {
         .unwrap()
 }
 
-/// Logs in and returns the session credential, checking the cookie's attributes.
+/// Logs in and returns the session credential (`cookie` is the whole `name=value` pair),
+/// checking the cookie's attributes.
 async fn session(app: &TestApp, email: &str, password: &str) -> Cred {
     let r = login(app, email, password).await;
     let set_cookie = r
@@ -70,8 +71,11 @@ async fn session(app: &TestApp, email: &str, password: &str) -> Cred {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
     let cookie = set_cookie
-        .strip_prefix("vexil_session=")
-        .and_then(|s| s.split(';').next())
+        .split(';')
+        .next()
+        .filter(|pair| {
+            pair.starts_with("vexil_session=") || pair.starts_with("__Host-vexil_session=")
+        })
         .expect("session cookie")
         .to_owned();
     Cred::Session {
@@ -276,7 +280,7 @@ both_backends! {
         let w = world(&app).await;
         let password = add_user(&app, &w.org, "ann@example.com", "admin").await;
         let Cred::Session { cookie, csrf } = session(&app, "ann@example.com", &password).await else { unreachable!() };
-        let with_cookie = |m: Method, path: &str| app.anonymous(m, path).header(COOKIE, format!("vexil_session={cookie}"));
+        let with_cookie = |m: Method, path: &str| app.anonymous(m, path).header(COOKIE, cookie.as_str());
         // Reads need no CSRF token.
         let me = json_ok(with_cookie(Method::GET, "/api/v1/auth/session").send().await.unwrap()).await;
         assert_eq!(me["kind"], "session");
@@ -338,6 +342,11 @@ both_backends! {
         error_of(bot.send(Method::GET, &format!("/api/v1/feature-flags/{}", w.other_flag), None).await, 404, "not_found").await;
         error_of(bot.send(Method::POST, "/api/v1/organizations", Some(json!({"key": "bot-org"}))).await, 403, "forbidden").await;
         error_of(bot.send(Method::POST, "/api/v1/tokens", Some(json!({"name": "mine"}))).await, 403, "forbidden").await;
+        // Nor does it mint tokens that would outlive it, or create people.
+        error_of(bot.send(Method::POST, "/api/v1/tokens", Some(json!({"name": "x", "kind": "service", "organization_id": w.org, "role": "viewer"}))).await, 403, "forbidden").await;
+        error_of(bot.send(Method::POST, &format!("/api/v1/organizations/{}/members", w.org), Some(json!({"email": "bot-made@example.com", "role": "viewer"}))).await, 403, "forbidden").await;
+        // HEAD is allowed wherever GET is.
+        assert_eq!(bot.req(Method::HEAD, &format!("/api/v1/feature-flags/{}", w.flag)).send().await.unwrap().status(), 200);
         // Its changes are audited under its name.
         let trail = json_ok(app.get(&format!("/api/v1/audit-logs?actor_id={}", svc["id"].as_str().unwrap())).await).await;
         assert_eq!(trail["items"][0]["actor"]["name"], "service token deployer", "{trail}");
@@ -419,6 +428,20 @@ both_backends! {
         error_of(r, 409, "conflict").await;
         let r = owner.send(Method::POST, &format!("/api/v1/organizations/{}/members", w.org), Some(json!({"email": "x@example.com", "role": "root"}))).await;
         error_of(r, 400, "invalid_request").await;
+        // An account whose password an admin of one organization knows joins no other
+        // organization until its user sets their own password.
+        let known = add_user(&app, &w.org, "fresh@example.com", "viewer").await;
+        let other = default_other(&app).await;
+        let r = owner.send(Method::POST, "/api/v1/organizations", Some(json!({"key": "mallory"}))).await;
+        let mallory_org = json_status(r, 201).await["id"].as_str().unwrap().to_owned();
+        let r = owner.send(Method::POST, &format!("/api/v1/organizations/{mallory_org}/members"), Some(json!({"email": "fresh@example.com", "role": "viewer"}))).await;
+        error_of(r, 409, "conflict").await;
+        let fresh = Caller { app: &app, cred: session(&app, "fresh@example.com", &known).await };
+        let r = fresh.send(Method::PUT, "/api/v1/users/me/password", Some(json!({"current_password": known, "new_password": "my very own password"}))).await;
+        assert_eq!(r.status(), 204);
+        let r = owner.send(Method::POST, &format!("/api/v1/organizations/{mallory_org}/members"), Some(json!({"email": "fresh@example.com", "role": "viewer"}))).await;
+        json_status(r, 201).await;
+        let _ = other;
         // Users create organizations and own them.
         let created = json_status(owner.send(Method::POST, "/api/v1/organizations", Some(json!({"key": "mine"}))).await, 201).await;
         let members = json_ok(owner.send(Method::GET, &format!("/api/v1/organizations/{}/members", created["id"].as_str().unwrap()), None).await).await;

@@ -13,7 +13,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Backend, TestApp, error_of, json_ok};
+use crate::{Backend, TestApp, error_of, json_ok, json_status};
 
 const CLIENT_ID: &str = "vexil-test";
 const CLIENT_SECRET: &str = "provider-secret-123";
@@ -117,6 +117,11 @@ async fn token(State(p): State<Shared>, body: String) -> Response {
         "email_verified": twist != Twist::Unverified,
         "name": "Sso User",
     });
+    let mut claims = claims;
+    if twist == Twist::Unverified {
+        // Silence is not verification.
+        claims.as_object_mut().unwrap().remove("email_verified");
+    }
     let jwt = format!(
         "{}.{}.{}",
         b64(br#"{"alg":"RS256","typ":"JWT"}"#),
@@ -274,6 +279,39 @@ async fn single_sign_on_with_pkce_creates_the_user_and_opens_a_session() {
             "{twist:?}: {e}"
         );
     }
+    // An account an organization admin created (password known to them) is claimed by
+    // the person the provider vouches for: the admin's password stops working.
+    provider.lock().unwrap().twist = None;
+    provider.lock().unwrap().email = "made@example.com".into();
+    let org = json_ok(app.get("/api/v1/organizations").await).await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = json_status(
+        app.post(
+            &format!("/api/v1/organizations/{org}/members"),
+            json!({"email": "made@example.com", "role": "viewer"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let known = made["password"].as_str().unwrap().to_owned();
+    let login = |pw: String| {
+        app.anonymous(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"email": "made@example.com", "password": pw}))
+            .send()
+    };
+    assert_eq!(login(known.clone()).await.unwrap().status(), 200);
+    assert_eq!(sign_in(&app, false).await.status(), 303);
+    assert_eq!(
+        login(known).await.unwrap().status(),
+        401,
+        "the admin-set password is dead"
+    );
+    let claimed = json_ok(app.get("/api/v1/audit-logs?action=user.claimed").await).await;
+    assert_eq!(claimed["total"], 1, "{claimed}");
+
     // No sign-in in progress: a clear 400.
     let r = app
         .anonymous(Method::GET, "/api/v1/auth/oidc/callback?code=x&state=y")
