@@ -199,8 +199,7 @@ impl ClientBuilder {
 
     /// As [`bootstrap_file`](Self::bootstrap_file), from a parsed ruleset.
     pub fn bootstrap_ruleset(mut self, ruleset: Ruleset) -> Self {
-        self.bootstrap = Some(Bootstrap::Ruleset(Box::new(ruleset)))
-            ;
+        self.bootstrap = Some(Bootstrap::Ruleset(Box::new(ruleset)));
         self
     }
 
@@ -263,7 +262,7 @@ impl ClientBuilder {
         let mut store = Store::new(shared.clone());
         if let Some(ruleset) = &bootstrap {
             store
-                .replace(ruleset)
+                .bootstrap(ruleset)
                 .map_err(BuildError::BootstrapInvalid)?;
             let (state, reason) = if self.offline {
                 (State::Ready, "offline: bootstrap ruleset")

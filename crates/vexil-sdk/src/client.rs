@@ -88,7 +88,12 @@ impl std::fmt::Debug for Client {
 fn system_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |d| {
+            i64::try_from(d.as_secs())
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000)
+                .saturating_add(i64::from(d.subsec_millis()))
+        })
 }
 
 impl Client {
@@ -109,9 +114,12 @@ impl Client {
         }
     }
 
+    /// The evaluation time, read only when the ruleset uses it (`$now`); the engine reads
+    /// `now` nowhere else, so 0 is as good as any value otherwise.
     #[inline]
-    fn now(&self) -> i64 {
+    fn now_if(&self, needed: bool) -> i64 {
         match &self.inner.clock {
+            _ if !needed => 0,
             Some(clock) => clock(),
             None => system_now_ms(),
         }
@@ -127,12 +135,14 @@ impl Client {
         f: impl FnOnce(&vexil_core::Detail<'_>) -> R,
     ) -> Result<R, ErrorCode> {
         let guard = self.inner.shared.snapshot.load();
-        let Some(snapshot) = guard.as_ref() else {
+        let Some(loaded) = guard.as_ref() else {
             return Err(ErrorCode::ClientNotReady);
         };
-        let now = self.now();
-        catch_unwind(AssertUnwindSafe(|| f(&snapshot.evaluate(key, context, now))))
-            .map_err(|_| ErrorCode::General)
+        let now = self.now_if(loaded.uses_now);
+        catch_unwind(AssertUnwindSafe(|| {
+            f(&loaded.snapshot.evaluate(key, context, now))
+        }))
+        .map_err(|_| ErrorCode::General)
     }
 
     /// The value of flag `key` for `context` as a `T`, or `default` on any error.
@@ -206,7 +216,12 @@ impl Client {
         self.value(key, context, default)
     }
 
-    pub fn bool_detail(&self, key: &str, context: &Context, default: bool) -> EvaluationDetail<bool> {
+    pub fn bool_detail(
+        &self,
+        key: &str,
+        context: &Context,
+        default: bool,
+    ) -> EvaluationDetail<bool> {
         self.detail(key, context, default)
     }
 
@@ -245,12 +260,13 @@ impl Client {
     /// have a `null` value and their reason. Empty before the client has data.
     pub fn evaluate_all(&self, context: &Context) -> BTreeMap<String, EvaluationDetail<Value>> {
         let guard = self.inner.shared.snapshot.load();
-        let Some(snapshot) = guard.as_ref() else {
+        let Some(loaded) = guard.as_ref() else {
             return BTreeMap::new();
         };
-        let now = self.now();
+        let now = self.now_if(loaded.uses_now);
         catch_unwind(AssertUnwindSafe(|| {
-            snapshot
+            loaded
+                .snapshot
                 .evaluate_all(context, now)
                 .map(|(info, d)| {
                     let detail = EvaluationDetail {
@@ -271,7 +287,7 @@ impl Client {
         let guard = self.inner.shared.snapshot.load();
         let mut keys: Vec<String> = guard
             .as_ref()
-            .map(|s| s.flags().map(|f| f.key.to_owned()).collect())
+            .map(|l| l.snapshot.flags().map(|f| f.key.to_owned()).collect())
             .unwrap_or_default();
         keys.sort();
         keys

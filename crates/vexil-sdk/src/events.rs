@@ -23,9 +23,7 @@ pub struct FlagChange {
 impl FlagChange {
     /// Whether flag `key` is among the changed ones.
     pub fn contains(&self, key: &str) -> bool {
-        self.keys
-            .binary_search_by(|k| k.as_str().cmp(key))
-            .is_ok()
+        self.keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
     }
 }
 
@@ -52,12 +50,14 @@ enum Listener {
     Status(StatusFn),
 }
 
+type ListenerList = Arc<Vec<(ListenerId, Arc<Listener>)>>;
+
 /// Registered listeners, copied on write so that the dispatcher calls them without holding
 /// a lock (a listener may register or remove listeners).
 #[derive(Default)]
 pub(crate) struct Listeners {
     next: AtomicU64,
-    list: RwLock<Arc<Vec<(ListenerId, Arc<Listener>)>>>,
+    list: RwLock<ListenerList>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -100,7 +100,7 @@ impl Listeners {
         true
     }
 
-    fn snapshot(&self) -> Arc<Vec<(ListenerId, Arc<Listener>)>> {
+    fn snapshot(&self) -> ListenerList {
         self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

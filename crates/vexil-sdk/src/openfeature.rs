@@ -26,13 +26,18 @@
 //! api.set_provider(provider).await; // waits for the first fetch (10 s at most)
 //! let client = api.create_client();
 //! let context = EvaluationContext::default().with_targeting_key("user-1");
-//! let on = client.get_bool_value("new-checkout", Some(&context), None).await?;
+//! let on = client
+//!     .get_bool_value("new-checkout", Some(&context), None)
+//!     .await
+//!     .unwrap_or(false);
 //! # Ok(()) }
 //! ```
 
 use std::time::Duration;
 
-use open_feature::provider::{FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails};
+use open_feature::provider::{
+    FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
+};
 use open_feature::{
     EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
     EvaluationReason, EvaluationResult, FlagMetadata, StructValue, Value as OfValue,
@@ -166,7 +171,12 @@ impl FeatureProvider for VexilProvider {
         flag_key: &str,
         context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve(flag_key, context, "integer", <i64 as crate::FlagValue>::from_json)
+        self.resolve(
+            flag_key,
+            context,
+            "integer",
+            <i64 as crate::FlagValue>::from_json,
+        )
     }
 
     async fn resolve_float_value(
@@ -182,7 +192,9 @@ impl FeatureProvider for VexilProvider {
         flag_key: &str,
         context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve(flag_key, context, "string", |v| v.as_str().map(str::to_owned))
+        self.resolve(flag_key, context, "string", |v| {
+            v.as_str().map(str::to_owned)
+        })
     }
 
     async fn resolve_struct_value(
@@ -190,9 +202,11 @@ impl FeatureProvider for VexilProvider {
         flag_key: &str,
         context: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve(flag_key, context, "object", |v| match OfValue::try_from(v) {
-            Ok(OfValue::Struct(s)) => Some(s),
-            _ => None,
+        self.resolve(flag_key, context, "object", |v| {
+            match OfValue::try_from(v) {
+                Ok(OfValue::Struct(s)) => Some(s),
+                _ => None,
+            }
         })
     }
 }
@@ -314,7 +328,10 @@ fn error(code: ErrorCode, flag_key: &str) -> EvaluationError {
             "evaluation failed".to_owned(),
         ),
     };
-    EvaluationError::builder().code(code).message(message).build()
+    EvaluationError::builder()
+        .code(code)
+        .message(message)
+        .build()
 }
 
 /// An OpenFeature context as a Vexil context: `targeting_key` becomes `targetingKey`;
@@ -337,7 +354,9 @@ fn field_json(value: &EvaluationContextFieldValue) -> Option<Value> {
     match value {
         EvaluationContextFieldValue::Bool(b) => Some(Value::Bool(*b)),
         EvaluationContextFieldValue::Int(i) => Some(Value::from(*i)),
-        EvaluationContextFieldValue::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number),
+        EvaluationContextFieldValue::Float(f) => {
+            serde_json::Number::from_f64(*f).map(Value::Number)
+        }
         EvaluationContextFieldValue::String(s) => Some(Value::String(s.clone())),
         EvaluationContextFieldValue::DateTime(t) => {
             i64::try_from(t.unix_timestamp_nanos() / 1_000_000)

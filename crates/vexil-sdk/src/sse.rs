@@ -224,13 +224,13 @@ mod tests {
         let mut parser = SseParser::new(1024);
         let mut events = Vec::new();
         parser
-            .feed(b"event: patch\nid: 9\ndata: {\"key\":", &mut |e| events.push(e))
+            .feed(b"event: patch\nid: 9\ndata: {\"key\":", &mut |e| {
+                events.push(e)
+            })
             .unwrap();
         assert!(events.is_empty());
         assert!(parser.in_event());
-        parser
-            .feed(b"\"x\"}\n", &mut |e| events.push(e))
-            .unwrap();
+        parser.feed(b"\"x\"}\n", &mut |e| events.push(e)).unwrap();
         assert!(events.is_empty(), "no blank line yet");
         parser.feed(b"\n", &mut |e| events.push(e)).unwrap();
         assert_eq!(events, vec![event("patch", "{\"key\":\"x\"}", Some("9"))]);
@@ -242,11 +242,15 @@ mod tests {
         // No space after the colon, a field without a colon, an empty data line, a BOM,
         // an id with NUL (ignored), unknown fields and `retry` (ignored), an event with no
         // data (not dispatched, and its name does not leak into the next event).
-        let text = "\u{feff}data\nid: 1\n\nevent: lonely\n\nid: 2\0\nretry: 10\nfoo: bar\ndata:x\n\n";
+        let text =
+            "\u{feff}data\nid: 1\n\nevent: lonely\n\nid: 2\0\nretry: 10\nfoo: bar\ndata:x\n\n";
         let events = parse_chunks(&[text.as_bytes()], 1024).unwrap();
         assert_eq!(
             events,
-            vec![event("message", "", Some("1")), event("message", "x", Some("1"))]
+            vec![
+                event("message", "", Some("1")),
+                event("message", "x", Some("1"))
+            ]
         );
     }
 

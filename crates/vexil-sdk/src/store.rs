@@ -5,22 +5,37 @@
 //! To tell listeners which flags changed — and to ignore a definition received twice, as
 //! happens when a stream resumes — the writer keeps, per flag and segment, a fingerprint of
 //! its definition and the flags and segments it uses (prerequisites, `in_segment`).
+//!
+//! It also notes whether any definition reads the evaluation time — the `$now` attribute,
+//! the only way `vexil-core` uses `now` — so that evaluations skip the system clock (a
+//! quarter of a simple evaluation's cost) when nothing needs it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use vexil_core::{Change, FlagDef, Op, Ruleset, SegmentDef, Snapshot, ValidationErrors};
+use vexil_core::{
+    Change, Clause, FlagDef, NOW_ATTRIBUTE, Op, Ruleset, SegmentDef, Serve, Snapshot,
+    ValidationErrors,
+};
 
 use crate::events::{ClientEvent, FlagChange, Listeners, Notifier};
 use crate::status::StatusCell;
+
+/// What evaluations read: the compiled ruleset and whether it reads the time.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub snapshot: Snapshot,
+    /// Some clause or rollout uses the `$now` attribute.
+    pub uses_now: bool,
+}
 
 /// State shared by the client handle(s) and the background task.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// `None` until the first ruleset (bootstrap or server) is loaded.
-    pub snapshot: ArcSwapOption<Snapshot>,
+    pub snapshot: ArcSwapOption<Loaded>,
     pub status: StatusCell,
     pub notifier: Notifier,
     pub listeners: Arc<Listeners>,
@@ -36,6 +51,7 @@ pub(crate) enum OwnedChange {
 #[derive(Debug, Default)]
 struct Meta {
     fingerprint: u64,
+    uses_now: bool,
     /// Prerequisite flags.
     flags: Box<[Box<str>]>,
     /// Segments named by `in_segment` clauses.
@@ -69,12 +85,25 @@ impl Store {
 
     /// The version of the data in use, if any.
     pub(crate) fn version(&self) -> Option<u64> {
-        self.shared.snapshot.load().as_ref().map(|s| s.version())
+        self.shared
+            .snapshot
+            .load()
+            .as_ref()
+            .map(|l| l.snapshot.version())
+    }
+
+    /// Loads the bootstrap ruleset at build time, before anyone can listen: no notification.
+    pub(crate) fn bootstrap(&mut self, ruleset: &Ruleset) -> Result<(), ValidationErrors> {
+        self.load(ruleset, false)
     }
 
     /// Replaces everything with `ruleset` (a `put` or a fetched config). On a validation
     /// error nothing changes.
     pub(crate) fn replace(&mut self, ruleset: &Ruleset) -> Result<(), ValidationErrors> {
+        self.load(ruleset, true)
+    }
+
+    fn load(&mut self, ruleset: &Ruleset, notify: bool) -> Result<(), ValidationErrors> {
         let snapshot = Snapshot::compile(ruleset)?;
         let mut next = Index::default();
         for (key, def) in &ruleset.flags {
@@ -86,7 +115,11 @@ impl Store {
         let flags = diff(&self.index.flags, &next.flags);
         let segments = diff(&self.index.segments, &next.segments);
         self.index = next;
-        self.publish(snapshot, flags, segments);
+        if notify {
+            self.publish(snapshot, flags, segments);
+        } else {
+            self.publish(snapshot, BTreeSet::new(), BTreeSet::new());
+        }
         Ok(())
     }
 
@@ -97,6 +130,7 @@ impl Store {
         changes: &[OwnedChange],
     ) -> Result<(), ValidationErrors> {
         let current = self.shared.snapshot.load_full().unwrap_or_default();
+        let current = &current.snapshot;
         let borrowed: Vec<Change<'_>> = changes
             .iter()
             .map(|c| match c {
@@ -140,7 +174,11 @@ impl Store {
 
     fn publish(&self, snapshot: Snapshot, flags: BTreeSet<String>, segments: BTreeSet<String>) {
         let version = snapshot.version();
-        self.shared.snapshot.store(Some(Arc::new(snapshot)));
+        let uses_now = self.index.flags.values().any(|m| m.uses_now)
+            || self.index.segments.values().any(|m| m.uses_now);
+        self.shared
+            .snapshot
+            .store(Some(Arc::new(Loaded { snapshot, uses_now })));
         self.shared.status.set_version(version);
         let keys = self.affected(flags, &segments);
         if !keys.is_empty() {
@@ -214,10 +252,7 @@ fn diff(before: &HashMap<Box<str>, Meta>, after: &HashMap<Box<str>, Meta>) -> BT
             .is_none_or(|b| b.fingerprint != m.fingerprint)
     });
     let removed = before.iter().filter(|(k, _)| !after.contains_key(&***k));
-    changed
-        .chain(removed)
-        .map(|(k, _)| k.to_string())
-        .collect()
+    changed.chain(removed).map(|(k, _)| k.to_string()).collect()
 }
 
 /// A hash of a definition's JSON form: equal definitions, equal fingerprints.
@@ -240,7 +275,18 @@ fn fingerprint<T: serde::Serialize>(def: &T) -> u64 {
     w.0.finish()
 }
 
-fn segment_refs<'a>(clauses: impl Iterator<Item = &'a vexil_core::Clause>) -> Box<[Box<str>]> {
+fn reads_now<'a>(mut clauses: impl Iterator<Item = &'a Clause>) -> bool {
+    clauses.any(|c| c.attribute == NOW_ATTRIBUTE)
+}
+
+fn serve_reads_now(serve: &Serve) -> bool {
+    serve
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.bucket_by == NOW_ATTRIBUTE)
+}
+
+fn segment_refs<'a>(clauses: impl Iterator<Item = &'a Clause>) -> Box<[Box<str>]> {
     let mut refs: Vec<Box<str>> = clauses
         .filter(|c| c.op == Op::InSegment)
         .flat_map(|c| c.values.iter().filter_map(|v| v.as_str()).map(Box::from))
@@ -253,6 +299,9 @@ fn segment_refs<'a>(clauses: impl Iterator<Item = &'a vexil_core::Clause>) -> Bo
 fn flag_meta(def: &FlagDef) -> Meta {
     Meta {
         fingerprint: fingerprint(def),
+        uses_now: reads_now(def.rules.iter().flat_map(|r| r.clauses.iter()))
+            || serve_reads_now(&def.fallthrough)
+            || def.rules.iter().any(|r| serve_reads_now(&r.serve)),
         flags: def
             .prerequisites
             .iter()
@@ -265,6 +314,7 @@ fn flag_meta(def: &FlagDef) -> Meta {
 fn segment_meta(def: &SegmentDef) -> Meta {
     Meta {
         fingerprint: fingerprint(def),
+        uses_now: reads_now(def.rules.iter().flat_map(|r| r.clauses.iter())),
         flags: Box::default(),
         segments: segment_refs(def.rules.iter().flat_map(|r| r.clauses.iter())),
     }
@@ -331,7 +381,10 @@ mod tests {
         store.apply(2, &change).unwrap();
         assert_eq!(changed(&mut rx), ["base", "child", "grandchild"]);
         store.apply(2, &change).unwrap();
-        assert!(changed(&mut rx).is_empty(), "a repeated patch is not a change");
+        assert!(
+            changed(&mut rx).is_empty(),
+            "a repeated patch is not a change"
+        );
 
         let inner = SegmentDef {
             included: vec!["b".into()],
@@ -356,5 +409,43 @@ mod tests {
         );
         assert_eq!(store.version(), Some(4));
         assert!(changed(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn notes_whether_any_definition_reads_the_time() {
+        let (mut store, _rx) = store();
+        let uses_now = |store: &Store| store.shared.snapshot.load().as_ref().unwrap().uses_now;
+        let plain: Ruleset = serde_json::from_value(json!({"version": 1,
+            "flags": {"a": flag(json!({"rules": [{"clauses": [{"attribute": "signup", "op": "before", "values": ["2026-01-01T00:00:00Z"]}], "serve": {"variation": "on"}}]}))}}))
+        .unwrap();
+        store.replace(&plain).unwrap();
+        assert!(
+            !uses_now(&store),
+            "before/after on an attribute do not read the time"
+        );
+        let scheduled = flag(
+            json!({"rules": [{"clauses": [{"attribute": "$now", "op": "after", "values": [0]}], "serve": {"variation": "on"}}]}),
+        );
+        store
+            .apply(2, &[OwnedChange::Flag("b".into(), Some(scheduled))])
+            .unwrap();
+        assert!(uses_now(&store));
+        store
+            .apply(3, &[OwnedChange::Flag("b".into(), None)])
+            .unwrap();
+        assert!(!uses_now(&store));
+        let by_now = SegmentDef {
+            rules: vec![
+                serde_json::from_value(
+                    json!({"clauses": [{"attribute": "$now", "op": "gt", "values": [0]}]}),
+                )
+                .unwrap(),
+            ],
+            ..SegmentDef::default()
+        };
+        store
+            .apply(4, &[OwnedChange::Segment("s".into(), Some(by_now))])
+            .unwrap();
+        assert!(uses_now(&store), "segments count too");
     }
 }

@@ -86,7 +86,8 @@ mod tests {
     #[test]
     fn jitter_spreads_delays() {
         let mut b = Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
-        let delays: std::collections::BTreeSet<Duration> = (0..20).map(|_| b.next_delay()).collect();
+        let delays: std::collections::BTreeSet<Duration> =
+            (0..20).map(|_| b.next_delay()).collect();
         assert!(delays.len() > 10, "jitter should vary: {delays:?}");
     }
 

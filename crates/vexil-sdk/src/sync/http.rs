@@ -161,7 +161,9 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         if !is_sse {
-            return Err(SyncError::Invalid("the stream is not text/event-stream".into()));
+            return Err(SyncError::Invalid(
+                "the stream is not text/event-stream".into(),
+            ));
         }
         Ok(response)
     }

@@ -275,10 +275,9 @@ impl SyncTask {
 
     fn set_status(&self, state: State, reason: &str, key_rejected: bool) {
         let shared = self.store.shared();
-        if let Some(status) =
-            shared
-                .status
-                .set(state, reason, self.store.version(), key_rejected)
+        if let Some(status) = shared
+            .status
+            .set(state, reason, self.store.version(), key_rejected)
         {
             shared.notifier.emit(ClientEvent::StatusChanged(status));
         }

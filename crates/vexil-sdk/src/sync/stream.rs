@@ -69,7 +69,10 @@ impl Cursor {
 
     /// Handles one event from the stream.
     pub(crate) fn handle(&mut self, store: &mut Store, event: SseEvent) -> Result<(), Resync> {
-        let id = event.id.as_deref().and_then(|id| id.trim().parse::<u64>().ok());
+        let id = event
+            .id
+            .as_deref()
+            .and_then(|id| id.trim().parse::<u64>().ok());
         match event.event.as_str() {
             "put" => {
                 let ruleset = Ruleset::from_json(&event.data)
@@ -154,7 +157,10 @@ impl Cursor {
 
 fn change_of(event: &str, data: PatchData) -> Result<Option<OwnedChange>, Resync> {
     let parse_err = |e: vexil_core::ValidationErrors| {
-        Resync(format!("{event} of {} '{}' does not parse: {e}", data.kind, data.key))
+        Resync(format!(
+            "{event} of {} '{}' does not parse: {e}",
+            data.kind, data.key
+        ))
     };
     let value = match (event, data.value.clone()) {
         ("patch", Some(value)) => Some(value),
@@ -246,7 +252,9 @@ mod tests {
 
         // Update 7 changes a and b; the stream is cut after a's event.
         let patch_a = json!({"kind": "flag", "key": "a", "version": 7, "value": flag(false, None)});
-        cursor.handle(&mut store, ev("patch", 7, patch_a.clone())).unwrap();
+        cursor
+            .handle(&mut store, ev("patch", 7, patch_a.clone()))
+            .unwrap();
         assert_eq!(changed(&mut rx), ["a"]);
         assert_eq!(cursor.confirmed, Some(5), "7 may be incomplete");
         cursor.reconnected();
@@ -255,9 +263,20 @@ mod tests {
         cursor.handle(&mut store, ev("patch", 7, patch_a)).unwrap();
         let patch_b = json!({"kind": "flag", "key": "b", "version": 7, "value": flag(false, None)});
         cursor.handle(&mut store, ev("patch", 7, patch_b)).unwrap();
-        assert_eq!(changed(&mut rx), ["b"], "a is not notified twice; b is not lost");
+        assert_eq!(
+            changed(&mut rx),
+            ["b"],
+            "a is not notified twice; b is not lost"
+        );
         cursor
-            .handle(&mut store, ev("delete", 8, json!({"kind": "flag", "key": "b", "version": 8})))
+            .handle(
+                &mut store,
+                ev(
+                    "delete",
+                    8,
+                    json!({"kind": "flag", "key": "b", "version": 8}),
+                ),
+            )
             .unwrap();
         assert_eq!(cursor.confirmed, Some(7));
         assert_eq!(store.version(), Some(8));
@@ -267,12 +286,20 @@ mod tests {
     fn a_change_that_needs_the_rest_of_its_update_waits_for_it() {
         let (mut store, mut rx) = store();
         let mut cursor = Cursor::default();
-        let put = json!({"version": 1, "flags": {"p": flag(true, None), "c": flag(true, Some("p"))}});
+        let put =
+            json!({"version": 1, "flags": {"p": flag(true, None), "c": flag(true, Some("p"))}});
         cursor.handle(&mut store, ev("put", 1, put)).unwrap();
         changed(&mut rx);
         // Update 2 deletes p and drops c's prerequisite; p's deletion arrives first.
         cursor
-            .handle(&mut store, ev("delete", 2, json!({"kind": "flag", "key": "p", "version": 2})))
+            .handle(
+                &mut store,
+                ev(
+                    "delete",
+                    2,
+                    json!({"kind": "flag", "key": "p", "version": 2}),
+                ),
+            )
             .unwrap();
         assert!(cursor.waiting());
         assert_eq!(store.version(), Some(1));
@@ -287,13 +314,22 @@ mod tests {
     fn inconsistencies_ask_for_a_resync() {
         let (mut store, _rx) = store();
         let mut cursor = Cursor::default();
-        let put = json!({"version": 1, "flags": {"p": flag(true, None), "c": flag(true, Some("p"))}});
+        let put =
+            json!({"version": 1, "flags": {"p": flag(true, None), "c": flag(true, Some("p"))}});
         cursor.handle(&mut store, ev("put", 1, put)).unwrap();
         // p's deletion never becomes valid: the next update finds it pending.
         cursor
-            .handle(&mut store, ev("delete", 2, json!({"kind": "flag", "key": "p", "version": 2})))
+            .handle(
+                &mut store,
+                ev(
+                    "delete",
+                    2,
+                    json!({"kind": "flag", "key": "p", "version": 2}),
+                ),
+            )
             .unwrap();
-        let patch = json!({"kind": "flag", "key": "c", "version": 3, "value": flag(false, Some("p"))});
+        let patch =
+            json!({"kind": "flag", "key": "c", "version": 3, "value": flag(false, Some("p"))});
         assert!(cursor.handle(&mut store, ev("patch", 3, patch)).is_err());
 
         let mut cursor = Cursor::default();

@@ -141,7 +141,8 @@ impl TestServer {
     }
 
     pub(crate) async fn api_key(&self, kind: &str) -> String {
-        let body = json!({"name": format!("sdk test {kind}"), "type": kind, "environment_id": self.env});
+        let body =
+            json!({"name": format!("sdk test {kind}"), "type": kind, "environment_id": self.env});
         let created = self
             .send(
                 reqwest::Method::POST,

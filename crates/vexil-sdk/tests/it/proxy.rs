@@ -146,8 +146,8 @@ async fn handle(mut client: TcpStream, state: Arc<State>) {
     if upstream.write_all(&forwarded).await.is_err() {
         return;
     }
-    let (mut from_client, mut to_upstream) = client.into_split();
-    let (mut from_upstream, mut to_client) = upstream.into_split();
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_upstream, mut to_upstream) = upstream.into_split();
     let up = tokio::spawn(async move {
         let _ = tokio::io::copy(&mut from_client, &mut to_upstream).await;
     });
@@ -157,7 +157,11 @@ async fn handle(mut client: TcpStream, state: Arc<State>) {
             Ok(n) => n,
         };
         let chunk = &buf[..n];
-        let cut_at = if is_stream { cut_position(&state, chunk) } else { None };
+        let cut_at = if is_stream {
+            cut_position(&state, chunk)
+        } else {
+            None
+        };
         if let Some(at) = cut_at {
             let _ = to_client.write_all(&chunk[..at]).await;
             let _ = to_client.flush().await;

@@ -2,7 +2,6 @@
 //! the server is down or unreachable, resync when it returns, a stream cut in the middle of
 //! an event, and polling (by choice, and as a fallback when streaming is unavailable).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +64,10 @@ async fn a_flag_change_reaches_evaluations_within_100_ms() {
             if client.bool_value("latency", &user, !enabled) == enabled {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "change {i} never arrived");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "change {i} never arrived"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         latencies.push(start.elapsed());
@@ -97,7 +99,10 @@ async fn server_stopped_serves_last_values_as_stale_then_resyncs_on_return() {
     assert!(client.bool_value("checkout", &user, false));
 
     server.stop().await;
-    eventually("the status says stale", || client.status().state == State::Stale).await;
+    eventually("the status says stale", || {
+        client.status().state == State::Stale
+    })
+    .await;
     let status = client.status();
     assert!(!status.reason.is_empty(), "{status:?}");
     // Last known good values, not the callers' defaults.
@@ -154,7 +159,11 @@ async fn changes_made_while_unreachable_arrive_once_reachable_again() {
     let other = server.create_flag("later", json!({}), json!({})).await;
     server.configure(&other, json!({"enabled": true})).await;
     eventually("later notified", || counts.after("later", since) == 2).await;
-    assert_eq!(counts.after("partitioned", since), 1, "exactly one notification");
+    assert_eq!(
+        counts.after("partitioned", since),
+        1,
+        "exactly one notification"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +225,10 @@ async fn a_stream_cut_mid_event_loses_and_repeats_nothing() {
         .iter()
         .filter(|h| h.starts_with("GET /api/v1/sdk/stream"))
         .collect();
-    assert!(streams.len() >= 3, "one stream, then a resume per cut: {streams:?}");
+    assert!(
+        streams.len() >= 3,
+        "one stream, then a resume per cut: {streams:?}"
+    );
     assert!(
         streams
             .iter()
