@@ -13,7 +13,9 @@ use crate::credentials;
 use crate::http::extract::RequestMeta;
 use crate::store::organizations::{self, Organization};
 use crate::store::projects::Project;
-use crate::store::{Store, WriteTx, audit, new_id, now_rfc3339, sessions, tokens, users};
+use crate::store::{
+    Store, StoreResult, WriteTx, audit, new_id, now_rfc3339, sessions, tokens, users,
+};
 
 /// Visible prefix of management tokens.
 pub const TOKEN_PREFIX: &str = "vx_pat_";
@@ -136,7 +138,8 @@ pub async fn run(
 }
 
 /// Creates a user (the email already normalized, the password already hashed), optionally
-/// as a member of an organization, with audit entries. Inside the caller's transaction.
+/// as a member of an organization, with audit entries, as the operator (`vexil admin`, first
+/// start). Inside the caller's transaction.
 pub async fn create_user(
     tx: &mut WriteTx<'_>,
     email: &str,
@@ -146,58 +149,102 @@ pub async fn create_user(
     comment: Option<&str>,
 ) -> anyhow::Result<users::User> {
     let actor = Actor::system();
-    let now = now_rfc3339();
+    let meta = RequestMeta::default();
     if users::find_by_email(tx.conn(), email).await?.is_some() {
         anyhow::bail!("a user with email {email} already exists");
     }
+    let user = insert_user(
+        tx.conn(),
+        email,
+        name,
+        password_hash,
+        &actor,
+        &meta,
+        comment,
+    )
+    .await?;
+    if let Some((org, role)) = membership {
+        add_membership(tx.conn(), org, &user, role, &actor, &meta, comment).await?;
+    }
+    Ok(user)
+}
+
+/// Inserts a user and its `user.create` audit entry (every way a user comes to be: the
+/// operator, an organization admin, single sign-on).
+pub async fn insert_user(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    actor: &Actor,
+    meta: &RequestMeta,
+    comment: Option<&str>,
+) -> StoreResult<users::User> {
+    let now = now_rfc3339();
     let user = users::User {
         id: new_id(),
         email: email.to_owned(),
         name: name.to_owned(),
         version: 1,
         created_at: now.clone(),
-        updated_at: now.clone(),
+        updated_at: now,
     };
-    users::insert(tx.conn(), &user, password_hash).await?;
-    let meta = RequestMeta::default();
+    users::insert(conn, &user, password_hash).await?;
     audit::append(
-        tx.conn(),
+        conn,
         audit::NewEntry {
-            actor: &actor,
+            actor,
             action: "user.create",
             resource_type: "user",
             resource_id: &user.id,
             before: None,
             after: Some(json!(user)),
             comment,
+            meta,
+        },
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Makes a user a member of an organization, with its `member.add` audit entry (recorded in
+/// that organization).
+pub async fn add_membership(
+    conn: &mut sqlx::AnyConnection,
+    organization_id: &str,
+    user: &users::User,
+    role: Role,
+    actor: &Actor,
+    meta: &RequestMeta,
+    comment: Option<&str>,
+) -> StoreResult<()> {
+    users::insert_membership(
+        conn,
+        organization_id,
+        &user.id,
+        role.as_str(),
+        &now_rfc3339(),
+    )
+    .await?;
+    let meta = RequestMeta {
+        organization_id: Some(organization_id.to_owned()),
+        ..meta.clone()
+    };
+    audit::append(
+        conn,
+        audit::NewEntry {
+            actor,
+            action: "member.add",
+            resource_type: "member",
+            resource_id: &user.id,
+            before: None,
+            after: Some(json!({"user_id": user.id, "email": user.email, "role": role.as_str()})),
+            comment,
             meta: &meta,
         },
     )
     .await?;
-    if let Some((org, role)) = membership {
-        users::insert_membership(tx.conn(), org, &user.id, role.as_str(), &now).await?;
-        let meta = RequestMeta {
-            organization_id: Some(org.to_owned()),
-            ..RequestMeta::default()
-        };
-        audit::append(
-            tx.conn(),
-            audit::NewEntry {
-                actor: &actor,
-                action: "member.add",
-                resource_type: "member",
-                resource_id: &user.id,
-                before: None,
-                after: Some(
-                    json!({"user_id": user.id, "email": user.email, "role": role.as_str()}),
-                ),
-                comment,
-                meta: &meta,
-            },
-        )
-        .await?;
-    }
-    Ok(user)
+    Ok(())
 }
 
 /// Sets a user's password (hashed already), ends their sessions and revokes their personal

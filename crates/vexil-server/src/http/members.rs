@@ -20,8 +20,9 @@ use super::extract::{Json, Page, Pagination, Query, RequestMeta};
 use super::patch::{check_comment, check_name};
 use super::users::normalize_email;
 use crate::access::{Principal, Role, forbidden};
+use crate::bootstrap::{add_membership, insert_user};
 use crate::credentials;
-use crate::store::{Store, audit, new_id, now_rfc3339, users};
+use crate::store::{Store, audit, now_rfc3339, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -111,7 +112,6 @@ pub(crate) async fn add_member(
     let mut tx = store.write().await?;
     let caller = caller_role(tx.conn(), &principal, &org).await?;
     require_owner_for(role, caller)?;
-    let now = now_rfc3339();
     let (user, created) = match users::find_by_email(tx.conn(), &email).await? {
         Some((user, _)) => (user, false),
         None if !may_create_users => {
@@ -120,33 +120,22 @@ pub(crate) async fn add_member(
             ));
         }
         None => {
-            let user = users::User {
-                id: new_id(),
-                name: body
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned()),
-                email: email.clone(),
-                version: 1,
-                created_at: now.clone(),
-                updated_at: now.clone(),
-            };
-            users::insert(tx.conn(), &user, &hash).await?;
-            users::mark_password_set_by_other(tx.conn(), &user.id).await?;
-            audit::append(
+            let name = body
+                .name
+                .clone()
+                .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let comment = body.comment.as_deref();
+            let user = insert_user(
                 tx.conn(),
-                audit::NewEntry {
-                    actor: &principal.actor,
-                    action: "user.create",
-                    resource_type: "user",
-                    resource_id: &user.id,
-                    before: None,
-                    after: Some(json!(user)),
-                    comment: body.comment.as_deref(),
-                    meta: &meta,
-                },
+                &email,
+                &name,
+                &hash,
+                &principal.actor,
+                &meta,
+                comment,
             )
             .await?;
+            users::mark_password_set_by_other(tx.conn(), &user.id).await?;
             (user, true)
         }
     };
@@ -169,24 +158,20 @@ pub(crate) async fn add_member(
             json!({"user_id": user.id}),
         ));
     }
-    users::insert_membership(tx.conn(), &org, &user.id, role.as_str(), &now).await?;
+    let comment = body.comment.as_deref();
+    add_membership(
+        tx.conn(),
+        &org,
+        &user,
+        role,
+        &principal.actor,
+        &meta,
+        comment,
+    )
+    .await?;
     let member = users::get_member(tx.conn(), &org, &user.id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership vanished")))?;
-    audit::append(
-        tx.conn(),
-        audit::NewEntry {
-            actor: &principal.actor,
-            action: "member.add",
-            resource_type: "member",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!(member)),
-            comment: body.comment.as_deref(),
-            meta: &meta,
-        },
-    )
-    .await?;
     tx.commit().await?;
     let mut out = json!(member);
     if created && let (Some(p), Some(map)) = (generated, out.as_object_mut()) {

@@ -32,8 +32,9 @@ use super::sessions::start_session;
 use super::users::normalize_email;
 use crate::access::Role;
 use crate::audit::Actor;
+use crate::bootstrap::{add_membership, insert_user};
 use crate::credentials::{self, constant_time_eq};
-use crate::store::{Store, audit, new_id, now_ms, now_rfc3339, organizations, users};
+use crate::store::{Store, audit, now_ms, now_rfc3339, organizations, users};
 
 /// The flow cookie's name; it lives only on the OIDC paths, for ten minutes.
 const FLOW_COOKIE: &str = "vexil_oidc";
@@ -482,58 +483,32 @@ async fn find_or_create(
     if let Some((user, _)) = users::find_by_email(tx.conn(), email).await? {
         return Ok(user);
     }
-    let now = now_rfc3339();
-    let user = users::User {
-        id: new_id(),
-        email: email.to_owned(),
-        name: if name.trim().is_empty() {
-            email.to_owned()
-        } else {
-            name.to_owned()
-        },
-        version: 1,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    };
-    users::insert(tx.conn(), &user, &hash).await?;
+    let name = if name.trim().is_empty() { email } else { name };
     let actor = Actor {
-        id: user.id.clone(),
-        name: user.email.clone(),
+        id: "oidc".into(),
+        name: format!("single sign-on ({email})"),
     };
-    audit::append(
+    let user = insert_user(
         tx.conn(),
-        audit::NewEntry {
-            actor: &actor,
-            action: "user.create",
-            resource_type: "user",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!({"user": user, "via": "oidc"})),
-            comment: None,
-            meta,
-        },
+        email,
+        name,
+        &hash,
+        &actor,
+        meta,
+        Some("first single sign-on"),
     )
     .await?;
     if let Some((org_key, role)) = &s.provision
         && let Some(org) = organizations::get_by_key(tx.conn(), org_key).await?
     {
-        users::insert_membership(tx.conn(), &org.id, &user.id, role.as_str(), &now).await?;
-        let meta = RequestMeta {
-            organization_id: Some(org.id.clone()),
-            ..meta.clone()
-        };
-        audit::append(
+        add_membership(
             tx.conn(),
-            audit::NewEntry {
-                actor: &actor,
-                action: "member.add",
-                resource_type: "member",
-                resource_id: &user.id,
-                before: None,
-                after: Some(json!({"user_id": user.id, "email": user.email, "role": role.as_str(), "via": "oidc"})),
-                comment: None,
-                meta: &meta,
-            },
+            &org.id,
+            &user,
+            *role,
+            &actor,
+            meta,
+            Some("first single sign-on"),
         )
         .await?;
     }
