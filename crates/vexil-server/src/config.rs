@@ -52,6 +52,10 @@ pub struct Config {
     /// Their role there.
     #[arg(long, env = "VEXIL_OIDC_ROLE", default_value = "viewer")]
     pub oidc_role: String,
+    /// Reverse proxies whose X-Forwarded-For is believed, e.g. `10.0.0.0/8,127.0.0.1`; the
+    /// client address (login limits, audit entries) is otherwise the TCP peer.
+    #[arg(long, env = "VEXIL_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -87,6 +91,7 @@ impl Config {
             oidc_redirect_url: None,
             oidc_organization: None,
             oidc_role: "viewer".into(),
+            trusted_proxies: None,
             log_format: "json".into(),
         }
     }

@@ -64,6 +64,9 @@ impl App {
             keys: plane.keys.clone(),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
             auth: Arc::new(http::auth::AuthSettings::from_config(config)?),
+            trusted_proxies: http::extract::TrustedProxies::parse(
+                config.trusted_proxies.as_deref().unwrap_or_default(),
+            )?,
         };
         Ok(App {
             listener,

@@ -192,14 +192,96 @@ pub struct RequestMeta {
     pub organization_id: Option<String>,
 }
 
+/// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`): addresses or CIDR
+/// blocks. Without any, the client is the TCP peer, whatever the headers say.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<(std::net::IpAddr, u8)>>);
+
+impl TrustedProxies {
+    /// A comma-separated list such as `10.0.0.0/8, 127.0.0.1, ::1`.
+    pub fn parse(list: &str) -> anyhow::Result<TrustedProxies> {
+        let mut out = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (item, None),
+            };
+            let addr: std::net::IpAddr = addr.parse().map_err(|_| {
+                anyhow::anyhow!("--trusted-proxies: '{item}' is not an address or CIDR block")
+            })?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| {
+                    anyhow::anyhow!("--trusted-proxies: bad prefix length in '{item}'")
+                })?,
+                None => max,
+            };
+            out.push((addr, bits));
+        }
+        Ok(TrustedProxies(std::sync::Arc::new(out)))
+    }
+
+    fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The client's address: the peer, or — when the peer is a trusted proxy — the last
+    /// `X-Forwarded-For` address that is not itself a trusted proxy (entries further left
+    /// were written by the client and prove nothing).
+    pub fn client(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev().take(32) {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.contains(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| {
+            let peer = c.0.ip();
+            match parts.extensions.get::<TrustedProxies>() {
+                Some(trusted) => trusted.client(peer, &parts.headers),
+                None => peer,
+            }
+            .to_string()
+        });
         let header = |name: &str| {
             parts
                 .headers
@@ -278,5 +360,35 @@ mod tests {
         let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
         merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
         assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::TrustedProxies;
+    use axum::http::HeaderMap;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let t = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1, ::1").unwrap();
+        let client = |peer: &str, h: &HeaderMap| t.client(peer.parse().unwrap(), h).to_string();
+        // An untrusted peer's header is ignored.
+        assert_eq!(client("203.0.113.9", &xff("1.2.3.4")), "203.0.113.9");
+        // Behind trusted proxies: the rightmost untrusted hop, not what the client wrote.
+        assert_eq!(
+            client("127.0.0.1", &xff("6.6.6.6, 198.51.100.7, 10.1.2.3")),
+            "198.51.100.7"
+        );
+        assert_eq!(client("127.0.0.1", &HeaderMap::new()), "127.0.0.1");
+        assert_eq!(client("127.0.0.1", &xff("garbage")), "127.0.0.1");
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("nonsense").is_err());
+        assert!(TrustedProxies::parse("").unwrap().0.is_empty());
     }
 }

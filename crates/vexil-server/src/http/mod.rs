@@ -55,6 +55,7 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub shutdown: stream::ShutdownSignal,
     pub auth: Arc<auth::AuthSettings>,
+    pub trusted_proxies: extract::TrustedProxies,
 }
 
 impl FromRef<AppState> for Arc<auth::AuthSettings> {
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(reject_control_characters))
+        .layer(axum::Extension(state.trusted_proxies.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

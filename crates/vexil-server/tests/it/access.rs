@@ -537,3 +537,41 @@ async fn sessions_end_when_idle_and_at_their_absolute_limit() {
     )
     .await;
 }
+
+fn behind_proxy(config: &mut vexil_server::Config) {
+    config.trusted_proxies = Some("127.0.0.1".into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_comes_from_trusted_proxies_only() {
+    let failed_from = |app: &TestApp, forwarded: &'static str| {
+        let r = app
+            .anonymous(Method::POST, "/api/v1/auth/login")
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"email": "nobody@example.com", "password": "wrong password 1"}))
+            .send();
+        async move { error_of(r.await.unwrap(), 401, "invalid_credentials").await }
+    };
+    // Directly exposed: a client's X-Forwarded-For proves nothing.
+    let direct = TestApp::spawn(crate::Backend::Sqlite).await.expect("app");
+    failed_from(&direct, "198.51.100.7").await;
+    let trail = json_ok(
+        direct
+            .get("/api/v1/audit-logs?action=user.login_failed")
+            .await,
+    )
+    .await;
+    assert_eq!(trail["items"][0]["ip"], "127.0.0.1", "{trail}");
+    // Behind a trusted proxy: the address it saw, for the audit trail and the limits.
+    let proxied = TestApp::spawn_with(crate::Backend::Sqlite, behind_proxy)
+        .await
+        .expect("app");
+    failed_from(&proxied, "6.6.6.6, 198.51.100.7").await;
+    let trail = json_ok(
+        proxied
+            .get("/api/v1/audit-logs?action=user.login_failed")
+            .await,
+    )
+    .await;
+    assert_eq!(trail["items"][0]["ip"], "198.51.100.7", "{trail}");
+}
