@@ -353,8 +353,12 @@ impl Client {
         self.inner.shared.notifier.subscribe()
     }
 
-    /// Stops the background task (for every clone) and waits for it to finish. Evaluations
-    /// keep serving the last data; the status becomes `Stale` ("client closed").
+    /// Stops the background task (for every clone) and waits for it to finish, and drops
+    /// every listener. Evaluations keep serving the last data; the status becomes `Stale`
+    /// ("client closed").
+    ///
+    /// A listener that holds a clone of the client keeps the client alive: such clients end
+    /// with `close()`, not by being dropped.
     pub async fn close(&self) {
         let _ = self.inner.shutdown.send(true);
         let task = self
@@ -366,5 +370,6 @@ impl Client {
         if let Some(task) = task {
             let _ = task.await;
         }
+        self.inner.shared.listeners.clear();
     }
 }

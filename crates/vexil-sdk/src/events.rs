@@ -90,6 +90,13 @@ impl Listeners {
         self.add(Listener::Status(f))
     }
 
+    /// Drops every listener (on `close()`: a listener holding a clone of the client would
+    /// otherwise keep the client, and its background task, alive forever).
+    pub(crate) fn clear(&self) {
+        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        *list = Arc::new(Vec::new());
+    }
+
     pub(crate) fn remove(&self, id: ListenerId) -> bool {
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
         if !list.iter().any(|(i, _)| *i == id) {

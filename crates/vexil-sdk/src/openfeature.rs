@@ -85,12 +85,16 @@ impl VexilProvider {
     /// The provider's events, starting with its current state if that is `READY`, `STALE`
     /// or `ERROR`.
     pub fn events(&self) -> ProviderEvents {
+        // Subscribe first: a transition between reading the status and subscribing would
+        // otherwise be lost.
+        let rx = self.client.subscribe();
         let status = self.client.status();
         let pending = state_event(&status);
         ProviderEvents {
-            rx: self.client.subscribe(),
+            rx,
             last: status_state(&status),
             pending,
+            client: self.client.clone(),
         }
     }
 
@@ -231,6 +235,8 @@ pub struct ProviderEvents {
     rx: broadcast::Receiver<ClientEvent>,
     last: Option<EventState>,
     pending: Option<ProviderEvent>,
+    /// To re-read the status when the channel skipped events.
+    client: Client,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +292,19 @@ impl ProviderEvents {
                         }
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Events were skipped: report the state as it is now, if it moved, and
+                    // that the configuration may have changed.
+                    let status = self.client.status();
+                    let state = status_state(&status);
+                    if state != self.last {
+                        self.last = state;
+                        self.pending = state_event(&status);
+                    }
+                    return Some(ProviderEvent::ConfigurationChanged {
+                        flags_changed: Vec::new(),
+                    });
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }

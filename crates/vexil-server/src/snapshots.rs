@@ -28,6 +28,9 @@ pub struct EnvSnapshot {
     /// The most recent changes `(version, kind, key)`, oldest first, so that streams can
     /// resume from `Last-Event-ID` without the database.
     history: VecDeque<Changed>,
+    /// Every change after this version is in `history` (the version loaded from the
+    /// database, or the newest version some of whose entries were trimmed away).
+    history_floor: u64,
 }
 
 /// One changed flag or segment at one ruleset version.
@@ -86,6 +89,7 @@ impl EnvSnapshot {
                 .collect(),
             ruleset_json: OnceLock::new(),
             history: VecDeque::new(),
+            history_floor: ruleset.version,
         })
     }
 
@@ -128,8 +132,9 @@ impl EnvSnapshot {
         if since == self.version {
             return Some(Vec::new());
         }
-        let covered =
-            since < self.version && self.history.front().is_some_and(|c| c.version <= since + 1);
+        // History is trimmed by entry count, which may cut a version's changes in half: only
+        // a client at or past the floor can be brought up to date from it.
+        let covered = since < self.version && since >= self.history_floor;
         if !covered {
             return None;
         }
@@ -351,9 +356,7 @@ impl Snapshots {
             .collect();
         let mut history = current.history.clone();
         history.extend(changed.iter().cloned());
-        while history.len() > HISTORY {
-            history.pop_front();
-        }
+        let history_floor = trim_history(&mut history, current.history_floor, HISTORY);
         let next = EnvSnapshot {
             environment_id: current.environment_id.clone(),
             project_id: current.project_id.clone(),
@@ -363,7 +366,60 @@ impl Snapshots {
             segments: segments_map,
             ruleset_json: OnceLock::new(),
             history,
+            history_floor,
         };
         Ok(Some((next, changed)))
+    }
+}
+
+/// Trims `history` to `max` entries, oldest first; returns the new floor: the newest version
+/// some of whose entries are gone (a client at an older version cannot be resumed).
+fn trim_history(history: &mut VecDeque<Changed>, floor: u64, max: usize) -> u64 {
+    let mut floor = floor;
+    while history.len() > max {
+        if let Some(dropped) = history.pop_front() {
+            floor = floor.max(dropped.version);
+        }
+    }
+    floor
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn changed(version: u64, key: &str) -> Changed {
+        Changed {
+            version,
+            kind: "flag".into(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_version_cut_in_half_by_trimming_is_not_resumable() {
+        let ruleset = Ruleset::from_json(r#"{"version": 4, "flags": {}}"#).unwrap();
+        let mut snap = EnvSnapshot::new("e".into(), "p".into(), ruleset).unwrap();
+        // Version 5 changed a, b, c; version 6 changed d; only 3 entries are kept.
+        let mut history: VecDeque<Changed> = [
+            changed(5, "a"),
+            changed(5, "b"),
+            changed(5, "c"),
+            changed(6, "d"),
+        ]
+        .into();
+        let floor = trim_history(&mut history, snap.history_floor, 3);
+        assert_eq!(floor, 5, "version 5 lost an entry");
+        snap.history = history;
+        snap.history_floor = floor;
+        snap.version = 6;
+        // A client at 4 would miss `a`: it must get a full `put`.
+        assert_eq!(snap.changes_after(4), None);
+        assert_eq!(
+            snap.changes_after(5),
+            Some(vec![("flag".into(), "d".into())])
+        );
+        assert_eq!(snap.changes_after(6), Some(vec![]));
+        assert_eq!(snap.changes_after(7), None, "a version from the future");
     }
 }

@@ -39,6 +39,9 @@ enum StreamEnd {
     },
 }
 
+/// How many consecutive fetches must answer an older version before the client follows.
+const OLDER_ANSWERS_ACCEPTED: u32 = 3;
+
 pub(crate) struct SyncTask {
     store: Store,
     http: Http,
@@ -47,6 +50,8 @@ pub(crate) struct SyncTask {
     backoff: Backoff,
     /// Consecutive failures have been logged at `warn` already.
     warned: bool,
+    /// Consecutive fetches that answered an older version than the one held.
+    older_answers: u32,
 }
 
 impl SyncTask {
@@ -59,6 +64,7 @@ impl SyncTask {
             cursor: Cursor::default(),
             backoff,
             warned: false,
+            older_answers: 0,
         }
     }
 
@@ -173,6 +179,26 @@ impl SyncTask {
         match self.http.fetch_config(known).await? {
             Fetched::NotModified => {}
             Fetched::Ruleset(ruleset) => {
+                // An older version is most likely a cluster node that has not caught up:
+                // keep the newer data and ask again. Only an older version that persists (a
+                // database restored from a backup) replaces it.
+                if let Some(held) = self.store.version()
+                    && ruleset.version < held
+                {
+                    self.older_answers += 1;
+                    if self.older_answers < OLDER_ANSWERS_ACCEPTED {
+                        return Err(SyncError::Invalid(format!(
+                            "version {} is older than the {held} held; asking again",
+                            ruleset.version
+                        )));
+                    }
+                    tracing::warn!(
+                        held,
+                        version = ruleset.version,
+                        "the server went back to an older ruleset; following it"
+                    );
+                }
+                self.older_answers = 0;
                 self.store
                     .replace(&ruleset)
                     .map_err(|e| SyncError::Invalid(format!("ruleset does not validate: {e}")))?;

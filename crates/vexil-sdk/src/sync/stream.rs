@@ -77,6 +77,16 @@ impl Cursor {
             "put" => {
                 let ruleset = Ruleset::from_json(&event.data)
                     .map_err(|e| Resync(format!("put does not parse: {e}")))?;
+                // A node of a cluster that has not caught up yet: never step back to its
+                // older data; the fetch that follows decides (see `SyncTask::fetch`).
+                if let Some(held) = store.version()
+                    && ruleset.version < held
+                {
+                    return Err(Resync(format!(
+                        "put of version {} is older than the {held} held",
+                        ruleset.version
+                    )));
+                }
                 store
                     .replace(&ruleset)
                     .map_err(|e| Resync(format!("put does not validate: {e}")))?;

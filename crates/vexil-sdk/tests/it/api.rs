@@ -181,7 +181,7 @@ async fn an_unreachable_server_gives_defaults_or_bootstrap_values_and_never_bloc
     assert!(d.value);
     assert_eq!(d.error(), Some(ErrorCode::ClientNotReady));
     let err = client
-        .wait_for_initialization(Duration::from_millis(300))
+        .wait_for_initialization(Duration::from_millis(1500))
         .await
         .unwrap_err();
     let InitError::Timeout { status, .. } = err else {

@@ -69,7 +69,10 @@ pub(crate) async fn stream_ruleset(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let first = initial_events(&env, &key.0, last_id);
+    // A comment first, so that a client already up to date sees at once that the stream
+    // works (the first heartbeat comes only after 15 s).
+    let mut first = vec![Event::default().comment("connected")];
+    first.extend(initial_events(&env, &key.0, last_id));
     let state = StreamState {
         mode: Mode::Sdk,
         snapshots,
@@ -132,8 +135,9 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
             Ok(update)
                 if update.environment_id == s.key.environment_id && update.version > s.sent =>
             {
-                s.pending = events_for(&s, &update);
-                s.sent = update.version;
+                let (events, sent) = events_for(&s, &update);
+                s.pending = events;
+                s.sent = sent;
             }
             Ok(_) => {}
             // Too slow to keep up: end this stream; the client resumes with Last-Event-ID.
@@ -142,19 +146,22 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
     }
 }
 
-/// The events of one snapshot update, for this subscriber.
-fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
+/// The events of one snapshot update, for this subscriber, and the version the subscriber
+/// holds once it has them.
+fn events_for(s: &StreamState, update: &Update) -> (Vec<Event>, u64) {
     if s.mode == Mode::Ofrep {
-        return vec![refetch_evaluation(update.version)];
+        return (vec![refetch_evaluation(update.version)], update.version);
     }
     if !s.key.kind.is_server() {
-        return vec![refetch(update.version)];
+        return (vec![refetch(update.version)], update.version);
     }
     let Some(env) = s.snapshots.get(&s.key.environment_id) else {
-        return Vec::new();
+        return (Vec::new(), s.sent);
     };
     let Some(changes) = &update.changes else {
-        return vec![put(&env)];
+        // A full reload: the `put` carries the current snapshot, which may be newer than
+        // this update; later updates continue from there.
+        return (vec![put(&env)], env.version.max(update.version));
     };
     // Serialising definitions is the costly part; with a thousand subscribers it is done
     // once per update, and each subscriber only copies the text.
@@ -167,10 +174,11 @@ fn events_for(s: &StreamState, update: &Update) -> Vec<Event> {
             .collect()
     });
     let id = update.version.to_string();
-    rendered
+    let events = rendered
         .iter()
         .map(|(name, data)| Event::default().event(*name).id(&id).data(data))
-        .collect()
+        .collect();
+    (events, update.version)
 }
 
 #[derive(Debug, serde::Deserialize)]
