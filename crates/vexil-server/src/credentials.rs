@@ -35,6 +35,32 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// Longest accepted email address (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// A trimmed, lowercased email address (logins are case-insensitive), or why it is not one.
+pub fn normalize_email(email: &str) -> Result<String, String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(format!(
+            "must be an email address (at most {MAX_EMAIL} characters)"
+        ))
+    }
+}
+
+/// A password hash nobody can match: for accounts that sign in through the identity
+/// provider only.
+pub fn unusable_password_hash() -> anyhow::Result<String> {
+    hash_password(&random_secret(""))
+}
+
 /// Why a password is refused.
 pub fn check_password_strength(password: &str) -> Result<(), String> {
     let n = password.chars().count();

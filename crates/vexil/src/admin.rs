@@ -68,14 +68,7 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 }
 
 fn normalize(email: &str) -> anyhow::Result<String> {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    anyhow::ensure!(ok, "'{email}' is not an email address");
-    Ok(email)
+    credentials::normalize_email(email).map_err(|m| anyhow::anyhow!("--email {m}"))
 }
 
 async fn open(db: &DatabaseConfig) -> anyhow::Result<std::sync::Arc<Store>> {

@@ -74,8 +74,8 @@ impl AuthSettings {
     }
 }
 
-/// The session secret from the `Cookie` header, if any.
-pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name` in the `Cookie` headers, if any (and not oversized).
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -84,7 +84,12 @@ pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim().to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL)
+        .filter(|v| !v.is_empty() && v.len() <= 4096)
+}
+
+/// The session secret from the `Cookie` header, if any.
+pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_value(headers, name).filter(|v| v.len() <= MAX_CREDENTIAL)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
@@ -111,17 +116,25 @@ pub async fn require_auth(
     next: Next,
 ) -> Response {
     // Only owned data is taken into the awaits: a `&Request` would make the future non-Send.
-    let headers = req.headers().clone();
-    let method = req.method().clone();
-    let result = match bearer(&headers) {
-        Some(Ok(token)) => authenticate_token(&store, &token).await,
-        Some(Err(e)) => Err(e),
-        None => match session_cookie(&headers, settings.cookie_name()) {
-            Some(secret) => authenticate_session(&store, &settings, &secret, &method, &headers)
-                .await
-                .map(|(p, _)| p),
-            None => Err(ApiError::Unauthorized),
-        },
+    let headers = req.headers();
+    let bearer = bearer(headers);
+    let cookie = session_cookie(headers, settings.cookie_name());
+    // A cookie-authenticated change must prove it comes from our own pages.
+    let csrf =
+        (!matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)).then(|| {
+            headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        });
+    let result = match (bearer, cookie) {
+        (Some(Ok(token)), _) => authenticate_token(&store, &token).await,
+        (Some(Err(e)), _) => Err(e),
+        (None, Some(secret)) => {
+            authenticate_session(&store, &settings, &secret, csrf.as_deref()).await
+        }
+        (None, None) => Err(ApiError::Unauthorized),
     };
     match result {
         Ok(principal) => {
@@ -199,15 +212,14 @@ async fn authenticate_token(store: &Store, token: &str) -> Result<Principal, Api
     })
 }
 
-/// A live session for this cookie secret, checked for expiry and (for mutations) CSRF.
-/// Also returns the user's email for the session endpoint.
-pub async fn authenticate_session(
+/// A live session for this cookie secret, checked for expiry and, for a change (`csrf` is
+/// the header's value, empty when absent), its CSRF token.
+async fn authenticate_session(
     store: &Store,
     settings: &AuthSettings,
     secret: &str,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<(Principal, String), ApiError> {
+    csrf: Option<&str>,
+) -> Result<Principal, ApiError> {
     let mut conn = store.read().await?;
     let session = sessions::find_by_hash(&mut conn, &hash_secret(secret))
         .await?
@@ -219,17 +231,12 @@ pub async fn authenticate_session(
         let _ = sessions::delete(&mut conn, &session.id).await;
         return Err(ApiError::Unauthorized);
     }
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let given = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), csrf_token(secret).as_bytes()) {
-            return Err(ApiError::Forbidden(
-                "missing or wrong X-CSRF-Token: cookie-authenticated changes must carry the session's CSRF token".into(),
-            ));
-        }
+    if let Some(given) = csrf
+        && !constant_time_eq(given.as_bytes(), csrf_token(secret).as_bytes())
+    {
+        return Err(ApiError::Forbidden(
+            "missing or wrong X-CSRF-Token: cookie-authenticated changes must carry the session's CSRF token".into(),
+        ));
     }
     let user = users::get(&mut conn, &session.user_id)
         .await?
@@ -244,16 +251,13 @@ pub async fn authenticate_session(
         id: user.id.clone(),
         name: user.email.clone(),
     };
-    Ok((
-        Principal {
-            actor,
-            subject: Subject::User { user_id: user.id },
-            cap: Role::Owner,
-            token_id: None,
-            session_id: Some(session.id),
-        },
-        user.email,
-    ))
+    Ok(Principal {
+        actor,
+        subject: Subject::User { user_id: user.id },
+        cap: Role::Owner,
+        token_id: None,
+        session_id: Some(session.id),
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Actor {

@@ -209,17 +209,21 @@ async fn check_scope(
             let scope = scopes::flag_in_environment(&mut conn, flag, env).await?;
             // Say which of the two is unknown, as the handlers do — but only to members of
             // the flag's organization: to others, an existing flag is as unknown as any.
-            let not_found = match scopes::flag(&mut conn, flag).await? {
-                Some(f)
-                    if scope.is_none()
-                        && principal
-                            .role_in(&mut conn, &f.organization_id)
-                            .await?
-                            .is_some() =>
-                {
-                    ApiError::not_found("environment", env)
-                }
-                _ => ApiError::not_found("flag", flag),
+            // (Worked out only when the pair is unknown; the common case needs nothing.)
+            let environment_unknown = match &scope {
+                Some(_) => false,
+                None => match scopes::flag(&mut conn, flag).await? {
+                    Some(f) => principal
+                        .role_in(&mut conn, &f.organization_id)
+                        .await?
+                        .is_some(),
+                    None => false,
+                },
+            };
+            let not_found = if environment_unknown {
+                ApiError::not_found("environment", env)
+            } else {
+                ApiError::not_found("flag", flag)
             };
             (scope, not_found)
         }

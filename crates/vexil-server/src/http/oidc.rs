@@ -326,15 +326,8 @@ pub(crate) struct CallbackQuery {
 
 /// The flow cookie: (state, nonce, verifier, return path).
 fn flow_cookie(headers: &HeaderMap) -> Option<(String, String, String, String)> {
-    let value = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FLOW_COOKIE)?
-        .1;
-    let mut parts = value.trim().split('.');
+    let value = super::auth::cookie_value(headers, FLOW_COOKIE)?;
+    let mut parts = value.split('.');
     let (state, nonce, verifier, back) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let back = String::from_utf8(base64url_decode(back)?).ok()?;
@@ -474,8 +467,7 @@ async fn find_or_create(
             return claim_account(store, user, meta).await;
         }
     }
-    let unusable = credentials::random_secret("");
-    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&unusable))
+    let hash = tokio::task::spawn_blocking(credentials::unusable_password_hash)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::Internal)?;
@@ -524,8 +516,7 @@ async fn claim_account(
     user: users::User,
     meta: &RequestMeta,
 ) -> ApiResult<users::User> {
-    let unusable = credentials::random_secret("");
-    let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&unusable))
+    let hash = tokio::task::spawn_blocking(credentials::unusable_password_hash)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::Internal)?;

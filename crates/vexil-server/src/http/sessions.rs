@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::{AuthSettings, csrf_token, session_cookie};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, RequestMeta};
-use super::users::{normalize_email, organizations_of};
+use super::users::normalize_email;
 use crate::access::{Principal, Subject};
 use crate::audit::{Actor, hash_secret};
 use crate::credentials::{self, MAX_PASSWORD_LEN};
@@ -170,7 +170,7 @@ pub(crate) async fn start_session(
         },
     )
     .await?;
-    let organizations = organizations_of(tx.conn(), &user.id).await?;
+    let organizations = users::organizations_of(tx.conn(), &user.id).await?;
     tx.commit().await?;
     let mut response = match redirect {
         Some(location) => (
@@ -249,7 +249,7 @@ pub(crate) async fn current_session(
             json!({
                 "kind": if principal.session_id.is_some() { "session" } else { "personal_token" },
                 "user": user,
-                "organizations": organizations_of(&mut conn, user_id).await?,
+                "organizations": users::organizations_of(&mut conn, user_id).await?,
             })
         }
         Subject::Service { organization_id } => json!({

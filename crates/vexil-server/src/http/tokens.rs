@@ -93,22 +93,21 @@ pub(crate) async fn create_token(
         .map(|r| Role::parse_field("role", r))
         .transpose()?;
     let now = now_rfc3339();
-    if let Some(at) = &body.expires_at {
-        let ms = vexil_core::time::parse_rfc3339(at).ok_or_else(|| {
-            ApiError::invalid_field("expires_at", "must be an RFC 3339 date-time")
-        })?;
-        if ms <= crate::store::now_ms() {
-            return Err(ApiError::invalid_field(
-                "expires_at",
-                "must be in the future",
-            ));
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(at) => {
+            let ms = vexil_core::time::parse_rfc3339(at).ok_or_else(|| {
+                ApiError::invalid_field("expires_at", "must be an RFC 3339 date-time")
+            })?;
+            if ms <= crate::store::now_ms() {
+                return Err(ApiError::invalid_field(
+                    "expires_at",
+                    "must be in the future",
+                ));
+            }
+            Some(vexil_core::time::format_rfc3339(ms))
         }
-    }
-    let expires_at = body
-        .expires_at
-        .as_deref()
-        .and_then(vexil_core::time::parse_rfc3339)
-        .map(vexil_core::time::format_rfc3339);
+    };
     let mut tx = store.write().await?;
     let (user_id, organization_id, role) = match kind {
         "personal" => {

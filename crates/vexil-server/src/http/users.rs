@@ -11,7 +11,6 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::AnyConnection;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -27,33 +26,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users/me/password", put(change_password))
 }
 
-/// Longest accepted email address (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
-
 /// A trimmed, lowercased email address, or a 400 for `field`.
 pub fn normalize_email(field: &str, email: &str) -> Result<String, ApiError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= MAX_EMAIL
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(email)
-    } else {
-        Err(ApiError::invalid_field(
-            field,
-            format!("must be an email address (at most {MAX_EMAIL} characters)"),
-        ))
-    }
-}
-
-/// The organizations of a user with their roles, as the session and `me` show them.
-pub async fn organizations_of(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<Vec<users::UserOrganization>, ApiError> {
-    Ok(users::organizations_of(conn, user_id).await?)
+    credentials::normalize_email(email).map_err(|m| ApiError::invalid_field(field, m))
 }
 
 fn user_id(principal: &Principal) -> Result<&str, ApiError> {
@@ -74,7 +49,7 @@ pub(crate) async fn get_me(
     let user = users::get(&mut conn, id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let organizations = organizations_of(&mut conn, id).await?;
+    let organizations = users::organizations_of(&mut conn, id).await?;
     let version = user.version;
     Ok(with_etag(
         version,

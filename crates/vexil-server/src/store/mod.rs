@@ -270,6 +270,22 @@ pub fn now_rfc3339() -> String {
     vexil_core::time::format_rfc3339(now_ms())
 }
 
+/// `column IN ($first, …)` for `n` values (`n` > 0): constant text, values bound.
+pub(crate) fn in_list(column: &str, first: usize, n: usize) -> String {
+    let params: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    format!("{column} IN ({})", params.join(", "))
+}
+
+/// The WHERE clause restricting `column` to `ids` (`None`: no restriction; empty: nothing),
+/// binds `$1…$n`.
+pub(crate) fn restrict_to(column: &str, ids: Option<&[String]>) -> String {
+    match ids {
+        None => String::new(),
+        Some([]) => "WHERE 1 = 0".to_owned(),
+        Some(ids) => format!("WHERE {}", in_list(column, 1, ids.len())),
+    }
+}
+
 /// A stored time plus `ms` milliseconds, as stored (`None` if `at` does not parse).
 pub fn rfc3339_plus_ms(at: &str, ms: i64) -> Option<String> {
     vexil_core::time::parse_rfc3339(at)

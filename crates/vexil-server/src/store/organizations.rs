@@ -53,17 +53,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Organization>, i64)> {
-    let filter = match ids {
-        None => String::new(),
-        Some([]) => "WHERE 1 = 0".to_owned(),
-        Some(ids) => format!(
-            "WHERE id IN ({})",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let filter = super::restrict_to("id", ids);
     let ids = ids.unwrap_or_default();
     let count_sql = format!("SELECT COUNT(*) FROM organizations {filter}");
     let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));

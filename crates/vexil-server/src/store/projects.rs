@@ -67,17 +67,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Project>, i64)> {
-    let filter = match organizations {
-        None => String::new(),
-        Some([]) => "WHERE 1 = 0".to_owned(),
-        Some(orgs) => format!(
-            "WHERE organization_id IN ({})",
-            (1..=orgs.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let filter = super::restrict_to("organization_id", organizations);
     let orgs = organizations.unwrap_or_default();
     let count_sql = format!("SELECT COUNT(*) FROM projects {filter}");
     let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));

@@ -113,14 +113,10 @@ pub async fn any_enabled_in_protected(
     environment_id: Option<&str>,
 ) -> StoreResult<bool> {
     for chunk in flag_ids.chunks(200) {
-        let mut placeholders = Vec::with_capacity(chunk.len());
-        for i in 0..chunk.len() {
-            placeholders.push(format!("${}", i + 1));
-        }
         let mut sql = format!(
             "SELECT COUNT(*) FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
-             WHERE c.enabled = 1 AND e.protected = 1 AND c.flag_id IN ({})",
-            placeholders.join(", ")
+             WHERE c.enabled = 1 AND e.protected = 1 AND {}",
+            super::in_list("c.flag_id", 1, chunk.len())
         );
         if environment_id.is_some() {
             sql.push_str(&format!(" AND e.id = ${}", chunk.len() + 1));
