@@ -321,12 +321,13 @@ fn segment_meta(def: &SegmentDef) -> Meta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::status::{State, Status};
     use serde_json::json;
 
-    fn store() -> (Store, tokio::sync::broadcast::Receiver<ClientEvent>) {
+    /// A store with no data and its event receiver (also used by `sync::stream`'s tests).
+    pub(crate) fn store() -> (Store, tokio::sync::broadcast::Receiver<ClientEvent>) {
         let listeners = Arc::new(Listeners::default());
         let shared = Arc::new(Shared {
             snapshot: ArcSwapOption::empty(),

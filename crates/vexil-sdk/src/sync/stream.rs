@@ -201,27 +201,11 @@ fn change_of(event: &str, data: PatchData) -> Result<Option<OwnedChange>, Resync
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arc_swap::ArcSwapOption;
     use serde_json::json;
 
     use super::*;
-    use crate::events::{ClientEvent, Listeners, Notifier};
-    use crate::status::{State, Status, StatusCell};
-    use crate::store::Shared;
-
-    fn store() -> (Store, tokio::sync::broadcast::Receiver<ClientEvent>) {
-        let listeners = Arc::new(Listeners::default());
-        let shared = Arc::new(Shared {
-            snapshot: ArcSwapOption::empty(),
-            status: StatusCell::new(Status::new(State::NotReady, "test", None)),
-            notifier: Notifier::new(listeners.clone(), None),
-            listeners,
-        });
-        let rx = shared.notifier.subscribe();
-        (Store::new(shared), rx)
-    }
+    use crate::events::ClientEvent;
+    use crate::store::tests::store;
 
     fn flag(enabled: bool, prereq: Option<&str>) -> Value {
         let prerequisites = match prereq {
