@@ -1,5 +1,6 @@
-//! Who may do what: roles per organization, the authenticated [`Principal`], and the
-//! checks handlers and the authorization layer (`http::authz`) apply.
+//! Who may do what: roles per organization, the kinds of management token, and the
+//! authenticated [`Principal`]. The checks that read memberships from the store are in
+//! `manage::access`; the authorization layer (`http::authz`) and handlers apply them.
 //!
 //! - `viewer` reads; `editor` also changes flags, segments and configurations in
 //!   environments that are not protected; `admin` does everything in the organization
@@ -13,11 +14,8 @@
 //!   that ids cannot be probed.
 
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 
 use crate::audit::Actor;
-use crate::http::error::ApiError;
-use crate::store::{StoreResult, organizations, users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,9 +27,9 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
+    pub(crate) const ALL: [Role; 4] = [Role::Viewer, Role::Editor, Role::Admin, Role::Owner];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Editor => "editor",
@@ -40,21 +38,59 @@ impl Role {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Role> {
+    pub(crate) fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
+}
 
-    /// For a field of a request body: the role, or a 400 naming the field.
-    pub fn parse_field(field: &str, s: &str) -> Result<Role, ApiError> {
-        Role::parse(s).ok_or_else(|| {
-            ApiError::invalid_field(field, "must be one of owner, admin, editor, viewer")
-        })
+/// Reading a stored role: an unknown text is a corrupt row, not a viewer.
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Role, String> {
+        Role::parse(&s).ok_or_else(|| format!("unknown role '{s}'"))
+    }
+}
+
+/// The kinds of management token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TokenKind {
+    /// The operator's (`VEXIL_BOOTSTRAP_TOKEN`): an owner in every organization.
+    Instance,
+    /// A user's, acting as them with at most its role.
+    Personal,
+    /// An organization's, with its role there.
+    Service,
+}
+
+impl TokenKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Instance => "instance",
+            TokenKind::Personal => "personal",
+            TokenKind::Service => "service",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<TokenKind> {
+        [TokenKind::Instance, TokenKind::Personal, TokenKind::Service]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl TryFrom<String> for TokenKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<TokenKind, String> {
+        TokenKind::parse(&s).ok_or_else(|| format!("unknown token kind '{s}'"))
     }
 }
 
 /// What the caller is, besides its role cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// The operator's instance token: an owner in every organization.
     Instance,
     /// A person, through a session or a personal access token.
@@ -65,125 +101,37 @@ pub enum Subject {
 
 /// The authenticated caller of a management request (a request extension).
 #[derive(Debug, Clone)]
-pub struct Principal {
-    pub actor: Actor,
-    pub subject: Subject,
+pub(crate) struct Principal {
+    pub(crate) actor: Actor,
+    pub(crate) subject: Subject,
     /// The most this credential may do anywhere (a personal token's role; `Owner` for a
     /// session: the user's memberships decide).
-    pub cap: Role,
+    pub(crate) cap: Role,
     /// The token used, if any.
-    pub token_id: Option<String>,
+    pub(crate) token_id: Option<String>,
     /// The session used, if any (then mutations need the CSRF header).
-    pub session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
 }
 
 /// The organization a request acts in, once authorized (a request extension that audit
 /// entries pick up through `RequestMeta`).
 #[derive(Debug, Clone)]
-pub struct OrgScope(pub String);
+pub(crate) struct OrgScope(pub(crate) String);
 
 impl Principal {
-    pub fn user_id(&self) -> Option<&str> {
+    pub(crate) fn user_id(&self) -> Option<&str> {
         match &self.subject {
             Subject::User { user_id } => Some(user_id),
             _ => None,
         }
     }
 
-    pub fn is_instance(&self) -> bool {
+    pub(crate) fn is_instance(&self) -> bool {
         self.subject == Subject::Instance
     }
-
-    /// The caller's role in an organization (`None`: not a member — answer 404).
-    pub async fn role_in(
-        &self,
-        conn: &mut AnyConnection,
-        organization_id: &str,
-    ) -> StoreResult<Option<Role>> {
-        Ok(match &self.subject {
-            Subject::Instance => Some(Role::Owner),
-            Subject::Service {
-                organization_id: own,
-            } => (own == organization_id).then_some(self.cap),
-            Subject::User { user_id } => users::role_in(conn, user_id, organization_id)
-                .await?
-                .and_then(|r| Role::parse(&r))
-                .map(|r| r.min(self.cap)),
-        })
-    }
-
-    /// The organizations the caller can see, each with its role (`None`: all, for the
-    /// instance token).
-    pub async fn organizations(
-        &self,
-        conn: &mut AnyConnection,
-    ) -> StoreResult<Option<Vec<(String, Role)>>> {
-        Ok(match &self.subject {
-            Subject::Instance => None,
-            Subject::Service { organization_id } => {
-                // A service token of a deleted organization is gone with it (cascade).
-                let exists = organizations::get(conn, organization_id).await?.is_some();
-                Some(if exists {
-                    vec![(organization_id.clone(), self.cap)]
-                } else {
-                    Vec::new()
-                })
-            }
-            Subject::User { user_id } => Some(
-                users::memberships_of(conn, user_id)
-                    .await?
-                    .into_iter()
-                    .filter_map(|(org, role)| Role::parse(&role).map(|r| (org, r.min(self.cap))))
-                    .collect(),
-            ),
-        })
-    }
-
-    /// Requires role `need` in the organization. Not a member: `not_found` (404, so that
-    /// other organizations' ids cannot be probed); a member with too little: 403.
-    pub async fn require(
-        &self,
-        conn: &mut AnyConnection,
-        organization_id: &str,
-        need: Role,
-        not_found: impl FnOnce() -> ApiError,
-    ) -> Result<Role, ApiError> {
-        match self.role_in(conn, organization_id).await? {
-            None => Err(not_found()),
-            Some(role) if role < need => Err(forbidden(role, need)),
-            Some(role) => Ok(role),
-        }
-    }
-}
-
-/// The 403 for a member whose role is too low.
-pub fn forbidden(role: Role, need: Role) -> ApiError {
-    ApiError::Forbidden(format!(
-        "this needs the {} role in the organization; you have {}",
-        need.as_str(),
-        role.as_str()
-    ))
 }
 
 /// The role needed to change something in an environment.
-pub fn to_change_environment(protected: bool) -> Role {
+pub(crate) fn to_change_environment(protected: bool) -> Role {
     if protected { Role::Admin } else { Role::Editor }
-}
-
-/// For checks a handler completes from its body: requires `need` in the organization the
-/// authorization layer resolved for this request (`meta.organization_id`).
-pub async fn require_in_scope(
-    conn: &mut AnyConnection,
-    principal: &Principal,
-    meta: &crate::http::extract::RequestMeta,
-    need: Role,
-) -> Result<Role, ApiError> {
-    let org = meta.organization_id.as_deref().ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("route without a resolved organization"))
-    })?;
-    principal
-        .require(conn, org, need, || {
-            ApiError::NotFound("no such resource".into())
-        })
-        .await
 }

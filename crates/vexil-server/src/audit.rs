@@ -1,23 +1,25 @@
 //! The audit trail's hash chain: `hash = sha256(prev_hash ‖ canonical JSON of the entry)`.
 //! Canonical JSON has object keys sorted and no whitespace, so any edit of a stored entry
 //! (or removal of one before the last) changes a hash that a later entry depends on.
+//! Also the vocabulary every audited change uses: [`Actor`], [`RequestMeta`] and [`Action`].
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who did something: an API token, a user, or the server itself.
 #[derive(Debug, Clone, Serialize)]
-pub struct Actor {
-    pub id: String,
-    pub name: String,
+pub(crate) struct Actor {
+    pub(crate) id: String,
+    pub(crate) name: String,
 }
 
 impl Actor {
-    pub fn system() -> Actor {
+    pub(crate) fn system() -> Actor {
         Actor {
             id: "system".into(),
             name: "vexil".into(),
@@ -25,33 +27,111 @@ impl Actor {
     }
 }
 
+/// Who sent the request, for the audit trail (empty for the server's own changes).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestMeta {
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) request_id: Option<String>,
+    /// The organization the change happens in, as authorization resolved it; audit entries
+    /// record it, and per-organization audit reading filters on it.
+    pub(crate) organization_id: Option<String>,
+}
+
+macro_rules! actions {
+    ($($variant:ident => $text:literal,)*) => {
+        /// What an audit entry records, with its stable name on the wire
+        /// (`resource.verb`); the resource type is the part before the dot.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Action {
+            $($variant,)*
+        }
+
+        impl Action {
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    OrganizationCreate => "organization.create",
+    OrganizationUpdate => "organization.update",
+    OrganizationDelete => "organization.delete",
+    ProjectCreate => "project.create",
+    ProjectUpdate => "project.update",
+    ProjectDelete => "project.delete",
+    EnvironmentCreate => "environment.create",
+    EnvironmentUpdate => "environment.update",
+    EnvironmentDelete => "environment.delete",
+    FlagCreate => "flag.create",
+    FlagUpdate => "flag.update",
+    FlagDelete => "flag.delete",
+    FlagArchive => "flag.archive",
+    FlagRestore => "flag.restore",
+    FlagKillSwitch => "flag.kill_switch",
+    FlagConfigUpdate => "flag_config.update",
+    FlagConfigRestore => "flag_config.restore",
+    SegmentCreate => "segment.create",
+    SegmentUpdate => "segment.update",
+    SegmentDelete => "segment.delete",
+    ApiKeyCreate => "api_key.create",
+    ApiKeyRevoke => "api_key.revoke",
+    ApiKeyDelete => "api_key.delete",
+    TokenCreate => "token.create",
+    TokenRevoke => "token.revoke",
+    TokenDelete => "token.delete",
+    UserCreate => "user.create",
+    UserUpdate => "user.update",
+    UserLogin => "user.login",
+    UserLoginFailed => "user.login_failed",
+    UserLogout => "user.logout",
+    UserPasswordChange => "user.password_change",
+    UserPasswordReset => "user.password_reset",
+    UserClaimed => "user.claimed",
+    MemberAdd => "member.add",
+    MemberUpdate => "member.update",
+    MemberRemove => "member.remove",
+}
+
+impl Action {
+    /// The kind of resource the entry is filed under (`flag` for `flag.kill_switch`).
+    pub(crate) fn resource_type(self) -> &'static str {
+        let text = self.as_str();
+        text.split_once('.').map_or(text, |(resource, _)| resource)
+    }
+}
+
 /// One audit entry as stored and served (DESIGN §2).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditEntry {
-    pub id: String,
-    pub seq: i64,
-    pub at: String,
-    pub actor: Value,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub comment: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+pub(crate) struct AuditEntry {
+    pub(crate) id: String,
+    pub(crate) seq: i64,
+    pub(crate) at: String,
+    pub(crate) actor: Value,
+    pub(crate) action: String,
+    pub(crate) resource_type: String,
+    pub(crate) resource_id: String,
+    pub(crate) before: Option<Value>,
+    pub(crate) after: Option<Value>,
+    pub(crate) comment: Option<String>,
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) request_id: Option<String>,
     /// The organization the entry belongs to (who may read it); absent for instance-level
     /// entries such as logins, and for entries written before organizations were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub organization_id: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+    pub(crate) organization_id: Option<String>,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
 }
 
 impl AuditEntry {
     /// The hash this entry must carry, given its `prev_hash` and content.
-    pub fn compute_hash(&self) -> String {
+    pub(crate) fn compute_hash(&self) -> String {
         let mut content = json!({
             "id": self.id,
             "seq": self.seq,
@@ -80,7 +160,7 @@ impl AuditEntry {
 }
 
 /// JSON with object keys sorted at every level and no insignificant whitespace.
-pub fn canonical_json(value: &Value) -> String {
+pub(crate) fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out
@@ -117,7 +197,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 }
 
 /// Hashes an API secret for storage; secrets are high-entropy, so a plain SHA-256 suffices.
-pub fn hash_secret(secret: &str) -> String {
+pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -132,5 +212,13 @@ mod tests {
             canonical_json(&v),
             r#"{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn actions_are_filed_under_their_resource() {
+        assert_eq!(Action::FlagKillSwitch.as_str(), "flag.kill_switch");
+        assert_eq!(Action::FlagKillSwitch.resource_type(), "flag");
+        assert_eq!(Action::FlagConfigRestore.resource_type(), "flag_config");
+        assert_eq!(Action::ApiKeyRevoke.resource_type(), "api_key");
     }
 }

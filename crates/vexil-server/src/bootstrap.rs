@@ -1,33 +1,30 @@
 //! First start: an empty database gets organization `default`, project `default` with
 //! environments `development` and `production`, and a way in — the instance token from
 //! `VEXIL_BOOTSTRAP_TOKEN` (idempotently), or else an admin user (owner of `default`) whose
-//! generated password is printed once. Also the operators' user commands
-//! (`vexil admin create-user`, `vexil admin reset-password`).
+//! generated password is printed once. It runs before the server listens, through the same
+//! domain operations as everything else.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::access::Role;
-use crate::audit::{Actor, hash_secret};
+use crate::audit::{Action, hash_secret};
 use crate::credentials;
-use crate::http::extract::RequestMeta;
+use crate::manage::By;
+use crate::manage::projects::create_in;
+use crate::manage::users::{add_membership_in, insert_in};
 use crate::store::organizations::{self, Organization};
 use crate::store::projects::Project;
-use crate::store::{
-    Store, StoreResult, WriteTx, audit, new_id, now_rfc3339, sessions, tokens, users,
-};
+use crate::store::{Store, new_id, now_rfc3339, tokens, users};
 
-/// Visible prefix of management tokens.
-pub const TOKEN_PREFIX: &str = "vx_pat_";
-
-pub async fn run(
+pub(crate) async fn run(
     store: &Store,
     bootstrap_token: Option<&SecretString>,
     admin_email: &str,
 ) -> anyhow::Result<()> {
     let mut tx = store.write().await?;
-    let actor = Actor::system();
-    let meta = RequestMeta::default();
+    let by = By::system();
+    let change = by.because(Some("first start"));
     if organizations::count(tx.conn()).await? == 0 {
         let now = now_rfc3339();
         let org = Organization {
@@ -39,20 +36,15 @@ pub async fn run(
             updated_at: now.clone(),
         };
         organizations::insert(tx.conn(), &org).await?;
-        audit::append(
-            tx.conn(),
-            audit::NewEntry {
-                actor: &actor,
-                action: "organization.create",
-                resource_type: "organization",
-                resource_id: &org.id,
-                before: None,
-                after: Some(json!(org)),
-                comment: Some("first start"),
-                meta: &meta,
-            },
-        )
-        .await?;
+        change
+            .record(
+                tx.conn(),
+                Action::OrganizationCreate,
+                &org.id,
+                None,
+                Some(&org),
+            )
+            .await?;
         let project = Project {
             id: new_id(),
             organization_id: org.id,
@@ -63,15 +55,7 @@ pub async fn run(
             created_at: now.clone(),
             updated_at: now,
         };
-        crate::http::projects::create_with_environments(
-            &mut tx,
-            &project,
-            &actor,
-            &meta,
-            Some("first start"),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the default project: {e}"))?;
+        create_in(tx.conn(), &project, change).await?;
         tracing::info!("first start: created organization, project and environments 'default'");
     }
 
@@ -79,31 +63,12 @@ pub async fn run(
         Some(token) => {
             let token = token.expose_secret();
             let prefix: String = token.chars().take(12).collect();
-            if tokens::ensure(
-                tx.conn(),
-                "bootstrap",
-                &hash_secret(token),
-                &prefix,
-                "admin",
-            )
-            .await?
-            {
-                audit::append(
-                    tx.conn(),
-                    audit::NewEntry {
-                        actor: &actor,
-                        action: "token.create",
-                        resource_type: "token",
-                        resource_id: &prefix,
-                        before: None,
-                        after: Some(
-                            json!({"name": "bootstrap", "prefix": prefix, "role": "admin"}),
-                        ),
-                        comment: Some("VEXIL_BOOTSTRAP_TOKEN"),
-                        meta: &meta,
-                    },
-                )
-                .await?;
+            let hash = hash_secret(token);
+            if tokens::ensure(tx.conn(), "bootstrap", &hash, &prefix, Role::Admin).await? {
+                let after = json!({"name": "bootstrap", "prefix": prefix, "role": "admin"});
+                by.because(Some("VEXIL_BOOTSTRAP_TOKEN"))
+                    .record_json(tx.conn(), Action::TokenCreate, &prefix, None, Some(after))
+                    .await?;
                 tracing::info!(prefix = %prefix, "created the admin token from VEXIL_BOOTSTRAP_TOKEN");
             }
         }
@@ -111,16 +76,10 @@ pub async fn run(
             let email = admin_email.trim().to_lowercase();
             let password = credentials::random_password();
             let hash = credentials::hash_password(&password)?;
-            let org = organizations::get_by_key(tx.conn(), "default").await?;
-            let user = create_user(
-                &mut tx,
-                &email,
-                "Admin",
-                &hash,
-                org.as_ref().map(|o| (o.id.as_str(), Role::Owner)),
-                Some("first start"),
-            )
-            .await?;
+            let user = insert_in(tx.conn(), &email, "Admin", &hash, change).await?;
+            if let Some(org) = organizations::get_by_key(tx.conn(), "default").await? {
+                add_membership_in(tx.conn(), &org.id, &user, Role::Owner, change).await?;
+            }
             // Shown exactly once, on the terminal, not in the structured log stream.
             eprintln!(
                 "\n  Vexil first start: created the admin user (owner of organization 'default').\n  \
@@ -135,147 +94,4 @@ pub async fn run(
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Creates a user (the email already normalized, the password already hashed), optionally
-/// as a member of an organization, with audit entries, as the operator (`vexil admin`, first
-/// start). Inside the caller's transaction.
-pub async fn create_user(
-    tx: &mut WriteTx<'_>,
-    email: &str,
-    name: &str,
-    password_hash: &str,
-    membership: Option<(&str, Role)>,
-    comment: Option<&str>,
-) -> anyhow::Result<users::User> {
-    let actor = Actor::system();
-    let meta = RequestMeta::default();
-    if users::find_by_email(tx.conn(), email).await?.is_some() {
-        anyhow::bail!("a user with email {email} already exists");
-    }
-    let user = insert_user(
-        tx.conn(),
-        email,
-        name,
-        password_hash,
-        &actor,
-        &meta,
-        comment,
-    )
-    .await?;
-    if let Some((org, role)) = membership {
-        add_membership(tx.conn(), org, &user, role, &actor, &meta, comment).await?;
-    }
-    Ok(user)
-}
-
-/// Inserts a user and its `user.create` audit entry (every way a user comes to be: the
-/// operator, an organization admin, single sign-on).
-pub async fn insert_user(
-    conn: &mut sqlx::AnyConnection,
-    email: &str,
-    name: &str,
-    password_hash: &str,
-    actor: &Actor,
-    meta: &RequestMeta,
-    comment: Option<&str>,
-) -> StoreResult<users::User> {
-    let now = now_rfc3339();
-    let user = users::User {
-        id: new_id(),
-        email: email.to_owned(),
-        name: name.to_owned(),
-        version: 1,
-        created_at: now.clone(),
-        updated_at: now,
-    };
-    users::insert(conn, &user, password_hash).await?;
-    audit::append(
-        conn,
-        audit::NewEntry {
-            actor,
-            action: "user.create",
-            resource_type: "user",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!(user)),
-            comment,
-            meta,
-        },
-    )
-    .await?;
-    Ok(user)
-}
-
-/// Makes a user a member of an organization, with its `member.add` audit entry (recorded in
-/// that organization).
-pub async fn add_membership(
-    conn: &mut sqlx::AnyConnection,
-    organization_id: &str,
-    user: &users::User,
-    role: Role,
-    actor: &Actor,
-    meta: &RequestMeta,
-    comment: Option<&str>,
-) -> StoreResult<()> {
-    users::insert_membership(
-        conn,
-        organization_id,
-        &user.id,
-        role.as_str(),
-        &now_rfc3339(),
-    )
-    .await?;
-    let meta = RequestMeta {
-        organization_id: Some(organization_id.to_owned()),
-        ..meta.clone()
-    };
-    audit::append(
-        conn,
-        audit::NewEntry {
-            actor,
-            action: "member.add",
-            resource_type: "member",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!({"user_id": user.id, "email": user.email, "role": role.as_str()})),
-            comment,
-            meta: &meta,
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// Sets a user's password (hashed already), ends their sessions and revokes their personal
-/// tokens: whoever knew the old password is locked out. Returns the user.
-pub async fn reset_password(
-    tx: &mut WriteTx<'_>,
-    email: &str,
-    password_hash: &str,
-) -> anyhow::Result<users::User> {
-    let (user, _) = users::find_by_email(tx.conn(), email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?;
-    let now = now_rfc3339();
-    users::set_password(tx.conn(), &user.id, password_hash, &now).await?;
-    let sessions_ended = sessions::delete_for_user(tx.conn(), &user.id).await?;
-    let tokens_revoked = tokens::revoke_personal(tx.conn(), &user.id, &now).await?;
-    audit::append(
-        tx.conn(),
-        audit::NewEntry {
-            actor: &Actor::system(),
-            action: "user.password_reset",
-            resource_type: "user",
-            resource_id: &user.id,
-            before: None,
-            after: Some(
-                json!({"sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked}),
-            ),
-            comment: Some("vexil admin reset-password"),
-            meta: &RequestMeta::default(),
-        },
-    )
-    .await?;
-    Ok(user)
 }

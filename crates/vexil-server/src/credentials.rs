@@ -5,12 +5,12 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Shortest accepted password.
-pub const MIN_PASSWORD_LEN: usize = 12;
+pub(crate) const MIN_PASSWORD_LEN: usize = 12;
 /// Longest accepted password (argon2 takes any length; this bounds the work per request).
-pub const MAX_PASSWORD_LEN: usize = 256;
+pub(crate) const MAX_PASSWORD_LEN: usize = 256;
 
 /// A random secret of 244 bits as 62 lowercase hex-ish characters, after `prefix`.
-pub fn random_secret(prefix: &str) -> String {
+pub(crate) fn random_secret(prefix: &str) -> String {
     format!(
         "{prefix}{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -20,7 +20,7 @@ pub fn random_secret(prefix: &str) -> String {
 
 /// A password for a person to type once: 20 characters from an unambiguous alphabet
 /// (about 110 bits).
-pub fn random_password() -> String {
+pub(crate) fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let bytes: Vec<u8> = uuid::Uuid::new_v4()
         .as_bytes()
@@ -36,10 +36,10 @@ pub fn random_password() -> String {
 }
 
 /// Longest accepted email address (RFC 5321's path limit).
-pub const MAX_EMAIL: usize = 254;
+pub(crate) const MAX_EMAIL: usize = 254;
 
 /// A trimmed, lowercased email address (logins are case-insensitive), or why it is not one.
-pub fn normalize_email(email: &str) -> Result<String, String> {
+pub(crate) fn normalize_email(email: &str) -> Result<String, String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= MAX_EMAIL
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -57,12 +57,12 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
 
 /// A password hash nobody can match: for accounts that sign in through the identity
 /// provider only.
-pub fn unusable_password_hash() -> anyhow::Result<String> {
+pub(crate) fn unusable_password_hash() -> anyhow::Result<String> {
     hash_password(&random_secret(""))
 }
 
 /// Why a password is refused.
-pub fn check_password_strength(password: &str) -> Result<(), String> {
+pub(crate) fn check_password_strength(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
         return Err(format!("must be at least {MIN_PASSWORD_LEN} characters"));
@@ -75,7 +75,7 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
 
 /// Argon2id (the crate's defaults: 19 MiB, 2 passes) in the PHC string format. CPU-heavy:
 /// call it off the async runtime (`tokio::task::spawn_blocking`).
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub(crate) fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
         .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
     Argon2::default()
@@ -85,7 +85,7 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 /// Whether `password` matches the stored PHC string (false for a malformed one).
-pub fn verify_password(password: &str, stored: &str) -> bool {
+pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|hash| {
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)
@@ -95,13 +95,13 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// A hash to verify against when the account does not exist, so that an unknown email
 /// takes as long to refuse as a wrong password.
-pub fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HASH.get_or_init(|| hash_password("not a real password, never matches").unwrap_or_default())
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -13,7 +13,7 @@ use crate::store::{Store, StoreResult, now_ms, now_rfc3339};
 
 /// What a key may do (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
+pub(crate) enum KeyKind {
     /// May read rules (SDK config, stream of rulesets) and evaluate every flag.
     Server,
     /// Browser-safe: evaluates `client_side` flags only, never sees rules or segments.
@@ -23,7 +23,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    pub fn parse(s: &str) -> Option<KeyKind> {
+    pub(crate) fn parse(s: &str) -> Option<KeyKind> {
         match s {
             "server" => Some(KeyKind::Server),
             "client" => Some(KeyKind::Client),
@@ -33,7 +33,7 @@ impl KeyKind {
     }
 
     /// The visible prefix of keys of this kind.
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             KeyKind::Server => "vx_srv_",
             KeyKind::Client => "vx_cli_",
@@ -41,20 +41,20 @@ impl KeyKind {
         }
     }
 
-    pub fn is_server(self) -> bool {
+    pub(crate) fn is_server(self) -> bool {
         self == KeyKind::Server
     }
 }
 
 /// Requests per second allowed per key, with bursts of twice that.
 #[derive(Debug, Clone, Copy)]
-pub struct RateLimit {
-    pub per_second: f64,
+pub(crate) struct RateLimit {
+    pub(crate) per_second: f64,
 }
 
 /// Why a key was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Unknown, revoked or expired.
     Invalid,
     /// Over its rate limit; retry after this many seconds.
@@ -63,14 +63,13 @@ pub enum Refusal {
 
 /// An authenticated evaluation-plane credential.
 #[derive(Debug)]
-pub struct KeyInfo {
-    pub id: String,
-    pub project_id: String,
-    pub environment_id: String,
-    pub kind: KeyKind,
+pub(crate) struct KeyInfo {
+    pub(crate) id: String,
+    pub(crate) environment_id: String,
+    pub(crate) kind: KeyKind,
     /// Opaque token for the OFREP event stream URL (`/ofrep/v1/event-stream?token=`): it
     /// grants change notifications only, so browsers can use it where headers are impossible.
-    pub stream_token: String,
+    pub(crate) stream_token: String,
     expires_at_ms: Option<i64>,
     /// The key's token bucket. A std mutex: held for a few arithmetic operations.
     bucket: Mutex<Bucket>,
@@ -87,7 +86,6 @@ impl KeyInfo {
         Some(KeyInfo {
             stream_token: hash_secret(&format!("vexil-stream:{hash}")),
             id: k.id.clone(),
-            project_id: k.project_id.clone(),
             environment_id: k.environment_id.clone(),
             kind: KeyKind::parse(&k.kind)?,
             expires_at_ms: k
@@ -123,7 +121,7 @@ impl KeyInfo {
 }
 
 #[derive(Debug, Default)]
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     by_hash: RwLock<HashMap<String, Arc<KeyInfo>>>,
     by_stream_token: RwLock<HashMap<String, Arc<KeyInfo>>>,
     rate_limit: Option<RateLimit>,
@@ -133,7 +131,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// A key ring limiting each key to `rate_limit` (none: unlimited).
-    pub fn new(rate_limit: Option<RateLimit>) -> KeyRing {
+    pub(crate) fn new(rate_limit: Option<RateLimit>) -> KeyRing {
         KeyRing {
             rate_limit,
             ..KeyRing::default()
@@ -142,7 +140,7 @@ impl KeyRing {
 
     /// The key for `secret` if it is active, not expired and within its rate limit. Never
     /// touches the database.
-    pub fn authenticate(&self, secret: &str) -> Result<Arc<KeyInfo>, Refusal> {
+    pub(crate) fn authenticate(&self, secret: &str) -> Result<Arc<KeyInfo>, Refusal> {
         let hash = hash_secret(secret);
         let key = self
             .by_hash
@@ -165,7 +163,7 @@ impl KeyRing {
     }
 
     /// The key behind an event-stream token, if active and not expired.
-    pub fn by_stream_token(&self, token: &str) -> Option<Arc<KeyInfo>> {
+    pub(crate) fn by_stream_token(&self, token: &str) -> Option<Arc<KeyInfo>> {
         let key = self
             .by_stream_token
             .read()
@@ -178,7 +176,7 @@ impl KeyRing {
     }
 
     /// Reloads the active keys from the store.
-    pub async fn sync(&self, store: &Store) -> StoreResult<()> {
+    pub(crate) async fn sync(&self, store: &Store) -> StoreResult<()> {
         let mut conn = store.read().await?;
         let keys = api_keys::active(&mut conn).await?;
         let mut ring = self.by_hash.write().unwrap_or_else(|p| p.into_inner());
@@ -206,7 +204,7 @@ impl KeyRing {
     }
 
     /// Writes `last_used_at` for keys used since the last flush.
-    pub async fn flush_usage(&self, store: &Store) -> StoreResult<()> {
+    pub(crate) async fn flush_usage(&self, store: &Store) -> StoreResult<()> {
         let ids: Vec<String> =
             std::mem::take(&mut *self.used.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_iter()

@@ -2,16 +2,20 @@
 //! with its audit trail, and operations endpoints. [`App::build`] binds the listener and
 //! prepares the store; [`App::run`] serves until the shutdown future completes.
 
-pub mod access;
-pub mod audit;
-pub mod bootstrap;
-pub mod config;
-pub mod credentials;
+mod access;
+mod audit;
+mod bootstrap;
+mod clock;
+mod config;
+mod credentials;
 pub mod http;
-pub mod keys;
-pub mod login_limit;
-pub mod metrics;
-pub mod snapshots;
+mod jobs;
+mod keys;
+mod login_limit;
+mod manage;
+mod metrics;
+pub mod operator;
+mod snapshots;
 pub mod store;
 
 use std::future::Future;
@@ -21,6 +25,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+pub use access::Role;
 pub use config::{Config, DatabaseConfig};
 use http::AppState;
 use store::Store;
@@ -80,20 +85,16 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
-    pub fn store(&self) -> Arc<Store> {
-        self.state.store.clone()
-    }
-
     /// Serves until `shutdown` completes, then drains in-flight requests.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let poller = tokio::spawn(poll(
-            store.clone(),
-            self.state.snapshots.clone(),
-            self.state.keys.clone(),
+        let mut jobs = jobs::Runner::start(jobs::upkeep(
+            &store,
+            &self.state.snapshots,
+            &self.state.keys,
             self.state.auth.session_idle,
         ));
         let listener = (store.backend() == store::Backend::Postgres).then(|| {
@@ -133,7 +134,7 @@ impl App {
         })
         .await
         .context("HTTP server failed")?;
-        poller.abort();
+        jobs.stop();
         if let Some(listener) = listener {
             listener.abort();
         }
@@ -154,66 +155,20 @@ impl store::CommitHook for EvalPlane {
     fn committed<'a>(
         &'a self,
         store: &'a Store,
+        what: store::Committed,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             if let Err(e) = self.snapshots.sync(store).await {
                 tracing::warn!(error = %e, "snapshot update after commit failed; the poll will retry");
             }
-            if let Err(e) = self.keys.sync(store).await {
+            // Only writes that changed keys reload the ring (the poll catches the rest).
+            if what.keys
+                && let Err(e) = self.keys.sync(store).await
+            {
                 tracing::warn!(error = %e, "API key reload after commit failed; the poll will retry");
             }
         })
     }
-}
-
-/// How often snapshots and keys are checked against the database: a safety net behind the
-/// commit hook (this node's writes) and LISTEN/NOTIFY (other nodes', on PostgreSQL).
-const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Background upkeep: picks up other nodes' changes and records key usage. Errors (the
-/// database being away) are logged and retried; evaluation keeps the last snapshots.
-async fn poll(
-    store: Arc<Store>,
-    snapshots: Arc<snapshots::Snapshots>,
-    keys: Arc<keys::KeyRing>,
-    session_idle: std::time::Duration,
-) {
-    let mut ticks = 0u64;
-    loop {
-        tokio::time::sleep(POLL_INTERVAL).await;
-        ticks += 1;
-        if let Err(e) = snapshots.sync(&store).await {
-            tracing::debug!(error = %e, "snapshot poll failed");
-        }
-        if let Err(e) = keys.sync(&store).await {
-            tracing::debug!(error = %e, "key poll failed");
-        }
-        if ticks.is_multiple_of(10)
-            && let Err(e) = keys.flush_usage(&store).await
-        {
-            tracing::debug!(error = %e, "recording key usage failed");
-        }
-        // Ended sessions are refused when presented; this removes those never presented
-        // again (every ten minutes).
-        if ticks.is_multiple_of(1200)
-            && let Err(e) = purge_sessions(&store, session_idle).await
-        {
-            tracing::debug!(error = %e, "removing ended sessions failed");
-        }
-    }
-}
-
-async fn purge_sessions(store: &Store, idle: std::time::Duration) -> store::StoreResult<()> {
-    let now = store::now_ms();
-    let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX / 2);
-    let mut conn = store.read().await?;
-    store::sessions::delete_expired(
-        &mut conn,
-        &vexil_core::time::format_rfc3339(now),
-        &vexil_core::time::format_rfc3339(now.saturating_sub(idle_ms)),
-    )
-    .await?;
-    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -8,17 +8,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Failures allowed per account within [`WINDOW`].
-pub const PER_ACCOUNT: usize = 5;
+pub(crate) const PER_ACCOUNT: usize = 5;
 /// Failures allowed per client address within [`WINDOW`] (many accounts from one place).
-pub const PER_ADDRESS: usize = 20;
+pub(crate) const PER_ADDRESS: usize = 20;
 /// How long a failure counts.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Entries kept at most (oldest dropped first), so that a flood of distinct names cannot
 /// exhaust memory.
 const MAX_KEYS: usize = 100_000;
 
 #[derive(Debug, Default)]
-pub struct LoginLimiter {
+pub(crate) struct LoginLimiter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
@@ -37,7 +37,7 @@ impl LoginLimiter {
     /// attempt is counted as a failure at once (check and count are one step, so parallel
     /// guesses cannot all pass before the first failure is recorded), and
     /// [`LoginLimiter::record_success`] takes it back.
-    pub fn check(&self, account: &str, address: Option<&str>) -> Result<(), Duration> {
+    pub(crate) fn check(&self, account: &str, address: Option<&str>) -> Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = Duration::ZERO;
@@ -92,7 +92,7 @@ impl LoginLimiter {
 
     /// A successful attempt clears the account's failures and takes back the address's
     /// count of this attempt.
-    pub fn record_success(&self, account: &str, address: Option<&str>) {
+    pub(crate) fn record_success(&self, account: &str, address: Option<&str>) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&format!("account:{account}"));
         if let Some(times) = map.get_mut(&format!("address:{}", address.unwrap_or("unknown"))) {

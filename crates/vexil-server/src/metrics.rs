@@ -20,7 +20,7 @@ struct Series {
 /// Request series by route, then `(method, status)`. A `std` mutex: it is held only for a
 /// map update, never across `.await`. Recording into an existing series allocates nothing.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     series: Mutex<HashMap<String, RouteSeries>>,
 }
 
@@ -28,7 +28,7 @@ pub struct Metrics {
 type RouteSeries = Vec<(String, u16, Series)>;
 
 impl Metrics {
-    pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(route) {
@@ -58,7 +58,7 @@ impl Metrics {
     }
 
     /// The Prometheus exposition text, sorted so that it is stable.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut rows: Vec<(String, String, u16, Series)> = {
             let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
             map.iter()

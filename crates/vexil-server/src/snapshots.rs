@@ -5,6 +5,7 @@
 //! environment's snapshot is swapped atomically. If the database is unreachable, the last
 //! snapshots keep serving.
 
+use crate::store::Conn;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -15,12 +16,12 @@ use crate::store::{Store, StoreResult, environments, flags, segments};
 
 /// One environment's evaluable state at one ruleset version.
 #[derive(Debug)]
-pub struct EnvSnapshot {
-    pub environment_id: String,
-    pub project_id: String,
+pub(crate) struct EnvSnapshot {
+    pub(crate) environment_id: String,
+    pub(crate) project_id: String,
     /// The environment's ruleset version (also the SSE event id and the `ETag`).
-    pub version: u64,
-    pub snapshot: Snapshot,
+    pub(crate) version: u64,
+    pub(crate) snapshot: Snapshot,
     /// Source definitions, shared between versions, for serving and for incremental updates.
     flags: BTreeMap<String, Arc<FlagDef>>,
     segments: BTreeMap<String, Arc<SegmentDef>>,
@@ -35,23 +36,23 @@ pub struct EnvSnapshot {
 
 /// One changed flag or segment at one ruleset version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed {
-    pub version: u64,
+pub(crate) struct Changed {
+    pub(crate) version: u64,
     /// `flag` or `segment`.
-    pub kind: String,
-    pub key: String,
+    pub(crate) kind: String,
+    pub(crate) key: String,
 }
 
 /// Published whenever an environment's snapshot advances.
 #[derive(Debug, Clone)]
-pub struct Update {
-    pub environment_id: String,
-    pub version: u64,
+pub(crate) struct Update {
+    pub(crate) environment_id: String,
+    pub(crate) version: u64,
     /// What changed since the previous snapshot; `None` when it was reloaded whole.
-    pub changes: Option<Vec<Changed>>,
+    pub(crate) changes: Option<Vec<Changed>>,
     /// Stream payloads `(event name, JSON data)` for server keys, rendered once by the
     /// first subscriber that needs them and shared by all the others.
-    pub rendered: OnceLock<Vec<(&'static str, String)>>,
+    pub(crate) rendered: OnceLock<Vec<(&'static str, String)>>,
 }
 
 /// How many recent changes each environment remembers for stream resumption.
@@ -94,7 +95,7 @@ impl EnvSnapshot {
     }
 
     /// The ruleset JSON served to server-side SDKs; built once per version.
-    pub fn ruleset_json(&self) -> Arc<str> {
+    pub(crate) fn ruleset_json(&self) -> Arc<str> {
         self.ruleset_json
             .get_or_init(|| {
                 let view = RulesetView {
@@ -117,18 +118,18 @@ impl EnvSnapshot {
     }
 
     /// The definition of flag `key` (archived ones included).
-    pub fn flag_def(&self, key: &str) -> Option<&FlagDef> {
+    pub(crate) fn flag_def(&self, key: &str) -> Option<&FlagDef> {
         self.flags.get(key).map(|f| &**f)
     }
 
     /// The definition of segment `key`.
-    pub fn segment_def(&self, key: &str) -> Option<&SegmentDef> {
+    pub(crate) fn segment_def(&self, key: &str) -> Option<&SegmentDef> {
         self.segments.get(key).map(|s| &**s)
     }
 
     /// The distinct `(kind, key)`s changed after version `since`, if this snapshot still
     /// remembers all of them (empty when `since` is the current version).
-    pub fn changes_after(&self, since: u64) -> Option<Vec<(String, String)>> {
+    pub(crate) fn changes_after(&self, since: u64) -> Option<Vec<(String, String)>> {
         if since == self.version {
             return Some(Vec::new());
         }
@@ -152,7 +153,7 @@ impl EnvSnapshot {
 
 /// Every environment's current snapshot, and a broadcast of their updates.
 #[derive(Debug)]
-pub struct Snapshots {
+pub(crate) struct Snapshots {
     updates: tokio::sync::broadcast::Sender<Arc<Update>>,
     envs: RwLock<HashMap<String, Arc<EnvSnapshot>>>,
     /// Serializes synchronisations; held across `.await` (database reads), hence tokio's.
@@ -173,7 +174,7 @@ impl Default for Snapshots {
 
 impl Snapshots {
     /// Updates from now on (subscribe before reading a snapshot, so none is missed).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Update>> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Update>> {
         self.updates.subscribe()
     }
 
@@ -182,7 +183,7 @@ impl Snapshots {
         let _ = self.updates.send(Arc::new(update));
     }
     /// The current snapshot of an environment. Never touches the database.
-    pub fn get(&self, environment_id: &str) -> Option<Arc<EnvSnapshot>> {
+    pub(crate) fn get(&self, environment_id: &str) -> Option<Arc<EnvSnapshot>> {
         self.envs
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -191,7 +192,7 @@ impl Snapshots {
     }
 
     /// Whether every environment has been loaded at least once.
-    pub fn is_loaded(&self) -> bool {
+    pub(crate) fn is_loaded(&self) -> bool {
         !self
             .envs
             .read()
@@ -207,7 +208,7 @@ impl Snapshots {
     }
 
     /// Brings every environment up to its stored ruleset version.
-    pub async fn sync(&self, store: &Store) -> StoreResult<()> {
+    pub(crate) async fn sync(&self, store: &Store) -> StoreResult<()> {
         let _guard = self.sync_lock.lock().await;
         let mut conn = store.read().await?;
         let versions = environments::ruleset_versions(&mut conn).await?;
@@ -243,12 +244,7 @@ impl Snapshots {
     }
 
     /// Compiles an environment from scratch.
-    async fn load(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        env_id: &str,
-        project_id: &str,
-    ) -> StoreResult<()> {
+    async fn load(&self, conn: &mut Conn, env_id: &str, project_id: &str) -> StoreResult<()> {
         let Some(ruleset) = flags::load_ruleset(conn, env_id).await? else {
             return Ok(());
         };
@@ -277,7 +273,7 @@ impl Snapshots {
     /// a gap (then the caller reloads the environment whole).
     async fn advance(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Conn,
         current: &EnvSnapshot,
         target: u64,
     ) -> StoreResult<Option<(EnvSnapshot, Vec<Changed>)>> {
@@ -286,18 +282,18 @@ impl Snapshots {
                 .await?;
         let contiguous = log
             .first()
-            .is_some_and(|(v, _, _)| *v == current.version as i64 + 1)
-            && log.last().is_some_and(|(v, _, _)| *v >= target as i64);
+            .is_some_and(|c| c.version == current.version as i64 + 1)
+            && log.last().is_some_and(|c| c.version >= target as i64);
         if !contiguous {
             return Ok(None);
         }
         let mut flag_keys: BTreeMap<String, Option<FlagDef>> = BTreeMap::new();
         let mut segment_keys: BTreeMap<String, Option<SegmentDef>> = BTreeMap::new();
-        for (_, kind, key) in &log {
-            if kind == "segment" {
-                segment_keys.insert(key.clone(), None);
+        for c in &log {
+            if c.kind == "segment" {
+                segment_keys.insert(c.key.clone(), None);
             } else {
-                flag_keys.insert(key.clone(), None);
+                flag_keys.insert(c.key.clone(), None);
             }
         }
         for (key, slot) in flag_keys.iter_mut() {
@@ -313,7 +309,7 @@ impl Snapshots {
                 .await?
                 .map(|s| s.definition);
         }
-        let version = log.last().map_or(target, |(v, _, _)| *v as u64);
+        let version = log.last().map_or(target, |c| c.version as u64);
         let changes: Vec<Change<'_>> = flag_keys
             .iter()
             .map(|(key, def)| match def {
@@ -348,10 +344,10 @@ impl Snapshots {
         }
         let changed: Vec<Changed> = log
             .into_iter()
-            .map(|(v, kind, key)| Changed {
-                version: u64::try_from(v).unwrap_or(0),
-                kind,
-                key,
+            .map(|c| Changed {
+                version: u64::try_from(c.version).unwrap_or(0),
+                kind: c.kind,
+                key: c.key,
             })
             .collect();
         let mut history = current.history.clone();

@@ -6,9 +6,8 @@ use std::io::{BufRead as _, Write as _};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use vexil_server::access::Role;
-use vexil_server::store::{Store, organizations};
-use vexil_server::{DatabaseConfig, bootstrap, credentials};
+use vexil_server::DatabaseConfig;
+use vexil_server::operator::{self as credentials, Operator};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
@@ -71,12 +70,6 @@ fn normalize(email: &str) -> anyhow::Result<String> {
     credentials::normalize_email(email).map_err(|m| anyhow::anyhow!("--email {m}"))
 }
 
-async fn open(db: &DatabaseConfig) -> anyhow::Result<std::sync::Arc<Store>> {
-    let store = Store::connect(&db.database_url).await?;
-    store.migrate().await?;
-    Ok(store)
-}
-
 pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateUser(c) => create_user(c).await,
@@ -86,8 +79,6 @@ pub(crate) async fn run(command: AdminCommand) -> anyhow::Result<()> {
 
 async fn create_user(c: CreateUser) -> anyhow::Result<()> {
     let email = normalize(&c.email)?;
-    let role = Role::parse(&c.role)
-        .ok_or_else(|| anyhow::anyhow!("--role must be owner, admin, editor or viewer"))?;
     let name = c
         .name
         .clone()
@@ -97,32 +88,17 @@ async fn create_user(c: CreateUser) -> anyhow::Result<()> {
         "--name must be 1 to 200 characters"
     );
     let (password, generated) = password(c.password_stdin)?;
-    let hash = hash(&password).await?;
-    let store = open(&c.database).await?;
-    let mut tx = store.write().await?;
-    let org = match &c.organization {
-        Some(key) => Some(
-            organizations::get_by_key(tx.conn(), key)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no organization with key '{key}'"))?,
-        ),
-        None => None,
-    };
-    let user = bootstrap::create_user(
-        &mut tx,
-        &email,
-        &name,
-        &hash,
-        org.as_ref().map(|o| (o.id.as_str(), role)),
-        Some("vexil admin create-user"),
-    )
-    .await?;
-    tx.commit().await?;
-    store.close().await;
+    let operator = Operator::open(&c.database).await?;
+    let membership = c.organization.as_deref().map(|org| (org, c.role.as_str()));
+    let user = operator
+        .create_user(&email, &name, &password, membership)
+        .await;
+    operator.close().await;
+    let user = user?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "created user {} ({})", user.email, user.id)?;
-    if let Some(org) = &org {
-        writeln!(out, "member of '{}' as {}", org.key, role.as_str())?;
+    if let Some(org) = &c.organization {
+        writeln!(out, "member of '{org}' as {}", c.role)?;
     }
     if generated {
         writeln!(out, "password (shown only now): {password}")?;
@@ -130,20 +106,13 @@ async fn create_user(c: CreateUser) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hash(password: &str) -> anyhow::Result<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || credentials::hash_password(&password)).await?
-}
-
 async fn reset_password(r: ResetPassword) -> anyhow::Result<()> {
     let email = normalize(&r.email)?;
     let (password, generated) = password(r.password_stdin)?;
-    let hash = hash(&password).await?;
-    let store = open(&r.database).await?;
-    let mut tx = store.write().await?;
-    let user = bootstrap::reset_password(&mut tx, &email, &hash).await?;
-    tx.commit().await?;
-    store.close().await;
+    let operator = Operator::open(&r.database).await?;
+    let user = operator.reset_password(&email, &password).await;
+    operator.close().await;
+    let user = user?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -72,9 +72,10 @@ async fn serve(config: vexil_server::Config) -> anyhow::Result<()> {
 
 async fn migrate(db: vexil_server::DatabaseConfig) -> anyhow::Result<()> {
     vexil_server::init_logging("pretty");
-    let store = vexil_server::store::Store::connect(&db.database_url).await?;
-    store.migrate().await?;
-    store.close().await;
+    vexil_server::operator::Operator::open(&db)
+        .await?
+        .close()
+        .await;
     tracing::info!("migrations applied");
     Ok(())
 }

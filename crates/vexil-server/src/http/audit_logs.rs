@@ -1,6 +1,7 @@
 //! The audit trail: `GET /api/v1/audit-logs` (newest first, filtered), `GET
 //! /api/v1/audit-logs/{id}` and `GET /api/v1/audit-logs/verify`, which walks the hash chain.
 
+use crate::store::Conn;
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,7 +17,7 @@ use crate::access::{Principal, Role};
 use crate::audit::AuditEntry;
 use crate::store::{Store, audit};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     // A literal segment outranks a parameter in axum's router, so `verify` never reaches
     // `get_audit_log` as an id, whatever the order of these routes.
     Router::new()
@@ -121,7 +122,7 @@ pub(crate) async fn get_audit_log(
 /// What of the trail the caller may read: everything (the instance token), or the entries
 /// of their organizations and their own actions (logins, tokens).
 async fn visibility(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Conn,
     principal: &Principal,
 ) -> ApiResult<Option<audit::Visibility>> {
     Ok(principal

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::access::{Principal, Role, Subject};
+use crate::access::{Principal, Role, Subject, TokenKind};
 use crate::audit::{Actor, hash_secret};
 use crate::credentials::constant_time_eq;
 use crate::login_limit::LoginLimiter;
@@ -23,10 +23,10 @@ use crate::store::{Store, now_rfc3339, sessions, tokens, users};
 /// The session cookie's name; behind TLS (`--secure-cookies`) it carries the `__Host-`
 /// prefix, which browsers accept only from this host over HTTPS with `Path=/` — so a
 /// sibling subdomain cannot plant a session of its own.
-pub const SESSION_COOKIE: &str = "vexil_session";
-pub const SECURE_SESSION_COOKIE: &str = "__Host-vexil_session";
+pub(crate) const SESSION_COOKIE: &str = "vexil_session";
+pub(crate) const SECURE_SESSION_COOKIE: &str = "__Host-vexil_session";
 /// The header that carries the CSRF token on cookie-authenticated mutations.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 /// Longest credential accepted (a bound on work per request).
 const MAX_CREDENTIAL: usize = 256;
 /// `last_used_at` and a session's `last_seen_at` are written at most this often.
@@ -34,17 +34,17 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Session and login settings, shared by the handlers.
 #[derive(Debug)]
-pub struct AuthSettings {
-    pub session_idle: Duration,
-    pub session_lifetime: Duration,
-    pub secure_cookies: bool,
-    pub limiter: LoginLimiter,
+pub(crate) struct AuthSettings {
+    pub(crate) session_idle: Duration,
+    pub(crate) session_lifetime: Duration,
+    pub(crate) secure_cookies: bool,
+    pub(crate) limiter: LoginLimiter,
     /// Single sign-on, when configured.
-    pub oidc: Option<super::oidc::OidcSettings>,
+    pub(crate) oidc: Option<super::oidc::OidcSettings>,
 }
 
 impl AuthSettings {
-    pub fn from_config(c: &crate::Config) -> anyhow::Result<AuthSettings> {
+    pub(crate) fn from_config(c: &crate::Config) -> anyhow::Result<AuthSettings> {
         Ok(AuthSettings {
             session_idle: Duration::from_secs(c.session_idle_timeout.max(1)),
             session_lifetime: Duration::from_secs(c.session_lifetime.max(1)),
@@ -57,7 +57,7 @@ impl AuthSettings {
 
 /// The CSRF token of a session: derived from its secret, so nothing more is stored and a
 /// script on another site, which cannot read the cookie, cannot compute it.
-pub fn csrf_token(session_secret: &str) -> String {
+pub(crate) fn csrf_token(session_secret: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"vexil-csrf\0");
     h.update(session_secret.as_bytes());
@@ -65,7 +65,7 @@ pub fn csrf_token(session_secret: &str) -> String {
 }
 
 impl AuthSettings {
-    pub fn cookie_name(&self) -> &'static str {
+    pub(crate) fn cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             SECURE_SESSION_COOKIE
         } else {
@@ -75,7 +75,7 @@ impl AuthSettings {
 }
 
 /// The value of cookie `name` in the `Cookie` headers, if any (and not oversized).
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -88,7 +88,7 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The session secret from the `Cookie` header, if any.
-pub fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     cookie_value(headers, name).filter(|v| v.len() <= MAX_CREDENTIAL)
 }
 
@@ -109,7 +109,7 @@ fn bearer(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
 
 /// Rejects the request with 401 unless it carries a valid token or session (and, for a
 /// session's mutation, its CSRF token: 403 without).
-pub async fn require_auth(
+pub(crate) async fn require_auth(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<AuthSettings>>,
     mut req: Request,
@@ -169,9 +169,9 @@ async fn authenticate_token(store: &Store, token: &str) -> Result<Principal, Api
     if row.revoked_at.is_some() || expired(row.expires_at.as_deref(), &now) {
         return Err(ApiError::Unauthorized);
     }
-    let cap = Role::parse(&row.role).unwrap_or(Role::Viewer);
-    let (subject, actor, cap) = match row.kind.as_str() {
-        "personal" => {
+    let cap = row.role;
+    let (subject, actor, cap) = match row.kind {
+        TokenKind::Personal => {
             let user_id = row.user_id.clone().ok_or(ApiError::Unauthorized)?;
             let user = users::get(&mut conn, &user_id)
                 .await?
@@ -182,7 +182,7 @@ async fn authenticate_token(store: &Store, token: &str) -> Result<Principal, Api
             };
             (Subject::User { user_id }, actor, cap)
         }
-        "service" => {
+        TokenKind::Service => {
             let organization_id = row.organization_id.clone().ok_or(ApiError::Unauthorized)?;
             let actor = Actor {
                 id: row.id.clone(),
@@ -191,7 +191,7 @@ async fn authenticate_token(store: &Store, token: &str) -> Result<Principal, Api
             (Subject::Service { organization_id }, actor, cap)
         }
         // The instance token predates roles: it is the operator's, an owner everywhere.
-        _ => {
+        TokenKind::Instance => {
             let actor = Actor {
                 id: row.id.clone(),
                 name: row.name.clone(),

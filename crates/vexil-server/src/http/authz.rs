@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use crate::access::{OrgScope, Principal, Role, to_change_environment};
+use crate::manage::Error;
 use crate::store::{Store, scopes};
 
 /// Where to find the organization, from which path parameter.
@@ -140,7 +141,11 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
 
 /// Applies [`policy`]: resolves the organization, answers 404 to non-members and 403 to
 /// members without the role, and records the organization for the audit trail.
-pub async fn authorize(State(store): State<Arc<Store>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn authorize(
+    State(store): State<Arc<Store>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -186,23 +191,23 @@ async fn check_scope(
     let (scope, not_found) = match resolve {
         Organization(p) => (
             scopes::organization(&mut conn, param(p)).await?,
-            ApiError::not_found("organization", param(p)),
+            Error::not_found("organization", param(p)),
         ),
         Project(p) => (
             scopes::project(&mut conn, param(p)).await?,
-            ApiError::not_found("project", param(p)),
+            Error::not_found("project", param(p)),
         ),
         Environment(p) => (
             scopes::environment(&mut conn, param(p)).await?,
-            ApiError::not_found("environment", param(p)),
+            Error::not_found("environment", param(p)),
         ),
         Flag(p) => (
             scopes::flag(&mut conn, param(p)).await?,
-            ApiError::not_found("flag", param(p)),
+            Error::not_found("flag", param(p)),
         ),
         FlagLifecycle(p) => (
             scopes::flag_lifecycle(&mut conn, param(p)).await?,
-            ApiError::not_found("flag", param(p)),
+            Error::not_found("flag", param(p)),
         ),
         FlagInEnvironment => {
             let (flag, env) = (param("flag_id"), param("env_id"));
@@ -221,23 +226,23 @@ async fn check_scope(
                 },
             };
             let not_found = if environment_unknown {
-                ApiError::not_found("environment", env)
+                Error::not_found("environment", env)
             } else {
-                ApiError::not_found("flag", flag)
+                Error::not_found("flag", flag)
             };
             (scope, not_found)
         }
         Segment(p) => (
             scopes::segment(&mut conn, param(p)).await?,
-            ApiError::not_found("segment", param(p)),
+            Error::not_found("segment", param(p)),
         ),
         ApiKey(p) => (
             scopes::api_key(&mut conn, param(p)).await?,
-            ApiError::not_found("API key", param(p)),
+            Error::not_found("API key", param(p)),
         ),
     };
     let Some(scope) = scope else {
-        return Err(not_found);
+        return Err(not_found.into());
     };
     let need = need.unwrap_or_else(|| to_change_environment(scope.protected));
     principal

@@ -3,18 +3,21 @@
 //!
 //! Which error type is used where: `anyhow` with `.context()` at startup and in background
 //! tasks; typed errors in the core (`ValidationErrors`) and the store (`StoreError`);
-//! `ApiError` in handlers, built from those through `From`. Internal errors are logged with
-//! the request id and answered as a bare 500: a response never carries internals.
+//! `manage::Error` in the domain layer; `ApiError` in handlers, built from those through
+//! `From` (this file is the one place where a domain error becomes a status). Internal
+//! errors are logged inside the request's span, which carries its id, and answered as a
+//! bare 500: a response never carries internals.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use vexil_core::ValidationErrors;
 
+use crate::manage::Error;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Malformed or invalid input; `fields` maps a field path to what is wrong with it.
     #[error("{message}")]
     Invalid {
@@ -47,7 +50,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         ApiError::Invalid {
             message: message.into(),
             fields: Map::new(),
@@ -55,7 +58,7 @@ impl ApiError {
     }
 
     /// A 400 whose single problem is at `field`.
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut fields = Map::new();
         fields.insert(field.to_owned(), Value::String(message.clone()));
@@ -65,18 +68,11 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(what: &str, id: &str) -> Self {
+    pub(crate) fn not_found(what: &str, id: &str) -> Self {
         ApiError::NotFound(format!("{what} '{id}' not found"))
     }
 
-    pub fn conflict(message: impl Into<String>, details: Value) -> Self {
-        ApiError::Conflict {
-            message: message.into(),
-            details,
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
@@ -92,7 +88,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::Invalid { .. } => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
@@ -110,37 +106,31 @@ impl ApiError {
     }
 }
 
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { message, fields } => ApiError::Invalid { message, fields },
+            Error::NotFound(message) => ApiError::NotFound(message),
+            Error::Conflict { message, details } => ApiError::Conflict { message, details },
+            Error::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+            Error::Forbidden(message) => ApiError::Forbidden(message),
+            Error::Unauthenticated => ApiError::Unauthorized,
+            Error::BadCredentials => ApiError::BadCredentials,
+            Error::Unavailable => ApiError::Unavailable,
+            Error::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<ValidationErrors> for ApiError {
     fn from(errors: ValidationErrors) -> Self {
-        let mut fields = Map::new();
-        for e in &errors {
-            let key = if e.path.is_empty() {
-                "body".to_owned()
-            } else {
-                e.path.clone()
-            };
-            // Keep the first message per field; the full list is in `message`.
-            fields
-                .entry(key)
-                .or_insert_with(|| Value::String(e.message.clone()));
-        }
-        let message = match errors.len() {
-            1 => errors.to_string(),
-            n => format!("{n} problems: {}", errors.to_string().replace('\n', "; ")),
-        };
-        ApiError::Invalid { message, fields }
+        Error::from(errors).into()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Duplicate(_) => {
-                ApiError::conflict("a resource with this key already exists", Value::Null)
-            }
-            StoreError::Unavailable(_) => ApiError::Unavailable,
-            other => ApiError::Internal(other.into()),
-        }
+        Error::from(e).into()
     }
 }
 
@@ -182,4 +172,4 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

@@ -13,10 +13,10 @@ use crate::keys::{KeyInfo, KeyRing, Refusal};
 
 /// The API key of an evaluation request.
 #[derive(Debug, Clone)]
-pub struct EvalKey(pub Arc<KeyInfo>);
+pub(crate) struct EvalKey(pub(crate) Arc<KeyInfo>);
 
 /// The key secret of a request, from `Authorization: Bearer` or `X-API-Key`.
-pub fn presented_key(parts: &Parts) -> Option<&str> {
+pub(crate) fn presented_key(parts: &Parts) -> Option<&str> {
     let bearer = parts
         .headers
         .get(header::AUTHORIZATION)

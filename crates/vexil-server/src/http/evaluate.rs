@@ -17,10 +17,10 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::eval_auth::EvalKey;
 use super::extract::{Json, if_none_match};
+use crate::clock::now_ms;
 use crate::snapshots::{EnvSnapshot, Snapshots};
-use crate::store::now_ms;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/evaluate", post(evaluate))
         .route("/api/v1/evaluate/bulk", post(evaluate_bulk))

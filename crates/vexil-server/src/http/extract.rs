@@ -9,15 +9,17 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::error::ApiError;
+use crate::audit::{Actor, RequestMeta};
+use crate::manage::By;
+pub(crate) use crate::manage::fields::Pagination;
 
 /// A JSON body. Errors name the offending field (`rules[0].serve: unknown field 'x'`).
 #[derive(Debug)]
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
@@ -53,7 +55,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 /// Parses JSON text into `T` with path-precise, 400-class errors.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("the body is not valid UTF-8"))?;
     vexil_core::from_json_with_path(text).map_err(|e| {
@@ -65,48 +67,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// `?limit=&offset=` with DESIGN's defaults and bounds.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pagination {
-    #[serde(default = "default_limit")]
-    pub limit: i64,
-    #[serde(default)]
-    pub offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
-}
-
-impl Pagination {
-    pub const MAX_LIMIT: i64 = 500;
-
-    pub fn validate(self) -> Result<Self, ApiError> {
-        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
-            return Err(ApiError::invalid_field(
-                "limit",
-                "must be between 1 and 500",
-            ));
-        }
-        if self.offset < 0 {
-            return Err(ApiError::invalid_field("offset", "must not be negative"));
-        }
-        Ok(self)
-    }
-}
-
 /// A page of a list: `{"items", "total", "limit", "offset"}`.
 #[derive(Debug, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) total: i64,
+    pub(crate) limit: i64,
+    pub(crate) offset: i64,
 }
 
 impl<T> Page<T> {
-    pub fn new(items: Vec<T>, total: i64, p: Pagination) -> Self {
+    pub(crate) fn new(items: Vec<T>, total: i64, p: Pagination) -> Self {
         Page {
             items,
             total,
@@ -118,7 +89,7 @@ impl<T> Page<T> {
 
 /// Query string parser with 400-class errors in DESIGN's shape.
 #[derive(Debug)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -148,7 +119,7 @@ fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 
 /// The `If-Match` precondition, if any: a version number, or `*` (any).
 #[derive(Debug, Clone, Copy)]
-pub struct IfMatch(pub Option<i64>);
+pub(crate) struct IfMatch(pub(crate) Option<i64>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -171,35 +142,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     }
 }
 
-impl IfMatch {
-    /// 412 unless the precondition holds for a resource at `current`.
-    pub fn check(self, current: i64) -> Result<(), ApiError> {
-        match self.0 {
-            Some(expected) if expected != current => Err(ApiError::PreconditionFailed { current }),
-            _ => Ok(()),
-        }
-    }
-}
+/// Who makes a change: the authenticated actor and the request's metadata.
+impl<S: Send + Sync> FromRequestParts<S> for By {
+    type Rejection = ApiError;
 
-/// Who sent the request, for the audit trail.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    /// The organization the request acts in, as authorization resolved it; audit entries
-    /// record it.
-    pub organization_id: Option<String>,
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let actor = Actor::from_request_parts(parts, state).await?;
+        let meta = RequestMeta::from_request_parts(parts, state).await?;
+        Ok(By { actor, meta })
+    }
 }
 
 /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`): addresses or CIDR
 /// blocks. Without any, the client is the TCP peer, whatever the headers say.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub std::sync::Arc<Vec<(std::net::IpAddr, u8)>>);
+pub(crate) struct TrustedProxies(pub(crate) std::sync::Arc<Vec<(std::net::IpAddr, u8)>>);
 
 impl TrustedProxies {
     /// A comma-separated list such as `10.0.0.0/8, 127.0.0.1, ::1`.
-    pub fn parse(list: &str) -> anyhow::Result<TrustedProxies> {
+    pub(crate) fn parse(list: &str) -> anyhow::Result<TrustedProxies> {
         let mut out = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (addr, bits) = match item.split_once('/') {
@@ -239,7 +200,7 @@ impl TrustedProxies {
     /// The client's address: the peer, or — when the peer is a trusted proxy — the last
     /// `X-Forwarded-For` address that is not itself a trusted proxy (entries further left
     /// were written by the client and prove nothing).
-    pub fn client(
+    pub(crate) fn client(
         &self,
         peer: std::net::IpAddr,
         headers: &axum::http::HeaderMap,
@@ -304,29 +265,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
-/// Applies an RFC 7386 JSON merge patch: objects merge recursively, `null` removes, and
-/// anything else (arrays included) replaces.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(serde_json::Map::new());
-    }
-    if let Value::Object(map) = target {
-        for (k, v) in patch {
-            if v.is_null() {
-                map.remove(k);
-            } else {
-                merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
-}
-
 /// Adds `ETag: "<version>"` to a JSON response.
-pub fn with_etag<T: Serialize>(version: i64, body: T) -> Response {
+pub(crate) fn with_etag<T: Serialize>(version: i64, body: T) -> Response {
     let mut response = axum::Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, v);
@@ -343,24 +283,6 @@ pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
-/// Reads a header as text, if present and valid.
-pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
-        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
-    }
 }
 
 #[cfg(test)]

@@ -2,31 +2,30 @@
 //! cross-cutting layers (request ids, logs, metrics, body limit, authentication and
 //! authorization).
 
-pub mod api_keys;
-pub mod audit_logs;
-pub mod auth;
+pub(crate) mod api_keys;
+pub(crate) mod audit_logs;
+pub(crate) mod auth;
 pub mod authz;
-pub mod environments;
-pub mod error;
-pub mod eval_auth;
-pub mod evaluate;
-pub mod extract;
-pub mod flag_configs;
-pub mod flags;
-pub mod members;
-pub mod ofrep;
-pub mod oidc;
-pub mod openapi;
-pub mod ops;
-pub mod organizations;
-pub mod patch;
-pub mod projects;
-pub mod segments;
-pub mod sessions;
-pub mod simple;
-pub mod stream;
-pub mod tokens;
-pub mod users;
+pub(crate) mod environments;
+pub(crate) mod error;
+pub(crate) mod eval_auth;
+pub(crate) mod evaluate;
+pub(crate) mod extract;
+pub(crate) mod flag_configs;
+pub(crate) mod flags;
+pub(crate) mod members;
+pub(crate) mod ofrep;
+pub(crate) mod oidc;
+pub(crate) mod openapi;
+pub(crate) mod ops;
+pub(crate) mod organizations;
+pub(crate) mod projects;
+pub(crate) mod segments;
+pub(crate) mod sessions;
+pub(crate) mod simple;
+pub(crate) mod stream;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +36,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{Any, CorsLayer};
+use tracing::Instrument as _;
 
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
@@ -44,18 +44,18 @@ use crate::snapshots::Snapshots;
 use crate::store::Store;
 
 /// Largest accepted request body (DESIGN §4: 413 beyond).
-pub const MAX_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// Everything handlers may need; each handler takes only the part it uses (`FromRef`).
 #[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    pub snapshots: Arc<Snapshots>,
-    pub keys: Arc<KeyRing>,
-    pub shutdown: stream::ShutdownSignal,
-    pub auth: Arc<auth::AuthSettings>,
-    pub trusted_proxies: extract::TrustedProxies,
+pub(crate) struct AppState {
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) snapshots: Arc<Snapshots>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) shutdown: stream::ShutdownSignal,
+    pub(crate) auth: Arc<auth::AuthSettings>,
+    pub(crate) trusted_proxies: extract::TrustedProxies,
 }
 
 impl FromRef<AppState> for Arc<auth::AuthSettings> {
@@ -96,10 +96,10 @@ impl FromRef<AppState> for Arc<Metrics> {
 
 /// The id of the current request (from `X-Request-Id` when sane, else generated).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub(crate) struct RequestId(pub(crate) String);
 
 /// The whole application router.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let management = Router::new()
         .merge(organizations::router())
         .merge(projects::router())
@@ -224,7 +224,9 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
 
-    let mut response = next.run(req).await;
+    // Every line logged while the request is handled carries its id.
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(req).instrument(span).await;
 
     // Unmatched paths share one label so that scanners cannot blow up the metric series.
     let route = slot.0.get().map_or("unmatched", String::as_str);

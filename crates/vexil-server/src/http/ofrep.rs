@@ -3,8 +3,8 @@
 //! the API key's environment snapshot in memory, never the database.
 //!
 //! Client and mobile keys see `client_side` flags only; any other flag reads exactly like a
-//! missing one (404 `FLAG_NOT_FOUND`, absent from bulk results). The spec's `eventStreams`
-//! are left out until the SSE stream exists: advertising it would send providers nowhere.
+//! missing one (404 `FLAG_NOT_FOUND`, absent from bulk results). Bulk responses advertise
+//! the key's SSE stream in `eventStreams` (`/ofrep/v1/event-stream?token=…`).
 
 mod wire;
 
@@ -21,12 +21,12 @@ use axum::routing::post;
 use super::AppState;
 use super::error::ApiError;
 use super::eval_auth::EvalKey;
+use crate::clock::now_ms;
 use crate::keys::KeyInfo;
 use crate::snapshots::{EnvSnapshot, Snapshots};
-use crate::store::now_ms;
 use wire::{BadRequest, Bulk, BulkMetadata, Failure, FailureBody};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
         .route("/ofrep/v1/evaluate/flags", post(evaluate_flags))

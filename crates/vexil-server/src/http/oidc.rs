@@ -27,14 +27,14 @@ use tokio::sync::OnceCell;
 use super::AppState;
 use super::auth::AuthSettings;
 use super::error::{ApiError, ApiResult};
-use super::extract::{Query, RequestMeta};
+use super::extract::Query;
 use super::sessions::start_session;
-use super::users::normalize_email;
 use crate::access::Role;
-use crate::audit::Actor;
-use crate::bootstrap::{add_membership, insert_user};
+use crate::audit::RequestMeta;
 use crate::credentials::{self, constant_time_eq};
-use crate::store::{Store, audit, now_ms, now_rfc3339, organizations, users};
+use crate::manage::fields::check_email;
+use crate::manage::{By, users};
+use crate::store::{Store, now_ms};
 
 /// The flow cookie's name; it lives only on the OIDC paths, for ten minutes.
 const FLOW_COOKIE: &str = "vexil_oidc";
@@ -45,7 +45,7 @@ const MAX_PROVIDER_BODY: usize = 256 * 1024;
 
 /// Single sign-on settings (`--oidc-*`).
 #[derive(Debug)]
-pub struct OidcSettings {
+pub(crate) struct OidcSettings {
     issuer: String,
     client_id: String,
     client_secret: SecretString,
@@ -65,7 +65,7 @@ struct Discovery {
 
 impl OidcSettings {
     /// `None` unless issuer, client id and secret are all configured.
-    pub fn from_config(c: &crate::Config) -> anyhow::Result<Option<OidcSettings>> {
+    pub(crate) fn from_config(c: &crate::Config) -> anyhow::Result<Option<OidcSettings>> {
         let (Some(issuer), Some(client_id), Some(secret)) =
             (&c.oidc_issuer, &c.oidc_client_id, &c.oidc_client_secret)
         else {
@@ -170,7 +170,7 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/oidc/login", get(oidc_login))
         .route("/api/v1/auth/oidc/callback", get(oidc_callback))
@@ -352,12 +352,38 @@ pub(crate) async fn oidc_callback(
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
     let s = settings(&auth)?;
+    let (email, name, return_to) = identify(s, &auth, &headers, q).await?;
+    let by = By {
+        actor: crate::audit::Actor::system(),
+        meta: meta.clone(),
+    };
+    let provision = s
+        .provision
+        .as_ref()
+        .map(|(org, role)| (org.as_str(), *role));
+    let user = users::find_or_create_by_sso(&store, &by, &email, &name, provision).await?;
+    let mut response = start_session(&store, &auth, &user, &meta, "oidc", Some(&return_to)).await?;
+    let clear = format!("{FLOW_COOKIE}=; Path={FLOW_PATH}; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// Completes the flow with the provider: the verified email, the name and the path to
+/// return to, or why the sign-in is refused.
+async fn identify(
+    s: &OidcSettings,
+    auth: &AuthSettings,
+    headers: &HeaderMap,
+    q: CallbackQuery,
+) -> ApiResult<(String, String, String)> {
     if let Some(error) = q.error {
         let detail = q.error_description.unwrap_or_default();
         let text: String = format!("{error} {detail}").chars().take(200).collect();
         return Err(refused(text.trim()));
     }
-    let (state, nonce, verifier, return_to) = flow_cookie(&headers).ok_or_else(|| {
+    let (state, nonce, verifier, return_to) = flow_cookie(headers).ok_or_else(|| {
         ApiError::invalid(
             "no single sign-on in progress in this browser (or it expired); start again",
         )
@@ -373,7 +399,7 @@ pub(crate) async fn oidc_callback(
         .filter(|c| !c.is_empty() && c.len() <= 2048)
         .ok_or_else(|| ApiError::invalid_field("code", "missing"))?;
     let discovery = s.discovery().await?;
-    let redirect_uri = redirect_url(s, &auth, &headers)?;
+    let redirect_uri = redirect_url(s, auth, headers)?;
     let form = serde_urlencoded::to_string([
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -407,20 +433,14 @@ pub(crate) async fn oidc_callback(
             "the provider does not say this email address is verified",
         ));
     }
-    let email = normalize_email("email", email)?;
+    let email = check_email("email", email)?;
     let name = claims["name"]
         .as_str()
         .unwrap_or(&email)
         .chars()
         .take(200)
         .collect::<String>();
-    let user = find_or_create(&store, s, &email, &name, &meta).await?;
-    let mut response = start_session(&store, &auth, &user, &meta, "oidc", Some(&return_to)).await?;
-    let clear = format!("{FLOW_COOKIE}=; Path={FLOW_PATH}; HttpOnly; SameSite=Lax; Max-Age=0");
-    if let Ok(v) = HeaderValue::from_str(&clear) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(response)
+    Ok((email, name, return_to))
 }
 
 fn check_claims(s: &OidcSettings, claims: &Value, nonce: &str) -> ApiResult<()> {
@@ -446,104 +466,6 @@ fn check_claims(s: &OidcSettings, claims: &Value, nonce: &str) -> ApiResult<()> 
         return Err(refused("the ID token's nonce does not match this sign-in"));
     }
     Ok(())
-}
-
-/// The user with this email, or a new one (with an unusable password: they sign in through
-/// the provider), joining the configured organization.
-async fn find_or_create(
-    store: &Store,
-    s: &OidcSettings,
-    email: &str,
-    name: &str,
-    meta: &RequestMeta,
-) -> ApiResult<users::User> {
-    {
-        let mut conn = store.read().await?;
-        if let Some((user, _)) = users::find_by_email(&mut conn, email).await? {
-            if !users::password_set_by_other(&mut conn, &user.id).await? {
-                return Ok(user);
-            }
-            drop(conn);
-            return claim_account(store, user, meta).await;
-        }
-    }
-    let hash = tokio::task::spawn_blocking(credentials::unusable_password_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)?;
-    let mut tx = store.write().await?;
-    if let Some((user, _)) = users::find_by_email(tx.conn(), email).await? {
-        return Ok(user);
-    }
-    let name = if name.trim().is_empty() { email } else { name };
-    let actor = Actor {
-        id: "oidc".into(),
-        name: format!("single sign-on ({email})"),
-    };
-    let user = insert_user(
-        tx.conn(),
-        email,
-        name,
-        &hash,
-        &actor,
-        meta,
-        Some("first single sign-on"),
-    )
-    .await?;
-    if let Some((org_key, role)) = &s.provision
-        && let Some(org) = organizations::get_by_key(tx.conn(), org_key).await?
-    {
-        add_membership(
-            tx.conn(),
-            &org.id,
-            &user,
-            *role,
-            &actor,
-            meta,
-            Some("first single sign-on"),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(user)
-}
-
-/// The provider vouches that this person owns the email, but an organization admin set
-/// the account's password: whoever knows it is locked out (password made unusable,
-/// sessions ended, personal tokens revoked) before the person signs in.
-async fn claim_account(
-    store: &Store,
-    user: users::User,
-    meta: &RequestMeta,
-) -> ApiResult<users::User> {
-    let hash = tokio::task::spawn_blocking(credentials::unusable_password_hash)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(ApiError::Internal)?;
-    let now = now_rfc3339();
-    let mut tx = store.write().await?;
-    users::set_password(tx.conn(), &user.id, &hash, &now).await?;
-    let sessions_ended = crate::store::sessions::delete_for_user(tx.conn(), &user.id).await?;
-    let tokens_revoked = crate::store::tokens::revoke_personal(tx.conn(), &user.id, &now).await?;
-    audit::append(
-        tx.conn(),
-        audit::NewEntry {
-            actor: &Actor {
-                id: user.id.clone(),
-                name: user.email.clone(),
-            },
-            action: "user.claimed",
-            resource_type: "user",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!({"via": "oidc", "sessions_ended": sessions_ended, "tokens_revoked": tokens_revoked})),
-            comment: Some("signed in through the identity provider; the admin-set password no longer works"),
-            meta,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(user)
 }
 
 #[cfg(test)]

@@ -30,8 +30,8 @@ use super::{
         environments::list_environments, environments::create_environment, environments::get_environment,
         environments::update_environment, environments::delete_environment,
         flags::list_flags, flags::create_flag, flags::get_flag, flags::update_flag, flags::delete_flag,
-        flags::actions::archive_flag, flags::actions::restore_flag, flags::actions::kill_switch,
-        flags::actions::bulk_update_flags,
+        flags::archive_flag, flags::restore_flag, flags::kill_switch,
+        flags::bulk_update_flags,
         flag_configs::list_flag_configs, flag_configs::get_config, flag_configs::update_config,
         flag_configs::toggle_config,
         flag_configs::list_revisions, flag_configs::restore_revision,
@@ -68,7 +68,7 @@ use super::{
     )
 )]
 #[derive(Debug)]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 #[derive(Debug)]
 struct BearerAuth;
@@ -122,6 +122,6 @@ impl Modify for SimpleApiWithoutSlash {
 }
 
 /// `/api-docs/openapi.json` and the Swagger UI at `/docs`.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::from(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
 }

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::snapshots::Snapshots;
 use crate::store::Store;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -15,22 +15,24 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::{AuthSettings, csrf_token, session_cookie};
 use super::error::{ApiError, ApiResult};
-use super::extract::{Json, RequestMeta};
-use super::users::normalize_email;
+use super::extract::Json;
 use crate::access::{Principal, Subject};
-use crate::audit::{Actor, hash_secret};
-use crate::credentials::{self, MAX_PASSWORD_LEN};
-use crate::store::{Store, audit, new_id, now_rfc3339, sessions, users};
+use crate::audit::RequestMeta;
+use crate::credentials::MAX_PASSWORD_LEN;
+use crate::manage::fields::check_email;
+use crate::manage::{By, sessions};
+use crate::store::Store;
+use crate::store::users::User;
 
 /// Routes that need no credential (logging in is how one gets one).
-pub fn public_router() -> Router<AppState> {
+pub(crate) fn public_router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/login", post(login))
         .merge(super::oidc::router())
 }
 
 /// Routes behind the management plane's authentication.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/session", get(current_session))
@@ -64,7 +66,7 @@ pub(crate) async fn login(
     meta: RequestMeta,
     Json(body): Json<Login>,
 ) -> ApiResult<Response> {
-    let email = normalize_email("email", &body.email)?;
+    let email = check_email("email", &body.email)?;
     if body.password.is_empty() || body.password.len() > MAX_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
@@ -76,48 +78,7 @@ pub(crate) async fn login(
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let found = {
-        let mut conn = store.read().await?;
-        users::find_by_email(&mut conn, &email).await?
-    };
-    let stored = found
-        .as_ref()
-        .map_or_else(|| credentials::dummy_hash().to_owned(), |(_, h)| h.clone());
-    let password = body.password;
-    // An unknown account costs as much as a wrong password: no timing tells them apart.
-    let matches =
-        tokio::task::spawn_blocking(move || credentials::verify_password(&password, &stored))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    let user = match found {
-        Some((user, _)) if matches => user,
-        found => {
-            let mut tx = store.write().await?;
-            let (id, name) = found.map_or_else(
-                || ("anonymous".to_owned(), email.clone()),
-                |(u, _)| (u.id, u.email),
-            );
-            audit::append(
-                tx.conn(),
-                audit::NewEntry {
-                    actor: &Actor {
-                        id: id.clone(),
-                        name,
-                    },
-                    action: "user.login_failed",
-                    resource_type: "user",
-                    resource_id: &id,
-                    before: None,
-                    after: Some(json!({"email": email})),
-                    comment: None,
-                    meta: &meta,
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            return Err(ApiError::BadCredentials);
-        }
-    };
+    let user = sessions::check_password(&store, &meta, &email, body.password).await?;
     settings.limiter.record_success(&email, meta.ip.as_deref());
     start_session(&store, &settings, &user, &meta, "password", None).await
 }
@@ -128,50 +89,12 @@ pub(crate) async fn login(
 pub(crate) async fn start_session(
     store: &Store,
     settings: &AuthSettings,
-    user: &users::User,
+    user: &User,
     meta: &RequestMeta,
     method: &str,
     redirect: Option<&str>,
 ) -> ApiResult<Response> {
-    let secret = credentials::random_secret("");
-    let now_ms = crate::store::now_ms();
-    let lifetime_ms = i64::try_from(settings.session_lifetime.as_millis()).unwrap_or(i64::MAX / 4);
-    let session = sessions::Session {
-        id: new_id(),
-        user_id: user.id.clone(),
-        created_at: now_rfc3339(),
-        last_seen_at: now_rfc3339(),
-        expires_at: vexil_core::time::format_rfc3339(now_ms.saturating_add(lifetime_ms)),
-    };
-    let mut tx = store.write().await?;
-    sessions::insert(
-        tx.conn(),
-        &session,
-        &hash_secret(&secret),
-        meta.ip.as_deref(),
-        meta.user_agent.as_deref(),
-    )
-    .await?;
-    let actor = Actor {
-        id: user.id.clone(),
-        name: user.email.clone(),
-    };
-    audit::append(
-        tx.conn(),
-        audit::NewEntry {
-            actor: &actor,
-            action: "user.login",
-            resource_type: "user",
-            resource_id: &user.id,
-            before: None,
-            after: Some(json!({"session_id": session.id, "method": method})),
-            comment: None,
-            meta,
-        },
-    )
-    .await?;
-    let organizations = users::organizations_of(tx.conn(), &user.id).await?;
-    tx.commit().await?;
+    let opened = sessions::open(store, user, meta, method, settings.session_lifetime).await?;
     let mut response = match redirect {
         Some(location) => (
             StatusCode::SEE_OTHER,
@@ -183,16 +106,20 @@ pub(crate) async fn start_session(
             .into_response(),
         None => Json(json!({
             "user": user,
-            "organizations": organizations,
-            "csrf_token": csrf_token(&secret),
-            "expires_at": session.expires_at,
+            "organizations": opened.organizations,
+            "csrf_token": csrf_token(&opened.secret),
+            "expires_at": opened.session.expires_at,
             "idle_timeout_secs": settings.session_idle.as_secs(),
         }))
         .into_response(),
     };
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie(settings, &secret, settings.session_lifetime.as_secs()),
+        cookie(
+            settings,
+            &opened.secret,
+            settings.session_lifetime.as_secs(),
+        ),
     );
     response
         .headers_mut()
@@ -205,26 +132,10 @@ pub(crate) async fn logout(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<AuthSettings>>,
     principal: Principal,
-    meta: RequestMeta,
+    by: By,
 ) -> ApiResult<Response> {
     if let Some(session_id) = &principal.session_id {
-        let mut tx = store.write().await?;
-        sessions::delete(tx.conn(), session_id).await?;
-        audit::append(
-            tx.conn(),
-            audit::NewEntry {
-                actor: &principal.actor,
-                action: "user.logout",
-                resource_type: "user",
-                resource_id: &principal.actor.id,
-                before: None,
-                after: None,
-                comment: None,
-                meta: &meta,
-            },
-        )
-        .await?;
-        tx.commit().await?;
+        sessions::close(&store, &by, session_id).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
@@ -240,16 +151,13 @@ pub(crate) async fn current_session(
     principal: Principal,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let mut conn = store.read().await?;
     let mut body = match &principal.subject {
         Subject::User { user_id } => {
-            let user = users::get(&mut conn, user_id)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
+            let (user, organizations) = sessions::user_and_organizations(&store, user_id).await?;
             json!({
                 "kind": if principal.session_id.is_some() { "session" } else { "personal_token" },
                 "user": user,
-                "organizations": users::organizations_of(&mut conn, user_id).await?,
+                "organizations": organizations,
             })
         }
         Subject::Service { organization_id } => json!({

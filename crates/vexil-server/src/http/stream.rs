@@ -28,7 +28,7 @@ use super::extract::Query;
 use crate::keys::{KeyInfo, KeyRing};
 use crate::snapshots::{EnvSnapshot, Snapshots, Update};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/sdk/stream", get(stream_ruleset))
         .route("/ofrep/v1/event-stream", get(ofrep_event_stream))
@@ -48,7 +48,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Set to `true` when the server begins shutting down.
 #[derive(Debug, Clone)]
-pub struct ShutdownSignal(pub watch::Receiver<bool>);
+pub(crate) struct ShutdownSignal(pub(crate) watch::Receiver<bool>);
 
 #[utoipa::path(get, path = "/api/v1/sdk/stream", tag = "evaluation", security(("api_key" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "The last environment version received; resumes without a full `put` when possible")),

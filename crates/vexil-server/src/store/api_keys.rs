@@ -7,25 +7,29 @@ use super::StoreResult;
 
 /// An API key record as stored and shown (never with the secret or its hash).
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct ApiKey {
-    pub id: String,
-    pub project_id: String,
-    pub environment_id: String,
-    pub name: String,
+pub(crate) struct ApiKey {
+    pub(crate) id: String,
+    pub(crate) project_id: String,
+    pub(crate) environment_id: String,
+    pub(crate) name: String,
     /// `server`, `client` or `mobile`.
     #[serde(rename = "type")]
-    pub kind: String,
-    pub prefix: String,
-    pub created_at: String,
-    pub created_by: String,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) prefix: String,
+    pub(crate) created_at: String,
+    pub(crate) created_by: String,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
+    pub(crate) last_used_at: Option<String>,
 }
 
 const COLUMNS: &str = "id, project_id, environment_id, name, kind, prefix, created_at, created_by, expires_at, revoked_at, last_used_at";
 
-pub async fn insert(conn: &mut AnyConnection, k: &ApiKey, key_hash: &str) -> StoreResult<()> {
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    k: &ApiKey,
+    key_hash: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO api_keys (id, project_id, environment_id, name, kind, key_hash, prefix, created_at, created_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -45,7 +49,7 @@ pub async fn insert(conn: &mut AnyConnection, k: &ApiKey, key_hash: &str) -> Sto
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<ApiKey>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -53,7 +57,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<ApiKe
         .await?)
 }
 
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     project_id: &str,
     limit: i64,
@@ -75,7 +79,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
+pub(crate) async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(at)
         .bind(id)
@@ -84,7 +88,7 @@ pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM api_keys WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -93,7 +97,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 }
 
 /// Every key that is not revoked, with its hash, for the in-memory key ring.
-pub async fn active(conn: &mut AnyConnection) -> StoreResult<Vec<(String, ApiKey)>> {
+pub(crate) async fn active(conn: &mut AnyConnection) -> StoreResult<Vec<(String, ApiKey)>> {
     let sql = format!("SELECT key_hash, {COLUMNS} FROM api_keys WHERE revoked_at IS NULL");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
@@ -108,7 +112,7 @@ pub async fn active(conn: &mut AnyConnection) -> StoreResult<Vec<(String, ApiKey
 }
 
 /// Records when keys were last used (batched by the key ring, off the request path).
-pub async fn touch(conn: &mut AnyConnection, ids: &[String], at: &str) -> StoreResult<()> {
+pub(crate) async fn touch(conn: &mut AnyConnection, ids: &[String], at: &str) -> StoreResult<()> {
     for id in ids {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(at)

@@ -4,19 +4,18 @@ use serde_json::Value;
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use super::{StoreResult, new_id, now_rfc3339};
-use crate::audit::{Actor, AuditEntry, GENESIS_HASH};
+use crate::audit::{Action, Actor, AuditEntry, GENESIS_HASH, RequestMeta};
 
 /// What a mutation records; the store fills in id, time and the chain.
 #[derive(Debug, Clone)]
-pub struct NewEntry<'a> {
-    pub actor: &'a Actor,
-    pub action: &'a str,
-    pub resource_type: &'a str,
-    pub resource_id: &'a str,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub comment: Option<&'a str>,
-    pub meta: &'a crate::http::extract::RequestMeta,
+pub(crate) struct NewEntry<'a> {
+    pub(crate) actor: &'a Actor,
+    pub(crate) action: Action,
+    pub(crate) resource_id: &'a str,
+    pub(crate) before: Option<Value>,
+    pub(crate) after: Option<Value>,
+    pub(crate) comment: Option<&'a str>,
+    pub(crate) meta: &'a RequestMeta,
 }
 
 #[derive(Debug, FromRow)]
@@ -69,7 +68,7 @@ const COLUMNS: &str = "seq, id, at, actor_id, actor_name, action, resource_type,
 
 /// Appends an entry to the chain. Must run inside a write transaction (`Store::write`),
 /// which serializes appends.
-pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<AuditEntry> {
+pub(crate) async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<AuditEntry> {
     let head: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -91,8 +90,8 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
         seq: prev_seq + 1,
         at: now_rfc3339(),
         actor: serde_json::json!({"id": e.actor.id, "name": e.actor.name}),
-        action: e.action.to_owned(),
-        resource_type: e.resource_type.to_owned(),
+        action: e.action.as_str().to_owned(),
+        resource_type: e.action.resource_type().to_owned(),
         resource_id: e.resource_id.to_owned(),
         before: reread(&before_doc)?,
         after: reread(&after_doc)?,
@@ -134,28 +133,28 @@ pub async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreResult<Au
 
 /// Filters of `GET /api/v1/audit-logs`.
 #[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub actor_id: Option<String>,
-    pub action: Option<String>,
-    pub organization_id: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
+pub(crate) struct Filter {
+    pub(crate) resource_type: Option<String>,
+    pub(crate) resource_id: Option<String>,
+    pub(crate) actor_id: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) organization_id: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
     /// Who is reading: `None` sees everything (an instance token); otherwise only entries
     /// of these organizations and the reader's own actions.
-    pub visible_to: Option<Visibility>,
+    pub(crate) visible_to: Option<Visibility>,
 }
 
 /// What a caller other than an instance token may read of the audit trail.
 #[derive(Debug, Default, Clone)]
-pub struct Visibility {
-    pub organizations: Vec<String>,
-    pub actor_id: String,
+pub(crate) struct Visibility {
+    pub(crate) organizations: Vec<String>,
+    pub(crate) actor_id: String,
 }
 
 /// Newest first.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     f: &Filter,
     limit: i64,
@@ -217,7 +216,7 @@ pub async fn list(
     Ok((entries, total))
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<AuditEntry>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<AuditEntry>> {
     let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE id = $1");
     let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
         .bind(id)
@@ -228,19 +227,19 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Audit
 
 /// The result of walking the chain.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Verification {
-    pub valid: bool,
+pub(crate) struct Verification {
+    pub(crate) valid: bool,
     /// Entries checked: all of them when the chain is valid, else those up to and
     /// including the first broken one.
-    pub entries: i64,
+    pub(crate) entries: i64,
     /// Id of the first entry whose link or content does not check out.
-    pub first_broken: Option<String>,
+    pub(crate) first_broken: Option<String>,
     /// Hash of the last entry: record it elsewhere to also detect removal of the tail.
-    pub head_hash: String,
+    pub(crate) head_hash: String,
 }
 
 /// Walks the whole chain in order, in pages, recomputing every hash.
-pub async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification> {
+pub(crate) async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification> {
     const PAGE: i64 = 1000;
     let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
     let (mut last_seq, mut prev_hash, mut count) = (0i64, GENESIS_HASH.to_owned(), 0i64);

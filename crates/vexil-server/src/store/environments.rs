@@ -6,27 +6,27 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use super::{DbBool, StoreResult};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct Environment {
-    pub id: String,
-    pub project_id: String,
-    pub key: String,
-    pub name: String,
-    pub description: String,
+pub(crate) struct Environment {
+    pub(crate) id: String,
+    pub(crate) project_id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     #[sqlx(try_from = "DbBool")]
-    pub is_production: bool,
+    pub(crate) is_production: bool,
     /// Protected environments need elevated rights to change (roles arrive with users).
     #[sqlx(try_from = "DbBool")]
-    pub protected: bool,
+    pub(crate) protected: bool,
     /// Bumped by every change of the environment's ruleset (flags, configs, segments).
-    pub ruleset_version: i64,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub(crate) ruleset_version: i64,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 const COLUMNS: &str = "id, project_id, key, name, description, is_production, protected, ruleset_version, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO environments (id, project_id, key, name, description, is_production, protected, \
          ruleset_version, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -47,7 +47,7 @@ pub async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Environment>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Environment>> {
     let sql = format!("SELECT {COLUMNS} FROM environments WHERE id = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
@@ -55,7 +55,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Envir
         .await?)
 }
 
-pub async fn get_by_key(
+pub(crate) async fn get_by_key(
     conn: &mut AnyConnection,
     project_id: &str,
     key: &str,
@@ -69,7 +69,10 @@ pub async fn get_by_key(
 }
 
 /// Every environment of a project, ordered by key.
-pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult<Vec<Environment>> {
+pub(crate) async fn list_all(
+    conn: &mut AnyConnection,
+    project_id: &str,
+) -> StoreResult<Vec<Environment>> {
     let sql = format!("SELECT {COLUMNS} FROM environments WHERE project_id = $1 ORDER BY key");
     Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(project_id)
@@ -77,7 +80,7 @@ pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult
         .await?)
 }
 
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     project_id: &str,
     limit: i64,
@@ -99,7 +102,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
     sqlx::query(
         "UPDATE environments SET name = $1, description = $2, is_production = $3, protected = $4, \
          version = $5, updated_at = $6 WHERE id = $7",
@@ -116,7 +119,7 @@ pub async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM environments WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -126,7 +129,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 
 /// What changed in a ruleset: one flag or one segment, by key.
 #[derive(Debug, Clone, Copy)]
-pub enum RulesetChange<'a> {
+pub(crate) enum RulesetChange<'a> {
     Flag(&'a str),
     Segment(&'a str),
 }
@@ -142,7 +145,7 @@ impl RulesetChange<'_> {
 
 /// Bumps the ruleset version of one environment and records what changed, so that
 /// snapshots (and streams) can follow the change log instead of reloading everything.
-pub async fn bump_ruleset(
+pub(crate) async fn bump_ruleset(
     conn: &mut AnyConnection,
     environment_id: &str,
     change: RulesetChange<'_>,
@@ -167,7 +170,7 @@ pub async fn bump_ruleset(
 
 /// Bumps the ruleset version of every environment of a project (after a flag definition or
 /// segment change, which all environments see) and records the change in each.
-pub async fn bump_project_rulesets(
+pub(crate) async fn bump_project_rulesets(
     conn: &mut AnyConnection,
     project_id: &str,
     change: RulesetChange<'_>,
@@ -192,13 +195,22 @@ pub async fn bump_project_rulesets(
     Ok(())
 }
 
-/// Changes recorded for an environment after `after_version`, oldest first:
-/// `(version, kind, key)` with kind `flag` or `segment`.
-pub async fn changes_since(
+/// One row of the change log: at `version` of its environment's ruleset, the flag or
+/// segment `key` changed.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct LoggedChange {
+    pub(crate) version: i64,
+    /// `flag` or `segment`.
+    pub(crate) kind: String,
+    pub(crate) key: String,
+}
+
+/// Changes recorded for an environment after `after_version`, oldest first.
+pub(crate) async fn changes_since(
     conn: &mut AnyConnection,
     environment_id: &str,
     after_version: i64,
-) -> StoreResult<Vec<(i64, String, String)>> {
+) -> StoreResult<Vec<LoggedChange>> {
     Ok(sqlx::query_as(
         "SELECT version, kind, key FROM ruleset_changes WHERE environment_id = $1 AND version > $2 ORDER BY version",
     )
@@ -209,7 +221,9 @@ pub async fn changes_since(
 }
 
 /// `(id, project_id, ruleset_version)` of every environment.
-pub async fn ruleset_versions(conn: &mut AnyConnection) -> StoreResult<Vec<(String, String, i64)>> {
+pub(crate) async fn ruleset_versions(
+    conn: &mut AnyConnection,
+) -> StoreResult<Vec<(String, String, i64)>> {
     Ok(
         sqlx::query_as("SELECT id, project_id, ruleset_version FROM environments")
             .fetch_all(conn)

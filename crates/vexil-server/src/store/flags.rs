@@ -5,7 +5,7 @@
 //! A flag's `variations` and `tags` are stored as JSON text; `kind` is the lowercase type
 //! name (`boolean`, `string`, `number`, `json`).
 
-pub mod configs;
+pub(crate) mod configs;
 
 use std::collections::BTreeMap;
 
@@ -15,26 +15,26 @@ use vexil_core::{FlagDef, FlagType, Ruleset, Variation};
 
 use super::{DbBool, StoreError, StoreResult, environments, segments};
 
-pub use configs::{Config, FlagConfig, Revision};
+pub(crate) use configs::{Config, FlagConfig, Revision};
 
 /// A flag as the API shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Flag {
-    pub id: String,
-    pub project_id: String,
-    pub key: String,
-    pub name: String,
-    pub description: String,
+pub(crate) struct Flag {
+    pub(crate) id: String,
+    pub(crate) project_id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     #[serde(rename = "type")]
-    pub kind: FlagType,
-    pub variations: Vec<Variation>,
-    pub tags: Vec<String>,
-    pub client_side: bool,
-    pub temporary: bool,
-    pub archived: bool,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub(crate) kind: FlagType,
+    pub(crate) variations: Vec<Variation>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) client_side: bool,
+    pub(crate) temporary: bool,
+    pub(crate) archived: bool,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 #[derive(Debug, FromRow)]
@@ -97,7 +97,7 @@ fn rows_to_flags(rows: Vec<FlagRow>) -> StoreResult<Vec<Flag>> {
     rows.into_iter().map(Flag::try_from).collect()
 }
 
-pub async fn insert(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO flags (id, project_id, key, name, description, kind, variations, tags, \
          client_side, temporary, archived, version, created_at, updated_at) \
@@ -123,7 +123,7 @@ pub async fn insert(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
 }
 
 /// Writes every mutable field (`key`, `kind`, `project_id` and `created_at` never change).
-pub async fn update(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
     sqlx::query(
         "UPDATE flags SET name = $1, description = $2, variations = $3, tags = $4, client_side = $5, \
          temporary = $6, archived = $7, version = $8, updated_at = $9 WHERE id = $10",
@@ -143,7 +143,7 @@ pub async fn update(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Flag>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Flag>> {
     let sql = format!("SELECT {COLUMNS} FROM flags WHERE id = $1");
     let row: Option<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
@@ -152,7 +152,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Flag>
     row.map(Flag::try_from).transpose()
 }
 
-pub async fn get_by_key(
+pub(crate) async fn get_by_key(
     conn: &mut AnyConnection,
     project_id: &str,
     key: &str,
@@ -167,7 +167,7 @@ pub async fn get_by_key(
 }
 
 /// Every flag of a project (archived ones included), ordered by key.
-pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult<Vec<Flag>> {
+pub(crate) async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult<Vec<Flag>> {
     let sql = format!("SELECT {COLUMNS} FROM flags WHERE project_id = $1 ORDER BY key");
     let rows: Vec<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(project_id)
@@ -176,7 +176,7 @@ pub async fn list_all(conn: &mut AnyConnection, project_id: &str) -> StoreResult
     rows_to_flags(rows)
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     // Configurations and revisions go with the flag (ON DELETE CASCADE).
     sqlx::query("DELETE FROM flags WHERE id = $1")
         .bind(id)
@@ -187,7 +187,10 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 
 /// Ids of the projects with this key, in any organization (the Simple API names its
 /// project by key alone).
-pub async fn project_ids_by_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Vec<String>> {
+pub(crate) async fn project_ids_by_key(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> StoreResult<Vec<String>> {
     Ok(
         sqlx::query_scalar("SELECT id FROM projects WHERE key = $1 ORDER BY id")
             .bind(key)
@@ -198,7 +201,7 @@ pub async fn project_ids_by_key(conn: &mut AnyConnection, key: &str) -> StoreRes
 
 /// Sort orders of the flag list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FlagSort {
+pub(crate) enum FlagSort {
     #[default]
     Key,
     KeyDesc,
@@ -212,7 +215,7 @@ pub enum FlagSort {
 
 impl FlagSort {
     /// Parses `key`, `-key`, `name`, `created_at`, `updated_at` (each optionally `-`).
-    pub fn parse(s: &str) -> Option<FlagSort> {
+    pub(crate) fn parse(s: &str) -> Option<FlagSort> {
         Some(match s {
             "key" => FlagSort::Key,
             "-key" => FlagSort::KeyDesc,
@@ -243,17 +246,17 @@ impl FlagSort {
 
 /// Filters of the flag list. Text matches are case-insensitive.
 #[derive(Debug, Clone, Default)]
-pub struct FlagFilter {
+pub(crate) struct FlagFilter {
     /// Substring of the key, name or description.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// One of the flag's tags.
-    pub tag: Option<String>,
-    pub kind: Option<FlagType>,
+    pub(crate) tag: Option<String>,
+    pub(crate) kind: Option<FlagType>,
     /// Archived flags only (`true`) or non-archived flags only (`false`).
-    pub archived: bool,
+    pub(crate) archived: bool,
     /// `(environment_id, enabled)`: flags whose configuration there is (not) enabled.
-    pub enabled_in: Option<(String, bool)>,
-    pub sort: FlagSort,
+    pub(crate) enabled_in: Option<(String, bool)>,
+    pub(crate) sort: FlagSort,
 }
 
 #[derive(Debug, Clone)]
@@ -318,7 +321,7 @@ impl FlagFilter {
 }
 
 /// One page of a project's flags matching `filter`, and the total number matching.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     project_id: &str,
     filter: &FlagFilter,
@@ -354,20 +357,20 @@ pub async fn list(
 
 /// A flag that lists another as a prerequisite, in one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Referrer {
+pub(crate) struct Referrer {
     /// Key of the referring flag.
-    pub flag: String,
+    pub(crate) flag: String,
     /// Key of the environment whose configuration holds the prerequisite.
-    pub environment: String,
+    pub(crate) environment: String,
     #[serde(skip)]
-    pub flag_id: String,
+    pub(crate) flag_id: String,
     #[serde(skip)]
-    pub archived: bool,
+    pub(crate) archived: bool,
 }
 
 /// Every (flag, environment) of the project whose configuration has `flag_key` as a
 /// prerequisite, ordered by flag then environment key.
-pub async fn referrers(
+pub(crate) async fn referrers(
     conn: &mut AnyConnection,
     project_id: &str,
     flag_key: &str,
@@ -411,7 +414,7 @@ pub async fn referrers(
 /// The full ruleset of an environment (DESIGN §2): every flag of its project with its
 /// configuration there (archived flags included, marked `archived`), and every segment.
 /// `None` when the environment does not exist.
-pub async fn load_ruleset(
+pub(crate) async fn load_ruleset(
     conn: &mut AnyConnection,
     environment_id: &str,
 ) -> StoreResult<Option<Ruleset>> {
@@ -442,7 +445,7 @@ pub async fn load_ruleset(
 }
 
 /// Flag `key`'s definition in an environment, if the flag exists there.
-pub async fn def_in_environment(
+pub(crate) async fn def_in_environment(
     conn: &mut AnyConnection,
     project_id: &str,
     environment_id: &str,
@@ -460,7 +463,7 @@ pub async fn def_in_environment(
 /// every flag reachable through prerequisites (references, variations, cycles), the
 /// project's segments, and — with `with_referrers` — the flags that name `key` as a
 /// prerequisite. A few queries instead of loading the whole environment on every write.
-pub async fn ruleset_around(
+pub(crate) async fn ruleset_around(
     conn: &mut AnyConnection,
     project_id: &str,
     environment_id: &str,

@@ -6,24 +6,24 @@
 //! total order) and opens a transaction: a mutation, its audit entry and its revision
 //! commit together or not at all.
 
-pub mod api_keys;
-pub mod audit;
-pub mod environments;
-pub mod flags;
-pub mod organizations;
-pub mod postgres;
-pub mod projects;
-pub mod scopes;
-pub mod segments;
-pub mod sessions;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod environments;
+pub(crate) mod flags;
+pub(crate) mod organizations;
+pub(crate) mod postgres;
+pub(crate) mod projects;
+pub(crate) mod scopes;
+pub(crate) mod segments;
+pub(crate) mod sessions;
 mod sqlite;
-pub mod tokens;
-pub mod users;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -32,14 +32,14 @@ use tokio::sync::{Mutex, MutexGuard};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// Errors of the store, classified for the HTTP layer.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// A unique constraint failed (duplicate key).
     #[error("duplicate: {0}")]
     Duplicate(String),
@@ -84,17 +84,32 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
+
+/// A database connection, as the layers above the store name it (they never name sqlx).
+pub(crate) type Conn = AnyConnection;
+
+/// What a committed write transaction may have changed beyond rulesets (which the change
+/// log tells).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Committed {
+    /// API keys were created, revoked or deleted (directly or with an environment).
+    pub(crate) keys: bool,
+}
 
 /// Runs after every committed write transaction, before the writer's response is sent
 /// (the evaluation plane uses it to bring snapshots up to date: read-your-writes).
-pub trait CommitHook: Send + Sync + std::fmt::Debug {
-    fn committed<'a>(&'a self, store: &'a Store) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+pub(crate) trait CommitHook: Send + Sync + std::fmt::Debug {
+    fn committed<'a>(
+        &'a self,
+        store: &'a Store,
+        what: Committed,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// The database handle shared by all requests.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     pool: AnyPool,
     backend: Backend,
     /// Serializes writers within this process. Held across `.await` (the whole write
@@ -106,23 +121,30 @@ pub struct Store {
 
 /// A write transaction holding the process-wide write lock until commit or drop.
 #[derive(Debug)]
-pub struct WriteTx<'a> {
-    pub tx: Transaction<'static, Any>,
+pub(crate) struct WriteTx<'a> {
+    tx: Transaction<'static, Any>,
     store: &'a Store,
     _guard: MutexGuard<'a, ()>,
+    committed: Committed,
 }
 
 impl WriteTx<'_> {
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 
+    /// Notes that this transaction changes API keys: the key ring reloads after commit.
+    pub(crate) fn keys_changed(&mut self) {
+        self.committed.keys = true;
+    }
+
     /// Commits, releases the write lock, then runs the commit hook.
-    pub async fn commit(self) -> StoreResult<()> {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
         let WriteTx {
             mut tx,
             store,
             _guard,
+            committed,
         } = self;
         if store.backend == Backend::Postgres {
             // Other nodes learn of the commit through LISTEN/NOTIFY.
@@ -131,7 +153,7 @@ impl WriteTx<'_> {
         tx.commit().await?;
         drop(_guard);
         if let Some(hook) = store.hook.get() {
-            hook.committed(store).await;
+            hook.committed(store, committed).await;
         }
         Ok(())
     }
@@ -139,7 +161,7 @@ impl WriteTx<'_> {
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if missing.
-    pub async fn connect(url: &str) -> anyhow::Result<Arc<Store>> {
+    pub(crate) async fn connect(url: &str) -> anyhow::Result<Arc<Store>> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -176,21 +198,21 @@ impl Store {
     }
 
     /// Installs the commit hook (once; later calls are ignored).
-    pub fn set_commit_hook(&self, hook: Arc<dyn CommitHook>) {
+    pub(crate) fn set_commit_hook(&self, hook: Arc<dyn CommitHook>) {
         let _ = self.hook.set(hook);
     }
 
     /// The URL the store was opened with (for the PostgreSQL change listener).
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
-    pub fn backend(&self) -> Backend {
+    pub(crate) fn backend(&self) -> Backend {
         self.backend
     }
 
     /// Applies the embedded migrations of this backend.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    pub(crate) async fn migrate(&self) -> anyhow::Result<()> {
         match self.backend {
             Backend::Sqlite => sqlite::MIGRATOR.run(&self.pool).await,
             Backend::Postgres => postgres::MIGRATOR.run(&self.pool).await,
@@ -199,13 +221,13 @@ impl Store {
     }
 
     /// A connection for reads.
-    pub async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {
+    pub(crate) async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {
         // Whatever stops us from getting a connection, the database is unavailable to us.
         self.pool.acquire().await.map_err(StoreError::Unavailable)
     }
 
     /// Starts a serialized write transaction.
-    pub async fn write(&self) -> StoreResult<WriteTx<'_>> {
+    pub(crate) async fn write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await.map_err(StoreError::Unavailable)?;
         if self.backend == Backend::Postgres {
@@ -216,15 +238,16 @@ impl Store {
             tx,
             store: self,
             _guard: guard,
+            committed: Committed::default(),
         })
     }
 
     /// Whether the database answers.
-    pub async fn ping(&self) -> bool {
+    pub(crate) async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.pool.close().await;
     }
 }
@@ -233,7 +256,7 @@ impl Store {
 /// decode SQLite booleans). Rows read it with `#[sqlx(try_from = "DbBool")]`; binds use
 /// `i64::from(b)`.
 #[derive(Debug, Clone, Copy)]
-pub struct DbBool(pub bool);
+pub(crate) struct DbBool(pub(crate) bool);
 
 impl sqlx::Type<Any> for DbBool {
     fn type_info() -> sqlx::any::AnyTypeInfo {
@@ -257,18 +280,9 @@ impl From<DbBool> for bool {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// The current time as stored: fixed-width RFC 3339 UTC.
-pub fn now_rfc3339() -> String {
-    vexil_core::time::format_rfc3339(now_ms())
-}
+// The clock lives below every layer; the store stamps rows with it.
+pub use crate::clock::now_ms;
+pub(crate) use crate::clock::now_rfc3339;
 
 /// `column IN ($first, …)` for `n` values (`n` > 0): constant text, values bound.
 pub(crate) fn in_list(column: &str, first: usize, n: usize) -> String {
@@ -287,12 +301,12 @@ pub(crate) fn restrict_to(column: &str, ids: Option<&[String]>) -> String {
 }
 
 /// A stored time plus `ms` milliseconds, as stored (`None` if `at` does not parse).
-pub fn rfc3339_plus_ms(at: &str, ms: i64) -> Option<String> {
+pub(crate) fn rfc3339_plus_ms(at: &str, ms: i64) -> Option<String> {
     vexil_core::time::parse_rfc3339(at)
         .map(|t| vexil_core::time::format_rfc3339(t.saturating_add(ms)))
 }
 
 /// A new time-ordered UUID (v7) as text.
-pub fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -6,18 +6,18 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use super::StoreResult;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct Organization {
-    pub id: String,
-    pub key: String,
-    pub name: String,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct Organization {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 const COLUMNS: &str = "id, key, name, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut AnyConnection, o: &Organization) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, o: &Organization) -> StoreResult<()> {
     sqlx::query("INSERT INTO organizations (id, key, name, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&o.id)
         .bind(&o.key)
@@ -30,7 +30,7 @@ pub async fn insert(conn: &mut AnyConnection, o: &Organization) -> StoreResult<(
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Organization>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Organization>> {
     let sql = format!("SELECT {COLUMNS} FROM organizations WHERE id = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
@@ -38,7 +38,10 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Organ
         .await?)
 }
 
-pub async fn get_by_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Option<Organization>> {
+pub(crate) async fn get_by_key(
+    conn: &mut AnyConnection,
+    key: &str,
+) -> StoreResult<Option<Organization>> {
     let sql = format!("SELECT {COLUMNS} FROM organizations WHERE key = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(key)
@@ -47,7 +50,7 @@ pub async fn get_by_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Opti
 }
 
 /// Organizations among `ids` (`None`: all), key order.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     ids: Option<&[String]>,
     limit: i64,
@@ -74,7 +77,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn update(conn: &mut AnyConnection, o: &Organization) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut AnyConnection, o: &Organization) -> StoreResult<()> {
     sqlx::query("UPDATE organizations SET name = $1, version = $2, updated_at = $3 WHERE id = $4")
         .bind(&o.name)
         .bind(o.version)
@@ -85,7 +88,7 @@ pub async fn update(conn: &mut AnyConnection, o: &Organization) -> StoreResult<(
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM organizations WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -93,7 +96,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
+pub(crate) async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
         .fetch_one(conn)
         .await?)

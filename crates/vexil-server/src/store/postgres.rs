@@ -19,7 +19,7 @@ pub(super) async fn lock_writes(conn: &mut AnyConnection) -> Result<(), sqlx::Er
 }
 
 /// The channel every node listens on; a write transaction notifies it (delivered at commit).
-pub const CHANGES_CHANNEL: &str = "vexil_changes";
+pub(crate) const CHANGES_CHANNEL: &str = "vexil_changes";
 
 /// Queues a notification to other nodes, sent by PostgreSQL when the transaction commits.
 pub(super) async fn notify_change(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
@@ -32,7 +32,7 @@ pub(super) async fn notify_change(conn: &mut AnyConnection) -> Result<(), sqlx::
 /// Listens for other nodes' commits and calls `on_change` for each (and once after every
 /// reconnection, since notifications sent while disconnected are lost). Runs until the
 /// task is dropped; connection errors are retried with a pause.
-pub async fn listen_for_changes<F, Fut>(url: &str, on_change: F)
+pub(crate) async fn listen_for_changes<F, Fut>(url: &str, on_change: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,

@@ -6,21 +6,21 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 use super::StoreResult;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct Project {
-    pub id: String,
-    pub organization_id: String,
-    pub key: String,
-    pub name: String,
-    pub description: String,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct Project {
+    pub(crate) id: String,
+    pub(crate) organization_id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 const COLUMNS: &str =
     "id, organization_id, key, name, description, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO projects (id, organization_id, key, name, description, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -38,7 +38,7 @@ pub async fn insert(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Project>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
     Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
@@ -46,7 +46,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Proje
         .await?)
 }
 
-pub async fn get_by_key(
+pub(crate) async fn get_by_key(
     conn: &mut AnyConnection,
     organization_id: &str,
     key: &str,
@@ -61,7 +61,7 @@ pub async fn get_by_key(
 
 /// Projects, optionally of one organization, ordered by key.
 /// Projects in `organizations` (`None`: all), key order.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     organizations: Option<&[String]>,
     limit: i64,
@@ -88,7 +88,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
     sqlx::query("UPDATE projects SET name = $1, description = $2, version = $3, updated_at = $4 WHERE id = $5")
         .bind(&p.name)
         .bind(&p.description)
@@ -100,7 +100,7 @@ pub async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -109,7 +109,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 }
 
 /// Number of projects in an organization (an organization with projects cannot be deleted).
-pub async fn count_in_organization(
+pub(crate) async fn count_in_organization(
     conn: &mut AnyConnection,
     organization_id: &str,
 ) -> StoreResult<i64> {
@@ -122,7 +122,10 @@ pub async fn count_in_organization(
 }
 
 /// `(flags, segments)` in a project: a project holding either cannot be deleted.
-pub async fn count_contents(conn: &mut AnyConnection, project_id: &str) -> StoreResult<(i64, i64)> {
+pub(crate) async fn count_contents(
+    conn: &mut AnyConnection,
+    project_id: &str,
+) -> StoreResult<(i64, i64)> {
     let flags = sqlx::query_scalar("SELECT COUNT(*) FROM flags WHERE project_id = $1")
         .bind(project_id)
         .fetch_one(&mut *conn)

@@ -8,21 +8,21 @@ use super::{DbBool, StoreResult};
 /// The organization a resource belongs to, and whether the requested change would alter
 /// what a protected environment serves.
 #[derive(Debug, Clone, FromRow)]
-pub struct Scope {
-    pub organization_id: String,
+pub(crate) struct Scope {
+    pub(crate) organization_id: String,
     #[sqlx(try_from = "DbBool")]
-    pub protected: bool,
+    pub(crate) protected: bool,
 }
 
 async fn one(conn: &mut AnyConnection, sql: &'static str, id: &str) -> StoreResult<Option<Scope>> {
     Ok(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?)
 }
 
-pub async fn organization(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn organization(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(conn, "SELECT id AS organization_id, CAST(0 AS BIGINT) AS protected FROM organizations WHERE id = $1", id).await
 }
 
-pub async fn project(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn project(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT organization_id, CAST(0 AS BIGINT) AS protected FROM projects WHERE id = $1",
@@ -31,7 +31,7 @@ pub async fn project(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<S
     .await
 }
 
-pub async fn environment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn environment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT p.organization_id, e.protected FROM environments e \
@@ -41,7 +41,7 @@ pub async fn environment(conn: &mut AnyConnection, id: &str) -> StoreResult<Opti
     .await
 }
 
-pub async fn flag(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn flag(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM flags f \
@@ -53,7 +53,10 @@ pub async fn flag(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scop
 
 /// A flag, `protected` when it is enabled in some protected environment: deleting,
 /// archiving or restoring it then changes what that environment serves.
-pub async fn flag_lifecycle(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn flag_lifecycle(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT p.organization_id, CAST( \
@@ -67,7 +70,7 @@ pub async fn flag_lifecycle(conn: &mut AnyConnection, id: &str) -> StoreResult<O
 }
 
 /// A flag's configuration in an environment: both must exist in the same project.
-pub async fn flag_in_environment(
+pub(crate) async fn flag_in_environment(
     conn: &mut AnyConnection,
     flag_id: &str,
     environment_id: &str,
@@ -84,7 +87,7 @@ pub async fn flag_in_environment(
     .await?)
 }
 
-pub async fn segment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn segment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM segments s \
@@ -94,7 +97,7 @@ pub async fn segment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<S
     .await
 }
 
-pub async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
+pub(crate) async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
     one(
         conn,
         "SELECT p.organization_id, e.protected FROM api_keys k \
@@ -107,7 +110,7 @@ pub async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<S
 
 /// Whether any of these flags is enabled in a protected environment (optionally: in
 /// this one environment only).
-pub async fn any_enabled_in_protected(
+pub(crate) async fn any_enabled_in_protected(
     conn: &mut AnyConnection,
     flag_ids: &[String],
     environment_id: Option<&str>,
@@ -133,18 +136,4 @@ pub async fn any_enabled_in_protected(
         }
     }
     Ok(false)
-}
-
-/// Whether the project has a protected environment.
-pub async fn project_has_protected(
-    conn: &mut AnyConnection,
-    project_id: &str,
-) -> StoreResult<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM environments WHERE project_id = $1 AND protected = 1",
-    )
-    .bind(project_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
 }

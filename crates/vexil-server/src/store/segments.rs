@@ -10,31 +10,31 @@ use vexil_core::{Op, SegmentDef};
 use super::StoreResult;
 
 #[derive(Debug, Clone, FromRow)]
-pub struct SegmentRow {
-    pub id: String,
-    pub project_id: String,
-    pub key: String,
-    pub name: String,
-    pub description: String,
-    pub definition: String,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct SegmentRow {
+    pub(crate) id: String,
+    pub(crate) project_id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) definition: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 /// A segment as the API shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Segment {
-    pub id: String,
-    pub project_id: String,
-    pub key: String,
-    pub name: String,
-    pub description: String,
+pub(crate) struct Segment {
+    pub(crate) id: String,
+    pub(crate) project_id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     #[serde(flatten)]
-    pub definition: SegmentDef,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub(crate) definition: SegmentDef,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl TryFrom<SegmentRow> for Segment {
@@ -57,7 +57,7 @@ impl TryFrom<SegmentRow> for Segment {
 const COLUMNS: &str =
     "id, project_id, key, name, description, definition, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO segments (id, project_id, key, name, description, definition, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -76,7 +76,7 @@ pub async fn insert(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn update(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
+pub(crate) async fn update(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
     sqlx::query(
         "UPDATE segments SET name = $1, description = $2, definition = $3, version = $4, updated_at = $5 WHERE id = $6",
     )
@@ -91,7 +91,7 @@ pub async fn update(conn: &mut AnyConnection, s: &Segment) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Segment>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Segment>> {
     let sql = format!("SELECT {COLUMNS} FROM segments WHERE id = $1");
     let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
@@ -100,7 +100,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Segme
     row.map(Segment::try_from).transpose()
 }
 
-pub async fn get_by_key(
+pub(crate) async fn get_by_key(
     conn: &mut AnyConnection,
     project_id: &str,
     key: &str,
@@ -114,7 +114,7 @@ pub async fn get_by_key(
     row.map(Segment::try_from).transpose()
 }
 
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     project_id: &str,
     limit: i64,
@@ -141,7 +141,7 @@ pub async fn list(
 }
 
 /// Every segment of a project as `(key, definition)`, for building rulesets.
-pub async fn definitions(
+pub(crate) async fn definitions(
     conn: &mut AnyConnection,
     project_id: &str,
 ) -> StoreResult<Vec<(String, SegmentDef)>> {
@@ -155,7 +155,7 @@ pub async fn definitions(
         .collect()
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM segments WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -167,7 +167,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 /// from being deleted. Serialized as `{"flag", "environment"}` or `{"segment"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
-pub enum Referrer {
+pub(crate) enum Referrer {
     /// A rule of this flag's configuration in this environment (both keys).
     Flag { flag: String, environment: String },
     /// A rule of another segment of the project.
@@ -176,7 +176,7 @@ pub enum Referrer {
 
 /// Everything in the project that refers to segment `key`: flag configurations first
 /// (by flag, then environment key), then segments (by key).
-pub async fn referrers(
+pub(crate) async fn referrers(
     conn: &mut AnyConnection,
     project_id: &str,
     key: &str,
@@ -223,12 +223,12 @@ fn config_refers_to(config: &Value, key: &str) -> bool {
 }
 
 /// Whether a segment has a rule clause `in_segment` naming `key`.
-pub fn segment_refers_to(def: &SegmentDef, key: &str) -> bool {
+pub(crate) fn segment_refers_to(def: &SegmentDef, key: &str) -> bool {
     referenced_segments(def).any(|k| k == key)
 }
 
 /// The segment keys a segment's rules name through `in_segment`, with duplicates.
-pub fn referenced_segments(def: &SegmentDef) -> impl Iterator<Item = &str> {
+pub(crate) fn referenced_segments(def: &SegmentDef) -> impl Iterator<Item = &str> {
     def.rules
         .iter()
         .flat_map(|r| &r.clauses)

@@ -5,15 +5,15 @@ use sqlx::{AnyConnection, FromRow};
 use super::StoreResult;
 
 #[derive(Debug, Clone, FromRow)]
-pub struct Session {
-    pub id: String,
-    pub user_id: String,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub expires_at: String,
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) created_at: String,
+    pub(crate) last_seen_at: String,
+    pub(crate) expires_at: String,
 }
 
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AnyConnection,
     s: &Session,
     token_hash: &str,
@@ -37,7 +37,10 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> StoreResult<Option<Session>> {
+pub(crate) async fn find_by_hash(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> StoreResult<Option<Session>> {
     Ok(sqlx::query_as(
         "SELECT id, user_id, created_at, last_seen_at, expires_at FROM sessions WHERE token_hash = $1",
     )
@@ -46,7 +49,7 @@ pub async fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> StoreResult<O
     .await?)
 }
 
-pub async fn touch(conn: &mut AnyConnection, id: &str, now: &str) -> StoreResult<()> {
+pub(crate) async fn touch(conn: &mut AnyConnection, id: &str, now: &str) -> StoreResult<()> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -55,7 +58,7 @@ pub async fn touch(conn: &mut AnyConnection, id: &str, now: &str) -> StoreResult
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -64,7 +67,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
 }
 
 /// Ends every session of a user (password change or reset).
-pub async fn delete_for_user(conn: &mut AnyConnection, user_id: &str) -> StoreResult<u64> {
+pub(crate) async fn delete_for_user(conn: &mut AnyConnection, user_id: &str) -> StoreResult<u64> {
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
         .execute(conn)
@@ -73,7 +76,7 @@ pub async fn delete_for_user(conn: &mut AnyConnection, user_id: &str) -> StoreRe
 }
 
 /// Removes sessions past their absolute end or idle for longer than `idle_before` allows.
-pub async fn delete_expired(
+pub(crate) async fn delete_expired(
     conn: &mut AnyConnection,
     now: &str,
     idle_before: &str,

@@ -6,35 +6,37 @@ use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 
 use super::{StoreResult, new_id, now_rfc3339};
+use crate::access::{Role, TokenKind};
 
 /// A token record as stored and shown (never with the secret or its hash).
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct Token {
-    pub id: String,
-    pub name: String,
-    /// `instance`, `personal` or `service`.
-    pub kind: String,
-    pub prefix: String,
-    pub role: String,
-    pub user_id: Option<String>,
-    pub organization_id: Option<String>,
-    pub created_at: String,
-    pub created_by: Option<String>,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
-    pub last_used_at: Option<String>,
+pub(crate) struct Token {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    #[sqlx(try_from = "String")]
+    pub(crate) kind: TokenKind,
+    pub(crate) prefix: String,
+    #[sqlx(try_from = "String")]
+    pub(crate) role: Role,
+    pub(crate) user_id: Option<String>,
+    pub(crate) organization_id: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) created_by: Option<String>,
+    pub(crate) expires_at: Option<String>,
+    pub(crate) revoked_at: Option<String>,
+    pub(crate) last_used_at: Option<String>,
 }
 
 const COLUMNS: &str = "id, name, kind, prefix, role, user_id, organization_id, created_at, \
     created_by, expires_at, revoked_at, last_used_at";
 
 /// Creates the instance token unless one with this hash exists (idempotent across restarts).
-pub async fn ensure(
+pub(crate) async fn ensure(
     conn: &mut AnyConnection,
     name: &str,
     hash: &str,
     prefix: &str,
-    role: &str,
+    role: Role,
 ) -> StoreResult<bool> {
     let exists: Option<String> =
         sqlx::query_scalar("SELECT id FROM api_tokens WHERE token_hash = $1")
@@ -47,9 +49,9 @@ pub async fn ensure(
     let t = Token {
         id: new_id(),
         name: name.into(),
-        kind: "instance".into(),
+        kind: TokenKind::Instance,
         prefix: prefix.into(),
-        role: role.into(),
+        role,
         user_id: None,
         organization_id: None,
         created_at: now_rfc3339(),
@@ -62,7 +64,7 @@ pub async fn ensure(
     Ok(true)
 }
 
-pub async fn insert(conn: &mut AnyConnection, t: &Token, hash: &str) -> StoreResult<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, t: &Token, hash: &str) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO api_tokens (id, name, token_hash, prefix, role, created_at, kind, user_id, \
          organization_id, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -71,9 +73,9 @@ pub async fn insert(conn: &mut AnyConnection, t: &Token, hash: &str) -> StoreRes
     .bind(&t.name)
     .bind(hash)
     .bind(&t.prefix)
-    .bind(&t.role)
+    .bind(t.role.as_str())
     .bind(&t.created_at)
-    .bind(&t.kind)
+    .bind(t.kind.as_str())
     .bind(&t.user_id)
     .bind(&t.organization_id)
     .bind(&t.created_by)
@@ -83,7 +85,10 @@ pub async fn insert(conn: &mut AnyConnection, t: &Token, hash: &str) -> StoreRes
     Ok(())
 }
 
-pub async fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> StoreResult<Option<Token>> {
+pub(crate) async fn find_by_hash(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> StoreResult<Option<Token>> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(hash)
@@ -91,7 +96,7 @@ pub async fn find_by_hash(conn: &mut AnyConnection, hash: &str) -> StoreResult<O
         .await?)
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Token>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Token>> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -101,7 +106,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Token
 
 /// Tokens a caller may see: their personal ones and the service tokens of the given
 /// organizations (`None`: every token, for the instance token). Newest first.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     user_id: Option<&str>,
     organizations: Option<&[String]>,
@@ -153,7 +158,7 @@ pub async fn list(
     Ok((items, total))
 }
 
-pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
+pub(crate) async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
     sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(at)
         .bind(id)
@@ -162,7 +167,7 @@ pub async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult
     Ok(())
 }
 
-pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM api_tokens WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -170,7 +175,7 @@ pub async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn touch(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
+pub(crate) async fn touch(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
     sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
         .bind(at)
         .bind(id)
@@ -181,7 +186,7 @@ pub async fn touch(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<
 
 /// Revokes every personal token of a user (the operator reset their password: whoever
 /// knew the old one may have made tokens).
-pub async fn revoke_personal(
+pub(crate) async fn revoke_personal(
     conn: &mut AnyConnection,
     user_id: &str,
     at: &str,
@@ -196,7 +201,7 @@ pub async fn revoke_personal(
     .rows_affected())
 }
 
-pub async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
+pub(crate) async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens")
         .fetch_one(conn)
         .await?)

@@ -3,22 +3,27 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, FromRow};
 
-use super::StoreResult;
+use super::{StoreError, StoreResult};
+use crate::access::Role;
 
 /// A user as shown (never with the password hash).
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 const COLUMNS: &str = "id, email, name, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut AnyConnection, u: &User, password_hash: &str) -> StoreResult<()> {
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    u: &User,
+    password_hash: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO users (id, email, name, password_hash, version, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -35,7 +40,7 @@ pub async fn insert(conn: &mut AnyConnection, u: &User, password_hash: &str) -> 
     Ok(())
 }
 
-pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
+pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -44,7 +49,7 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>
 }
 
 /// The user with this (lowercased) email, with their password hash.
-pub async fn find_by_email(
+pub(crate) async fn find_by_email(
     conn: &mut AnyConnection,
     email: &str,
 ) -> StoreResult<Option<(User, String)>> {
@@ -62,7 +67,10 @@ pub async fn find_by_email(
     Ok(row.map(|r| (r.user, r.password_hash)))
 }
 
-pub async fn password_hash(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<String>> {
+pub(crate) async fn password_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
             .bind(id)
@@ -73,7 +81,7 @@ pub async fn password_hash(conn: &mut AnyConnection, id: &str) -> StoreResult<Op
 
 /// Sets the password (chosen by the user or the operator, so no longer known to anyone
 /// else).
-pub async fn set_password(
+pub(crate) async fn set_password(
     conn: &mut AnyConnection,
     id: &str,
     password_hash: &str,
@@ -92,7 +100,10 @@ pub async fn set_password(
 }
 
 /// Marks the password as chosen by (or shown to) someone other than the user.
-pub async fn mark_password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
+pub(crate) async fn mark_password_set_by_other(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<()> {
     sqlx::query("UPDATE users SET password_set_by_other = 1 WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -100,7 +111,7 @@ pub async fn mark_password_set_by_other(conn: &mut AnyConnection, id: &str) -> S
     Ok(())
 }
 
-pub async fn password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreResult<bool> {
+pub(crate) async fn password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreResult<bool> {
     let flag: Option<i64> =
         sqlx::query_scalar("SELECT password_set_by_other FROM users WHERE id = $1")
             .bind(id)
@@ -109,7 +120,7 @@ pub async fn password_set_by_other(conn: &mut AnyConnection, id: &str) -> StoreR
     Ok(flag.is_some_and(|f| f != 0))
 }
 
-pub async fn update_name(conn: &mut AnyConnection, u: &User) -> StoreResult<()> {
+pub(crate) async fn update_name(conn: &mut AnyConnection, u: &User) -> StoreResult<()> {
     sqlx::query("UPDATE users SET name = $1, version = $2, updated_at = $3 WHERE id = $4")
         .bind(&u.name)
         .bind(u.version)
@@ -120,7 +131,7 @@ pub async fn update_name(conn: &mut AnyConnection, u: &User) -> StoreResult<()> 
     Ok(())
 }
 
-pub async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
+pub(crate) async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(conn)
         .await?)
@@ -128,45 +139,55 @@ pub async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
 
 /// A member of an organization: the user and their role there.
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct Member {
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
-    pub role: String,
-    pub created_at: String,
-    pub updated_at: String,
+pub(crate) struct Member {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    #[sqlx(try_from = "String")]
+    pub(crate) role: Role,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 const MEMBER_COLUMNS: &str = "m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at";
 
-pub async fn role_in(
+pub(crate) async fn role_in(
     conn: &mut AnyConnection,
     user_id: &str,
     organization_id: &str,
-) -> StoreResult<Option<String>> {
-    Ok(sqlx::query_scalar(
+) -> StoreResult<Option<Role>> {
+    let role: Option<String> = sqlx::query_scalar(
         "SELECT role FROM memberships WHERE user_id = $1 AND organization_id = $2",
     )
     .bind(user_id)
     .bind(organization_id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    role.map(stored_role).transpose()
+}
+
+/// A role as stored; anything else is a corrupt row.
+fn stored_role(role: String) -> StoreResult<Role> {
+    Role::try_from(role).map_err(StoreError::Corrupt)
 }
 
 /// Every organization the user belongs to, with the role there.
-pub async fn memberships_of(
+pub(crate) async fn memberships_of(
     conn: &mut AnyConnection,
     user_id: &str,
-) -> StoreResult<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
+) -> StoreResult<Vec<(String, Role)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT organization_id, role FROM memberships WHERE user_id = $1 ORDER BY organization_id",
     )
     .bind(user_id)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|(org, role)| Ok((org, stored_role(role)?)))
+        .collect()
 }
 
-pub async fn get_member(
+pub(crate) async fn get_member(
     conn: &mut AnyConnection,
     organization_id: &str,
     user_id: &str,
@@ -182,7 +203,7 @@ pub async fn get_member(
         .await?)
 }
 
-pub async fn list_members(
+pub(crate) async fn list_members(
     conn: &mut AnyConnection,
     organization_id: &str,
     limit: i64,
@@ -206,7 +227,10 @@ pub async fn list_members(
     Ok((items, total))
 }
 
-pub async fn count_owners(conn: &mut AnyConnection, organization_id: &str) -> StoreResult<i64> {
+pub(crate) async fn count_owners(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM memberships WHERE organization_id = $1 AND role = 'owner'",
     )
@@ -215,11 +239,11 @@ pub async fn count_owners(conn: &mut AnyConnection, organization_id: &str) -> St
     .await?)
 }
 
-pub async fn insert_membership(
+pub(crate) async fn insert_membership(
     conn: &mut AnyConnection,
     organization_id: &str,
     user_id: &str,
-    role: &str,
+    role: Role,
     now: &str,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -228,24 +252,24 @@ pub async fn insert_membership(
     )
     .bind(organization_id)
     .bind(user_id)
-    .bind(role)
+    .bind(role.as_str())
     .bind(now)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn set_role(
+pub(crate) async fn set_role(
     conn: &mut AnyConnection,
     organization_id: &str,
     user_id: &str,
-    role: &str,
+    role: Role,
     now: &str,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE memberships SET role = $1, updated_at = $2 WHERE organization_id = $3 AND user_id = $4",
     )
-    .bind(role)
+    .bind(role.as_str())
     .bind(now)
     .bind(organization_id)
     .bind(user_id)
@@ -254,7 +278,7 @@ pub async fn set_role(
     Ok(())
 }
 
-pub async fn delete_membership(
+pub(crate) async fn delete_membership(
     conn: &mut AnyConnection,
     organization_id: &str,
     user_id: &str,
@@ -269,14 +293,15 @@ pub async fn delete_membership(
 
 /// An organization a user belongs to, with the role there.
 #[derive(Debug, Clone, FromRow, Serialize)]
-pub struct UserOrganization {
-    pub id: String,
-    pub key: String,
-    pub name: String,
-    pub role: String,
+pub(crate) struct UserOrganization {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    #[sqlx(try_from = "String")]
+    pub(crate) role: Role,
 }
 
-pub async fn organizations_of(
+pub(crate) async fn organizations_of(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> StoreResult<Vec<UserOrganization>> {

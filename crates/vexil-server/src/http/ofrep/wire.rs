@@ -282,23 +282,23 @@ impl IntoResponse for Failure {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Bulk<'k, 's> {
-    pub flags: Vec<Outcome<'k, 's>>,
-    pub metadata: BulkMetadata,
-    pub event_streams: [EventStream; 1],
+    pub(crate) flags: Vec<Outcome<'k, 's>>,
+    pub(crate) metadata: BulkMetadata,
+    pub(crate) event_streams: [EventStream; 1],
 }
 
 /// An `eventStream` entry: SSE at a path on the provider's own OFREP origin.
 #[derive(Debug, Serialize)]
 pub(crate) struct EventStream {
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub endpoint: EventStreamEndpoint,
+    pub(crate) kind: &'static str,
+    pub(crate) endpoint: EventStreamEndpoint,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventStreamEndpoint {
-    pub request_uri: String,
+    pub(crate) request_uri: String,
 }
 
 impl EventStream {
@@ -315,7 +315,7 @@ impl EventStream {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BulkMetadata {
-    pub environment_version: u64,
+    pub(crate) environment_version: u64,
 }
 
 /// The bulk `ETag`: the environment's version, then a digest of the request body and of the

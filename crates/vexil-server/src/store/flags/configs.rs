@@ -14,23 +14,23 @@ use crate::store::{DbBool, StoreError, StoreResult, now_rfc3339};
 /// The editable part of a flag's configuration in one environment (DESIGN §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    pub enabled: bool,
-    pub off_variation: String,
-    pub fallthrough: Serve,
+pub(crate) struct Config {
+    pub(crate) enabled: bool,
+    pub(crate) off_variation: String,
+    pub(crate) fallthrough: Serve,
     #[serde(default)]
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     #[serde(default)]
-    pub rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     #[serde(default)]
-    pub prerequisites: Vec<Prerequisite>,
+    pub(crate) prerequisites: Vec<Prerequisite>,
 }
 
 impl Config {
     /// The configuration a new flag starts with (DESIGN §2): disabled, off = `off` for
     /// booleans else the last variation, fallthrough = `on` for booleans else the first.
     /// A boolean flag without `on`/`off` variations falls back to first/last as well.
-    pub fn initial(kind: FlagType, variations: &[Variation]) -> Config {
+    pub(crate) fn initial(kind: FlagType, variations: &[Variation]) -> Config {
         let has = |k: &str| variations.iter().any(|v| v.key == k);
         let first = variations
             .first()
@@ -57,7 +57,7 @@ impl Config {
     }
 
     /// The flag's evaluable definition with this configuration.
-    pub fn to_def(&self, flag: &Flag, version: i64) -> FlagDef {
+    pub(crate) fn to_def(&self, flag: &Flag, version: i64) -> FlagDef {
         FlagDef {
             kind: flag.kind,
             variations: flag.variations.clone(),
@@ -76,15 +76,15 @@ impl Config {
 
 /// A flag's configuration in one environment, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct FlagConfig {
-    pub flag_id: String,
-    pub flag_key: String,
-    pub environment_id: String,
-    pub environment_key: String,
+pub(crate) struct FlagConfig {
+    pub(crate) flag_id: String,
+    pub(crate) flag_key: String,
+    pub(crate) environment_id: String,
+    pub(crate) environment_key: String,
     #[serde(flatten)]
-    pub config: Config,
-    pub version: i64,
-    pub updated_at: String,
+    pub(crate) config: Config,
+    pub(crate) version: i64,
+    pub(crate) updated_at: String,
 }
 
 #[derive(Debug, FromRow)]
@@ -125,7 +125,7 @@ fn rows_to_configs(rows: Vec<ConfigRow>) -> StoreResult<Vec<FlagConfig>> {
     rows.into_iter().map(FlagConfig::try_from).collect()
 }
 
-pub async fn get(
+pub(crate) async fn get(
     conn: &mut AnyConnection,
     flag_id: &str,
     environment_id: &str,
@@ -140,7 +140,10 @@ pub async fn get(
 }
 
 /// A flag's configurations in every environment, ordered by environment key.
-pub async fn of_flag(conn: &mut AnyConnection, flag_id: &str) -> StoreResult<Vec<FlagConfig>> {
+pub(crate) async fn of_flag(
+    conn: &mut AnyConnection,
+    flag_id: &str,
+) -> StoreResult<Vec<FlagConfig>> {
     let sql = format!("{SELECT} WHERE c.flag_id = $1 ORDER BY e.key");
     let rows: Vec<ConfigRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(flag_id)
@@ -150,7 +153,7 @@ pub async fn of_flag(conn: &mut AnyConnection, flag_id: &str) -> StoreResult<Vec
 }
 
 /// Every configuration of an environment, ordered by flag key.
-pub async fn of_environment(
+pub(crate) async fn of_environment(
     conn: &mut AnyConnection,
     environment_id: &str,
 ) -> StoreResult<Vec<FlagConfig>> {
@@ -163,7 +166,7 @@ pub async fn of_environment(
 }
 
 /// One page of an environment's configurations, ordered by flag key.
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut AnyConnection,
     environment_id: &str,
     limit: i64,
@@ -204,7 +207,7 @@ pub(super) async fn raw_of_environment(
 }
 
 /// Inserts a configuration and its first revision.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut AnyConnection,
     c: &FlagConfig,
     actor: &Actor,
@@ -227,7 +230,7 @@ pub async fn insert(
 
 /// Stores a new version of a configuration: the row, its revision, and a new ruleset
 /// version for the environment.
-pub async fn save(
+pub(crate) async fn save(
     conn: &mut AnyConnection,
     c: &FlagConfig,
     actor: &Actor,
@@ -256,7 +259,7 @@ pub async fn save(
 
 /// Creates the initial configuration (and revision 1) of every flag of the environment's
 /// project in a newly created environment.
-pub async fn create_for_environment(
+pub(crate) async fn create_for_environment(
     conn: &mut AnyConnection,
     env: &Environment,
     actor: &Actor,
@@ -278,12 +281,12 @@ pub async fn create_for_environment(
 
 /// One stored version of a configuration.
 #[derive(Debug, Clone, Serialize)]
-pub struct Revision {
-    pub version: i64,
-    pub config: Config,
-    pub actor: Actor,
-    pub comment: Option<String>,
-    pub created_at: String,
+pub(crate) struct Revision {
+    pub(crate) version: i64,
+    pub(crate) config: Config,
+    pub(crate) actor: Actor,
+    pub(crate) comment: Option<String>,
+    pub(crate) created_at: String,
 }
 
 #[derive(Debug, FromRow)]
@@ -338,7 +341,7 @@ async fn insert_revision(
 const REVISION_COLUMNS: &str = "version, config, actor_id, actor_name, comment, created_at";
 
 /// One page of a configuration's revisions, newest first.
-pub async fn revisions(
+pub(crate) async fn revisions(
     conn: &mut AnyConnection,
     flag_id: &str,
     environment_id: &str,
@@ -370,7 +373,7 @@ pub async fn revisions(
     Ok((items, total))
 }
 
-pub async fn revision(
+pub(crate) async fn revision(
     conn: &mut AnyConnection,
     flag_id: &str,
     environment_id: &str,

@@ -2,14 +2,14 @@
 //! ([`check_bounds`], [`assign_rule_ids`]), then its meaning, through `vexil-core`, among
 //! the project's other segments, cycles included ([`validate_in_project`]).
 
+use crate::store::Conn;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use sqlx::AnyConnection;
 use vexil_core::{
     Op, Ruleset, SegmentDef, SegmentRule, Snapshot, ValidationError, ValidationErrors,
 };
 
-use crate::http::error::ApiResult;
+use crate::manage::Result;
 use crate::store::new_id;
 use crate::store::segments::{self, referenced_segments};
 
@@ -25,7 +25,7 @@ const MAX_RULE_ID_CHARS: usize = 100;
 
 /// Size limits and rule ids, every problem with its path. What the rules mean is checked
 /// by [`validate_in_project`].
-pub(super) fn check_bounds(def: &SegmentDef) -> ApiResult<()> {
+pub(super) fn check_bounds(def: &SegmentDef) -> Result<()> {
     let mut errors = Vec::new();
     for (field, values) in [("included", &def.included), ("excluded", &def.excluded)] {
         check_list(field, values, &mut errors);
@@ -103,11 +103,11 @@ pub(super) fn assign_rule_ids(rules: &mut [SegmentRule], previous: &[SegmentRule
 /// the project's other segments, and rejects `in_segment` references that close a cycle.
 /// Paths in the errors are relative to the segment (`rules[0].clauses[1].values[0]`).
 pub(super) async fn validate_in_project(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     project_id: &str,
     key: &str,
     def: &SegmentDef,
-) -> ApiResult<()> {
+) -> Result<()> {
     let mut others: BTreeMap<String, SegmentDef> = segments::definitions(conn, project_id)
         .await?
         .into_iter()

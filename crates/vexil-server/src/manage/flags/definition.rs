@@ -2,18 +2,18 @@
 //! such as `variations[1].value`), tags; and, when variations change, that every
 //! environment's configuration and every prerequisite on the flag still resolve.
 
+use crate::store::Conn;
 use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use vexil_core::{
     FlagDef, FlagType, Ruleset, Snapshot, ValidationError, ValidationErrors, Variation,
 };
 
-use super::super::error::{ApiError, ApiResult};
-use super::super::flag_configs::{new_problems, relative_to_flag};
-use super::super::patch::{Patch, check_description, check_key, check_name};
+use crate::manage::fields::{Patch, check_description, check_key, check_name};
+use crate::manage::flag_configs::{new_problems, relative_to_flag};
+use crate::manage::{Error, Result};
 use crate::store::flags::{Config, Flag, configs};
 use crate::store::{new_id, now_rfc3339};
 
@@ -22,19 +22,19 @@ const MAX_TAGS: usize = 50;
 const MAX_TAG: usize = 50;
 
 /// A new flag with checked key and definition (boolean by default, with `on`/`off`).
-pub(in crate::http) fn new_flag(
+pub(crate) fn new_flag(
     project_id: String,
     key: String,
     kind: Option<FlagType>,
     variations: Option<Vec<Variation>>,
-) -> ApiResult<Flag> {
+) -> Result<Flag> {
     check_key("key", &key)?;
     let kind = kind.unwrap_or(FlagType::Boolean);
     let variations = match (variations, kind) {
         (Some(v), _) => v,
         (None, FlagType::Boolean) => vec![variation("on", true), variation("off", false)],
         (None, other) => {
-            return Err(ApiError::invalid_field(
+            return Err(Error::invalid_field(
                 "variations",
                 format!(
                     "at least one variation is required for a {} flag",
@@ -74,7 +74,7 @@ fn variation(key: &str, value: bool) -> Variation {
 
 /// Validates variations through the core (paths such as `variations[1].value`), with the
 /// initial configuration so that only the variations themselves can be at fault.
-fn check_definition(key: &str, kind: FlagType, variations: &[Variation]) -> ApiResult<()> {
+fn check_definition(key: &str, kind: FlagType, variations: &[Variation]) -> Result<()> {
     for (i, v) in variations.iter().enumerate() {
         if let Some(name) = &v.name {
             check_name(&format!("variations[{i}].name"), name)?;
@@ -112,9 +112,9 @@ fn check_definition(key: &str, kind: FlagType, variations: &[Variation]) -> ApiR
 }
 
 /// At most 50 tags of 1 to 50 characters each; duplicates are dropped.
-pub(super) fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+pub(super) fn check_tags(tags: Vec<String>) -> Result<Vec<String>> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "tags",
             format!("at most {MAX_TAGS} tags"),
         ));
@@ -124,7 +124,7 @@ pub(super) fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     for (i, tag) in tags.into_iter().enumerate() {
         let n = tag.chars().count();
         if n == 0 || n > MAX_TAG || tag.trim().is_empty() || tag.chars().any(char::is_control) {
-            return Err(ApiError::invalid_field(
+            return Err(Error::invalid_field(
                 &format!("tags[{i}]"),
                 format!("must be 1 to {MAX_TAG} characters, without control characters"),
             ));
@@ -158,7 +158,7 @@ const IMMUTABLE: [&str; 8] = [
     "updated_at",
 ];
 
-pub(super) fn apply_flag_patch(patch: &Patch, before: &Flag) -> ApiResult<Flag> {
+pub(super) fn apply_flag_patch(patch: &Patch, before: &Flag) -> Result<Flag> {
     let current = json!(before);
     let editable = json!({"name": before.name, "description": before.description,
         "variations": before.variations, "tags": before.tags,
@@ -183,10 +183,7 @@ pub(super) fn apply_flag_patch(patch: &Patch, before: &Flag) -> ApiResult<Flag> 
 /// With new variations, every environment's configuration of the flag, and every other
 /// flag's prerequisites on it, must still resolve. Problems are reported per environment:
 /// `environments.production.off_variation`, `environments.production.flags.b.prerequisites[0]…`.
-pub(super) async fn check_configs_still_valid(
-    conn: &mut AnyConnection,
-    flag: &Flag,
-) -> ApiResult<()> {
+pub(super) async fn check_configs_still_valid(conn: &mut Conn, flag: &Flag) -> Result<()> {
     let mut problems = Vec::new();
     for c in configs::of_flag(conn, &flag.id).await? {
         let def = c.config.to_def(flag, c.version);

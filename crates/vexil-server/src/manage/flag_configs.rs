@@ -1,0 +1,301 @@
+//! Flag configurations, one per flag and environment: read, update (merge patch), toggle,
+//! revisions and restore. [`commit_in`] is the one path by which a configuration changes:
+//! rule ids assigned, validated against the environment's whole ruleset, stored as a new
+//! version with a revision and a new ruleset version, and audited.
+
+use crate::store::Conn;
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use vexil_core::{FlagDef, Rule, Snapshot, ValidationError, ValidationErrors};
+
+use super::fields::{Patch, check_comment};
+use super::{By, Change, Error, Result, check_version, found};
+use crate::audit::Action;
+use crate::store::flags::{self, Config, Flag, FlagConfig, Revision, configs};
+use crate::store::{Store, environments, now_rfc3339};
+
+pub(crate) async fn list(
+    store: &Store,
+    env_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<FlagConfig>, i64)> {
+    let mut conn = store.read().await?;
+    found(
+        environments::get(&mut conn, env_id).await?,
+        "environment",
+        env_id,
+    )?;
+    Ok(configs::list(&mut conn, env_id, limit, offset).await?)
+}
+
+pub(crate) async fn get(store: &Store, flag_id: &str, env_id: &str) -> Result<FlagConfig> {
+    let mut conn = store.read().await?;
+    Ok(load(&mut conn, flag_id, env_id).await?.1)
+}
+
+/// The flag and its configuration in an environment of the same project (else 404).
+pub(crate) async fn load(
+    conn: &mut Conn,
+    flag_id: &str,
+    env_id: &str,
+) -> Result<(Flag, FlagConfig)> {
+    let flag = found(flags::get(conn, flag_id).await?, "flag", flag_id)?;
+    // A configuration exists exactly for the environments of the flag's project.
+    let config = found(
+        configs::get(conn, flag_id, env_id).await?,
+        "environment",
+        env_id,
+    )?;
+    Ok((flag, config))
+}
+
+const IMMUTABLE: [&str; 6] = [
+    "flag_id",
+    "flag_key",
+    "environment_id",
+    "environment_key",
+    "version",
+    "updated_at",
+];
+
+/// Applies a merge patch to the configuration.
+pub(crate) async fn update(
+    store: &Store,
+    by: &By,
+    (flag_id, env_id): (&str, &str),
+    expected: Option<i64>,
+    patch: &Patch,
+) -> Result<FlagConfig> {
+    let mut tx = store.write().await?;
+    let (flag, before) = load(tx.conn(), flag_id, env_id).await?;
+    check_version(expected, before.version)?;
+    let mut current = json!(before.config);
+    // A serve is replaced whole: merging `{"rollout": …}` into `{"variation": …}` would
+    // leave both and never be what the user meant.
+    if patch
+        .changes
+        .get("fallthrough")
+        .is_some_and(|v| !v.is_null())
+    {
+        current["fallthrough"] = Value::Null;
+    }
+    let config: Config = patch.apply(
+        current,
+        &IMMUTABLE,
+        &json!({"flag_id": before.flag_id, "flag_key": before.flag_key,
+                "environment_id": before.environment_id, "environment_key": before.environment_key,
+                "version": before.version, "updated_at": before.updated_at}),
+    )?;
+    let change = by.because(patch.comment.as_deref());
+    let action = Some(Action::FlagConfigUpdate);
+    let after = commit_in(tx.conn(), &flag, &before, config, change, action).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Turns the configuration on or off (`None`: flips it).
+pub(crate) async fn toggle(
+    store: &Store,
+    by: &By,
+    (flag_id, env_id): (&str, &str),
+    expected: Option<i64>,
+    enabled: Option<bool>,
+    comment: Option<&str>,
+) -> Result<FlagConfig> {
+    check_comment(comment)?;
+    let mut tx = store.write().await?;
+    let (flag, before) = load(tx.conn(), flag_id, env_id).await?;
+    check_version(expected, before.version)?;
+    let config = Config {
+        enabled: enabled.unwrap_or(!before.config.enabled),
+        ..before.config.clone()
+    };
+    let change = by.because(comment);
+    let action = Some(Action::FlagConfigUpdate);
+    let after = commit_in(tx.conn(), &flag, &before, config, change, action).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+pub(crate) async fn revisions(
+    store: &Store,
+    (flag_id, env_id): (&str, &str),
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Revision>, i64)> {
+    let mut conn = store.read().await?;
+    load(&mut conn, flag_id, env_id).await?;
+    Ok(configs::revisions(&mut conn, flag_id, env_id, limit, offset).await?)
+}
+
+/// Restores an old revision as a new version (history is kept). The precondition is on
+/// the current configuration, which the restore replaces.
+pub(crate) async fn restore(
+    store: &Store,
+    by: &By,
+    (flag_id, env_id): (&str, &str),
+    version: &str,
+    expected: Option<i64>,
+    comment: Option<String>,
+) -> Result<FlagConfig> {
+    check_comment(comment.as_deref())?;
+    let mut tx = store.write().await?;
+    let (flag, before) = load(tx.conn(), flag_id, env_id).await?;
+    check_version(expected, before.version)?;
+    let revision = match version.parse::<i64>() {
+        Ok(v) => configs::revision(tx.conn(), flag_id, env_id, v).await?,
+        Err(_) => None,
+    };
+    let revision = found(revision, "revision", version)?;
+    let comment = comment.unwrap_or_else(|| format!("restored version {}", revision.version));
+    let change = by.because(Some(&comment));
+    let action = Some(Action::FlagConfigRestore);
+    let after = commit_in(tx.conn(), &flag, &before, revision.config, change, action).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Stores `config` as the next version of `before`: rule ids assigned, validated against
+/// the environment's ruleset (paths relative to the configuration), then saved with a
+/// revision, a new ruleset version and (unless `action` is `None`, when the caller records
+/// one entry for several configurations) an audit entry.
+pub(crate) async fn commit_in(
+    conn: &mut Conn,
+    flag: &Flag,
+    before: &FlagConfig,
+    mut config: Config,
+    change: Change<'_>,
+    action: Option<Action>,
+) -> Result<FlagConfig> {
+    if flag.archived && config.enabled && !before.config.enabled {
+        return Err(Error::conflict(
+            format!(
+                "flag '{}' is archived; restore it before enabling it",
+                flag.key
+            ),
+            json!({"archived": true}),
+        ));
+    }
+    assign_rule_ids(&mut config.rules);
+    // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
+    let probe = Config {
+        enabled: before.config.enabled,
+        ..config.clone()
+    };
+    if probe != before.config {
+        let def = config.to_def(flag, before.version + 1);
+        let problems = new_problems(conn, &before.environment_id, &flag.key, def, false).await?;
+        if !problems.is_empty() {
+            return Err(relative_to_flag(problems, &flag.key).into());
+        }
+    }
+    let after = FlagConfig {
+        config,
+        version: before.version + 1,
+        updated_at: now_rfc3339(),
+        ..before.clone()
+    };
+    configs::save(conn, &after, &change.by.actor, change.comment).await?;
+    if let Some(action) = action {
+        // Filed under the flag, so that one filter shows a flag's whole history; the
+        // environment is in `before`/`after`.
+        change
+            .record(conn, action, &after.flag_id, Some(before), Some(&after))
+            .await?;
+    }
+    Ok(after)
+}
+
+/// Sets `enabled` on a configuration, a no-op when it already is: `Some(after)` when it
+/// changed.
+pub(crate) async fn set_enabled_in(
+    conn: &mut Conn,
+    flag: &Flag,
+    before: &FlagConfig,
+    enabled: bool,
+    change: Change<'_>,
+    action: Option<Action>,
+) -> Result<Option<FlagConfig>> {
+    if before.config.enabled == enabled {
+        return Ok(None);
+    }
+    let config = Config {
+        enabled,
+        ..before.config.clone()
+    };
+    commit_in(conn, flag, before, config, change, action)
+        .await
+        .map(Some)
+}
+
+/// Gives every rule without an `id` a short one, unique within the flag; given ids stay.
+fn assign_rule_ids(rules: &mut [Rule]) {
+    let mut taken: HashSet<String> = rules.iter().filter_map(|r| r.id.clone()).collect();
+    for rule in rules.iter_mut().filter(|r| r.id.is_none()) {
+        let id = loop {
+            let candidate = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+            if taken.insert(candidate.clone()) {
+                break candidate;
+            }
+        };
+        rule.id = Some(id);
+    }
+}
+
+/// The problems that putting `def` in as flag `key` would add to the environment's
+/// ruleset, with their ruleset paths (`flags.<key>.rules[0]…`, or another flag's path for
+/// a prerequisite cycle closed elsewhere). Problems already there are not this change's.
+pub(crate) async fn new_problems(
+    conn: &mut Conn,
+    env_id: &str,
+    key: &str,
+    def: FlagDef,
+    with_referrers: bool,
+) -> Result<Vec<ValidationError>> {
+    let env = found(
+        environments::get(conn, env_id).await?,
+        "environment",
+        env_id,
+    )?;
+    let project = env.project_id.as_str();
+    let ruleset = flags::ruleset_around(conn, project, env_id, key, def, with_referrers).await?;
+    let Err(errors) = Snapshot::validate(&ruleset) else {
+        return Ok(Vec::new());
+    };
+    // Report only what the change adds: problems already present with the stored
+    // definition (data written outside the API) must not block unrelated edits.
+    let existing = match flags::def_in_environment(conn, project, env_id, key).await? {
+        Some(previous) => {
+            let before =
+                flags::ruleset_around(conn, project, env_id, key, previous, with_referrers).await?;
+            Snapshot::validate(&before).err().unwrap_or_default()
+        }
+        None => ValidationErrors::default(),
+    };
+    Ok(errors
+        .0
+        .into_iter()
+        .filter(|e| !existing.0.contains(e))
+        .collect())
+}
+
+/// Strips the `flags.<key>.` prefix, so that paths read relative to the flag's
+/// configuration (`rules[0].clauses[0].values[1]`).
+pub(crate) fn relative_to_flag(errors: Vec<ValidationError>, key: &str) -> ValidationErrors {
+    let prefix = format!("flags.{key}");
+    ValidationErrors(
+        errors
+            .into_iter()
+            .map(|mut e| {
+                if let Some(rest) = e.path.strip_prefix(&prefix)
+                    && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+                {
+                    e.path = rest.trim_start_matches('.').to_owned();
+                }
+                e
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,256 @@
+//! Flags: list with filters, create (with a configuration in every environment of the
+//! project), update the definition, delete. Definition checks are in [`definition`];
+//! archive, restore, the kill switch and bulk actions in [`actions`].
+
+pub(crate) mod actions;
+mod definition;
+
+use crate::store::Conn;
+use serde::Deserialize;
+use serde_json::json;
+use vexil_core::{FlagType, Variation};
+
+use super::fields::{Patch, check_comment, check_description, check_name};
+use super::{By, Change, Error, Result, check_version, environments, found, projects};
+use crate::audit::Action;
+use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
+use crate::store::{Store, environments as env_store};
+pub(crate) use definition::new_flag;
+use definition::{apply_flag_patch, check_configs_still_valid, check_tags};
+
+/// The filters, order and window of a flag listing (`GET …/feature-flags?…`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListFlags {
+    q: Option<String>,
+    tag: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<FlagType>,
+    archived: Option<bool>,
+    environment_id: Option<String>,
+    enabled: Option<bool>,
+    sort: Option<String>,
+    #[serde(default = "super::fields::default_limit")]
+    pub(crate) limit: i64,
+    #[serde(default)]
+    pub(crate) offset: i64,
+}
+
+/// A page of the project's flags matching the filters (limit and offset checked by the
+/// caller).
+pub(crate) async fn list(
+    store: &Store,
+    project_id: &str,
+    q: ListFlags,
+) -> Result<(Vec<Flag>, i64)> {
+    let mut conn = store.read().await?;
+    projects::get_in(&mut conn, project_id).await?;
+    let (limit, offset) = (q.limit, q.offset);
+    let filter = list_filter(&mut conn, project_id, q).await?;
+    Ok(flags::list(&mut conn, project_id, &filter, limit, offset).await?)
+}
+
+async fn list_filter(conn: &mut Conn, project_id: &str, q: ListFlags) -> Result<FlagFilter> {
+    let sort = match q.sort.as_deref() {
+        None => FlagSort::Key,
+        Some(s) => FlagSort::parse(s).ok_or_else(|| {
+            Error::invalid_field(
+                "sort",
+                "must be one of key, name, created_at, updated_at, optionally prefixed with '-'",
+            )
+        })?,
+    };
+    for (field, text) in [("q", &q.q), ("tag", &q.tag)] {
+        // PostgreSQL refuses NUL in text parameters; no search needs control characters.
+        if text
+            .as_deref()
+            .is_some_and(|t| t.chars().any(char::is_control))
+        {
+            return Err(Error::invalid_field(
+                field,
+                "must not contain control characters",
+            ));
+        }
+    }
+    if let Some(env_id) = &q.environment_id {
+        environments::in_project(conn, project_id, env_id).await?;
+    }
+    let enabled_in = match (q.environment_id, q.enabled) {
+        (Some(env), Some(enabled)) => Some((env, enabled)),
+        (None, Some(_)) => {
+            return Err(Error::invalid_field("enabled", "requires environment_id"));
+        }
+        _ => None,
+    };
+    Ok(FlagFilter {
+        q: q.q.filter(|s| !s.is_empty()),
+        tag: q.tag,
+        kind: q.kind,
+        archived: q.archived.unwrap_or(false),
+        enabled_in,
+        sort,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewFlag {
+    key: String,
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(rename = "type")]
+    kind: Option<FlagType>,
+    variations: Option<Vec<Variation>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    client_side: bool,
+    #[serde(default)]
+    temporary: bool,
+    comment: Option<String>,
+}
+
+pub(crate) async fn create(
+    store: &Store,
+    by: &By,
+    project_id: &str,
+    input: NewFlag,
+) -> Result<Flag> {
+    let flag = new_flag(
+        project_id.to_owned(),
+        input.key,
+        input.kind,
+        input.variations,
+    )?;
+    let name = input.name.unwrap_or_else(|| flag.key.clone());
+    check_name("name", &name)?;
+    check_description("description", &input.description)?;
+    check_comment(input.comment.as_deref())?;
+    let flag = Flag {
+        name,
+        description: input.description,
+        tags: check_tags(input.tags)?,
+        client_side: input.client_side,
+        temporary: input.temporary,
+        ..flag
+    };
+    let mut tx = store.write().await?;
+    projects::get_in(tx.conn(), &flag.project_id).await?;
+    create_in(tx.conn(), &flag, by.because(input.comment.as_deref())).await?;
+    tx.commit().await?;
+    Ok(flag)
+}
+
+/// Creates `flag` (409 if its key is taken) with its initial configuration and revision 1
+/// in every environment of its project; bumps their ruleset versions; audits.
+pub(crate) async fn create_in(conn: &mut Conn, flag: &Flag, change: Change<'_>) -> Result<()> {
+    if flags::get_by_key(conn, &flag.project_id, &flag.key)
+        .await?
+        .is_some()
+    {
+        return Err(Error::conflict(
+            format!("flag '{}' already exists", flag.key),
+            json!({"key": flag.key}),
+        ));
+    }
+    flags::insert(conn, flag).await?;
+    for env in env_store::list_all(conn, &flag.project_id).await? {
+        let config = FlagConfig {
+            flag_id: flag.id.clone(),
+            flag_key: flag.key.clone(),
+            environment_id: env.id,
+            environment_key: env.key,
+            config: Config::initial(flag.kind, &flag.variations),
+            version: 1,
+            updated_at: flag.created_at.clone(),
+        };
+        configs::insert(conn, &config, &change.by.actor, None).await?;
+    }
+    bump_rulesets(conn, flag).await?;
+    change
+        .record(conn, Action::FlagCreate, &flag.id, None, Some(flag))
+        .await
+}
+
+/// A new ruleset version for every environment of the flag's project, naming the flag.
+pub(crate) async fn bump_rulesets(conn: &mut Conn, flag: &Flag) -> Result<()> {
+    let changed = env_store::RulesetChange::Flag(&flag.key);
+    env_store::bump_project_rulesets(conn, &flag.project_id, changed).await?;
+    Ok(())
+}
+
+pub(crate) async fn get(store: &Store, id: &str) -> Result<Flag> {
+    let mut conn = store.read().await?;
+    get_in(&mut conn, id).await
+}
+
+/// The flag, or `NotFound`.
+pub(crate) async fn get_in(conn: &mut Conn, id: &str) -> Result<Flag> {
+    found(flags::get(conn, id).await?, "flag", id)
+}
+
+/// Applies a merge patch to the flag's definition; new variations must keep every
+/// environment's configuration and every prerequisite on the flag valid.
+pub(crate) async fn update(
+    store: &Store,
+    by: &By,
+    id: &str,
+    expected: Option<i64>,
+    patch: &Patch,
+) -> Result<Flag> {
+    let mut tx = store.write().await?;
+    let before = get_in(tx.conn(), id).await?;
+    check_version(expected, before.version)?;
+    let after = apply_flag_patch(patch, &before)?;
+    if after.variations != before.variations {
+        check_configs_still_valid(tx.conn(), &after).await?;
+    }
+    let change = by.because(patch.comment.as_deref());
+    save_in(tx.conn(), &before, &after, change, Action::FlagUpdate).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Stores a new version of a flag's record, audited; snapshots see it when what they
+/// serve changes (variations, `client_side`, `archived`).
+pub(crate) async fn save_in(
+    conn: &mut Conn,
+    before: &Flag,
+    after: &Flag,
+    change: Change<'_>,
+    action: Action,
+) -> Result<()> {
+    flags::update(conn, after).await?;
+    if after.variations != before.variations
+        || after.client_side != before.client_side
+        || after.archived != before.archived
+    {
+        bump_rulesets(conn, after).await?;
+    }
+    change
+        .record(conn, action, &after.id, Some(before), Some(after))
+        .await
+}
+
+/// Deletes a flag that no other flag has as a prerequisite.
+pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+    let mut tx = store.write().await?;
+    let flag = get_in(tx.conn(), id).await?;
+    check_version(expected, flag.version)?;
+    let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
+    if !referrers.is_empty() {
+        return Err(Error::conflict(
+            format!("flag '{}' is a prerequisite of other flags", flag.key),
+            json!({ "referrers": referrers }),
+        ));
+    }
+    flags::delete(tx.conn(), id).await?;
+    bump_rulesets(tx.conn(), &flag).await?;
+    let change = by.because(None);
+    change
+        .record(tx.conn(), Action::FlagDelete, id, Some(&flag), None)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

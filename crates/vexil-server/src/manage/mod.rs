@@ -1,0 +1,129 @@
+//! The domain layer: every operation that reads or changes state on someone's behalf —
+//! validation, versions, revisions, the audit entry, the commit (which updates the
+//! snapshots) — with its own error type. It knows neither axum nor HTML: the JSON API
+//! (`http`), the console and background jobs call the same operations.
+//!
+//! An operation that changes something takes a [`By`] (who, and the request's metadata)
+//! and usually a comment; it opens one write transaction, records exactly what it changed
+//! through [`Change::record`], and commits. Pieces that several operations share inside
+//! one transaction take a connection instead (`*_in` functions).
+
+pub(crate) mod access;
+pub(crate) mod api_keys;
+pub(crate) mod environments;
+mod error;
+pub(crate) mod fields;
+pub(crate) mod flag_configs;
+pub(crate) mod flags;
+pub(crate) mod members;
+pub(crate) mod organizations;
+pub(crate) mod projects;
+pub(crate) mod segments;
+pub(crate) mod sessions;
+pub(crate) mod simple;
+pub(crate) mod tokens;
+pub(crate) mod users;
+
+#[cfg(test)]
+mod tests;
+
+use crate::store::Conn;
+use serde::Serialize;
+
+pub(crate) use error::{Error, Result};
+
+use crate::audit::{Action, Actor, RequestMeta};
+use crate::store::audit;
+
+/// Who changes something: the actor and the request it came with. The organization in
+/// `meta` is the one audit entries are filed under.
+#[derive(Debug, Clone)]
+pub(crate) struct By {
+    pub(crate) actor: Actor,
+    pub(crate) meta: RequestMeta,
+}
+
+impl By {
+    /// The server itself (first start, `vexil admin`, jobs).
+    pub(crate) fn system() -> By {
+        By {
+            actor: Actor::system(),
+            meta: RequestMeta::default(),
+        }
+    }
+
+    /// A change made for this actor, with the reason it gives.
+    pub(crate) fn because<'a>(&'a self, comment: Option<&'a str>) -> Change<'a> {
+        Change { by: self, comment }
+    }
+
+    /// The same author, acting in another organization (entries are filed there).
+    pub(crate) fn in_organization(&self, organization_id: &str) -> By {
+        let mut by = self.clone();
+        by.meta.organization_id = Some(organization_id.to_owned());
+        by
+    }
+}
+
+/// One audited change in the making: who, and why. [`Change::record`] writes its audit
+/// entry inside the operation's transaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    pub(crate) by: &'a By,
+    pub(crate) comment: Option<&'a str>,
+}
+
+impl Change<'_> {
+    /// Appends the audit entry for `action` on resource `id`, with the resource as it was
+    /// and as it is (`None` for a creation's before and a deletion's after).
+    pub(crate) async fn record<T: Serialize>(
+        &self,
+        conn: &mut Conn,
+        action: Action,
+        id: &str,
+        before: Option<&T>,
+        after: Option<&T>,
+    ) -> Result<()> {
+        let doc = |v: Option<&T>| v.map(serde_json::to_value).transpose();
+        let (before, after) = (doc(before)?, doc(after)?);
+        self.record_json(conn, action, id, before, after).await
+    }
+
+    /// [`Change::record`] with documents already in JSON.
+    pub(crate) async fn record_json(
+        &self,
+        conn: &mut Conn,
+        action: Action,
+        id: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<()> {
+        audit::append(
+            conn,
+            audit::NewEntry {
+                actor: &self.by.actor,
+                action,
+                resource_id: id,
+                before,
+                after,
+                comment: self.comment,
+                meta: &self.by.meta,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The resource, or `NotFound` naming what and which.
+pub(crate) fn found<T>(resource: Option<T>, what: &str, id: &str) -> Result<T> {
+    resource.ok_or_else(|| Error::not_found(what, id))
+}
+
+/// `VersionMismatch` unless the caller's expected version (if any) is the current one.
+pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current => Err(Error::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}

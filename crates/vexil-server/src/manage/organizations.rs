@@ -1,0 +1,165 @@
+//! Organizations: list what the caller can see, create (the creator becomes owner),
+//! rename, delete (only when empty).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::fields::{Patch, check_comment, check_key, check_name};
+use super::{By, Error, Result, check_version, found};
+use crate::access::{Principal, Role, Subject};
+use crate::audit::Action;
+use crate::store::organizations::{self, Organization};
+use crate::store::{Store, new_id, now_rfc3339, projects, users};
+
+pub(crate) async fn list(
+    store: &Store,
+    principal: &Principal,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Organization>, i64)> {
+    let mut conn = store.read().await?;
+    // Only the caller's organizations (all of them for the instance token).
+    let visible = principal.visible_organizations(&mut conn).await?;
+    Ok(organizations::list(&mut conn, visible.as_deref(), limit, offset).await?)
+}
+
+pub(crate) async fn get(store: &Store, id: &str) -> Result<Organization> {
+    let mut conn = store.read().await?;
+    found(organizations::get(&mut conn, id).await?, "organization", id)
+}
+
+/// What a new organization needs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOrganization {
+    pub(crate) key: String,
+    pub(crate) name: Option<String>,
+    pub(crate) comment: Option<String>,
+}
+
+/// Creates an organization owned by its creator (the instance token needs no membership).
+pub(crate) async fn create(
+    store: &Store,
+    principal: &Principal,
+    by: &By,
+    input: NewOrganization,
+) -> Result<Organization> {
+    if let Subject::Service { .. } = principal.subject {
+        return Err(Error::Forbidden(
+            "a service token works within its organization; it cannot create organizations".into(),
+        ));
+    }
+    if principal.token_id.is_some() && principal.cap < Role::Admin {
+        return Err(Error::Forbidden(
+            "a personal token capped below admin cannot create organizations".into(),
+        ));
+    }
+    check_key("key", &input.key)?;
+    check_comment(input.comment.as_deref())?;
+    let name = input.name.unwrap_or_else(|| input.key.clone());
+    check_name("name", &name)?;
+    let now = now_rfc3339();
+    let org = Organization {
+        id: new_id(),
+        key: input.key,
+        name,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let mut tx = store.write().await?;
+    if organizations::get_by_key(tx.conn(), &org.key)
+        .await?
+        .is_some()
+    {
+        return Err(Error::conflict(
+            format!("organization '{}' already exists", org.key),
+            json!({"key": org.key}),
+        ));
+    }
+    organizations::insert(tx.conn(), &org).await?;
+    if let Some(user_id) = principal.user_id() {
+        users::insert_membership(tx.conn(), &org.id, user_id, Role::Owner, &org.created_at).await?;
+    }
+    let by = by.in_organization(&org.id);
+    let change = by.because(input.comment.as_deref());
+    change
+        .record(
+            tx.conn(),
+            Action::OrganizationCreate,
+            &org.id,
+            None,
+            Some(&org),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(org)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganizationChanges {
+    name: String,
+}
+
+/// Renames an organization (its key never changes).
+pub(crate) async fn update(
+    store: &Store,
+    by: &By,
+    id: &str,
+    expected: Option<i64>,
+    patch: &Patch,
+) -> Result<Organization> {
+    let mut tx = store.write().await?;
+    let before = found(organizations::get(tx.conn(), id).await?, "organization", id)?;
+    check_version(expected, before.version)?;
+    let changes: OrganizationChanges = patch.apply(
+        json!({"name": before.name}),
+        &["key"],
+        &json!({"key": before.key}),
+    )?;
+    check_name("name", &changes.name)?;
+    let after = Organization {
+        name: changes.name,
+        version: before.version + 1,
+        updated_at: now_rfc3339(),
+        ..before.clone()
+    };
+    organizations::update(tx.conn(), &after).await?;
+    let change = by.because(patch.comment.as_deref());
+    change
+        .record(
+            tx.conn(),
+            Action::OrganizationUpdate,
+            id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Deletes an organization that holds no project.
+pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+    let mut tx = store.write().await?;
+    let org = found(organizations::get(tx.conn(), id).await?, "organization", id)?;
+    check_version(expected, org.version)?;
+    let n = projects::count_in_organization(tx.conn(), id).await?;
+    if n > 0 {
+        return Err(Error::conflict(
+            format!(
+                "organization '{}' still has {n} project(s); delete them first",
+                org.key
+            ),
+            json!({"projects": n}),
+        ));
+    }
+    organizations::delete(tx.conn(), id).await?;
+    let change = by.because(None);
+    change
+        .record(tx.conn(), Action::OrganizationDelete, id, Some(&org), None)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

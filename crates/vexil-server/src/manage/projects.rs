@@ -1,0 +1,217 @@
+//! Projects: list what the caller can see, create (with `development` and `production`),
+//! update, delete (only when it holds no flags or segments; its environments go with it).
+
+use crate::store::Conn;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::access::at_least;
+use super::fields::{Patch, check_comment, check_description, check_key, check_name};
+use super::{By, Change, Error, Result, check_version, environments, found};
+use crate::access::{Principal, Role};
+use crate::audit::Action;
+use crate::store::projects::{self, Project};
+use crate::store::{Store, new_id, now_rfc3339, organizations};
+
+/// Projects the caller can see, optionally of one organization.
+pub(crate) async fn list(
+    store: &Store,
+    principal: &Principal,
+    organization_id: Option<String>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Project>, i64)> {
+    let mut conn = store.read().await?;
+    let visible = principal.visible_organizations(&mut conn).await?;
+    let scope: Option<Vec<String>> = match (organization_id, visible) {
+        (Some(org), Some(visible)) => Some(visible.into_iter().filter(|o| *o == org).collect()),
+        (Some(org), None) => Some(vec![org]),
+        (None, visible) => visible,
+    };
+    Ok(projects::list(&mut conn, scope.as_deref(), limit, offset).await?)
+}
+
+pub(crate) async fn get(store: &Store, id: &str) -> Result<Project> {
+    let mut conn = store.read().await?;
+    get_in(&mut conn, id).await
+}
+
+/// The project, or `NotFound`.
+pub(crate) async fn get_in(conn: &mut Conn, id: &str) -> Result<Project> {
+    found(projects::get(conn, id).await?, "project", id)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewProject {
+    pub(crate) organization_id: String,
+    pub(crate) key: String,
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) description: String,
+    pub(crate) comment: Option<String>,
+}
+
+/// Creates a project with its two standard environments; needs admin in the organization.
+pub(crate) async fn create(
+    store: &Store,
+    principal: &Principal,
+    by: &By,
+    input: NewProject,
+) -> Result<Project> {
+    check_key("key", &input.key)?;
+    let name = input.name.unwrap_or_else(|| input.key.clone());
+    check_name("name", &name)?;
+    check_description("description", &input.description)?;
+    check_comment(input.comment.as_deref())?;
+    let mut tx = store.write().await?;
+    // An organization the caller is not in is as unknown as one that does not exist.
+    let role = if organizations::get(tx.conn(), &input.organization_id)
+        .await?
+        .is_some()
+    {
+        principal.role_in(tx.conn(), &input.organization_id).await?
+    } else {
+        None
+    };
+    let Some(role) = role else {
+        return Err(Error::invalid_field(
+            "organization_id",
+            format!("organization '{}' not found", input.organization_id),
+        ));
+    };
+    at_least(role, Role::Admin)?;
+    let by = by.in_organization(&input.organization_id);
+    if projects::get_by_key(tx.conn(), &input.organization_id, &input.key)
+        .await?
+        .is_some()
+    {
+        return Err(Error::conflict(
+            format!("project '{}' already exists", input.key),
+            json!({"key": input.key}),
+        ));
+    }
+    let now = now_rfc3339();
+    let project = Project {
+        id: new_id(),
+        organization_id: input.organization_id,
+        key: input.key,
+        name,
+        description: input.description,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    create_in(tx.conn(), &project, by.because(input.comment.as_deref())).await?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+/// Inserts a project and its two standard environments, with audit entries.
+pub(crate) async fn create_in(
+    conn: &mut Conn,
+    project: &Project,
+    change: Change<'_>,
+) -> Result<()> {
+    projects::insert(conn, project).await?;
+    change
+        .record(
+            conn,
+            Action::ProjectCreate,
+            &project.id,
+            None,
+            Some(project),
+        )
+        .await?;
+    for (key, name, production) in [
+        ("development", "Development", false),
+        ("production", "Production", true),
+    ] {
+        let env = environments::new_environment(
+            &project.id,
+            key.into(),
+            name.into(),
+            String::new(),
+            production,
+            production,
+            &project.created_at,
+        );
+        environments::insert_in(conn, &env, change).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectChanges {
+    name: String,
+    description: String,
+}
+
+pub(crate) async fn update(
+    store: &Store,
+    by: &By,
+    id: &str,
+    expected: Option<i64>,
+    patch: &Patch,
+) -> Result<Project> {
+    let mut tx = store.write().await?;
+    let before = get_in(tx.conn(), id).await?;
+    check_version(expected, before.version)?;
+    let changes: ProjectChanges = patch.apply(
+        json!({"name": before.name, "description": before.description}),
+        &["key", "organization_id"],
+        &json!({"key": before.key, "organization_id": before.organization_id}),
+    )?;
+    check_name("name", &changes.name)?;
+    check_description("description", &changes.description)?;
+    let after = Project {
+        name: changes.name,
+        description: changes.description,
+        version: before.version + 1,
+        updated_at: now_rfc3339(),
+        ..before.clone()
+    };
+    projects::update(tx.conn(), &after).await?;
+    let change = by.because(patch.comment.as_deref());
+    change
+        .record(
+            tx.conn(),
+            Action::ProjectUpdate,
+            id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Deletes a project without flags or segments, and its environments.
+pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+    let mut tx = store.write().await?;
+    let project = get_in(tx.conn(), id).await?;
+    check_version(expected, project.version)?;
+    let (flags, segments) = projects::count_contents(tx.conn(), id).await?;
+    if flags + segments > 0 {
+        return Err(Error::conflict(
+            format!(
+                "project '{}' still has {flags} flag(s) and {segments} segment(s); delete them first",
+                project.key
+            ),
+            json!({"flags": flags, "segments": segments}),
+        ));
+    }
+    let change = by.because(None);
+    for env in crate::store::environments::list_all(tx.conn(), id).await? {
+        environments::delete_in(tx.conn(), &env, change).await?;
+    }
+    projects::delete(tx.conn(), id).await?;
+    change
+        .record(tx.conn(), Action::ProjectDelete, id, Some(&project), None)
+        .await?;
+    // The environments' API keys go with them.
+    tx.keys_changed();
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Segments of a project: list, create, update, delete. A segment is validated by
+//! `vexil-core` against the other segments of its project (see [`definition`]), and every
+//! change bumps the ruleset version of every environment of the project, since all of them
+//! see the segment.
+
+mod definition;
+
+use crate::store::Conn;
+use serde::Deserialize;
+use serde_json::json;
+use vexil_core::{SegmentDef, SegmentRule};
+
+use self::definition::{assign_rule_ids, check_bounds, validate_in_project};
+use super::fields::{Patch, check_comment, check_description, check_key, check_name};
+use super::{By, Change, Error, Result, check_version, found, projects};
+use crate::audit::Action;
+use crate::store::segments::{self, Segment};
+use crate::store::{Store, environments, new_id, now_rfc3339};
+
+pub(crate) async fn list(
+    store: &Store,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Segment>, i64)> {
+    let mut conn = store.read().await?;
+    projects::get_in(&mut conn, project_id).await?;
+    Ok(segments::list(&mut conn, project_id, limit, offset).await?)
+}
+
+pub(crate) async fn get(store: &Store, id: &str) -> Result<Segment> {
+    let mut conn = store.read().await?;
+    get_in(&mut conn, id).await
+}
+
+async fn get_in(conn: &mut Conn, id: &str) -> Result<Segment> {
+    found(segments::get(conn, id).await?, "segment", id)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewSegment {
+    key: String,
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    included: Vec<String>,
+    #[serde(default)]
+    excluded: Vec<String>,
+    #[serde(default)]
+    rules: Vec<SegmentRule>,
+    comment: Option<String>,
+}
+
+impl NewSegment {
+    /// Checks the input and makes it a new segment (rules without ids yet), plus the
+    /// comment for the audit entry.
+    fn into_segment(self, project_id: String) -> Result<(Segment, Option<String>)> {
+        check_key("key", &self.key)?;
+        let name = self.name.unwrap_or_else(|| self.key.clone());
+        check_fields(&name, &self.description)?;
+        check_comment(self.comment.as_deref())?;
+        let definition = SegmentDef {
+            included: self.included,
+            excluded: self.excluded,
+            rules: self.rules,
+        };
+        check_bounds(&definition)?;
+        let now = now_rfc3339();
+        let segment = Segment {
+            id: new_id(),
+            project_id,
+            key: self.key,
+            name,
+            description: self.description,
+            definition,
+            version: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        Ok((segment, self.comment))
+    }
+}
+
+pub(crate) async fn create(
+    store: &Store,
+    by: &By,
+    project_id: &str,
+    input: NewSegment,
+) -> Result<Segment> {
+    let (mut segment, comment) = input.into_segment(project_id.to_owned())?;
+    let key = segment.key.clone();
+    let mut tx = store.write().await?;
+    projects::get_in(tx.conn(), project_id).await?;
+    if segments::get_by_key(tx.conn(), project_id, &key)
+        .await?
+        .is_some()
+    {
+        let message = format!("segment '{key}' already exists");
+        return Err(Error::conflict(message, json!({"key": key})));
+    }
+    assign_rule_ids(&mut segment.definition.rules, &[]);
+    validate_in_project(tx.conn(), project_id, &key, &segment.definition).await?;
+    segments::insert(tx.conn(), &segment).await?;
+    let change = by.because(comment.as_deref());
+    record(
+        tx.conn(),
+        change,
+        Action::SegmentCreate,
+        None,
+        Some(&segment),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(segment)
+}
+
+/// The editable fields after a merge patch; `null` resets a list (or the description).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentChanges {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    included: Vec<String>,
+    #[serde(default)]
+    excluded: Vec<String>,
+    #[serde(default)]
+    rules: Vec<SegmentRule>,
+}
+
+/// `before` with `patch` applied and checked, at the next version (rules without ids yet).
+fn patched(before: &Segment, patch: &Patch) -> Result<Segment> {
+    let d = &before.definition;
+    let changes: SegmentChanges = patch.apply(
+        json!({"name": before.name, "description": before.description,
+               "included": d.included, "excluded": d.excluded, "rules": d.rules}),
+        &["key", "project_id", "id"],
+        &json!({"key": before.key, "project_id": before.project_id, "id": before.id}),
+    )?;
+    check_fields(&changes.name, &changes.description)?;
+    let definition = SegmentDef {
+        included: changes.included,
+        excluded: changes.excluded,
+        rules: changes.rules,
+    };
+    check_bounds(&definition)?;
+    Ok(Segment {
+        name: changes.name,
+        description: changes.description,
+        definition,
+        version: before.version + 1,
+        updated_at: now_rfc3339(),
+        ..before.clone()
+    })
+}
+
+pub(crate) async fn update(
+    store: &Store,
+    by: &By,
+    id: &str,
+    expected: Option<i64>,
+    patch: &Patch,
+) -> Result<Segment> {
+    let mut tx = store.write().await?;
+    let before = get_in(tx.conn(), id).await?;
+    check_version(expected, before.version)?;
+    let mut after = patched(&before, patch)?;
+    assign_rule_ids(&mut after.definition.rules, &before.definition.rules);
+    validate_in_project(tx.conn(), &after.project_id, &after.key, &after.definition).await?;
+    segments::update(tx.conn(), &after).await?;
+    let change = by.because(patch.comment.as_deref());
+    record(
+        tx.conn(),
+        change,
+        Action::SegmentUpdate,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Deletes a segment that no flag configuration or segment references.
+pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+    let mut tx = store.write().await?;
+    let segment = get_in(tx.conn(), id).await?;
+    check_version(expected, segment.version)?;
+    let referrers = segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
+    if !referrers.is_empty() {
+        return Err(Error::conflict(
+            format!(
+                "segment '{}' is still used by {} flag configuration(s) or segment(s); \
+                 remove those references first",
+                segment.key,
+                referrers.len()
+            ),
+            json!({"referrers": referrers}),
+        ));
+    }
+    segments::delete(tx.conn(), id).await?;
+    record(
+        tx.conn(),
+        by.because(None),
+        Action::SegmentDelete,
+        Some(&segment),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records a change of a segment: its audit entry, and a new ruleset version for every
+/// environment of the project.
+async fn record(
+    conn: &mut Conn,
+    change: Change<'_>,
+    action: Action,
+    before: Option<&Segment>,
+    after: Option<&Segment>,
+) -> Result<()> {
+    let Some(segment) = after.or(before) else {
+        return Ok(());
+    };
+    change
+        .record(conn, action, &segment.id, before, after)
+        .await?;
+    environments::bump_project_rulesets(
+        conn,
+        &segment.project_id,
+        environments::RulesetChange::Segment(&segment.key),
+    )
+    .await?;
+    Ok(())
+}
+
+fn check_fields(name: &str, description: &str) -> Result<()> {
+    check_name("name", name)?;
+    check_description("description", description)
+}
