@@ -20,7 +20,7 @@ pub(crate) fn random_secret(prefix: &str) -> String {
 
 /// A password for a person to type once: 20 characters from an unambiguous alphabet
 /// (about 110 bits).
-pub(crate) fn random_password() -> String {
+pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let bytes: Vec<u8> = uuid::Uuid::new_v4()
         .as_bytes()
@@ -39,7 +39,7 @@ pub(crate) fn random_password() -> String {
 pub(crate) const MAX_EMAIL: usize = 254;
 
 /// A trimmed, lowercased email address (logins are case-insensitive), or why it is not one.
-pub(crate) fn normalize_email(email: &str) -> Result<String, String> {
+pub fn normalize_email(email: &str) -> Result<String, String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= MAX_EMAIL
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -62,7 +62,7 @@ pub(crate) fn unusable_password_hash() -> anyhow::Result<String> {
 }
 
 /// Why a password is refused.
-pub(crate) fn check_password_strength(password: &str) -> Result<(), String> {
+pub fn check_password_strength(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
         return Err(format!("must be at least {MIN_PASSWORD_LEN} characters"));

@@ -7,7 +7,7 @@ mod audit;
 mod bootstrap;
 mod clock;
 mod config;
-mod credentials;
+pub mod credentials;
 pub mod http;
 mod jobs;
 mod keys;

@@ -53,13 +53,7 @@ impl Operator {
         let user =
             manage::users::create_by_operator(&self.store, email, name, &hash, membership, comment)
                 .await
-                .map_err(|e| match e {
-                    manage::Error::NotFound(_) => anyhow::anyhow!(
-                        "no organization with key '{}'",
-                        membership.map(|m| m.0).unwrap_or_default()
-                    ),
-                    other => anyhow::anyhow!("{other}"),
-                })?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(UserSummary {
             id: user.id,
             email: user.email,
@@ -81,19 +75,4 @@ impl Operator {
     pub async fn close(self) {
         self.store.close().await;
     }
-}
-
-/// A trimmed, lowercased email address, or what is wrong with it.
-pub fn normalize_email(email: &str) -> Result<String, String> {
-    crate::credentials::normalize_email(email)
-}
-
-/// Whether a password is acceptable, or what is wrong with it.
-pub fn check_password_strength(password: &str) -> Result<(), String> {
-    crate::credentials::check_password_strength(password)
-}
-
-/// A new random password for a person to type once and change.
-pub fn random_password() -> String {
-    crate::credentials::random_password()
 }

@@ -5,13 +5,13 @@
 //! environment's snapshot is swapped atomically. If the database is unreachable, the last
 //! snapshots keep serving.
 
-use crate::store::Conn;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::Serialize;
 use vexil_core::{Change, FlagDef, Ruleset, SegmentDef, Snapshot};
 
+use crate::store::Conn;
 use crate::store::{Store, StoreResult, environments, flags, segments};
 
 /// One environment's evaluable state at one ruleset version.

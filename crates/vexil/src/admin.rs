@@ -7,7 +7,8 @@ use std::io::{BufRead as _, Write as _};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vexil_server::DatabaseConfig;
-use vexil_server::operator::{self as credentials, Operator};
+use vexil_server::credentials;
+use vexil_server::operator::Operator;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {

@@ -14,8 +14,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{Json, Page, Pagination, Query};
-use super::flag_configs::{CommentBody, OptionalJson};
+use super::extract::{CommentBody, Json, OptionalJson, Page, Pagination, Query};
 use crate::manage::By;
 use crate::manage::api_keys::{self, NewApiKey};
 use crate::store::Store;

@@ -1,7 +1,6 @@
 //! The audit trail: `GET /api/v1/audit-logs` (newest first, filtered), `GET
 //! /api/v1/audit-logs/{id}` and `GET /api/v1/audit-logs/verify`, which walks the hash chain.
 
-use crate::store::Conn;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Page, Pagination, Query};
 use crate::access::{Principal, Role};
 use crate::audit::AuditEntry;
+use crate::store::Conn;
 use crate::store::{Store, audit};
 
 pub(crate) fn router() -> Router<AppState> {

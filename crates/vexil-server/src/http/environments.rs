@@ -12,9 +12,9 @@ use axum::routing::get;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
-use crate::manage::By;
 use crate::manage::environments::{self, NewEnvironment};
 use crate::manage::fields::Patch;
+use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::environments::Environment;
 
@@ -59,7 +59,7 @@ pub(crate) async fn get_environment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let env = environments::get(&store, &id).await?;
+    let env: Environment = manage::get(&store, &id).await?;
     Ok(with_etag(env.version, &env))
 }
 
@@ -71,7 +71,7 @@ pub(crate) async fn update_environment(
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let env = environments::update(&store, &by, &id, if_match.0, &patch).await?;
+    let env = environments::update(&store, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(env.version, &env))
 }
 
@@ -82,6 +82,6 @@ pub(crate) async fn delete_environment(
     by: By,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    environments::delete(&store, &by, &id, if_match.0).await?;
+    environments::delete(&store, &by, (&id, if_match.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,8 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::audit::{Actor, RequestMeta};
@@ -283,6 +283,37 @@ pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// The body of actions whose only input is an optional comment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommentBody {
+    pub(crate) comment: Option<String>,
+}
+
+/// A JSON body that may be left out: a request without a body reads as `T::default()`;
+/// one with a body is read like [`Json`] (415, 413 and path-precise 400s alike).
+#[derive(Debug)]
+pub(crate) struct OptionalJson<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if !chunked && length.unwrap_or(0) == 0 {
+            return Ok(OptionalJson(T::default()));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(t)| OptionalJson(t))
+    }
 }
 
 #[cfg(test)]

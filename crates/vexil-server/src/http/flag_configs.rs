@@ -6,16 +6,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::header;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
+use super::error::ApiResult;
+use super::extract::{
+    CommentBody, IfMatch, Json, OptionalJson, Page, Pagination, Query, with_etag,
+};
 use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::flag_configs;
@@ -104,13 +104,6 @@ pub(crate) async fn list_revisions(
     Ok(Json(Page::new(items, total, p)))
 }
 
-/// The body of actions whose only input is an optional comment.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CommentBody {
-    pub(crate) comment: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore", tag = "revisions", params(("flag_id" = String, Path), ("env_id" = String, Path, description = "Environment id (of the flag's project)"), ("version" = i64, Path, description = "The revision to restore"), ("If-Match" = Option<String>, Header, description = "Expected current version of the configuration, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}`, default `restored version <n>`"), responses((status = 200, description = "Restored as a new version (and revision) with the old configuration; history is kept"), (status = 412, description = "If-Match does not match the configuration's current version"), (status = 400, description = "Invalid comment, or the old configuration no longer fits the environment's ruleset; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag, environment not in its project, or unknown revision"), (status = 413, description = "Body over 1 MiB")))]
 pub(crate) async fn restore_revision(
     State(store): State<Arc<Store>>,
@@ -122,28 +115,4 @@ pub(crate) async fn restore_revision(
     let at = (flag_id.as_str(), env_id.as_str());
     let after = flag_configs::restore(&store, &by, at, &version, if_match.0, body.comment).await?;
     Ok(with_etag(after.version, &after))
-}
-
-/// A JSON body that may be left out: a request without a body reads as `T::default()`;
-/// one with a body is read like [`Json`] (415, 413 and path-precise 400s alike).
-#[derive(Debug)]
-pub(crate) struct OptionalJson<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers();
-        let length = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
-        if !chunked && length.unwrap_or(0) == 0 {
-            return Ok(OptionalJson(T::default()));
-        }
-        Json::<T>::from_request(req, state)
-            .await
-            .map(|Json(t)| OptionalJson(t))
-    }
 }

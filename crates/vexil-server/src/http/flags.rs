@@ -13,13 +13,14 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
-use super::flag_configs::{CommentBody, OptionalJson};
+use super::extract::{
+    CommentBody, IfMatch, Json, OptionalJson, Page, Pagination, Query, with_etag,
+};
 use crate::access::Principal;
-use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::flags::actions::{self, Bulk, KillSwitch};
 use crate::manage::flags::{self, ListFlags, NewFlag};
+use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::flags::Flag;
 
@@ -73,7 +74,7 @@ pub(crate) async fn get_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let flag = flags::get(&store, &id).await?;
+    let flag: Flag = manage::get(&store, &id).await?;
     Ok(with_etag(flag.version, &flag))
 }
 
@@ -85,7 +86,7 @@ pub(crate) async fn update_flag(
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let flag = flags::update(&store, &by, &id, if_match.0, &patch).await?;
+    let flag = flags::update(&store, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(flag.version, &flag))
 }
 
@@ -96,7 +97,7 @@ pub(crate) async fn delete_flag(
     by: By,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    flags::delete(&store, &by, &id, if_match.0).await?;
+    flags::delete(&store, &by, (&id, if_match.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

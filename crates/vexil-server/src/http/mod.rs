@@ -210,6 +210,13 @@ fn next_request_id() -> String {
     format!("{prefix}-{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Whether a path (or route template) is on the evaluation plane.
+fn is_evaluation(path: &str) -> bool {
+    path.starts_with("/ofrep/")
+        || path.starts_with("/api/v1/evaluate")
+        || path.starts_with("/api/v1/sdk/")
+}
+
 /// Assigns the request id, then logs and measures the request once it is answered.
 async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -224,8 +231,14 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
 
-    // Every line logged while the request is handled carries its id.
-    let span = tracing::info_span!("request", request_id = %id);
+    // Evaluation traffic is high-volume: its span and per-request lines are debug-level,
+    // so that at the default level they cost nothing. Every line logged while a request
+    // is handled carries its id.
+    let span = if is_evaluation(req.uri().path()) {
+        tracing::debug_span!("request", request_id = %id)
+    } else {
+        tracing::info_span!("request", request_id = %id)
+    };
     let mut response = next.run(req).instrument(span).await;
 
     // Unmatched paths share one label so that scanners cannot blow up the metric series.
@@ -233,12 +246,8 @@ async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Ne
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     metrics.record(&method, route, status, elapsed);
-    // Evaluation traffic is high-volume: its per-request lines are debug-level.
-    let evaluation = route.starts_with("/ofrep/")
-        || route.starts_with("/api/v1/evaluate")
-        || route.starts_with("/api/v1/sdk/");
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    if evaluation {
+    if is_evaluation(route) {
         tracing::debug!(request_id = %id, method = %method, route = %route, status, latency_ms, "{method} {route} answered {status}");
     } else {
         tracing::info!(request_id = %id, method = %method, route = %route, status, latency_ms, "{method} {route} answered {status}");

@@ -12,9 +12,9 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
 use crate::access::Principal;
-use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::organizations::{self, NewOrganization};
+use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::organizations::Organization;
 
@@ -59,7 +59,7 @@ pub(crate) async fn get_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let org = organizations::get(&store, &id).await?;
+    let org: Organization = manage::get(&store, &id).await?;
     Ok(with_etag(org.version, &org))
 }
 
@@ -71,7 +71,7 @@ pub(crate) async fn update_organization(
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let org = organizations::update(&store, &by, &id, if_match.0, &patch).await?;
+    let org = organizations::update(&store, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(org.version, &org))
 }
 
@@ -82,6 +82,6 @@ pub(crate) async fn delete_organization(
     by: By,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    organizations::delete(&store, &by, &id, if_match.0).await?;
+    organizations::delete(&store, &by, (&id, if_match.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

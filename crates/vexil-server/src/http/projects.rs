@@ -14,9 +14,9 @@ use super::AppState;
 use super::error::ApiResult;
 use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
 use crate::access::Principal;
-use crate::manage::By;
 use crate::manage::fields::{Patch, default_limit};
 use crate::manage::projects::{self, NewProject};
+use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::projects::Project;
 
@@ -73,7 +73,7 @@ pub(crate) async fn get_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let project = projects::get(&store, &id).await?;
+    let project: Project = manage::get(&store, &id).await?;
     Ok(with_etag(project.version, &project))
 }
 
@@ -85,7 +85,7 @@ pub(crate) async fn update_project(
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let project = projects::update(&store, &by, &id, if_match.0, &patch).await?;
+    let project = projects::update(&store, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(project.version, &project))
 }
 
@@ -96,6 +96,6 @@ pub(crate) async fn delete_project(
     by: By,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    projects::delete(&store, &by, &id, if_match.0).await?;
+    projects::delete(&store, &by, (&id, if_match.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

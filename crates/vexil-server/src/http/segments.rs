@@ -13,9 +13,9 @@ use axum::routing::get;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
-use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::segments::{self, NewSegment};
+use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::segments::Segment;
 
@@ -60,7 +60,7 @@ pub(crate) async fn get_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let segment = segments::get(&store, &id).await?;
+    let segment: Segment = manage::get(&store, &id).await?;
     Ok(with_etag(segment.version, &segment))
 }
 
@@ -72,7 +72,7 @@ pub(crate) async fn update_segment(
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let segment = segments::update(&store, &by, &id, if_match.0, &patch).await?;
+    let segment = segments::update(&store, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(segment.version, &segment))
 }
 
@@ -83,6 +83,6 @@ pub(crate) async fn delete_segment(
     by: By,
     if_match: IfMatch,
 ) -> ApiResult<StatusCode> {
-    segments::delete(&store, &by, &id, if_match.0).await?;
+    segments::delete(&store, &by, (&id, if_match.0)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

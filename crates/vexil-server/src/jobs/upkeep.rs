@@ -29,9 +29,10 @@ pub(crate) fn upkeep(
     let sync = Job::new("sync", SYNC_EVERY, move || {
         let (store, snapshots, keys) = (s.clone(), snaps.clone(), ring.clone());
         async move {
-            snapshots.sync(&store).await?;
+            // Both are tried: a failing snapshot reload must not keep revoked keys alive.
+            let snapshots = snapshots.sync(&store).await;
             keys.sync(&store).await?;
-            Ok(())
+            Ok(snapshots?)
         }
     });
     let (s, ring) = (store.clone(), keys.clone());

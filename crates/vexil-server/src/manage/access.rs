@@ -2,11 +2,10 @@
 //! organizations it can see, and "requires role R here" with DESIGN's 404-for-strangers,
 //! 403-for-members rule.
 
-use crate::store::Conn;
-
 use super::{Error, Result};
 use crate::access::{Principal, Role, Subject};
 use crate::audit::RequestMeta;
+use crate::store::Conn;
 use crate::store::{organizations, users};
 
 impl Principal {

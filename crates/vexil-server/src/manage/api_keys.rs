@@ -6,10 +6,11 @@ use serde::Deserialize;
 use serde_json::Map;
 
 use super::fields::{check_comment, check_expiry, check_name};
-use super::{By, Error, Result, found, projects};
+use super::{By, Error, Result, found, load};
 use crate::audit::{Action, hash_secret};
 use crate::keys::KeyKind;
 use crate::store::api_keys::{self, ApiKey};
+use crate::store::projects::Project;
 use crate::store::{Store, environments, new_id, now_rfc3339};
 
 /// How many characters of the secret every key record shows.
@@ -22,7 +23,7 @@ pub(crate) async fn list(
     offset: i64,
 ) -> Result<(Vec<ApiKey>, i64)> {
     let mut conn = store.read().await?;
-    projects::get_in(&mut conn, project_id).await?;
+    load::<Project>(&mut conn, project_id).await?;
     Ok(api_keys::list(&mut conn, project_id, limit, offset).await?)
 }
 
@@ -92,7 +93,7 @@ pub(crate) async fn create(
 ) -> Result<(ApiKey, String)> {
     let (kind, expires_at) = input.check()?;
     let mut tx = store.write().await?;
-    projects::get_in(tx.conn(), project_id).await?;
+    load::<Project>(tx.conn(), project_id).await?;
     let in_project = environments::get(tx.conn(), &input.environment_id)
         .await?
         .is_some_and(|env| env.project_id == project_id);

@@ -3,7 +3,6 @@
 //! rule ids assigned, validated against the environment's whole ruleset, stored as a new
 //! version with a revision and a new ruleset version, and audited.
 
-use crate::store::Conn;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -12,6 +11,7 @@ use vexil_core::{FlagDef, Rule, Snapshot, ValidationError, ValidationErrors};
 use super::fields::{Patch, check_comment};
 use super::{By, Change, Error, Result, check_version, found};
 use crate::audit::Action;
+use crate::store::Conn;
 use crate::store::flags::{self, Config, Flag, FlagConfig, Revision, configs};
 use crate::store::{Store, environments, now_rfc3339};
 

@@ -5,16 +5,16 @@
 pub(crate) mod actions;
 mod definition;
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{FlagType, Variation};
 
 use super::fields::{Patch, check_comment, check_description, check_name};
-use super::{By, Change, Error, Result, check_version, environments, found, projects};
+use super::{By, Change, Error, Result, delete_in, environments, load, load_at, update_in};
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
-use crate::store::{Store, environments as env_store};
+use crate::store::projects::Project;
+use crate::store::{Conn, Store, environments as env_store};
 pub(crate) use definition::new_flag;
 use definition::{apply_flag_patch, check_configs_still_valid, check_tags};
 
@@ -44,7 +44,7 @@ pub(crate) async fn list(
     q: ListFlags,
 ) -> Result<(Vec<Flag>, i64)> {
     let mut conn = store.read().await?;
-    projects::get_in(&mut conn, project_id).await?;
+    load::<Project>(&mut conn, project_id).await?;
     let (limit, offset) = (q.limit, q.offset);
     let filter = list_filter(&mut conn, project_id, q).await?;
     Ok(flags::list(&mut conn, project_id, &filter, limit, offset).await?)
@@ -136,7 +136,7 @@ pub(crate) async fn create(
         ..flag
     };
     let mut tx = store.write().await?;
-    projects::get_in(tx.conn(), &flag.project_id).await?;
+    load::<Project>(tx.conn(), &flag.project_id).await?;
     create_in(tx.conn(), &flag, by.because(input.comment.as_deref())).await?;
     tx.commit().await?;
     Ok(flag)
@@ -180,28 +180,16 @@ pub(crate) async fn bump_rulesets(conn: &mut Conn, flag: &Flag) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn get(store: &Store, id: &str) -> Result<Flag> {
-    let mut conn = store.read().await?;
-    get_in(&mut conn, id).await
-}
-
-/// The flag, or `NotFound`.
-pub(crate) async fn get_in(conn: &mut Conn, id: &str) -> Result<Flag> {
-    found(flags::get(conn, id).await?, "flag", id)
-}
-
 /// Applies a merge patch to the flag's definition; new variations must keep every
 /// environment's configuration and every prerequisite on the flag valid.
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    id: &str,
-    expected: Option<i64>,
+    (id, expected): (&str, Option<i64>),
     patch: &Patch,
 ) -> Result<Flag> {
     let mut tx = store.write().await?;
-    let before = get_in(tx.conn(), id).await?;
-    check_version(expected, before.version)?;
+    let before: Flag = load_at(tx.conn(), id, expected).await?;
     let after = apply_flag_patch(patch, &before)?;
     if after.variations != before.variations {
         check_configs_still_valid(tx.conn(), &after).await?;
@@ -221,23 +209,24 @@ pub(crate) async fn save_in(
     change: Change<'_>,
     action: Action,
 ) -> Result<()> {
-    flags::update(conn, after).await?;
+    update_in(conn, change, before, after, action).await?;
     if after.variations != before.variations
         || after.client_side != before.client_side
         || after.archived != before.archived
     {
         bump_rulesets(conn, after).await?;
     }
-    change
-        .record(conn, action, &after.id, Some(before), Some(after))
-        .await
+    Ok(())
 }
 
 /// Deletes a flag that no other flag has as a prerequisite.
-pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+pub(crate) async fn delete(
+    store: &Store,
+    by: &By,
+    (id, expected): (&str, Option<i64>),
+) -> Result<()> {
     let mut tx = store.write().await?;
-    let flag = get_in(tx.conn(), id).await?;
-    check_version(expected, flag.version)?;
+    let flag: Flag = load_at(tx.conn(), id, expected).await?;
     let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
     if !referrers.is_empty() {
         return Err(Error::conflict(
@@ -245,12 +234,8 @@ pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i6
             json!({ "referrers": referrers }),
         ));
     }
-    flags::delete(tx.conn(), id).await?;
+    delete_in(tx.conn(), by.because(None), &flag, Action::FlagDelete).await?;
     bump_rulesets(tx.conn(), &flag).await?;
-    let change = by.because(None);
-    change
-        .record(tx.conn(), Action::FlagDelete, id, Some(&flag), None)
-        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 //! and admins; only owners grant, change or remove the owner role, and the last owner
 //! cannot be removed or demoted.
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,6 +13,7 @@ use super::{By, Error, Result, found};
 use crate::access::{Principal, Role, Subject};
 use crate::audit::Action;
 use crate::credentials;
+use crate::store::Conn;
 use crate::store::{Store, now_rfc3339, users};
 
 pub(crate) async fn list(

@@ -27,13 +27,12 @@ pub(crate) mod users;
 #[cfg(test)]
 mod tests;
 
-use crate::store::Conn;
 use serde::Serialize;
 
 pub(crate) use error::{Error, Result};
 
 use crate::audit::{Action, Actor, RequestMeta};
-use crate::store::audit;
+use crate::store::{Conn, Record, Store, audit};
 
 /// Who changes something: the actor and the request it came with. The organization in
 /// `meta` is the one audit entries are filed under.
@@ -126,4 +125,72 @@ pub(crate) fn check_version(expected: Option<i64>, current: i64) -> Result<()> {
         Some(expected) if expected != current => Err(Error::VersionMismatch { current }),
         _ => Ok(()),
     }
+}
+
+/// The record `id`, or `NotFound`.
+pub(crate) async fn load<T: Record>(conn: &mut Conn, id: &str) -> Result<T> {
+    found(T::get(conn, id).await?, T::WHAT, id)
+}
+
+/// The record `id` at the version the caller expects (if it says): where every change of
+/// a record starts.
+pub(crate) async fn load_at<T: Record>(
+    conn: &mut Conn,
+    id: &str,
+    expected: Option<i64>,
+) -> Result<T> {
+    let record: T = load(conn, id).await?;
+    check_version(expected, record.version())?;
+    Ok(record)
+}
+
+/// Reads one record.
+pub(crate) async fn get<T: Record>(store: &Store, id: &str) -> Result<T> {
+    let mut conn = store.read().await?;
+    load(&mut conn, id).await
+}
+
+/// Stores `after` (the next version of `before`) and records the change as `action`.
+pub(crate) async fn update_in<T: Record>(
+    conn: &mut Conn,
+    change: Change<'_>,
+    before: &T,
+    after: &T,
+    action: Action,
+) -> Result<()> {
+    T::update(conn, after).await?;
+    change
+        .record(conn, action, after.id(), Some(before), Some(after))
+        .await
+}
+
+/// Deletes `record` and records it as `action`.
+pub(crate) async fn delete_in<T: Record>(
+    conn: &mut Conn,
+    change: Change<'_>,
+    record: &T,
+    action: Action,
+) -> Result<()> {
+    T::delete(conn, record.id()).await?;
+    change
+        .record(conn, action, record.id(), Some(record), None)
+        .await
+}
+
+/// The whole of a change that needs nothing but the record itself: loads `id` at the
+/// expected version, makes the new version with `edit` (which checks its input), stores
+/// it, records it as `action` and commits.
+pub(crate) async fn edit<T: Record>(
+    store: &Store,
+    change: Change<'_>,
+    (id, expected): (&str, Option<i64>),
+    action: Action,
+    edit: impl FnOnce(&T) -> Result<T> + Send,
+) -> Result<T> {
+    let mut tx = store.write().await?;
+    let before = load_at(tx.conn(), id, expected).await?;
+    let after = edit(&before)?;
+    update_in(tx.conn(), change, &before, &after, action).await?;
+    tx.commit().await?;
+    Ok(after)
 }

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fields::{Patch, check_comment, check_key, check_name};
-use super::{By, Error, Result, check_version, found};
+use super::{By, Error, Result, delete_in, edit, load_at};
 use crate::access::{Principal, Role, Subject};
 use crate::audit::Action;
 use crate::store::organizations::{self, Organization};
-use crate::store::{Store, new_id, now_rfc3339, projects, users};
+use crate::store::{Record as _, Store, new_id, now_rfc3339, projects, users};
 
 pub(crate) async fn list(
     store: &Store,
@@ -21,11 +21,6 @@ pub(crate) async fn list(
     // Only the caller's organizations (all of them for the instance token).
     let visible = principal.visible_organizations(&mut conn).await?;
     Ok(organizations::list(&mut conn, visible.as_deref(), limit, offset).await?)
-}
-
-pub(crate) async fn get(store: &Store, id: &str) -> Result<Organization> {
-    let mut conn = store.read().await?;
-    found(organizations::get(&mut conn, id).await?, "organization", id)
 }
 
 /// What a new organization needs.
@@ -106,45 +101,39 @@ struct OrganizationChanges {
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    id: &str,
-    expected: Option<i64>,
+    at: (&str, Option<i64>),
     patch: &Patch,
 ) -> Result<Organization> {
-    let mut tx = store.write().await?;
-    let before = found(organizations::get(tx.conn(), id).await?, "organization", id)?;
-    check_version(expected, before.version)?;
-    let changes: OrganizationChanges = patch.apply(
-        json!({"name": before.name}),
-        &["key"],
-        &json!({"key": before.key}),
-    )?;
-    check_name("name", &changes.name)?;
-    let after = Organization {
-        name: changes.name,
-        version: before.version + 1,
-        updated_at: now_rfc3339(),
-        ..before.clone()
-    };
-    organizations::update(tx.conn(), &after).await?;
     let change = by.because(patch.comment.as_deref());
-    change
-        .record(
-            tx.conn(),
-            Action::OrganizationUpdate,
-            id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(after)
+    edit(
+        store,
+        change,
+        at,
+        Action::OrganizationUpdate,
+        |before: &Organization| {
+            let changes: OrganizationChanges = patch.apply(
+                json!({"name": before.name}),
+                &["key"],
+                &json!({"key": before.key}),
+            )?;
+            check_name("name", &changes.name)?;
+            Ok(Organization {
+                name: changes.name,
+                ..before.next_version()
+            })
+        },
+    )
+    .await
 }
 
 /// Deletes an organization that holds no project.
-pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+pub(crate) async fn delete(
+    store: &Store,
+    by: &By,
+    (id, expected): (&str, Option<i64>),
+) -> Result<()> {
     let mut tx = store.write().await?;
-    let org = found(organizations::get(tx.conn(), id).await?, "organization", id)?;
-    check_version(expected, org.version)?;
+    let org: Organization = load_at(tx.conn(), id, expected).await?;
     let n = projects::count_in_organization(tx.conn(), id).await?;
     if n > 0 {
         return Err(Error::conflict(
@@ -155,11 +144,13 @@ pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i6
             json!({"projects": n}),
         ));
     }
-    organizations::delete(tx.conn(), id).await?;
-    let change = by.because(None);
-    change
-        .record(tx.conn(), Action::OrganizationDelete, id, Some(&org), None)
-        .await?;
+    delete_in(
+        tx.conn(),
+        by.because(None),
+        &org,
+        Action::OrganizationDelete,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

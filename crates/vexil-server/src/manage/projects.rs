@@ -1,17 +1,17 @@
 //! Projects: list what the caller can see, create (with `development` and `production`),
 //! update, delete (only when it holds no flags or segments; its environments go with it).
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::at_least;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Change, Error, Result, check_version, environments, found};
+use super::{By, Change, Error, Result, delete_in, edit, load_at};
 use crate::access::{Principal, Role};
 use crate::audit::Action;
+use crate::store::environments::{self, Environment};
 use crate::store::projects::{self, Project};
-use crate::store::{Store, new_id, now_rfc3339, organizations};
+use crate::store::{Conn, Record as _, Store, new_id, now_rfc3339, organizations};
 
 /// Projects the caller can see, optionally of one organization.
 pub(crate) async fn list(
@@ -29,16 +29,6 @@ pub(crate) async fn list(
         (None, visible) => visible,
     };
     Ok(projects::list(&mut conn, scope.as_deref(), limit, offset).await?)
-}
-
-pub(crate) async fn get(store: &Store, id: &str) -> Result<Project> {
-    let mut conn = store.read().await?;
-    get_in(&mut conn, id).await
-}
-
-/// The project, or `NotFound`.
-pub(crate) async fn get_in(conn: &mut Conn, id: &str) -> Result<Project> {
-    found(projects::get(conn, id).await?, "project", id)
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,16 +117,23 @@ pub(crate) async fn create_in(
         ("development", "Development", false),
         ("production", "Production", true),
     ] {
-        let env = environments::new_environment(
-            &project.id,
-            key.into(),
-            name.into(),
-            String::new(),
-            production,
-            production,
-            &project.created_at,
-        );
-        environments::insert_in(conn, &env, change).await?;
+        let env = Environment {
+            id: new_id(),
+            project_id: project.id.clone(),
+            key: key.into(),
+            name: name.into(),
+            description: String::new(),
+            is_production: production,
+            protected: production,
+            ruleset_version: 1,
+            version: 1,
+            created_at: project.created_at.clone(),
+            updated_at: project.created_at.clone(),
+        };
+        environments::insert(conn, &env).await?;
+        change
+            .record(conn, Action::EnvironmentCreate, &env.id, None, Some(&env))
+            .await?;
     }
     Ok(())
 }
@@ -151,47 +148,41 @@ struct ProjectChanges {
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    id: &str,
-    expected: Option<i64>,
+    at: (&str, Option<i64>),
     patch: &Patch,
 ) -> Result<Project> {
-    let mut tx = store.write().await?;
-    let before = get_in(tx.conn(), id).await?;
-    check_version(expected, before.version)?;
-    let changes: ProjectChanges = patch.apply(
-        json!({"name": before.name, "description": before.description}),
-        &["key", "organization_id"],
-        &json!({"key": before.key, "organization_id": before.organization_id}),
-    )?;
-    check_name("name", &changes.name)?;
-    check_description("description", &changes.description)?;
-    let after = Project {
-        name: changes.name,
-        description: changes.description,
-        version: before.version + 1,
-        updated_at: now_rfc3339(),
-        ..before.clone()
-    };
-    projects::update(tx.conn(), &after).await?;
     let change = by.because(patch.comment.as_deref());
-    change
-        .record(
-            tx.conn(),
-            Action::ProjectUpdate,
-            id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(after)
+    edit(
+        store,
+        change,
+        at,
+        Action::ProjectUpdate,
+        |before: &Project| {
+            let changes: ProjectChanges = patch.apply(
+                json!({"name": before.name, "description": before.description}),
+                &["key", "organization_id"],
+                &json!({"key": before.key, "organization_id": before.organization_id}),
+            )?;
+            check_name("name", &changes.name)?;
+            check_description("description", &changes.description)?;
+            Ok(Project {
+                name: changes.name,
+                description: changes.description,
+                ..before.next_version()
+            })
+        },
+    )
+    .await
 }
 
 /// Deletes a project without flags or segments, and its environments.
-pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+pub(crate) async fn delete(
+    store: &Store,
+    by: &By,
+    (id, expected): (&str, Option<i64>),
+) -> Result<()> {
     let mut tx = store.write().await?;
-    let project = get_in(tx.conn(), id).await?;
-    check_version(expected, project.version)?;
+    let project: Project = load_at(tx.conn(), id, expected).await?;
     let (flags, segments) = projects::count_contents(tx.conn(), id).await?;
     if flags + segments > 0 {
         return Err(Error::conflict(
@@ -203,13 +194,10 @@ pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i6
         ));
     }
     let change = by.because(None);
-    for env in crate::store::environments::list_all(tx.conn(), id).await? {
-        environments::delete_in(tx.conn(), &env, change).await?;
+    for env in environments::list_all(tx.conn(), id).await? {
+        delete_in(tx.conn(), change, &env, Action::EnvironmentDelete).await?;
     }
-    projects::delete(tx.conn(), id).await?;
-    change
-        .record(tx.conn(), Action::ProjectDelete, id, Some(&project), None)
-        .await?;
+    delete_in(tx.conn(), change, &project, Action::ProjectDelete).await?;
     // The environments' API keys go with them.
     tx.keys_changed();
     tx.commit().await?;

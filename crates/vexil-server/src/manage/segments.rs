@@ -5,17 +5,17 @@
 
 mod definition;
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{SegmentDef, SegmentRule};
 
 use self::definition::{assign_rule_ids, check_bounds, validate_in_project};
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Change, Error, Result, check_version, found, projects};
+use super::{By, Error, Result, delete_in, load, load_at, update_in};
 use crate::audit::Action;
+use crate::store::projects::Project;
 use crate::store::segments::{self, Segment};
-use crate::store::{Store, environments, new_id, now_rfc3339};
+use crate::store::{Conn, Record as _, Store, environments, new_id, now_rfc3339};
 
 pub(crate) async fn list(
     store: &Store,
@@ -24,17 +24,8 @@ pub(crate) async fn list(
     offset: i64,
 ) -> Result<(Vec<Segment>, i64)> {
     let mut conn = store.read().await?;
-    projects::get_in(&mut conn, project_id).await?;
+    load::<Project>(&mut conn, project_id).await?;
     Ok(segments::list(&mut conn, project_id, limit, offset).await?)
-}
-
-pub(crate) async fn get(store: &Store, id: &str) -> Result<Segment> {
-    let mut conn = store.read().await?;
-    get_in(&mut conn, id).await
-}
-
-async fn get_in(conn: &mut Conn, id: &str) -> Result<Segment> {
-    found(segments::get(conn, id).await?, "segment", id)
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +83,7 @@ pub(crate) async fn create(
     let (mut segment, comment) = input.into_segment(project_id.to_owned())?;
     let key = segment.key.clone();
     let mut tx = store.write().await?;
-    projects::get_in(tx.conn(), project_id).await?;
+    load::<Project>(tx.conn(), project_id).await?;
     if segments::get_by_key(tx.conn(), project_id, &key)
         .await?
         .is_some()
@@ -104,14 +95,16 @@ pub(crate) async fn create(
     validate_in_project(tx.conn(), project_id, &key, &segment.definition).await?;
     segments::insert(tx.conn(), &segment).await?;
     let change = by.because(comment.as_deref());
-    record(
-        tx.conn(),
-        change,
-        Action::SegmentCreate,
-        None,
-        Some(&segment),
-    )
-    .await?;
+    change
+        .record(
+            tx.conn(),
+            Action::SegmentCreate,
+            &segment.id,
+            None,
+            Some(&segment),
+        )
+        .await?;
+    bump_rulesets(tx.conn(), &segment).await?;
     tx.commit().await?;
     Ok(segment)
 }
@@ -151,44 +144,36 @@ fn patched(before: &Segment, patch: &Patch) -> Result<Segment> {
         name: changes.name,
         description: changes.description,
         definition,
-        version: before.version + 1,
-        updated_at: now_rfc3339(),
-        ..before.clone()
+        ..before.next_version()
     })
 }
 
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    id: &str,
-    expected: Option<i64>,
+    (id, expected): (&str, Option<i64>),
     patch: &Patch,
 ) -> Result<Segment> {
     let mut tx = store.write().await?;
-    let before = get_in(tx.conn(), id).await?;
-    check_version(expected, before.version)?;
+    let before: Segment = load_at(tx.conn(), id, expected).await?;
     let mut after = patched(&before, patch)?;
     assign_rule_ids(&mut after.definition.rules, &before.definition.rules);
     validate_in_project(tx.conn(), &after.project_id, &after.key, &after.definition).await?;
-    segments::update(tx.conn(), &after).await?;
     let change = by.because(patch.comment.as_deref());
-    record(
-        tx.conn(),
-        change,
-        Action::SegmentUpdate,
-        Some(&before),
-        Some(&after),
-    )
-    .await?;
+    update_in(tx.conn(), change, &before, &after, Action::SegmentUpdate).await?;
+    bump_rulesets(tx.conn(), &after).await?;
     tx.commit().await?;
     Ok(after)
 }
 
 /// Deletes a segment that no flag configuration or segment references.
-pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i64>) -> Result<()> {
+pub(crate) async fn delete(
+    store: &Store,
+    by: &By,
+    (id, expected): (&str, Option<i64>),
+) -> Result<()> {
     let mut tx = store.write().await?;
-    let segment = get_in(tx.conn(), id).await?;
-    check_version(expected, segment.version)?;
+    let segment: Segment = load_at(tx.conn(), id, expected).await?;
     let referrers = segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
     if !referrers.is_empty() {
         return Err(Error::conflict(
@@ -201,40 +186,17 @@ pub(crate) async fn delete(store: &Store, by: &By, id: &str, expected: Option<i6
             json!({"referrers": referrers}),
         ));
     }
-    segments::delete(tx.conn(), id).await?;
-    record(
-        tx.conn(),
-        by.because(None),
-        Action::SegmentDelete,
-        Some(&segment),
-        None,
-    )
-    .await?;
+    delete_in(tx.conn(), by.because(None), &segment, Action::SegmentDelete).await?;
+    bump_rulesets(tx.conn(), &segment).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Records a change of a segment: its audit entry, and a new ruleset version for every
-/// environment of the project.
-async fn record(
-    conn: &mut Conn,
-    change: Change<'_>,
-    action: Action,
-    before: Option<&Segment>,
-    after: Option<&Segment>,
-) -> Result<()> {
-    let Some(segment) = after.or(before) else {
-        return Ok(());
-    };
-    change
-        .record(conn, action, &segment.id, before, after)
-        .await?;
-    environments::bump_project_rulesets(
-        conn,
-        &segment.project_id,
-        environments::RulesetChange::Segment(&segment.key),
-    )
-    .await?;
+/// A new ruleset version for every environment of the segment's project, naming it: all
+/// of them see the segment.
+async fn bump_rulesets(conn: &mut Conn, segment: &Segment) -> Result<()> {
+    let changed = environments::RulesetChange::Segment(&segment.key);
+    environments::bump_project_rulesets(conn, &segment.project_id, changed).await?;
     Ok(())
 }
 

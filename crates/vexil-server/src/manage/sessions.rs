@@ -107,9 +107,8 @@ pub(crate) async fn open(
 pub(crate) async fn close(store: &Store, by: &By, session_id: &str) -> Result<()> {
     let mut tx = store.write().await?;
     sessions::delete(tx.conn(), session_id).await?;
-    let actor_id = by.actor.id.clone();
     by.because(None)
-        .record_json(tx.conn(), Action::UserLogout, &actor_id, None, None)
+        .record_json(tx.conn(), Action::UserLogout, &by.actor.id, None, None)
         .await?;
     tx.commit().await?;
     Ok(())

@@ -3,7 +3,6 @@
 //! (evaluated by the core against the environment's in-memory snapshot, so rules and
 //! prerequisites count). Setting `enabled` turns the flag's configuration on or off.
 
-use crate::store::Conn;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use vexil_core::{Context, FlagType, Snapshot};
@@ -16,9 +15,10 @@ use super::{By, Change, Error, Result};
 use crate::access::{Principal, Role, to_change_environment};
 use crate::audit::Action;
 use crate::snapshots::Snapshots;
+use crate::store::Conn;
 use crate::store::environments::{self, Environment};
 use crate::store::flags::{self, Flag, configs};
-use crate::store::{Store, now_ms, now_rfc3339, scopes};
+use crate::store::{Record as _, Store, now_ms, scopes};
 
 /// `?project=&environment=` (keys), defaulting to `default` and `production`.
 #[derive(Debug, Deserialize)]
@@ -144,9 +144,7 @@ pub(crate) async fn update(
         check_description("description", &description)?;
         let after = Flag {
             description,
-            version: flag.version + 1,
-            updated_at: now_rfc3339(),
-            ..flag.clone()
+            ..flag.next_version()
         };
         save_in(tx.conn(), &flag, &after, change, Action::FlagUpdate).await?;
         flag = after;

@@ -3,7 +3,6 @@
 //! with its role there and is managed by that organization's admins. The secret
 //! (`vx_pat_…`) is returned once; the store keeps its SHA-256 hash.
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -13,6 +12,7 @@ use super::{By, Error, Result};
 use crate::access::{Principal, Role, Subject, TokenKind};
 use crate::audit::{Action, hash_secret};
 use crate::credentials::random_secret;
+use crate::store::Conn;
 use crate::store::{Store, new_id, now_rfc3339, tokens};
 
 /// Visible prefix of management tokens.

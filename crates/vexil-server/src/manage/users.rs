@@ -2,7 +2,6 @@
 //! memberships, the caller's own account (name, password), the operator's password reset,
 //! and claiming an admin-created account through single sign-on.
 
-use crate::store::Conn;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -11,6 +10,7 @@ use super::{By, Change, Error, Result};
 use crate::access::{Principal, Role};
 use crate::audit::{Action, Actor};
 use crate::credentials;
+use crate::store::Conn;
 use crate::store::{Store, new_id, now_rfc3339, organizations, sessions, tokens, users};
 
 /// Hashes a password off the async workers (argon2 is deliberately slow).
@@ -92,7 +92,7 @@ pub(crate) async fn create_by_operator(
     let org = match membership {
         Some((key, role)) => match organizations::get_by_key(tx.conn(), key).await? {
             Some(org) => Some((org.id, role)),
-            None => return Err(Error::not_found("organization", key)),
+            None => return Err(Error::NotFound(format!("no organization with key '{key}'"))),
         },
         None => None,
     };

@@ -119,14 +119,6 @@ pub(crate) async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreRe
     Ok(())
 }
 
-pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM environments WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// What changed in a ruleset: one flag or one segment, by key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum RulesetChange<'a> {

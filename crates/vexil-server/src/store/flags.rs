@@ -176,15 +176,6 @@ pub(crate) async fn list_all(conn: &mut AnyConnection, project_id: &str) -> Stor
     rows_to_flags(rows)
 }
 
-pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    // Configurations and revisions go with the flag (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM flags WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Ids of the projects with this key, in any organization (the Simple API names its
 /// project by key alone).
 pub(crate) async fn project_ids_by_key(

@@ -13,6 +13,7 @@ pub(crate) mod flags;
 pub(crate) mod organizations;
 pub(crate) mod postgres;
 pub(crate) mod projects;
+mod record;
 pub(crate) mod scopes;
 pub(crate) mod segments;
 pub(crate) mod sessions;
@@ -88,6 +89,7 @@ pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// A database connection, as the layers above the store name it (they never name sqlx).
 pub(crate) type Conn = AnyConnection;
+pub(crate) use record::Record;
 
 /// What a committed write transaction may have changed beyond rulesets (which the change
 /// log tells).

@@ -88,14 +88,6 @@ pub(crate) async fn update(conn: &mut AnyConnection, o: &Organization) -> StoreR
     Ok(())
 }
 
-pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM organizations WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 pub(crate) async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM organizations")
         .fetch_one(conn)

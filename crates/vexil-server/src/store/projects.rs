@@ -100,14 +100,6 @@ pub(crate) async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult
     Ok(())
 }
 
-pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM projects WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Number of projects in an organization (an organization with projects cannot be deleted).
 pub(crate) async fn count_in_organization(
     conn: &mut AnyConnection,

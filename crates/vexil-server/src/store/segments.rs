@@ -155,14 +155,6 @@ pub(crate) async fn definitions(
         .collect()
 }
 
-pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM segments WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Something that uses a segment through an `in_segment` clause, which keeps the segment
 /// from being deleted. Serialized as `{"flag", "environment"}` or `{"segment"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

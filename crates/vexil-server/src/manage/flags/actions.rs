@@ -1,23 +1,24 @@
 //! Actions on flags beyond their definition: archive and restore, the kill switch, and
 //! bulk enable/disable/archive/restore, which changes every listed flag or none.
 
-use crate::store::Conn;
 use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_core::{ValidationError, ValidationErrors};
 
-use super::{get_in, save_in};
+use super::save_in;
 use crate::access::{Principal, to_change_environment};
 use crate::audit::Action;
 use crate::manage::access::require_in_scope;
 use crate::manage::fields::{MAX_COMMENT, check_comment};
 use crate::manage::flag_configs::set_enabled_in;
-use crate::manage::{By, Change, Error, Result, check_version, environments, projects};
+use crate::manage::{By, Change, Error, Result, environments, load, load_at};
+use crate::store::Conn;
 use crate::store::environments::Environment;
 use crate::store::flags::{self, Flag, FlagConfig, configs};
-use crate::store::{Store, now_rfc3339, scopes};
+use crate::store::projects::Project;
+use crate::store::{Record as _, Store, scopes};
 
 /// Most flags one bulk request may change.
 const MAX_BULK: usize = 500;
@@ -53,7 +54,7 @@ pub(crate) async fn kill_switch(
         ));
     }
     let mut tx = store.write().await?;
-    let flag = get_in(tx.conn(), id).await?;
+    let flag: Flag = load(tx.conn(), id).await?;
     let env_id = input.environment_id.as_deref();
     if let Some(env_id) = env_id {
         environments::in_project(tx.conn(), &flag.project_id, env_id).await?;
@@ -131,7 +132,7 @@ pub(crate) async fn bulk(
 ) -> Result<Value> {
     check_bulk(&input)?;
     let mut tx = store.write().await?;
-    projects::get_in(tx.conn(), project_id).await?;
+    load::<Project>(tx.conn(), project_id).await?;
     let env = match &input.environment_id {
         Some(env_id) => Some(environments::in_project(tx.conn(), project_id, env_id).await?),
         None => None,
@@ -275,8 +276,7 @@ pub(crate) async fn archive(
 ) -> Result<Flag> {
     check_comment(comment)?;
     let mut tx = store.write().await?;
-    let flag = get_in(tx.conn(), id).await?;
-    check_version(expected, flag.version)?;
+    let flag: Flag = load_at(tx.conn(), id, expected).await?;
     let flag = archive_in(
         tx.conn(),
         flag,
@@ -307,9 +307,7 @@ async fn archive_in(
     }
     let after = Flag {
         archived,
-        version: flag.version + 1,
-        updated_at: now_rfc3339(),
-        ..flag.clone()
+        ..flag.next_version()
     };
     let action = if archived {
         Action::FlagArchive

@@ -2,7 +2,6 @@
 //! such as `variations[1].value`), tags; and, when variations change, that every
 //! environment's configuration and every prerequisite on the flag still resolve.
 
-use crate::store::Conn;
 use std::collections::HashSet;
 
 use serde::Deserialize;
@@ -14,8 +13,9 @@ use vexil_core::{
 use crate::manage::fields::{Patch, check_description, check_key, check_name};
 use crate::manage::flag_configs::{new_problems, relative_to_flag};
 use crate::manage::{Error, Result};
+use crate::store::Conn;
 use crate::store::flags::{Config, Flag, configs};
-use crate::store::{new_id, now_rfc3339};
+use crate::store::{Record as _, new_id, now_rfc3339};
 
 /// At most this many tags per flag, each 1 to `MAX_TAG` characters.
 const MAX_TAGS: usize = 50;
@@ -174,9 +174,7 @@ pub(super) fn apply_flag_patch(patch: &Patch, before: &Flag) -> Result<Flag> {
         tags: check_tags(changes.tags)?,
         client_side: changes.client_side,
         temporary: changes.temporary,
-        version: before.version + 1,
-        updated_at: now_rfc3339(),
-        ..before.clone()
+        ..before.next_version()
     })
 }
 

@@ -2,7 +2,6 @@
 //! ([`check_bounds`], [`assign_rule_ids`]), then its meaning, through `vexil-core`, among
 //! the project's other segments, cycles included ([`validate_in_project`]).
 
-use crate::store::Conn;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use vexil_core::{
@@ -10,6 +9,7 @@ use vexil_core::{
 };
 
 use crate::manage::Result;
+use crate::store::Conn;
 use crate::store::new_id;
 use crate::store::segments::{self, referenced_segments};
 
