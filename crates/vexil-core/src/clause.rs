@@ -1,5 +1,6 @@
 //! Clauses compiled for evaluation: operator values parsed once (regexes, semvers, CIDRs,
 //! dates, numbers), attribute paths split once, and the matching rules of DESIGN §2.
+//! How each operator reads a value is in `operand.rs`.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
@@ -12,9 +13,10 @@ use crate::context::{Context, short_eq};
 
 use crate::error::ValidationError;
 use crate::model::{Clause, Op};
-use crate::time::parse_rfc3339;
+use crate::operand::{Cidr, ContextVersion, date_of, decimal_of, number_of, parse_clause_version};
 
-/// The attribute that always holds the evaluation time, as epoch milliseconds.
+/// The evaluation time, as epoch milliseconds: as an attribute it always holds that time,
+/// and as a `before`/`after` clause value it stands for it (`trial_ends_at after $now`).
 pub const NOW_ATTRIBUTE: &str = "$now";
 
 /// Regexes are bounded so that a hostile pattern cannot take unbounded memory.
@@ -26,7 +28,16 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// What evaluation needs besides the clause: the context, the time and segment lookup.
 pub(crate) struct Env<'c> {
     pub ctx: &'c Context,
+    /// The evaluation time as a JSON integer (epoch milliseconds), what `$now` looks up.
     pub now: Value,
+}
+
+impl Env<'_> {
+    /// The evaluation time in epoch milliseconds.
+    #[inline]
+    fn now_ms(&self) -> Option<i64> {
+        self.now.as_i64()
+    }
 }
 
 /// Looks up segment membership by key; implemented by the snapshot.
@@ -158,51 +169,6 @@ impl Strings {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    fn parse(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let net: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("invalid IP address '{addr}'"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= max && !p.starts_with('+') => n,
-                _ => return Err(format!("invalid prefix length '{p}' (0 to {max})")),
-            },
-        };
-        Ok(Cidr { net, prefix })
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
 /// The operator with its pre-parsed operands.
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
@@ -217,6 +183,8 @@ pub(crate) enum Matcher {
     Date {
         after: bool,
         values: Box<[i64]>,
+        /// One of the values is `$now`, the evaluation time.
+        now: bool,
     },
     Semver(Cmp, Box<[Version]>),
     InCidr(Box<[Cidr]>),
@@ -256,7 +224,7 @@ impl CompiledClause {
                     Value::Array(items) => {
                         let mut any_comparable = None;
                         for item in items {
-                            match m.test(item) {
+                            match m.test(item, env) {
                                 Some(true) => {
                                     any_comparable = Some(true);
                                     break;
@@ -267,7 +235,7 @@ impl CompiledClause {
                         }
                         any_comparable
                     }
-                    v => m.test(v),
+                    v => m.test(v, env),
                 };
                 // Incomparable (None) is false whether negated or not.
                 result.is_some_and(|r| r != self.negate)
@@ -279,14 +247,29 @@ impl CompiledClause {
 impl Matcher {
     /// Tests one scalar attribute value: `None` when the operator cannot compare its type.
     #[inline]
-    fn test(&self, v: &Value) -> Option<bool> {
+    fn test(&self, v: &Value, env: &Env<'_>) -> Option<bool> {
         match self {
             Matcher::In {
                 strings,
                 numbers,
                 bools,
             } => match v {
-                Value::String(s) if !strings.values.is_empty() => Some(strings.test(StrOp::Eq, s)),
+                Value::String(s) if numbers.is_empty() => {
+                    if strings.values.is_empty() {
+                        None
+                    } else {
+                        Some(strings.test(StrOp::Eq, s))
+                    }
+                }
+                // A string that is a plain decimal number also compares with the numbers.
+                Value::String(s) => {
+                    let as_string =
+                        (!strings.values.is_empty()).then(|| strings.test(StrOp::Eq, s));
+                    if as_string == Some(true) {
+                        return as_string;
+                    }
+                    decimal_of(s).map(|x| numbers.contains(&x)).or(as_string)
+                }
                 Value::Number(n) if !numbers.is_empty() => {
                     let x = n.as_f64()?;
                     Some(numbers.contains(&x))
@@ -300,38 +283,23 @@ impl Matcher {
                 Some(regexes.iter().any(|r| r.is_match(s)))
             }
             Matcher::Num(cmp, numbers) => {
-                let x = v.as_number()?.as_f64()?;
+                let x = number_of(v)?;
                 Some(
                     numbers
                         .iter()
                         .any(|y| x.partial_cmp(y).is_some_and(|o| cmp.holds(o))),
                 )
             }
-            Matcher::Date { after, values } => {
+            Matcher::Date { after, values, now } => {
                 let t = date_of(v)?;
-                Some(values.iter().any(|d| if *after { t > *d } else { t < *d }))
+                let beyond = |d: i64| if *after { t > d } else { t < d };
+                Some(
+                    values.iter().any(|&d| beyond(d)) || (*now && env.now_ms().is_some_and(beyond)),
+                )
             }
             Matcher::Semver(cmp, versions) => {
-                let s = v.as_str()?;
-                // Most versions are plain `X.Y.Z`: compare those without building a Version.
-                if let Some(triple) = plain_version(s) {
-                    return Some(versions.iter().any(|w| {
-                        let o = triple.cmp(&(w.major, w.minor, w.patch));
-                        // A release sorts after every pre-release of the same triple.
-                        let o = if o.is_eq() && !w.pre.is_empty() {
-                            Ordering::Greater
-                        } else {
-                            o
-                        };
-                        cmp.holds(o)
-                    }));
-                }
-                let ver = parse_semver_lenient(s)?;
-                Some(
-                    versions
-                        .iter()
-                        .any(|w| cmp.holds(semver_precedence(&ver, w))),
-                )
+                let ver = ContextVersion::of(v)?;
+                Some(versions.iter().any(|w| cmp.holds(ver.cmp(w))))
             }
             Matcher::InCidr(nets) => {
                 let ip: IpAddr = v.as_str()?.parse().ok()?;
@@ -341,69 +309,6 @@ impl Matcher {
             Matcher::Exists | Matcher::InSegment(_) => None,
         }
     }
-}
-
-/// A date operand or attribute: integer (or finite float) epoch milliseconds, or RFC 3339.
-fn date_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            let f = n.as_f64()?;
-            (f.is_finite() && f.abs() < 9.0e18).then_some(f as i64)
-        }),
-        Value::String(s) => parse_rfc3339(s),
-        _ => None,
-    }
-}
-
-/// SemVer 2.0 precedence: build metadata is ignored.
-fn semver_precedence(a: &Version, b: &Version) -> Ordering {
-    (a.major, a.minor, a.patch)
-        .cmp(&(b.major, b.minor, b.patch))
-        .then_with(|| a.pre.cmp(&b.pre))
-}
-
-/// Parses `MAJOR.MINOR.PATCH` with no pre-release or build part, as SemVer 2.0 does
-/// (no leading zeros); anything else returns `None` and goes to the full parser.
-fn plain_version(s: &str) -> Option<(u64, u64, u64)> {
-    let mut parts = [0u64; 3];
-    let (mut part, mut digits) = (0usize, 0usize);
-    for &c in s.as_bytes() {
-        match c {
-            b'0'..=b'9' => {
-                // No leading zeros (SemVer 2.0 §2), and no overflow.
-                if (digits == 1 && parts[part] == 0) || digits == 19 {
-                    return None;
-                }
-                parts[part] = parts[part] * 10 + u64::from(c - b'0');
-                digits += 1;
-            }
-            b'.' if digits > 0 && part < 2 => {
-                part += 1;
-                digits = 0;
-            }
-            _ => return None,
-        }
-    }
-    (part == 2 && digits > 0).then_some((parts[0], parts[1], parts[2]))
-}
-
-/// Parses a context version, accepting `2` and `2.1` as `2.0.0` and `2.1.0`.
-fn parse_semver_lenient(s: &str) -> Option<Version> {
-    if let Ok(v) = Version::parse(s) {
-        return Some(v);
-    }
-    let split = s.find(['-', '+']).unwrap_or(s.len());
-    let (core, rest) = s.split_at(split);
-    let dots = core.matches('.').count();
-    if core.is_empty() || dots >= 2 || !core.split('.').all(|p| !p.is_empty()) {
-        return None;
-    }
-    let padded = if dots == 0 {
-        format!("{core}.0.0{rest}")
-    } else {
-        format!("{core}.0{rest}")
-    };
-    Version::parse(&padded).ok()
 }
 
 /// Compiles one clause, pushing every problem found (with `path`) onto `errors`.
@@ -450,7 +355,7 @@ pub(crate) fn compile_clause(
     let semvers = |bad: &mut dyn FnMut(usize, String)| -> Box<[Version]> {
         let mut out = Vec::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {
-            match v.as_str().map(Version::parse) {
+            match v.as_str().map(parse_clause_version) {
                 Some(Ok(ver)) => out.push(ver),
                 Some(Err(e)) => bad(i, format!("invalid semver: {e}")),
                 None => bad(i, "must be a semver string".into()),
@@ -512,16 +417,19 @@ pub(crate) fn compile_clause(
         Op::Gte => Matcher::Num(Cmp::Gte, numbers(&mut bad)),
         Op::Before | Op::After => {
             let mut out = Vec::with_capacity(values.len());
+            let mut now = false;
             for (i, v) in values.iter().enumerate() {
                 match (v, date_of(v)) {
+                    (Value::String(s), _) if s == NOW_ATTRIBUTE => now = true,
                     (Value::String(_), Some(d)) => out.push(d),
                     (Value::Number(n), Some(d)) if n.is_i64() || n.is_u64() => out.push(d),
-                    _ => bad(i, "invalid date: expected an RFC 3339 timestamp or integer epoch milliseconds".into()),
+                    _ => bad(i, "invalid date: expected an RFC 3339 timestamp, integer epoch milliseconds or \"$now\"".into()),
                 }
             }
             Matcher::Date {
                 after: clause.op == Op::After,
                 values: out.into(),
+                now,
             }
         }
         Op::SemverEq => Matcher::Semver(Cmp::Eq, semvers(&mut bad)),
@@ -599,70 +507,120 @@ fn regex_error_summary(e: &regex::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn cidr_parsing_and_matching() {
-        let c = Cidr::parse("10.1.0.0/16").unwrap();
-        assert!(c.contains("10.1.200.3".parse().unwrap()));
-        assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(!c.contains("::1".parse().unwrap()));
-        assert!(
-            Cidr::parse("0.0.0.0/0")
-                .unwrap()
-                .contains("8.8.8.8".parse().unwrap())
-        );
-        assert!(
-            Cidr::parse("2001:db8::/32")
-                .unwrap()
-                .contains("2001:db8:1::5".parse().unwrap())
-        );
-        assert!(
-            Cidr::parse("10.0.0.1")
-                .unwrap()
-                .contains("10.0.0.1".parse().unwrap())
-        );
-        assert!(Cidr::parse("10.0.0.0/33").is_err());
-        assert!(Cidr::parse("10.0.0/8").is_err());
-        assert!(Cidr::parse("10.0.0.0/+8").is_err());
-    }
+    struct NoSegments;
 
-    #[test]
-    fn plain_versions() {
-        assert_eq!(plain_version("2.4.1"), Some((2, 4, 1)));
-        assert_eq!(plain_version("0.0.0"), Some((0, 0, 0)));
-        for s in [
-            "2.4",
-            "2.4.1-rc.1",
-            "2.4.1+b",
-            "02.4.1",
-            "2.4.1.0",
-            "a.b.c",
-            "",
-            "1..2",
-        ] {
-            assert_eq!(plain_version(s), None, "{s}");
+    impl Segments for NoSegments {
+        fn contains(&self, _: &str, _: &Env<'_>, _: usize) -> bool {
+            false
         }
     }
 
-    #[test]
-    fn lenient_semver() {
-        assert_eq!(parse_semver_lenient("2"), Version::parse("2.0.0").ok());
-        assert_eq!(parse_semver_lenient("2.1"), Version::parse("2.1.0").ok());
-        assert_eq!(
-            parse_semver_lenient("2.1-beta"),
-            Version::parse("2.1.0-beta").ok()
-        );
-        assert_eq!(parse_semver_lenient("v2.1.0"), None);
-        assert_eq!(parse_semver_lenient("2..1"), None);
-        assert_eq!(parse_semver_lenient(""), None);
+    fn compile(clause: Value) -> Result<CompiledClause, Vec<ValidationError>> {
+        let clause: Clause = serde_json::from_value(clause).unwrap();
+        let mut errors = Vec::new();
+        compile_clause(&clause, "c", &|_| false, &mut errors).ok_or(errors)
+    }
+
+    /// Whether `clause` matches a context whose attribute `a` is `value`, at `now_ms`.
+    fn matches(clause: Value, value: Value, now_ms: i64) -> bool {
+        let compiled = compile(clause).unwrap_or_else(|e| panic!("{e:?}"));
+        let ctx: Context = [("a", value)].into_iter().collect();
+        let env = Env {
+            ctx: &ctx,
+            now: Value::from(now_ms),
+        };
+        compiled.matches(&env, &NoSegments, 0)
     }
 
     #[test]
-    fn semver_precedence_ignores_build() {
-        let a = Version::parse("1.0.0+a").unwrap();
-        let b = Version::parse("1.0.0+b").unwrap();
-        assert_eq!(semver_precedence(&a, &b), Ordering::Equal);
-        let pre = Version::parse("1.0.0-alpha").unwrap();
-        assert_eq!(semver_precedence(&pre, &a), Ordering::Less);
+    fn numeric_operators_read_plain_decimal_strings() {
+        let gt = json!({"attribute": "a", "op": "gt", "values": [5]});
+        let gt_not = json!({"attribute": "a", "op": "gt", "values": [5], "negate": true});
+        assert!(matches(gt.clone(), json!("13"), 0));
+        assert!(matches(gt.clone(), json!("5.5"), 0));
+        assert!(!matches(gt.clone(), json!("-13"), 0));
+        assert!(matches(gt_not.clone(), json!("3"), 0));
+        for not_a_number in ["", " 13", "0x10", "1e400", "NaN", "inf", "1_000", "+13"] {
+            assert!(
+                !matches(gt.clone(), json!(not_a_number), 0),
+                "{not_a_number}"
+            );
+            assert!(
+                !matches(gt_not.clone(), json!(not_a_number), 0),
+                "{not_a_number}"
+            );
+        }
+        assert!(matches(
+            json!({"attribute": "a", "op": "lte", "values": [1.5]}),
+            json!(["9", "1.5"]),
+            0
+        ));
+    }
+
+    #[test]
+    fn in_compares_numeric_strings_with_number_values() {
+        let numbers = json!({"attribute": "a", "op": "in", "values": [10, 20]});
+        let numbers_not = json!({"attribute": "a", "op": "in", "values": [10, 20], "negate": true});
+        assert!(matches(numbers.clone(), json!("20"), 0));
+        assert!(matches(numbers.clone(), json!("20.0"), 0));
+        assert!(!matches(numbers.clone(), json!("15"), 0));
+        assert!(matches(numbers_not.clone(), json!("15"), 0));
+        assert!(!matches(numbers_not.clone(), json!("twenty"), 0));
+        let mixed = json!({"attribute": "a", "op": "in", "values": ["gold", 3]});
+        assert!(matches(mixed.clone(), json!("3"), 0));
+        assert!(matches(mixed.clone(), json!("gold"), 0));
+        assert!(!matches(mixed, json!("3.5"), 0));
+        // Only the context's strings are read as numbers, not the clause's.
+        let strings_not = json!({"attribute": "a", "op": "in", "values": ["42"], "negate": true});
+        assert!(!matches(strings_not, json!(42), 0));
+    }
+
+    #[test]
+    fn semver_operators_take_prefixes_and_numbers() {
+        let eq = json!({"attribute": "a", "op": "semver_eq", "values": ["v2.1.0"]});
+        for same in [json!("2.1.0"), json!("v2.1.0"), json!("V2.1"), json!(2.1)] {
+            assert!(matches(eq.clone(), same.clone(), 0), "{same}");
+        }
+        let lt = json!({"attribute": "a", "op": "semver_lt", "values": ["3.0.0"]});
+        assert!(matches(lt.clone(), json!(2), 0));
+        assert!(!matches(lt.clone(), json!(3), 0));
+        assert!(matches(lt, json!("v3.0.0-rc.1"), 0));
+    }
+
+    #[test]
+    fn before_and_after_take_now_as_a_value() {
+        let after = json!({"attribute": "a", "op": "after", "values": ["$now"]});
+        assert!(matches(after.clone(), json!(1_000), 999));
+        assert!(!matches(after.clone(), json!(1_000), 1_000));
+        assert!(matches(after.clone(), json!("2026-02-01T00:00:00Z"), 0));
+        let before = json!({"attribute": "a", "op": "before", "values": ["$now"]});
+        assert!(matches(before.clone(), json!(999), 1_000));
+        assert!(!matches(before, json!("2026-02-01T00:00:00Z"), 0));
+        // With other values, any of them may match.
+        let either = json!({"attribute": "a", "op": "before", "values": [0, "$now"]});
+        assert!(matches(either.clone(), json!(-1), -5));
+        assert!(matches(either, json!(5), 10));
+        // `$now` against itself is neither before nor after.
+        let itself = json!({"attribute": "$now", "op": "after", "values": ["$now"]});
+        assert!(!matches(itself, json!(null), 1_000));
+    }
+
+    #[test]
+    fn now_is_a_date_value_only_for_before_and_after() {
+        for spelling in ["$NOW", "now", "$now "] {
+            let errors = compile(json!({"attribute": "a", "op": "after", "values": [spelling]}))
+                .err()
+                .unwrap_or_default();
+            assert_eq!(errors.len(), 1, "{spelling}");
+        }
+        assert!(compile(json!({"attribute": "a", "op": "gt", "values": ["$now"]})).is_err());
+        // A string operator takes `$now` as the literal text.
+        assert!(matches(
+            json!({"attribute": "a", "op": "in", "values": ["$now"]}),
+            json!("$now"),
+            0
+        ));
     }
 }

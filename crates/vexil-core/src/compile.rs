@@ -238,6 +238,19 @@ pub(crate) fn compile_flag(
             );
         }
     }
+    let values = || def.variations.iter().map(|v| &v.value);
+    if def.kind == FlagType::Boolean
+        && !def.variations.is_empty()
+        && !(def.variations.len() == 2
+            && values().any(|v| *v == Value::Bool(true))
+            && values().any(|v| *v == Value::Bool(false)))
+    {
+        err(
+            errors,
+            format!("{path}.variations"),
+            "a boolean flag has exactly two variations, with the values true and false".into(),
+        );
+    }
     let resolve = |errors: &mut Vec<ValidationError>, p: String, k: &str| -> Option<usize> {
         let found = index.get(k).copied();
         if found.is_none() {

@@ -8,6 +8,13 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+/// The most attributes a deserialized context may have: more is an error, so that one
+/// request cannot make a server build (and scan) an arbitrarily large context.
+pub const MAX_CONTEXT_ATTRIBUTES: usize = 1_000;
+
+/// The deepest an attribute's value may nest arrays and objects (`{"a": [1]}` is depth 1).
+pub const MAX_CONTEXT_DEPTH: usize = 16;
+
 /// Attributes of the unit being evaluated; `targetingKey` is the stable unit id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
@@ -124,21 +131,61 @@ impl<'de> Deserialize<'de> for Context {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
                 let mut attrs: Vec<(Box<str>, Value)> =
-                    Vec::with_capacity(map.size_hint().unwrap_or(8));
+                    Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
                 while let Some(key) = map.next_key::<String>()? {
-                    if attrs.iter().any(|(k, _)| **k == *key) {
+                    if attrs.len() == MAX_CONTEXT_ATTRIBUTES {
                         return Err(de::Error::custom(format_args!(
-                            "duplicate attribute '{key}'"
+                            "the context has more than {MAX_CONTEXT_ATTRIBUTES} attributes"
                         )));
                     }
-                    let value = map.next_value()?;
+                    let value: Value = map.next_value()?;
+                    if nesting(&value) > MAX_CONTEXT_DEPTH {
+                        return Err(de::Error::custom(format_args!(
+                            "attribute '{key}' nests deeper than {MAX_CONTEXT_DEPTH} levels"
+                        )));
+                    }
                     attrs.push((key.into_boxed_str(), value));
+                }
+                if let Some(key) = first_duplicate(&attrs) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate attribute '{key}'"
+                    )));
                 }
                 Ok(Context { attrs })
             }
         }
         deserializer.deserialize_map(ContextVisitor)
     }
+}
+
+/// A repeated attribute name, found by sorting (n log n; a scan per attribute would be
+/// quadratic in what a client controls).
+fn first_duplicate(attrs: &[(Box<str>, Value)]) -> Option<&str> {
+    if attrs.len() <= 16 {
+        return attrs
+            .iter()
+            .enumerate()
+            .find(|(i, (k, _))| attrs[..*i].iter().any(|(seen, _)| seen == k))
+            .map(|(_, (k, _))| &**k);
+    }
+    let mut names: Vec<&str> = attrs.iter().map(|(k, _)| &**k).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// How deeply `value` nests arrays and objects (a scalar is 0), without recursion.
+fn nesting(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[cfg(test)]
@@ -161,6 +208,41 @@ mod tests {
         );
         assert!(serde_json::from_str::<Context>(r#"{"a": 1, "a": 2}"#).is_err());
         assert!(serde_json::from_str::<Context>("[1]").is_err());
+    }
+
+    #[test]
+    fn large_contexts_are_refused_quickly() {
+        let body = |n: usize| {
+            let attrs: Vec<String> = (0..n).map(|i| format!("\"a{i}\":{i}")).collect();
+            format!("{{{}}}", attrs.join(","))
+        };
+        let err = serde_json::from_str::<Context>(&body(100_000)).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 1000 attributes"),
+            "{err}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Context>(&body(MAX_CONTEXT_ATTRIBUTES))
+                .unwrap()
+                .len(),
+            MAX_CONTEXT_ATTRIBUTES
+        );
+        let mut dup = body(500);
+        dup.insert_str(1, "\"a499\":0,");
+        let err = serde_json::from_str::<Context>(&dup).unwrap_err();
+        assert!(
+            err.to_string().contains("duplicate attribute 'a499'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_values_are_refused() {
+        let nested =
+            |depth: usize| format!("{{\"a\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert!(serde_json::from_str::<Context>(&nested(MAX_CONTEXT_DEPTH)).is_ok());
+        let err = serde_json::from_str::<Context>(&nested(MAX_CONTEXT_DEPTH + 1)).unwrap_err();
+        assert!(err.to_string().contains("nests deeper than 16"), "{err}");
     }
 
     #[test]

@@ -23,12 +23,13 @@ mod eval;
 mod fxhash;
 pub mod hash;
 mod model;
+mod operand;
 pub mod time;
 mod update;
 
 pub use clause::NOW_ATTRIBUTE;
 pub use compile::{Snapshot, TOTAL_WEIGHT, is_valid_key};
-pub use context::Context;
+pub use context::{Context, MAX_CONTEXT_ATTRIBUTES, MAX_CONTEXT_DEPTH};
 pub use error::{ValidationError, ValidationErrors};
 pub use eval::{Detail, ErrorCode, Evaluation, FlagInfo, Reason, ReasonKind};
 pub use model::{

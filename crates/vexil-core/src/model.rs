@@ -8,6 +8,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::clause::NOW_ATTRIBUTE;
 use crate::error::{ValidationError, ValidationErrors};
 
 /// The value type of a flag; every variation's value must be of this type.
@@ -187,6 +188,20 @@ pub struct Clause {
     pub case_insensitive: bool,
 }
 
+impl Clause {
+    /// Whether the clause reads the evaluation time: its attribute is `$now`, or it is a
+    /// `before`/`after` clause with the value `"$now"`. A caller may skip reading its clock
+    /// for definitions where no clause does.
+    pub fn reads_now(&self) -> bool {
+        self.attribute == NOW_ATTRIBUTE
+            || (matches!(self.op, Op::Before | Op::After)
+                && self
+                    .values
+                    .iter()
+                    .any(|v| v.as_str() == Some(NOW_ATTRIBUTE)))
+    }
+}
+
 /// The other flag must be enabled and serve one of `variations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -328,4 +343,35 @@ where
         }
     }
     deserializer.deserialize_map(UniqueMap(std::marker::PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reads_now(clause: Value) -> bool {
+        serde_json::from_value::<Clause>(clause)
+            .unwrap()
+            .reads_now()
+    }
+
+    #[test]
+    fn clauses_that_read_the_time() {
+        assert!(reads_now(
+            json!({"attribute": "$now", "op": "gt", "values": [0]})
+        ));
+        assert!(reads_now(
+            json!({"attribute": "trial_ends_at", "op": "after", "values": ["$now"]})
+        ));
+        assert!(reads_now(
+            json!({"attribute": "t", "op": "before", "values": [0, "$now"]})
+        ));
+        assert!(!reads_now(
+            json!({"attribute": "t", "op": "before", "values": ["2026-01-01T00:00:00Z"]})
+        ));
+        assert!(!reads_now(
+            json!({"attribute": "t", "op": "in", "values": ["$now"]})
+        ));
+    }
 }

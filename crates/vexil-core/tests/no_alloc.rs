@@ -71,3 +71,45 @@ fn boolean_evaluation_does_not_allocate() {
         );
     }
 }
+
+/// Values as Unleash SDKs and browsers send them — numbers in strings, versions with a `v`
+/// prefix or as JSON numbers — and dates compared with `$now` are read without allocating.
+#[test]
+fn lenient_operands_do_not_allocate() {
+    let rule = |attribute: &str, op: &str, values: serde_json::Value| {
+        serde_json::json!({"clauses": [{"attribute": attribute, "op": op, "values": values}],
+            "serve": {"variation": "on"}})
+    };
+    let ruleset = serde_json::json!({"version": 1, "flags": {"lenient": {
+    "type": "boolean",
+    "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+    "enabled": true, "off_variation": "off", "fallthrough": {"variation": "off"},
+    "rules": [
+        rule("age", "gt", serde_json::json!([65])),
+        rule("seats", "in", serde_json::json!([10, 20])),
+        rule("app_version", "semver_gte", serde_json::json!(["v3.0.0"])),
+        rule("build", "semver_gte", serde_json::json!(["3.0.0"])),
+        rule("trial_ends_at", "after", serde_json::json!(["$now"])),
+    ]}}});
+    let ruleset: vexil_core::Ruleset = serde_json::from_value(ruleset).unwrap();
+    let snapshot = vexil_core::Snapshot::compile(&ruleset).unwrap();
+    let context: vexil_core::Context = serde_json::from_value(serde_json::json!({
+        "targetingKey": "user-42", "age": "30", "seats": "15", "app_version": "v2.4",
+        "build": 2.1, "trial_ends_at": "2025-12-01T00:00:00Z"
+    }))
+    .unwrap();
+    let now = 1_767_225_600_000; // 2026-01-01T00:00:00Z, after the trial's end.
+
+    let detail = snapshot.evaluate("lenient", &context, now);
+    assert_eq!(
+        serde_json::to_value(detail.reason.kind).unwrap(),
+        "FALLTHROUGH"
+    );
+    let n = allocations_during(|| {
+        std::hint::black_box(snapshot.evaluate("lenient", std::hint::black_box(&context), now));
+    });
+    assert_eq!(
+        n, 0,
+        "evaluating lenient operands allocated {n} times in 1000 runs"
+    );
+}

@@ -319,7 +319,9 @@ impl Client {
 
     /// Calls `f` after every update that changes any flag's evaluation, with the changed
     /// keys. Listeners run on a dispatcher task, one at a time, off the evaluation path:
-    /// keep them short (send to a channel for slow work).
+    /// keep them short (send to a channel for slow work). A listener hears only of updates
+    /// made after it was registered (not, say, of the first fetch that
+    /// [`wait_for_initialization`](Client::wait_for_initialization) waited for).
     pub fn on_change(&self, f: impl Fn(&FlagChange) + Send + Sync + 'static) -> ListenerId {
         self.inner.shared.listeners.on_change(Box::new(f))
     }

@@ -1,6 +1,12 @@
 //! Change and status notifications: callbacks (per flag, for every change, for status) run
 //! by a dispatcher task off the evaluation path and off the sync task, and a broadcast
 //! channel for async consumers such as the OpenFeature provider.
+//!
+//! A listener hears only of what happens after it is registered, as a broadcast receiver
+//! does: each event carries the listener count at the time it was emitted, and the
+//! dispatcher, which may run later, skips listeners registered since. Otherwise a listener
+//! registered just after the client loaded its data (while the dispatcher had not yet
+//! caught up) would be told of that load as if the flags had just changed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,12 +59,18 @@ enum Listener {
 type ListenerList = Arc<Vec<(ListenerId, Arc<Listener>)>>;
 
 /// Registered listeners, copied on write so that the dispatcher calls them without holding
-/// a lock (a listener may register or remove listeners).
+/// a lock (a listener may register or remove listeners). Ids are allocated in registration
+/// order, under the lock.
 #[derive(Default)]
 pub(crate) struct Listeners {
     next: AtomicU64,
     list: RwLock<ListenerList>,
 }
+
+/// Listeners with an id below this were registered when an event was emitted: only they
+/// hear of it.
+#[derive(Debug, Clone, Copy)]
+struct RegisteredBefore(u64);
 
 impl std::fmt::Debug for Listeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,8 +82,8 @@ impl std::fmt::Debug for Listeners {
 
 impl Listeners {
     fn add(&self, listener: Listener) -> ListenerId {
-        let id = ListenerId(self.next.fetch_add(1, Ordering::Relaxed));
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let id = ListenerId(self.next.fetch_add(1, Ordering::SeqCst));
         let mut next = (**list).clone();
         next.push((id, Arc::new(listener)));
         *list = Arc::new(next);
@@ -111,8 +123,16 @@ impl Listeners {
         self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn dispatch(&self, event: &ClientEvent) {
-        for (_, listener) in self.snapshot().iter() {
+    /// The bound that marks the listeners registered so far.
+    fn registered_before(&self) -> RegisteredBefore {
+        RegisteredBefore(self.next.load(Ordering::SeqCst))
+    }
+
+    /// Calls the listeners that were registered when `event` was emitted and still are.
+    fn dispatch(&self, event: &ClientEvent, registered: RegisteredBefore) {
+        let list = self.snapshot();
+        let current = list.iter().filter(|(id, _)| id.0 < registered.0);
+        for (_, listener) in current {
             // A panicking listener must not stop the others, nor later notifications.
             let _ = catch_unwind(AssertUnwindSafe(|| match (&**listener, event) {
                 (Listener::AnyFlag(f), ClientEvent::FlagsChanged(c)) => f(c),
@@ -128,7 +148,8 @@ impl Listeners {
 #[derive(Debug)]
 pub(crate) struct Notifier {
     broadcast: broadcast::Sender<ClientEvent>,
-    to_dispatcher: Option<mpsc::UnboundedSender<ClientEvent>>,
+    listeners: Arc<Listeners>,
+    to_dispatcher: Option<mpsc::UnboundedSender<(ClientEvent, RegisteredBefore)>>,
 }
 
 impl Notifier {
@@ -140,23 +161,25 @@ impl Notifier {
     ) -> Notifier {
         let (broadcast, _) = broadcast::channel(256);
         let to_dispatcher = runtime.map(|rt| {
-            let (tx, mut rx) = mpsc::unbounded_channel::<ClientEvent>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(ClientEvent, RegisteredBefore)>();
+            let listeners = listeners.clone();
             rt.spawn(async move {
-                while let Some(event) = rx.recv().await {
-                    listeners.dispatch(&event);
+                while let Some((event, registered)) = rx.recv().await {
+                    listeners.dispatch(&event, registered);
                 }
             });
             tx
         });
         Notifier {
             broadcast,
+            listeners,
             to_dispatcher,
         }
     }
 
     pub(crate) fn emit(&self, event: ClientEvent) {
         if let Some(tx) = &self.to_dispatcher {
-            let _ = tx.send(event.clone());
+            let _ = tx.send((event.clone(), self.listeners.registered_before()));
         }
         // No subscribers is fine.
         let _ = self.broadcast.send(event);

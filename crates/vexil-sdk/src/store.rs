@@ -6,9 +6,10 @@
 //! happens when a stream resumes — the writer keeps, per flag and segment, a fingerprint of
 //! its definition and the flags and segments it uses (prerequisites, `in_segment`).
 //!
-//! It also notes whether any definition reads the evaluation time — the `$now` attribute,
-//! the only way `vexil-core` uses `now` — so that evaluations skip the system clock (a
-//! quarter of a simple evaluation's cost) when nothing needs it.
+//! It also notes whether any definition reads the evaluation time — the `$now` attribute or
+//! a `before`/`after` value `"$now"` (`Clause::reads_now`), the only ways `vexil-core` uses
+//! `now` — so that evaluations skip the system clock (a quarter of a simple evaluation's
+//! cost) when nothing needs it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hasher};
@@ -27,7 +28,7 @@ use crate::status::StatusCell;
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
     pub snapshot: Snapshot,
-    /// Some clause or rollout uses the `$now` attribute.
+    /// Some clause or rollout reads `$now`.
     pub uses_now: bool,
 }
 
@@ -276,7 +277,7 @@ fn fingerprint<T: serde::Serialize>(def: &T) -> u64 {
 }
 
 fn reads_now<'a>(mut clauses: impl Iterator<Item = &'a Clause>) -> bool {
-    clauses.any(|c| c.attribute == NOW_ATTRIBUTE)
+    clauses.any(Clause::reads_now)
 }
 
 fn serve_reads_now(serve: &Serve) -> bool {
@@ -448,5 +449,16 @@ pub(crate) mod tests {
             .apply(4, &[OwnedChange::Segment("s".into(), Some(by_now))])
             .unwrap();
         assert!(uses_now(&store), "segments count too");
+        store
+            .apply(5, &[OwnedChange::Segment("s".into(), None)])
+            .unwrap();
+        assert!(!uses_now(&store));
+        let trial = flag(
+            json!({"rules": [{"clauses": [{"attribute": "trial_ends_at", "op": "after", "values": ["$now"]}], "serve": {"variation": "on"}}]}),
+        );
+        store
+            .apply(6, &[OwnedChange::Flag("c".into(), Some(trial))])
+            .unwrap();
+        assert!(uses_now(&store), "a \"$now\" value reads the time");
     }
 }

@@ -12,7 +12,8 @@ pub(crate) const GENESIS_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who did something: an API token, a user, or the server itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"}))]
 pub(crate) struct Actor {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -106,11 +107,21 @@ impl Action {
 }
 
 /// One audit entry as stored and served (DESIGN §2).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000009", "seq": 42, "at": "2026-02-01T08:30:00.000Z",
+    "actor": {"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"},
+    "action": "flag_config.update", "resource_type": "flag_config", "resource_id": "0190e0a4-0000-7000-8000-000000000005",
+    "before": {"enabled": false}, "after": {"enabled": true}, "comment": "launch", "ip": "203.0.113.9",
+    "user_agent": "curl/8.5.0", "request_id": "3f2a9c1e0b7d4a58-000000000000002a",
+    "organization_id": "0190e0a4-0000-7000-8000-000000000001",
+    "prev_hash": "0000000000000000000000000000000000000000000000000000000000000000",
+    "hash": "5d41402abc4b2a76b9719d911017c592ae2f4e6b5d41402abc4b2a76b9719d91"}))]
 pub(crate) struct AuditEntry {
     pub(crate) id: String,
     pub(crate) seq: i64,
     pub(crate) at: String,
+    /// Who: `{id, name}`.
+    #[schema(value_type = Actor)]
     pub(crate) actor: Value,
     pub(crate) action: String,
     pub(crate) resource_type: String,

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::access::Role;
 use crate::audit::{Action, hash_secret};
+use crate::config::MIN_BOOTSTRAP_TOKEN_LEN;
 use crate::credentials;
 use crate::manage::By;
 use crate::manage::projects::create_in;
@@ -16,6 +17,9 @@ use crate::manage::users::{add_membership_in, insert_in};
 use crate::store::organizations::{self, Organization};
 use crate::store::projects::Project;
 use crate::store::{Store, new_id, now_rfc3339, tokens, users};
+
+/// What the token list shows in place of a prefix for the operator's own token.
+const BOOTSTRAP_PREFIX: &str = "(bootstrap)";
 
 pub(crate) async fn run(
     store: &Store,
@@ -62,14 +66,22 @@ pub(crate) async fn run(
     match bootstrap_token {
         Some(token) => {
             let token = token.expose_secret();
-            let prefix: String = token.chars().take(12).collect();
+            anyhow::ensure!(
+                token.chars().count() >= MIN_BOOTSTRAP_TOKEN_LEN,
+                "VEXIL_BOOTSTRAP_TOKEN must be at least {MIN_BOOTSTRAP_TOKEN_LEN} characters: \
+                 it is an owner of every organization (generate one, e.g. `openssl rand -hex 32`)"
+            );
+            // The token is chosen by the operator: no part of it is stored in clear or
+            // logged, only its hash and its record's id.
             let hash = hash_secret(token);
-            if tokens::ensure(tx.conn(), "bootstrap", &hash, &prefix, Role::Admin).await? {
-                let after = json!({"name": "bootstrap", "prefix": prefix, "role": "admin"});
+            if let Some(id) =
+                tokens::ensure(tx.conn(), "bootstrap", &hash, BOOTSTRAP_PREFIX, Role::Admin).await?
+            {
+                let after = json!({"id": id, "name": "bootstrap", "role": "admin"});
                 by.because(Some("VEXIL_BOOTSTRAP_TOKEN"))
-                    .record_json(tx.conn(), Action::TokenCreate, &prefix, None, Some(after))
+                    .record_json(tx.conn(), Action::TokenCreate, &id, None, Some(after))
                     .await?;
-                tracing::info!(prefix = %prefix, "created the admin token from VEXIL_BOOTSTRAP_TOKEN");
+                tracing::info!(token_id = %id, "created the admin token from VEXIL_BOOTSTRAP_TOKEN");
             }
         }
         None if tokens::count(tx.conn()).await? == 0 && users::count(tx.conn()).await? == 0 => {

@@ -5,6 +5,18 @@ use std::net::SocketAddr;
 use clap::Args;
 use secrecy::SecretString;
 
+/// Settings read from the environment only (secrets never go on a command line, where
+/// any user of the machine can read them), listed under `vexil serve --help`.
+pub const SECRETS_HELP: &str = "\
+Secrets (environment only):
+  VEXIL_BOOTSTRAP_TOKEN      An instance admin token to create at start (idempotently), for
+                             automation; at least 32 characters (e.g. `openssl rand -hex 32`)
+  VEXIL_OIDC_CLIENT_SECRET   The OIDC client secret, with --oidc-issuer and --oidc-client-id
+  VEXIL_METRICS_TOKEN        When set, GET /metrics needs `Authorization: Bearer <it>`";
+
+/// The shortest accepted `VEXIL_BOOTSTRAP_TOKEN`: it is an owner everywhere.
+pub(crate) const MIN_BOOTSTRAP_TOKEN_LEN: usize = 32;
+
 /// Options of `vexil serve` (and the database options of `vexil migrate`).
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -13,8 +25,9 @@ pub struct Config {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseConfig,
-    /// An admin API token to create (idempotently) at start, for automation.
-    /// Read from the environment only, so that it never shows in a process list.
+    /// An admin API token to create (idempotently) at start, for automation; at least
+    /// 32 characters. Read from the environment only, so that it
+    /// never shows in a process list.
     #[arg(skip = std::env::var("VEXIL_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from))]
     pub bootstrap_token: Option<SecretString>,
     /// Evaluation requests per second allowed per API key (bursts of twice that); 0: no limit.
@@ -56,6 +69,17 @@ pub struct Config {
     /// client address (login limits, audit entries) is otherwise the TCP peer.
     #[arg(long, env = "VEXIL_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (environment only).
+    #[arg(skip = std::env::var("VEXIL_METRICS_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from))]
+    pub metrics_token: Option<SecretString>,
+    /// Most simultaneous connections (SSE subscribers included); further ones wait to be
+    /// accepted. 0: derived from the process's open-file limit, less room for the database
+    /// pool and files.
+    #[arg(long, env = "VEXIL_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers before it is closed.
+    #[arg(long, env = "VEXIL_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -92,6 +116,9 @@ impl Config {
             oidc_organization: None,
             oidc_role: "viewer".into(),
             trusted_proxies: None,
+            metrics_token: None,
+            max_connections: 0,
+            header_read_timeout: 10,
             log_format: "json".into(),
         }
     }

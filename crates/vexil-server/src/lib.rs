@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 pub use access::Role;
-pub use config::{Config, DatabaseConfig};
+pub use config::{Config, DatabaseConfig, SECRETS_HELP};
 use http::AppState;
 use store::Store;
 
@@ -34,6 +34,7 @@ use store::Store;
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    limits: http::serve::Limits,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -75,6 +76,7 @@ impl App {
         };
         Ok(App {
             listener,
+            limits: http::serve::Limits::from_config(config),
             state,
             shutdown,
         })
@@ -120,20 +122,12 @@ impl App {
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
         // Long-lived streams end when the signal flips, so that draining can finish.
         let signal = self.shutdown;
-        let mut stopped = signal.subscribe();
+        let stopped = signal.subscribe();
         tokio::spawn(async move {
             shutdown.await;
             let _ = signal.send(true);
         });
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })
-        .await
-        .context("HTTP server failed")?;
+        http::serve::serve(self.listener, router, self.limits, stopped).await;
         jobs.stop();
         if let Some(listener) = listener {
             listener.abort();

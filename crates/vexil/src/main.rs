@@ -23,6 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Vexil server (SQLite file ./vexil.db unless --database-url says otherwise).
+    #[command(after_help = vexil_server::SECRETS_HELP)]
     Serve(vexil_server::Config),
     /// Apply database migrations and exit.
     Migrate(vexil_server::DatabaseConfig),

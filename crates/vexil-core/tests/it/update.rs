@@ -156,7 +156,7 @@ fn dropping_a_variation_a_prerequisite_names_is_rejected() {
         "child": bool_flag(json!({}))
     }}));
     let def: FlagDef = serde_json::from_value(
-        json!({"type": "boolean", "variations": [{"key": "off", "value": false}],
+        json!({"type": "string", "variations": [{"key": "off", "value": "off"}],
         "off_variation": "off", "fallthrough": {"variation": "off"}}),
     )
     .unwrap();

@@ -101,12 +101,14 @@ fn rejects_duplicate_keys_ids_and_targets() {
     );
 }
 
+/// A ruleset whose one flag `f` has one rule of one clause on attribute `a`.
+fn clause(op: &str, values: serde_json::Value) -> serde_json::Value {
+    json!({"flags": {"f": bool_flag(json!({"rules": [
+    {"clauses": [{"attribute": "a", "op": op, "values": values}], "serve": {"variation": "on"}}]}))}})
+}
+
 #[test]
 fn rejects_invalid_operator_values() {
-    let clause = |op: &str, values: serde_json::Value| {
-        json!({"flags": {"f": bool_flag(json!({"rules": [
-        {"clauses": [{"attribute": "a", "op": op, "values": values}], "serve": {"variation": "on"}}]}))}})
-    };
     let at = "flags.f.rules[0].clauses[0]";
     assert_problem(
         clause("semver_gt", json!(["1.0.0", "one"])),
@@ -148,6 +150,42 @@ fn rejects_invalid_operator_values() {
         json!({"flags": {"f": bool_flag(json!({"rules": [
         {"clauses": [{"attribute": "a", "op": "bogus_op", "values": [1]}], "serve": {"variation": "on"}}]}))}}),
         "flags.f.rules[0].clauses[0].op: unknown variant `bogus_op`",
+    );
+}
+
+#[test]
+fn accepts_now_for_dates_and_a_prefix_on_versions() {
+    let at = "flags.f.rules[0].clauses[0]";
+    for op in ["before", "after"] {
+        assert_eq!(
+            problems(clause(op, json!(["$now", "2026-01-01T00:00:00Z", 0]))),
+            Vec::<String>::new()
+        );
+        assert_problem(
+            clause(op, json!(["$NOW"])),
+            &format!(
+                "{at}.values[0]: invalid date: expected an RFC 3339 timestamp, integer epoch milliseconds or \"$now\""
+            ),
+        );
+    }
+    assert_problem(
+        clause("gt", json!(["$now"])),
+        &format!("{at}.values[0]: must be a number"),
+    );
+    assert_eq!(
+        problems(clause("semver_gte", json!(["v1.2.3", "V2.0.0-rc.1"]))),
+        Vec::<String>::new()
+    );
+    // A clause's version is complete: only the context's may be partial or a number.
+    for partial in ["v1.2", "1.2", "vv1.2.3"] {
+        assert_problem(
+            clause("semver_gte", json!([partial])),
+            &format!("{at}.values[0]: invalid semver"),
+        );
+    }
+    assert_problem(
+        clause("semver_gte", json!([1.2])),
+        &format!("{at}.values[0]: must be a semver string"),
     );
 }
 

@@ -1,4 +1,5 @@
-//! Runs the language-neutral test vectors in `tests/vectors/` (format: its README.md).
+//! Runs the language-neutral test vectors in the repository's `spec/vectors/` (format: its
+//! README.md).
 
 use std::path::{Path, PathBuf};
 
@@ -48,12 +49,12 @@ struct HashRow {
 }
 
 fn vector_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors")
 }
 
 fn case_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(vector_dir())
-        .expect("tests/vectors exists")
+        .expect("spec/vectors exists")
         .map(|e| e.expect("readable entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .filter(|p| p.file_name().is_some_and(|n| n != "hash.json"))

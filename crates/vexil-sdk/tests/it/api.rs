@@ -307,6 +307,81 @@ async fn server_data_replaces_the_bootstrap_and_listeners_hear_of_it() {
     assert!(client.bool_value("dark-mode", &user, false));
 }
 
+/// The quickstart's order: wait for the first fetch, then register a listener. Its first
+/// notification must be a real change, not the fetch it waited for — even when the
+/// dispatcher that runs listeners is behind (here held up by a slow status listener), so
+/// that the fetch's notification is dispatched only after the new listener is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_registered_after_initialization_hears_only_later_changes() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag("dark-mode", json!({}), json!({"enabled": true}))
+        .await;
+    let proxy = Proxy::start(server.addr).await;
+    proxy.set_mode(Mode::Hold);
+    let client = fast_client(&proxy.url(), &key).build().unwrap();
+
+    // A status listener that blocks the dispatcher on the first status it hears (the failed
+    // first fetch), until released.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let blocked: Arc<Mutex<Vec<State>>> = Arc::default();
+    let b = blocked.clone();
+    client.on_status_change(move |status| {
+        let first = {
+            let mut seen = b.lock().unwrap();
+            seen.push(status.state);
+            seen.len() == 1
+        };
+        if first {
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(20));
+        }
+    });
+    // The held fetch fails once the connection is closed; the dispatcher blocks on that.
+    proxy.set_mode(Mode::Refuse);
+    eventually("the dispatcher is held", || {
+        !blocked.lock().unwrap().is_empty()
+    })
+    .await;
+    proxy.set_mode(Mode::Forward);
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let user = ContextBuilder::new("user-1").build();
+    assert!(client.bool_value("dark-mode", &user, false));
+
+    let heard: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let h = heard.clone();
+    client.on_flag_change("dark-mode", move |c| h.lock().unwrap().push(c.version));
+    let version = client.status().version.unwrap();
+    release.send(()).unwrap();
+    // The dispatcher has caught up once the status listener has heard `Ready`, which the
+    // client reported after loading the data.
+    eventually("the dispatcher caught up", || {
+        blocked.lock().unwrap().contains(&State::Ready)
+    })
+    .await;
+    eventually("the stream is up", || client.status().reason == "streaming").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        heard.lock().unwrap().is_empty(),
+        "notified of the data it already had: {:?}",
+        heard.lock().unwrap()
+    );
+
+    // A real change is heard, once.
+    server.configure(&flag, json!({"enabled": false})).await;
+    eventually("the change", || heard.lock().unwrap().len() == 1).await;
+    assert!(heard.lock().unwrap()[0] > version);
+    assert!(!client.bool_value("dark-mode", &user, true));
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_clone_stops_the_background_task() {
     let server = TestServer::start().await;

@@ -1,6 +1,7 @@
 //! A TCP proxy between the SDK and the server that a test can break on purpose: cut a
-//! stream in the middle of an event, refuse every connection (a network partition), or
-//! answer the stream endpoint with 404 (a proxy that does not pass SSE). It records the
+//! stream in the middle of an event, refuse every connection (a network partition), hold
+//! requests unanswered (a hung server), or answer the stream endpoint with 404 (a proxy
+//! that does not pass SSE). It records the
 //! request heads it forwards, so tests can check what the SDK sent (`Last-Event-ID`).
 
 use std::net::SocketAddr;
@@ -16,6 +17,9 @@ pub(crate) enum Mode {
     Forward,
     /// Accept and close at once: the server looks unreachable.
     Refuse,
+    /// Read the request and never answer, until the mode becomes `Refuse` (which closes
+    /// the held connections): a server that hangs.
+    Hold,
     /// `404` for `GET /api/v1/sdk/stream`; everything else is forwarded.
     RejectStreams,
 }
@@ -127,6 +131,10 @@ async fn handle(mut client: TcpStream, state: Arc<State>) {
     let text = String::from_utf8_lossy(&head).into_owned();
     let is_stream = text.starts_with("GET /api/v1/sdk/stream");
     state.heads.lock().unwrap().push(text);
+    if mode == Mode::Hold {
+        // Until `set_mode(Refuse)` aborts this task, which closes the connection.
+        std::future::pending::<()>().await;
+    }
     if mode == Mode::RejectStreams && is_stream {
         let _ = client
             .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")

@@ -1,4 +1,4 @@
-//! Conformance: every case of `vexil-core`'s shared test vectors, run through the SDK's
+//! Conformance: every case of the shared test vectors (`spec/vectors/`), run through the SDK's
 //! public API — an offline client bootstrapped from each file's ruleset, a clock set to the
 //! case's `now`, and both the JSON getter and the typed getter of the expected value's type.
 
@@ -30,9 +30,9 @@ struct Case {
 }
 
 fn vector_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vexil-core/tests/vectors");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("vexil-core's tests/vectors")
+        .expect("the repository's spec/vectors")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .filter(|p| p.file_name().is_some_and(|n| n != "hash.json"))

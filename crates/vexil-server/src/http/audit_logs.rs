@@ -48,7 +48,17 @@ fn default_limit() -> i64 {
     50
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit logs", params(("resource_type" = Option<String>, Query, description = "Exact match, e.g. flag, flag_config, segment"), ("resource_id" = Option<String>, Query, description = "Exact match"), ("actor_id" = Option<String>, Query, description = "Exact match: the user's or token's id"), ("organization_id" = Option<String>, Query, description = "Exact match"), ("action" = Option<String>, Query, description = "Exact match, e.g. flag.kill_switch"), ("since" = Option<String>, Query, description = "RFC 3339 timestamp, inclusive"), ("until" = Option<String>, Query, description = "RFC 3339 timestamp, exclusive"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of audit entries, newest first: those of the caller's organizations and the caller's own actions (the instance token sees all)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "audit logs",
+    params(("resource_type" = Option<String>, Query, description = "Exact match, e.g. flag, flag_config, segment"),
+        ("resource_id" = Option<String>, Query, description = "Exact match"),
+        ("actor_id" = Option<String>, Query, description = "Exact match: the user's or token's id"),
+        ("organization_id" = Option<String>, Query, description = "Exact match"),
+        ("action" = Option<String>, Query, description = "Exact match, e.g. flag.kill_switch"),
+        ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339 timestamp, inclusive"),
+        ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339 timestamp, exclusive"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid,
+        (status = 200, description = "A page of audit entries, newest first: those of the caller's organizations and the caller's own actions (the instance token sees all)", body = Page<AuditEntry>)))]
 pub(crate) async fn list_audit_logs(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -97,7 +107,10 @@ fn stored_time(field: &str, text: &str) -> ApiResult<String> {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs/{id}", tag = "audit logs", params(("id" = String, Path)), responses((status = 200, description = "Found"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/audit-logs/{id}", tag = "audit logs",
+    params(("id" = String, Path, description = "Audit entry id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = AuditEntry)))]
 pub(crate) async fn get_audit_log(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -134,7 +147,10 @@ async fn visibility(
         }))
 }
 
-#[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs", responses((status = 200, description = "The whole hash chain recomputed: `{valid, entries, first_broken, head_hash}`; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail"), (status = 401, description = "Missing or invalid token"), (status = 403, description = "Not an admin of any organization")))]
+#[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs",
+    responses(super::openapi::errors::Authenticated,
+        (status = 200, description = "The whole hash chain recomputed; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail", body = audit::Verification),
+        (status = 403, description = "Not an admin of any organization (`forbidden`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn verify_audit_log(
     State(store): State<Arc<Store>>,
     principal: Principal,

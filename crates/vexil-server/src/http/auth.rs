@@ -41,6 +41,8 @@ pub(crate) struct AuthSettings {
     pub(crate) limiter: LoginLimiter,
     /// Single sign-on, when configured.
     pub(crate) oidc: Option<super::oidc::OidcSettings>,
+    /// The hash of `VEXIL_METRICS_TOKEN`, when `/metrics` needs it.
+    pub(crate) metrics_token_hash: Option<String>,
 }
 
 impl AuthSettings {
@@ -51,6 +53,10 @@ impl AuthSettings {
             secure_cookies: c.secure_cookies,
             limiter: LoginLimiter::default(),
             oidc: super::oidc::OidcSettings::from_config(c)?,
+            metrics_token_hash: c
+                .metrics_token
+                .as_ref()
+                .map(|t| crate::audit::hash_secret(secrecy::ExposeSecret::expose_secret(t))),
         })
     }
 }

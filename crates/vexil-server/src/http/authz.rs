@@ -104,6 +104,7 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         }
         ("PATCH", "/api/v1/flags/{flag_id}/environments/{env_id}/config")
         | ("PATCH", "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle")
+        | ("PATCH", "/api/v1/flags/{flag_id}/environments/{env_id}/toggle")
         | (
             "POST",
             "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore",
@@ -152,6 +153,9 @@ pub(crate) async fn authorize(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let Some(check) = policy(req.method(), &route) else {
+        if let Some(response) = super::reject::wrong_method(req.method(), &route) {
+            return response;
+        }
         tracing::error!(route = %route, method = %req.method(), "no access policy for this route; refused");
         return ApiError::Forbidden("no access policy for this route".into()).into_response();
     };

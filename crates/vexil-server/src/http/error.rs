@@ -28,6 +28,9 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("wrong email or password")]
     BadCredentials,
+    /// A signed-in user's password change with a wrong current password.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -35,6 +38,8 @@ pub(crate) enum ApiError {
     /// Duplicate key, or a resource still referenced by others (`details` lists them).
     #[error("{message}")]
     Conflict { message: String, details: Value },
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("version mismatch: the resource is at version {current}")]
     PreconditionFailed { current: i64 },
     #[error("request body is larger than 1 MiB")]
@@ -75,10 +80,13 @@ impl ApiError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadCredentials | ApiError::WrongCurrentPassword => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,10 +100,11 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::BadCredentials => "invalid_credentials",
+            ApiError::BadCredentials | ApiError::WrongCurrentPassword => "invalid_credentials",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { .. } => "conflict",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PreconditionFailed { .. } => "version_mismatch",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",

@@ -30,11 +30,13 @@ pub(crate) fn router() -> Router<AppState> {
 /// Most flag keys one bulk request may name.
 const MAX_FLAG_KEYS: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"flag_key": "new-checkout", "context": {"targetingKey": "user-123", "country": "NL"}}))]
 pub(crate) struct EvaluateRequest {
     flag_key: String,
     #[serde(default)]
+    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
     context: Context,
 }
 
@@ -47,9 +49,9 @@ fn snapshot_for(snapshots: &Snapshots, key: &EvalKey) -> ApiResult<Arc<EnvSnapsh
 }
 
 #[utoipa::path(post, path = "/api/v1/evaluate", tag = "evaluation", security(("api_key" = [])),
-    request_body(content = Object, description = "`{\"flag_key\", \"context\"}`; `context.targetingKey` is the unit id"),
-    responses((status = 200, description = "`{flag_key, value, variation, reason: {kind, rule_id?, rule_index?, in_rollout, error_code?}, flag_version}`; evaluation errors (FLAG_NOT_FOUND, TARGETING_KEY_MISSING) are results with `value: null`"),
-        (status = 400, description = "Malformed body"), (status = 401, description = "Missing, unknown, revoked or expired API key")))]
+    request_body(content = EvaluateRequest, description = "The flag and the context; `context.targetingKey` is the unit id"),
+    responses(super::openapi::errors::EvaluationKey, super::openapi::errors::JsonBody,
+        (status = 200, description = "The result; evaluation errors (FLAG_NOT_FOUND, TARGETING_KEY_MISSING) are results with `value: null` and `reason.error_code`", body = super::openapi::engine::Evaluation)))]
 pub(crate) async fn evaluate(
     State(snapshots): State<Arc<Snapshots>>,
     key: EvalKey,
@@ -75,11 +77,15 @@ fn visible_to(env: &EnvSnapshot, key: &EvalKey, flag_key: &str) -> bool {
             .is_some_and(|f| f.client_side)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"context": {"targetingKey": "user-123"}, "flag_keys": ["new-checkout", "dark-mode"]}))]
 pub(crate) struct BulkRequest {
     #[serde(default)]
+    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
     context: Context,
+    /// At most 1000; without it, every flag the key may see.
+    #[schema(max_items = 1000)]
     flag_keys: Option<Vec<String>>,
 }
 
@@ -89,9 +95,10 @@ struct BulkResponse<'k, 's> {
 }
 
 #[utoipa::path(post, path = "/api/v1/evaluate/bulk", tag = "evaluation", security(("api_key" = [])),
-    request_body(content = Object, description = "`{\"context\", \"flag_keys\"?}`; without `flag_keys`, every flag the key may see"),
-    responses((status = 200, description = "`{\"flags\": {\"<key>\": evaluation}}`"),
-        (status = 400, description = "Malformed body, or more than 1000 flag keys"), (status = 401, description = "Missing or invalid API key")))]
+    request_body(content = BulkRequest, description = "The context, and the flags (default: every flag the key may see)"),
+    responses(super::openapi::errors::EvaluationKey, super::openapi::errors::JsonBody,
+        (status = 200, description = "Each flag's result by key", body = super::openapi::bodies::BulkEvaluation),
+        (status = 400, description = "Malformed body, or more than 1000 flag keys; `details.fields` maps each field path to its problem", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn evaluate_bulk(
     State(snapshots): State<Arc<Snapshots>>,
     key: EvalKey,
@@ -130,9 +137,11 @@ pub(crate) async fn evaluate_bulk(
 
 #[utoipa::path(get, path = "/api/v1/sdk/config", tag = "evaluation", security(("api_key" = [])),
     params(("If-None-Match" = Option<String>, Header, description = "The ETag of a ruleset already held")),
-    responses((status = 200, description = "The environment's ruleset `{version, flags, segments}` for local evaluation; `ETag` is the version"),
-        (status = 304, description = "Unchanged since If-None-Match"),
-        (status = 401, description = "Missing or invalid API key"), (status = 403, description = "Client and mobile keys may not read rules")))]
+    responses(super::openapi::errors::EvaluationKey,
+        (status = 200, description = "The environment's ruleset for local evaluation (archived flags left out)", body = super::openapi::engine::Ruleset,
+            headers(("ETag" = String, description = "The ruleset's version, e.g. `\"12\"`"))),
+        (status = 304, description = "Unchanged since If-None-Match", headers(("ETag" = String))),
+        (status = 403, description = "Client and mobile keys may not read rules (`forbidden`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn sdk_config(
     State(snapshots): State<Arc<Snapshots>>,
     key: EvalKey,

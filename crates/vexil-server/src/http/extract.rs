@@ -54,10 +54,23 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Parses JSON text into `T` with path-precise, 400-class errors.
+/// Parses JSON text into `T` with path-precise, 400-class errors. An object that repeats
+/// a key is refused wherever it is (`{"enabled": true, "enabled": false}` is ambiguous,
+/// and JSON parsers disagree on which one wins).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::invalid("the body is not valid UTF-8"))?;
+    if let Some((path, key)) = duplicate_key(text) {
+        let field = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        return Err(ApiError::invalid_field(
+            &field,
+            format!("duplicate key '{key}'"),
+        ));
+    }
     vexil_core::from_json_with_path(text).map_err(|e| {
         let mut err = ApiError::from(e);
         if let ApiError::Invalid { message, .. } = &mut err {
@@ -67,8 +80,91 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     })
 }
 
+/// The first object key repeated in `text`, as (path of the object, key); `None` for text
+/// without one, or that is not JSON (the parse that follows says what is wrong).
+fn duplicate_key(text: &str) -> Option<(String, String)> {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Option<(String, String)>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key.clone()) {
+                    *self.found.borrow_mut() = Some((self.path, key));
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: self.found,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
+    found.into_inner()
+}
+
 /// A page of a list: `{"items", "total", "limit", "offset"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Page<T> {
     pub(crate) items: Vec<T>,
     pub(crate) total: i64,
@@ -286,9 +382,11 @@ pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// The body of actions whose only input is an optional comment.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"comment": "end of the experiment"}))]
 pub(crate) struct CommentBody {
+    #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
 }
 

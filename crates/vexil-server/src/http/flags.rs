@@ -43,7 +43,18 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/feature-flags/{id}/kill-switch", post(kill_switch))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags", params(("project_id" = String, Path, description = "Parent id"), ("q" = Option<String>, Query, description = "Case-insensitive substring of the key, name or description"), ("tag" = Option<String>, Query, description = "Only flags with this tag (case-insensitive)"), ("type" = Option<String>, Query, description = "boolean, string, number or json"), ("archived" = Option<bool>, Query, description = "true: archived flags only; default false: non-archived only"), ("environment_id" = Option<String>, Query, description = "An environment of the project, for `enabled`"), ("enabled" = Option<bool>, Query, description = "Only flags (not) enabled in `environment_id`, which it requires"), ("sort" = Option<String>, Query, description = "key (default), name, created_at or updated_at; prefix `-` for descending"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of flags"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project")))]
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags",
+    params(("project_id" = String, Path, description = "Project id"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the key, name or description"),
+        ("tag" = Option<String>, Query, description = "Only flags with this tag (case-insensitive)"),
+        ("type" = Option<super::openapi::engine::FlagType>, Query, description = "Only flags of this type"),
+        ("archived" = Option<bool>, Query, description = "true: archived flags only; default false: non-archived only"),
+        ("environment_id" = Option<String>, Query, description = "An environment of the project, for `enabled`"),
+        ("enabled" = Option<bool>, Query, description = "Only flags (not) enabled in `environment_id`, which it requires"),
+        ("sort" = Option<String>, Query, pattern = "^-?(key|name|created_at|updated_at)$", description = "key (default), name, created_at or updated_at; prefix `-` for descending"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "A page of flags", body = Page<Flag>)))]
 pub(crate) async fn list_flags(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -58,7 +69,12 @@ pub(crate) async fn list_flags(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags", params(("project_id" = String, Path)), request_body(content = Object, description = "JSON; unknown fields are rejected. `type` defaults to boolean (variations `on`/`off`); other types need `variations`"), responses((status = 201, description = "Created, with an initial (disabled) configuration and revision 1 in every environment of the project; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags",
+    params(("project_id" = String, Path, description = "Project id")),
+    request_body(content = NewFlag, description = "Unknown fields are rejected. `type` defaults to boolean (variations `on`/`off`); other types need `variations`"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 201, description = "Created, with an initial (disabled) configuration and revision 1 in every environment of the project", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 409, description = "The project has a flag with this key", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_flag(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -69,7 +85,10 @@ pub(crate) async fn create_flag(
     Ok((StatusCode::CREATED, with_etag(flag.version, &flag)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id")), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/feature-flags/{id}", tag = "flags",
+    params(("id" = String, Path, description = "Flag id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -78,7 +97,12 @@ pub(crate) async fn get_flag(
     Ok(with_etag(flag.version, &flag))
 }
 
-#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch of name, description, variations, tags, client_side, temporary (id, key, type, archived and timestamps cannot change), plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input, or new variations that a configuration or prerequisite no longer resolves against (`details.fields` as `environments.<key>.…`)"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}", tag = "flags",
+    params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = super::openapi::bodies::FlagPatch, description = "JSON merge patch of name, description, variations, tags, client_side, temporary (id, key, type, archived and timestamps cannot change), plus an optional top-level `comment` for the audit trail"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Updated", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 400, description = "Invalid input, a bad `If-Match`, or new variations that a configuration or prerequisite no longer resolves against (`details.fields` as `environments.<key>.…`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn update_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -90,7 +114,11 @@ pub(crate) async fn update_flag(
     Ok(with_etag(flag.version, &flag))
 }
 
-#[utoipa::path(delete, path = "/api/v1/feature-flags/{id}", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted with its configurations and revisions"), (status = 400, description = "Malformed If-Match"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "The flag is a prerequisite of other flags (archived ones included); `details.referrers` lists them"), (status = 412, description = "Version mismatch")))]
+#[utoipa::path(delete, path = "/api/v1/feature-flags/{id}", tag = "flags",
+    params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 204, description = "Deleted with its configurations and revisions"),
+        (status = 409, description = "The flag is a prerequisite of other flags (archived ones included); `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn delete_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -101,19 +129,29 @@ pub(crate) async fn delete_flag(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/feature-flags/{id}/kill-switch", tag = "flags", params(("id" = String, Path, description = "Flag id")), request_body(content = Object, description = "`{reason, environment_id?}`: reason (1 to 1000 characters) is required; without `environment_id` the flag is disabled in every environment"), responses((status = 200, description = "Disabled at once: `{flag_id, flag_key, changed, items}`; each configuration that was enabled gets a new version and revision commented with the reason, all recorded in one `flag.kill_switch` audit entry"), (status = 400, description = "Invalid input (missing or overlong reason, environment not in the flag's project); `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown flag"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/feature-flags/{id}/kill-switch", tag = "flags",
+    params(("id" = String, Path, description = "Flag id")),
+    request_body(content = KillSwitch, description = "`reason` (1 to 1000 characters) is required; without `environment_id` the flag is disabled in every environment"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 200, description = "Disabled at once; each configuration that was enabled gets a new version and revision commented with the reason, all recorded in one `flag.kill_switch` audit entry", body = super::openapi::bodies::KillSwitchResult),
+        (status = 400, description = "Invalid input (missing or overlong reason, environment not in the flag's project); `details.fields` maps each field path to its problem", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn kill_switch(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
-    principal: Principal,
     by: By,
     Json(body): Json<KillSwitch>,
 ) -> ApiResult<Json<Value>> {
-    let result = actions::kill_switch(&store, &principal, &by, &id, body).await?;
+    let result = actions::kill_switch(&store, &by, &id, body).await?;
     Ok(Json(result))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags/bulk", tag = "flags", params(("project_id" = String, Path)), request_body(content = Object, description = "`{action, flag_ids, environment_id?, comment?}`: action enable, disable, archive or restore; 1 to 500 flag ids; `environment_id` is required to enable, optional to disable (default: every environment), refused for archive and restore"), responses((status = 200, description = "All or nothing: every listed flag changed (`{updated, items}`), already-matching ones left as they are"), (status = 400, description = "Invalid input, an id that is not a flag of the project, or enabling an archived flag; nothing is changed; `details.fields` maps each field path (e.g. `flag_ids[2]`) to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Archiving a flag that is still a prerequisite of an active flag outside the batch; nothing is changed"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags/bulk", tag = "flags",
+    params(("project_id" = String, Path, description = "Project id")),
+    request_body(content = Bulk, description = "1 to 500 flag ids; `environment_id` is required to enable, optional to disable (default: every environment), refused for archive and restore"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 200, description = "All or nothing: every listed flag changed, already-matching ones left as they are", body = super::openapi::bodies::BulkResult),
+        (status = 400, description = "Invalid input, an id that is not a flag of the project, or enabling an archived flag; nothing is changed; `details.fields` maps each field path (e.g. `flag_ids[2]`) to its problem", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Archiving a flag that is still a prerequisite of an active flag outside the batch; nothing is changed", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn bulk_update_flags(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -125,7 +163,12 @@ pub(crate) async fn bulk_update_flags(
     Ok(Json(result))
 }
 
-#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/archive", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"), responses((status = 200, description = "Archived: a new flag version and a new ruleset version in every environment of the project (unchanged when already archived)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "The flag is a prerequisite of an active flag; `details.referrers` lists them"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/archive", tag = "flags",
+    params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = Option<CommentBody>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Archived: a new flag version and a new ruleset version in every environment of the project (unchanged when already archived)", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 409, description = "The flag is a prerequisite of an active flag; `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn archive_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -138,7 +181,11 @@ pub(crate) async fn archive_flag(
     Ok(with_etag(flag.version, &flag))
 }
 
-#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/restore", tag = "flags", params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Option<Object>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"), responses((status = 200, description = "Restored: a new flag version and a new ruleset version in every environment of the project (unchanged when not archived)"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(patch, path = "/api/v1/feature-flags/{id}/restore", tag = "flags",
+    params(("id" = String, Path, description = "Flag id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = Option<CommentBody>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Restored: a new flag version and a new ruleset version in every environment of the project (unchanged when not archived)", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn restore_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,

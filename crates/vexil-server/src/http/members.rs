@@ -30,7 +30,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
 }
 
-#[utoipa::path(get, path = "/api/v1/organizations/{id}/members", tag = "members", params(("id" = String, Path), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of members `{user_id, email, name, role, created_at, updated_at}`"), (status = 401, description = "Missing or invalid credentials"), (status = 404, description = "Unknown organization (or not yours)")))]
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/members", tag = "members",
+    params(("id" = String, Path, description = "Organization id"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "A page of members", body = Page<users::Member>)))]
 pub(crate) async fn list_members(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -41,7 +44,13 @@ pub(crate) async fn list_members(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations/{id}/members", tag = "members", params(("id" = String, Path)), request_body(content = Object, description = "`{email, role, name?, password?, comment?}`: an existing user is added; an unknown email creates the user"), responses((status = 201, description = "The member; for a newly created user without a given password also `password` (one-time, shown only here)"), (status = 400, description = "Invalid input"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "Needs admin (owner to add an owner)"), (status = 404, description = "Unknown organization (or not yours)"), (status = 409, description = "Already a member")))]
+#[utoipa::path(post, path = "/api/v1/organizations/{id}/members", tag = "members",
+    params(("id" = String, Path, description = "Organization id")),
+    request_body(content = NewMember, description = "An existing user is added; an unknown email creates the user"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 201, description = "The member; for a newly created user without a given password also `password` (one-time, shown only here)", body = super::openapi::bodies::CreatedMember),
+        (status = 403, description = "Needs admin (owner to add an owner) (`forbidden`)", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Already a member", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn add_member(
     State(store): State<Arc<Store>>,
     Path(org): Path<String>,
@@ -53,7 +62,14 @@ pub(crate) async fn add_member(
     Ok((StatusCode::CREATED, Json(member)).into_response())
 }
 
-#[utoipa::path(patch, path = "/api/v1/organizations/{id}/members/{user_id}", tag = "members", params(("id" = String, Path), ("user_id" = String, Path)), request_body(content = Object, description = "`{role, comment?}`"), responses((status = 200, description = "The member with the new role"), (status = 400, description = "Invalid role"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "Needs admin (owner when an owner is involved)"), (status = 404, description = "Unknown organization or member"), (status = 409, description = "Would leave the organization without an owner")))]
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}/members/{user_id}", tag = "members",
+    params(("id" = String, Path, description = "Organization id"), ("user_id" = String, Path, description = "The member's user id")),
+    request_body(content = MemberChanges, description = "The new role"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 200, description = "The member with the new role", body = users::Member),
+        (status = 403, description = "Needs admin (owner when an owner is involved) (`forbidden`)", body = super::openapi::errors::ErrorBody),
+        (status = 404, description = "Unknown organization or member (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Would leave the organization without an owner", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn update_member(
     State(store): State<Arc<Store>>,
     Path((org, user_id)): Path<(String, String)>,
@@ -66,7 +82,13 @@ pub(crate) async fn update_member(
     Ok(Json(member).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{id}/members/{user_id}", tag = "members", params(("id" = String, Path), ("user_id" = String, Path)), responses((status = 204, description = "Removed: the user's sessions and personal tokens no longer reach this organization"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "Needs admin (owner to remove an owner)"), (status = 404, description = "Unknown organization or member"), (status = 409, description = "The last owner")))]
+#[utoipa::path(delete, path = "/api/v1/organizations/{id}/members/{user_id}", tag = "members",
+    params(("id" = String, Path, description = "Organization id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses(super::openapi::errors::Authenticated,
+        (status = 204, description = "Removed: the user's sessions and personal tokens no longer reach this organization"),
+        (status = 403, description = "Needs admin (owner to remove an owner) (`forbidden`)", body = super::openapi::errors::ErrorBody),
+        (status = 404, description = "Unknown organization or member (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "The last owner", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn remove_member(
     State(store): State<Arc<Store>>,
     Path((org, user_id)): Path<(String, String)>,

@@ -13,6 +13,7 @@ pub(crate) mod evaluate;
 pub(crate) mod extract;
 pub(crate) mod flag_configs;
 pub(crate) mod flags;
+pub(crate) mod headers;
 pub(crate) mod members;
 pub(crate) mod ofrep;
 pub(crate) mod oidc;
@@ -20,7 +21,9 @@ pub(crate) mod openapi;
 pub(crate) mod ops;
 pub(crate) mod organizations;
 pub(crate) mod projects;
+pub(crate) mod reject;
 pub(crate) mod segments;
+pub(crate) mod serve;
 pub(crate) mod sessions;
 pub(crate) mod simple;
 pub(crate) mod stream;
@@ -34,7 +37,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tower_http::cors::{Any, CorsLayer};
 use tracing::Instrument as _;
 
@@ -138,10 +141,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(evaluation)
         .merge(ops::router())
         .merge(openapi::router())
+        .fallback(reject::unknown_path)
         .route_layer(middleware::from_fn(capture_route))
+        .layer(middleware::from_fn(reject::method_not_allowed_body))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(reject_control_characters))
+        .layer(middleware::from_fn(reject::control_characters))
         .layer(axum::Extension(state.trusted_proxies.clone()))
+        .layer(middleware::from_fn_with_state(
+            headers::Hsts(state.auth.secure_cookies),
+            headers::security_headers,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -178,27 +187,6 @@ async fn capture_route(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// No id or key contains control characters, and PostgreSQL text refuses NUL: a path with
-/// a percent-encoded control character is answered 404 before it reaches a query.
-async fn reject_control_characters(req: Request, next: Next) -> Response {
-    let path = req.uri().path().as_bytes();
-    let mut i = 0;
-    while i + 2 < path.len() {
-        if path[i] == b'%' {
-            let hex = [path[i + 1], path[i + 2]];
-            if let Some(byte) = std::str::from_utf8(&hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                && (byte < 0x20 || byte == 0x7f)
-            {
-                return error::ApiError::NotFound("no such resource".into()).into_response();
-            }
-        }
-        i += 1;
-    }
-    next.run(req).await
-}
-
 /// A new request id: a random per-process prefix and a counter (unique without a system
 /// call per request, unlike a random UUID).
 fn next_request_id() -> String {
@@ -211,7 +199,7 @@ fn next_request_id() -> String {
 }
 
 /// Whether a path (or route template) is on the evaluation plane.
-fn is_evaluation(path: &str) -> bool {
+pub(crate) fn is_evaluation(path: &str) -> bool {
     path.starts_with("/ofrep/")
         || path.starts_with("/api/v1/evaluate")
         || path.starts_with("/api/v1/sdk/")

@@ -1,4 +1,4 @@
-//! OFREP 0.3.0 (`shared/ofrep/openapi.yaml`): `POST /ofrep/v1/evaluate/flags/{key}` and
+//! The OpenFeature Remote Evaluation Protocol (OFREP) 0.3.0: `POST /ofrep/v1/evaluate/flags/{key}` and
 //! `POST /ofrep/v1/evaluate/flags` (bulk, with `ETag`/`If-None-Match`), evaluated against
 //! the API key's environment snapshot in memory, never the database.
 //!
@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -34,14 +34,17 @@ pub(crate) fn router() -> Router<AppState> {
 
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", security(("api_key" = [])),
     params(("key" = String, Path, description = "Flag key")),
-    request_body(content = Object, description = "`{\"context\": {\"targetingKey\"?, …attributes}}`; other top-level fields are ignored"),
+    request_body(content = wire::EvaluationRequest, description = "`{\"context\": {\"targetingKey\"?, …attributes}}`; other top-level fields are ignored"),
     responses(
-        (status = 200, description = "`{key, value, reason, variant, metadata}`; `reason` is STATIC, TARGETING_MATCH, SPLIT, DISABLED or DEFAULT; `metadata.flagVersion`, and for server keys `ruleId`/`ruleIndex`/`prerequisiteKey` when they apply"),
-        (status = 400, description = "`{key, errorCode, errorDetails}`: PARSE_ERROR (not JSON), INVALID_CONTEXT (no `context` object), TARGETING_KEY_MISSING (the flag splits by an attribute the context lacks)"),
-        (status = 401, description = "Missing, unknown, revoked or expired API key (`Authorization: Bearer` or `X-API-Key`); no body"),
-        (status = 404, description = "`{key, errorCode: FLAG_NOT_FOUND, errorDetails}`: no such flag, archived, or not `client_side` for a client key"),
-        (status = 413, description = "Body over 1 MiB: `{key, errorCode: GENERAL, errorDetails}`"),
-        (status = 500, description = "`{errorDetails}`"),
+        (status = 200, description = "`reason` is STATIC, TARGETING_MATCH, SPLIT, DISABLED or DEFAULT; `metadata.flagVersion`, and for server keys `ruleId`/`ruleIndex`/`prerequisiteKey` when they apply", body = wire::Success),
+        (status = 400, description = "PARSE_ERROR (not JSON), INVALID_CONTEXT (no `context` object), TARGETING_KEY_MISSING (the flag splits by an attribute the context lacks)", body = wire::FailureBody,
+            example = json!({"key": "new-checkout", "errorCode": "INVALID_CONTEXT", "errorDetails": "the request has no 'context' object"})),
+        (status = 401, description = "Missing, unknown, revoked or expired API key (`Authorization: Bearer` or `X-API-Key`); no body", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "FLAG_NOT_FOUND: no such flag, archived, or not `client_side` for a client key", body = wire::FailureBody),
+        (status = 413, description = "Body over 1 MiB (GENERAL)", body = wire::FailureBody,
+            example = json!({"key": "new-checkout", "errorCode": "GENERAL", "errorDetails": "request body is larger than 1 MiB"})),
+        (status = 429, description = "The key's rate limit is reached; no body", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "The key's environment has no loaded snapshot, or the result cannot be written (`GENERAL`)", body = super::openapi::bodies::OfrepGeneralError),
     ))]
 pub(crate) async fn evaluate_flag(
     State(snapshots): State<Arc<Snapshots>>,
@@ -72,15 +75,17 @@ pub(crate) async fn evaluate_flag(
         ("flagConfigEtag" = Option<String>, Query, description = "Event-stream freshness hint; accepted and not needed: every answer comes from the current snapshot"),
         ("flagConfigLastModified" = Option<String>, Query, description = "Event-stream freshness hint; accepted and not needed"),
     ),
-    request_body(content = Object, description = "`{\"context\": {\"targetingKey\"?, …attributes}}`; other top-level fields are ignored"),
+    request_body(content = wire::EvaluationRequest, description = "`{\"context\": {\"targetingKey\"?, …attributes}}`; other top-level fields are ignored"),
     responses(
-        (status = 200, description = "`{flags: [...], metadata: {environmentVersion}, eventStreams: [{type: sse, endpoint: {requestUri}}]}`, sorted by key; a flag that cannot be evaluated for this context is `{key, errorCode, errorDetails}` in the list. Client keys get `client_side` flags only",
+        (status = 200, description = "Every flag the key may see, sorted by key; a flag that cannot be evaluated for this context is `{key, errorCode, errorDetails}` in the list. Client keys get `client_side` flags only", body = wire::Bulk,
             headers(("ETag" = String, description = "Changes with the environment's version, the request body and the result"))),
-        (status = 304, description = "`If-None-Match` matches the current `ETag`; no body"),
-        (status = 400, description = "`{errorCode, errorDetails}`: PARSE_ERROR (not JSON) or INVALID_CONTEXT (no `context` object)"),
-        (status = 401, description = "Missing, unknown, revoked or expired API key; no body"),
-        (status = 413, description = "Body over 1 MiB: `{errorCode: GENERAL, errorDetails}`"),
-        (status = 500, description = "`{errorDetails}`"),
+        (status = 304, description = "`If-None-Match` matches the current `ETag`; no body", headers(("ETag" = String))),
+        (status = 400, description = "PARSE_ERROR (not JSON) or INVALID_CONTEXT (no `context` object)", body = super::openapi::bodies::OfrepBulkFailure),
+        (status = 401, description = "Missing, unknown, revoked or expired API key (`Authorization: Bearer` or `X-API-Key`); no body", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "Body over 1 MiB (GENERAL)", body = super::openapi::bodies::OfrepBulkFailure,
+            example = json!({"errorCode": "GENERAL", "errorDetails": "request body is larger than 1 MiB"})),
+        (status = 429, description = "The key's rate limit is reached; no body", headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "The key's environment has no loaded snapshot, or the result cannot be written (`GENERAL`)", body = super::openapi::bodies::OfrepGeneralError),
     ))]
 pub(crate) async fn evaluate_flags(
     State(snapshots): State<Arc<Snapshots>>,
@@ -123,4 +128,38 @@ fn environment(snapshots: &Snapshots, key: &KeyInfo) -> Result<Arc<EnvSnapshot>,
         tracing::error!(environment_id = %key.environment_id, api_key_id = %key.id, "no snapshot for the API key's environment");
         Failure::General("the environment's flags are not available")
     })
+}
+
+/// A path under `/ofrep/` that names nothing: a flag path is `FLAG_NOT_FOUND` for its key
+/// (as a flag that does not exist), anything else a 404 `{errorDetails}`.
+pub(crate) fn refuse_path(path: &str) -> Response {
+    match path.strip_prefix("/ofrep/v1/evaluate/flags/") {
+        Some(key) if !key.is_empty() && !key.contains('/') => {
+            Failure::Flag(FailureBody::not_found(key)).into_response()
+        }
+        _ => general(StatusCode::NOT_FOUND, format!("no such OFREP path: {path}")),
+    }
+}
+
+/// A query parameter OFREP cannot take (it has a control character): 400 `PARSE_ERROR`.
+pub(crate) fn refuse_query(details: String) -> Response {
+    BadRequest::new(StatusCode::BAD_REQUEST, "PARSE_ERROR", details)
+        .for_bulk()
+        .into_response()
+}
+
+/// A method an OFREP path does not have: 405 `{errorDetails}`.
+pub(crate) fn refuse_method(method: &axum::http::Method) -> Response {
+    general(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here; OFREP evaluation is POST"),
+    )
+}
+
+fn general(status: StatusCode, details: String) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "errorDetails": details })),
+    )
+        .into_response()
 }

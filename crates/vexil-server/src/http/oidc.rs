@@ -264,7 +264,12 @@ pub(crate) struct LoginQuery {
     return_to: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/oidc/login", tag = "auth", security(()), params(("return_to" = Option<String>, Query, description = "A path on this server to land on after signing in (default `/`)")), responses((status = 303, description = "To the identity provider (authorization code + PKCE); a short-lived HttpOnly cookie carries the flow's state"), (status = 404, description = "Single sign-on is not configured"), (status = 503, description = "The identity provider is unreachable")))]
+#[utoipa::path(get, path = "/api/v1/auth/oidc/login", tag = "auth", security(()),
+    params(("return_to" = Option<String>, Query, description = "A path on this server to land on after signing in (default `/`)")),
+    responses(super::openapi::errors::Invalid,
+        (status = 303, description = "To the identity provider (authorization code + PKCE); a short-lived HttpOnly cookie carries the flow's state", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 404, description = "Single sign-on is not configured (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 503, description = "The identity provider is unreachable (`unavailable`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn oidc_login(
     State(auth): State<Arc<AuthSettings>>,
     headers: HeaderMap,
@@ -343,7 +348,14 @@ fn refused(message: &str) -> ApiError {
     ApiError::Forbidden(format!("single sign-on failed: {message}"))
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/oidc/callback", tag = "auth", security(()), params(("code" = Option<String>, Query), ("state" = Option<String>, Query)), responses((status = 303, description = "Signed in: a session cookie, and on to the `return_to` path"), (status = 400, description = "No sign-in in progress in this browser, or its state does not match (start again)"), (status = 403, description = "The provider refused, or its ID token is not for this client, expired, replayed, or has no verified email"), (status = 404, description = "Single sign-on is not configured"), (status = 503, description = "The identity provider is unreachable")))]
+#[utoipa::path(get, path = "/api/v1/auth/oidc/callback", tag = "auth", security(()),
+    params(("code" = Option<String>, Query, description = "From the identity provider"), ("state" = Option<String>, Query, description = "From the identity provider")),
+    responses(
+        (status = 303, description = "Signed in: a session cookie, and on to the `return_to` path", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "No sign-in in progress in this browser, or its state does not match (start again)", body = super::openapi::errors::ErrorBody),
+        (status = 403, description = "The provider refused, or its ID token is not for this client, expired, replayed, or has no verified email", body = super::openapi::errors::ErrorBody),
+        (status = 404, description = "Single sign-on is not configured (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 503, description = "The identity provider or the database is unreachable (`unavailable`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn oidc_callback(
     State(store): State<Arc<Store>>,
     State(auth): State<Arc<AuthSettings>>,

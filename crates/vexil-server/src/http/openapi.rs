@@ -1,6 +1,10 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations, served
 //! at `/api-docs/openapi.json`, with the vendored Swagger UI at `/docs` (works offline).
 
+pub(crate) mod bodies;
+pub(crate) mod engine;
+pub(crate) mod errors;
+
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -47,7 +51,8 @@ use super::{
         tokens::list_tokens, tokens::create_token, tokens::get_token, tokens::revoke_token,
         tokens::delete_token,
     ),
-    modifiers(&BearerAuth, &SimpleApiWithoutSlash),
+    components(schemas(errors::ErrorBody)),
+    modifiers(&BearerAuth, &Aliases, &ErrorExamples),
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "operations", description = "Liveness, readiness, metrics"),
@@ -97,27 +102,75 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The Simple API answers `/v1/feature-flags` and `/v1/feature-flags/` alike; the handlers
-/// are annotated with the latter, and this documents the former too (own operation ids).
+/// Paths served by the same handlers as documented ones, documented as copies (with their
+/// own operation ids): the Simple API answers `/v1/feature-flags` and `/v1/feature-flags/`
+/// alike, and a configuration toggles at `…/toggle` as at `…/config/toggle`.
 #[derive(Debug)]
-struct SimpleApiWithoutSlash;
+struct Aliases;
 
-impl Modify for SimpleApiWithoutSlash {
+const ALIASES: [(&str, &str, &str); 2] = [
+    ("/v1/feature-flags/", "/v1/feature-flags", "without_slash"),
+    (
+        "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle",
+        "/api/v1/flags/{flag_id}/environments/{env_id}/toggle",
+        "short_path",
+    ),
+];
+
+impl Modify for Aliases {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let Some(item) = openapi.paths.paths.get("/v1/feature-flags/") else {
-            return;
-        };
-        let mut alias = item.clone();
-        for op in [&mut alias.get, &mut alias.post].into_iter().flatten() {
-            op.operation_id = op
-                .operation_id
-                .take()
-                .map(|id| format!("{id}_without_slash"));
+        for (documented, alias_path, suffix) in ALIASES {
+            let Some(item) = openapi.paths.paths.get(documented) else {
+                continue;
+            };
+            let mut alias = item.clone();
+            for op in [&mut alias.get, &mut alias.post, &mut alias.patch]
+                .into_iter()
+                .flatten()
+            {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_{suffix}"));
+            }
+            openapi.paths.paths.insert(alias_path.to_owned(), alias);
         }
-        openapi
-            .paths
-            .paths
-            .insert("/v1/feature-flags".to_owned(), alias);
+    }
+}
+
+/// Error responses declared in a handler's own `responses(...)` with `body = ErrorBody` get
+/// the example of their status (the sets in `errors` carry theirs already).
+#[derive(Debug)]
+struct ErrorExamples;
+
+impl Modify for ErrorExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error_body = utoipa::openapi::Ref::from_schema_name("ErrorBody");
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &mut operation.responses.responses {
+                    let (utoipa::openapi::RefOr::T(response), Ok(status)) =
+                        (response, status.parse::<u16>())
+                    else {
+                        continue;
+                    };
+                    let Some(content) = response.content.get_mut("application/json") else {
+                        continue;
+                    };
+                    let is_error_body = matches!(
+                        &content.schema,
+                        Some(utoipa::openapi::RefOr::Ref(r)) if *r == error_body
+                    );
+                    if is_error_body && content.example.is_none() && content.examples.is_empty() {
+                        content.example = Some(errors::example(status));
+                    }
+                }
+            }
+        }
     }
 }
 

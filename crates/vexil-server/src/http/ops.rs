@@ -1,15 +1,19 @@
-//! Operations endpoints: liveness, readiness and Prometheus metrics (no authentication).
+//! Operations endpoints: liveness, readiness and Prometheus metrics (no authentication,
+//! except `/metrics` when `VEXIL_METRICS_TOKEN` is set).
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use super::auth::AuthSettings;
+use super::error::ApiError;
+use crate::audit::hash_secret;
 use crate::metrics::Metrics;
 use crate::snapshots::Snapshots;
 use crate::store::Store;
@@ -22,13 +26,17 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health", tag = "operations", security(()), responses((status = 200, description = "The process is up")))]
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "The process is up", body = super::openapi::bodies::Health)))]
 pub(crate) async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Snapshots are loaded and the store answers.
-#[utoipa::path(get, path = "/ready", tag = "operations", security(()), responses((status = 200, description = "Ready"), (status = 503, description = "The database is unreachable or snapshots are not loaded (evaluation may still be served from the last snapshots)")))]
+#[utoipa::path(get, path = "/ready", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = super::openapi::bodies::Readiness),
+        (status = 503, description = "The database is unreachable or snapshots are not loaded (evaluation may still be served from the last snapshots)", body = super::openapi::bodies::Readiness,
+            example = json!({"status": "unavailable", "reason": "database unreachable"}))))]
 pub(crate) async fn ready(
     State(store): State<Arc<Store>>,
     State(snapshots): State<Arc<Snapshots>>,
@@ -48,10 +56,26 @@ pub(crate) async fn ready(
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String,
+        example = json!("# TYPE vexil_http_requests_total counter\nvexil_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1\n"))))]
+pub(crate) async fn metrics(
+    State(metrics): State<Arc<Metrics>>,
+    State(auth): State<Arc<AuthSettings>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &auth.metrics_token_hash {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| hash_secret(t.trim()));
+        if presented.as_ref() != Some(expected) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics.render(),
-    )
+    ))
 }

@@ -32,7 +32,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
 }
 
-#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations", params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of organizations"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid,
+        (status = 200, description = "A page of the caller's organizations (every one for the instance token)", body = Page<Organization>)))]
 pub(crate) async fn list_organizations(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -43,7 +46,12 @@ pub(crate) async fn list_organizations(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 403, description = "A service token (bound to its organization)"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations",
+    request_body(content = NewOrganization, description = "Unknown fields are rejected; `name` defaults to the key"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 201, description = "Created, owned by its creator", body = Organization, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 403, description = "A service token (bound to its organization) cannot create one", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "An organization with this key exists", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_organization(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -54,7 +62,10 @@ pub(crate) async fn create_organization(
     Ok((StatusCode::CREATED, with_etag(org.version, &org)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "Organization id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = Organization, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -63,7 +74,11 @@ pub(crate) async fn get_organization(
     Ok(with_etag(org.version, &org))
 }
 
-#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version")))]
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "Organization id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = super::openapi::bodies::OrganizationPatch, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Updated", body = Organization, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn update_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -75,7 +90,11 @@ pub(crate) async fn update_organization(
     Ok(with_etag(org.version, &org))
 }
 
-#[utoipa::path(delete, path = "/api/v1/organizations/{id}", tag = "organizations", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown id"), (status = 409, description = "Still referenced or not empty; `details` says by what"), (status = 412, description = "Version mismatch")))]
+#[utoipa::path(delete, path = "/api/v1/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "Organization id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The organization still has projects; `details` says which", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn delete_organization(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,

@@ -41,7 +41,10 @@ pub(crate) struct ListProjects {
     offset: i64,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(("organization_id" = Option<String>, Query, description = "Only projects of this organization"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of projects"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+    params(("organization_id" = Option<String>, Query, description = "Only projects of this organization"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid,
+        (status = 200, description = "A page of the projects of the caller's organizations", body = Page<Project>)))]
 pub(crate) async fn list_projects(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -57,7 +60,12 @@ pub(crate) async fn list_projects(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body(content = Object, description = "JSON; unknown fields are rejected"), responses((status = 201, description = "Created; ETag carries the version"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects",
+    request_body(content = NewProject, description = "Unknown fields are rejected; the project gets environments `development` and `production`"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 201, description = "Created, with environments `development` and `production`", body = Project, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 404, description = "Unknown organization (or not the caller's)", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "The organization has a project with this key", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_project(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -68,7 +76,10 @@ pub(crate) async fn create_project(
     Ok((StatusCode::CREATED, with_etag(project.version, &project)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = Project, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -77,7 +88,11 @@ pub(crate) async fn get_project(
     Ok(with_etag(project.version, &project))
 }
 
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version")))]
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "Project id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = super::openapi::bodies::ProjectPatch, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Updated", body = Project, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn update_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -89,7 +104,11 @@ pub(crate) async fn update_project(
     Ok(with_etag(project.version, &project))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown id"), (status = 409, description = "Still referenced or not empty; `details` says by what"), (status = 412, description = "Version mismatch")))]
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = String, Path, description = "Project id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 204, description = "Deleted with its environments and API keys"),
+        (status = 409, description = "The project still holds flags or segments; `details` says how many", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn delete_project(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,

@@ -33,7 +33,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project_id}/segments", tag = "segments", params(("project_id" = String, Path, description = "Parent id"), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of segments"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project")))]
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/segments", tag = "segments",
+    params(("project_id" = String, Path, description = "Project id"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "A page of segments", body = Page<Segment>)))]
 pub(crate) async fn list_segments(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -44,7 +47,13 @@ pub(crate) async fn list_segments(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project_id}/segments", tag = "segments", params(("project_id" = String, Path)), request_body(content = Object, description = "JSON; unknown fields are rejected: key, name?, description?, included?, excluded?, rules?, comment?"), responses((status = 201, description = "Created; every environment of the project gets a new ruleset version; ETag carries the version"), (status = 400, description = "Invalid input, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project"), (status = 409, description = "Duplicate key"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/segments", tag = "segments",
+    params(("project_id" = String, Path, description = "Project id")),
+    request_body(content = NewSegment, description = "Unknown fields are rejected; a `comment` goes to the audit trail"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 201, description = "Created; every environment of the project gets a new ruleset version", body = Segment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 400, description = "Invalid input, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "The project has a segment with this key", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_segment(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
@@ -55,7 +64,10 @@ pub(crate) async fn create_segment(
     Ok((StatusCode::CREATED, with_etag(segment.version, &segment)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path)), responses((status = 200, description = "Found; ETag carries the version"), (status = 404, description = "Unknown id"), (status = 401, description = "Missing or invalid token")))]
+#[utoipa::path(get, path = "/api/v1/segments/{id}", tag = "segments",
+    params(("id" = String, Path, description = "Segment id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = Segment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -64,7 +76,12 @@ pub(crate) async fn get_segment(
     Ok(with_etag(segment.version, &segment))
 }
 
-#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), request_body(content = Object, description = "JSON merge patch of name, description, included, excluded, rules (`null` resets a list; key and project_id cannot change), plus an optional top-level `comment` for the audit trail"), responses((status = 200, description = "Updated; every environment of the project gets a new ruleset version"), (status = 400, description = "Invalid input, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 412, description = "If-Match does not match the current version"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments",
+    params(("id" = String, Path, description = "Segment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    request_body(content = super::openapi::bodies::SegmentPatch, description = "JSON merge patch (`null` resets a list; key and project_id cannot change), plus an optional top-level `comment` for the audit trail"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 200, description = "Updated; every environment of the project gets a new ruleset version", body = Segment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
+        (status = 400, description = "Invalid input, a bad `If-Match`, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn update_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -76,7 +93,11 @@ pub(crate) async fn update_segment(
     Ok(with_etag(segment.version, &segment))
 }
 
-#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments", params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "Expected version, e.g. \"3\"")), responses((status = 204, description = "Deleted"), (status = 400, description = "Malformed If-Match"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown id"), (status = 409, description = "Still used by flag configurations or segments; `details.referrers` lists them"), (status = 412, description = "Version mismatch")))]
+#[utoipa::path(delete, path = "/api/v1/segments/{id}", tag = "segments",
+    params(("id" = String, Path, description = "Segment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Still used by flag configurations or segments; `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn delete_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,

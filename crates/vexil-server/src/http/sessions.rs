@@ -38,8 +38,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/auth/session", get(current_session))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub(crate) struct Login {
     email: String,
     password: String,
@@ -59,7 +60,14 @@ pub(crate) fn cookie(settings: &AuthSettings, value: &str, max_age: u64) -> Head
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()), request_body(content = Object, description = "`{email, password}`"), responses((status = 200, description = "Logged in: `Set-Cookie` carries the session (HttpOnly, SameSite=Lax); the body has `user`, `organizations`, `csrf_token` (send it as `X-CSRF-Token` with every cookie-authenticated change) and `expires_at`"), (status = 400, description = "Malformed input"), (status = 401, description = "Wrong email or password (`invalid_credentials`)"), (status = 429, description = "Too many failed attempts for this account or from this address; `Retry-After` says when to try again")))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body(content = Login, description = "The account's email and password"),
+    responses(super::openapi::errors::JsonBody,
+        (status = 200, description = "Logged in: `Set-Cookie` carries the session; send `csrf_token` as `X-CSRF-Token` with every cookie-authenticated change", body = super::openapi::bodies::LoginResult, headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly, SameSite=Lax)"))),
+        (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = super::openapi::errors::ErrorBody,
+            example = json!({"error": {"code": "invalid_credentials", "message": "wrong email or password", "details": {}}})),
+        (status = 429, description = "Too many failed attempts for this account or from this address (`rate_limited`); `Retry-After` says when to try again", body = super::openapi::errors::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is unavailable (`unavailable`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn login(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<AuthSettings>>,
@@ -127,7 +135,9 @@ pub(crate) async fn start_session(
     Ok(response)
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "The session is ended and its cookie cleared (with a token: nothing to end)"), (status = 401, description = "No valid session or token"), (status = 403, description = "Cookie-authenticated without the CSRF token")))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses(super::openapi::errors::Authenticated,
+        (status = 204, description = "The session is ended and its cookie cleared (with a token: nothing to end)", headers(("Set-Cookie" = String, description = "The session cookie (HttpOnly, SameSite=Lax)")))))]
 pub(crate) async fn logout(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<AuthSettings>>,
@@ -144,7 +154,9 @@ pub(crate) async fn logout(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", responses((status = 200, description = "The caller: `kind` (`session`, `personal_token`, `service_token`, `instance_token`), `user` and `organizations` with roles; with a session cookie also `csrf_token`"), (status = 401, description = "No valid session or token")))]
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth",
+    responses(super::openapi::errors::Authenticated,
+        (status = 200, description = "The caller: the kind of credential, the user and organizations with roles; with a session cookie also `csrf_token`", body = super::openapi::bodies::SessionInfo)))]
 pub(crate) async fn current_session(
     State(store): State<Arc<Store>>,
     State(settings): State<Arc<AuthSettings>>,

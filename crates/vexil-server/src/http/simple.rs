@@ -32,7 +32,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
 }
 
-#[utoipa::path(get, path = "/v1/feature-flags/", tag = "simple API", params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), responses((status = 200, description = "`{environment, flags: {<name>: bool}, updated_at}` for the non-archived boolean flags; `true` when the flag serves true to a context without attributes; `/v1/feature-flags` and `/v1/feature-flags/` alike"), (status = 400, description = "Unknown query parameter, or several organizations have a project with this key"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment")))]
+#[utoipa::path(get, path = "/v1/feature-flags/", tag = "simple API",
+    params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
+    responses(super::openapi::errors::Authenticated, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody), (status = 404, description = "Unknown project or environment (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 200, description = "The non-archived boolean flags of the environment; `/v1/feature-flags` and `/v1/feature-flags/` alike", body = super::openapi::bodies::SimpleList)))]
 pub(crate) async fn list_simple(
     State(store): State<Arc<Store>>,
     State(snapshots): State<Arc<Snapshots>>,
@@ -44,7 +47,11 @@ pub(crate) async fn list_simple(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/feature-flags/{name}", tag = "simple API", params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), responses((status = 200, description = "`{name, enabled, description, created_at, updated_at}`; `enabled`: whether the flag serves true to a context without attributes"), (status = 400, description = "Unknown query parameter, or several organizations have a project with this key"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name")))]
+#[utoipa::path(get, path = "/v1/feature-flags/{name}", tag = "simple API",
+    params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
+    responses(super::openapi::errors::Authenticated, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody),
+        (status = 200, description = "Found; `enabled`: whether the flag serves true to a context without attributes", body = SimpleFlag),
+        (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name (`not_found`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn get_simple(
     State(store): State<Arc<Store>>,
     State(snapshots): State<Arc<Snapshots>>,
@@ -56,7 +63,12 @@ pub(crate) async fn get_simple(
     Ok(Json(flag))
 }
 
-#[utoipa::path(post, path = "/v1/feature-flags/", tag = "simple API", params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), request_body(content = Object, description = "`{name, enabled?, description?}`; unknown fields are rejected"), responses((status = 201, description = "Created as a boolean flag in every environment of the project, enabled in the chosen one when `enabled` is true: `{name, enabled, description, created_at, updated_at}`; `/v1/feature-flags` and `/v1/feature-flags/` alike"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment"), (status = 409, description = "A flag with this name (key) already exists"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(post, path = "/v1/feature-flags/", tag = "simple API",
+    params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
+    request_body(content = NewSimple, description = "Unknown fields are rejected"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody), (status = 404, description = "Unknown project or environment (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 201, description = "Created as a boolean flag in every environment of the project, enabled in the chosen one when `enabled` is true; `/v1/feature-flags` and `/v1/feature-flags/` alike", body = SimpleFlag),
+        (status = 409, description = "A flag with this name (key) already exists", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_simple(
     State(store): State<Arc<Store>>,
     State(snapshots): State<Arc<Snapshots>>,
@@ -69,7 +81,12 @@ pub(crate) async fn create_simple(
     Ok((StatusCode::CREATED, Json(flag)).into_response())
 }
 
-#[utoipa::path(put, path = "/v1/feature-flags/{name}", tag = "simple API", params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")), request_body(content = Object, description = "`{enabled?, description?}`: `enabled` turns the flag's configuration in the environment on or off; unknown fields are rejected"), responses((status = 200, description = "Updated: `{name, enabled, description, created_at, updated_at}`"), (status = 400, description = "Invalid input; `details.fields` maps each field path to its problem"), (status = 401, description = "Missing or invalid token"), (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name"), (status = 413, description = "Body over 1 MiB")))]
+#[utoipa::path(put, path = "/v1/feature-flags/{name}", tag = "simple API",
+    params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
+    request_body(content = SimpleChanges, description = "`enabled` turns the flag's configuration in the environment on or off; unknown fields are rejected"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody),
+        (status = 200, description = "Updated", body = SimpleFlag),
+        (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name (`not_found`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn update_simple(
     State(store): State<Arc<Store>>,
     State(snapshots): State<Arc<Snapshots>>,

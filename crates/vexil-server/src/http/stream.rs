@@ -52,8 +52,9 @@ pub(crate) struct ShutdownSignal(pub(crate) watch::Receiver<bool>);
 
 #[utoipa::path(get, path = "/api/v1/sdk/stream", tag = "evaluation", security(("api_key" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "The last environment version received; resumes without a full `put` when possible")),
-    responses((status = 200, description = "`text/event-stream`: `put` {version, flags, segments}, `patch` {kind, key, version, value}, `delete` {kind, key, version} for server keys; `refetch` {version} for client keys; heartbeat comments every 15 s", content_type = "text/event-stream"),
-        (status = 401, description = "Missing or invalid API key")))]
+    responses(super::openapi::errors::EvaluationKey,
+        (status = 200, description = "Server-sent events, open until the server stops: `put` {version, flags, segments}, `patch` {kind, key, version, value}, `delete` {kind, key, version} for server keys; `refetch` {version} for client keys; every event's `id` is the environment version; heartbeat comments every 15 s",
+            content_type = "text/event-stream", body = super::openapi::bodies::SseEvent)))]
 pub(crate) async fn stream_ruleset(
     State(snapshots): State<Arc<Snapshots>>,
     State(shutdown): State<ShutdownSignal>,
@@ -189,8 +190,13 @@ pub(crate) struct StreamQuery {
 #[utoipa::path(get, path = "/ofrep/v1/event-stream", tag = "ofrep", security(()),
     params(("token" = String, Query, description = "The opaque token from a bulk evaluation's `eventStreams` entry"),
         ("Last-Event-ID" = Option<String>, Header, description = "The last environment version received")),
-    responses((status = 200, description = "`text/event-stream` of `message` events `{\"type\": \"refetchEvaluation\", \"etag\"}` whenever the environment changes; heartbeat comments every 15 s", content_type = "text/event-stream"),
-        (status = 401, description = "Unknown, revoked or expired token")))]
+    responses(
+        (status = 400, description = "A missing `token` (`invalid_request`), or a query parameter with a control character (OFREP `PARSE_ERROR`)", body = super::openapi::bodies::OfrepStreamError,
+            example = json!({"errorCode": "PARSE_ERROR", "errorDetails": "query parameter 'token' contains a control character"})),
+        (status = 200, description = "Server-sent `message` events `{\"type\": \"refetchEvaluation\", \"etag\"}` whenever the environment changes, open until the server stops; heartbeat comments every 15 s",
+            content_type = "text/event-stream", body = super::openapi::bodies::SseEvent),
+        (status = 401, description = "Unknown, revoked or expired token (`unauthorized`)", body = super::openapi::errors::ErrorBody),
+        (status = 503, description = "The token's environment has no loaded snapshot (`unavailable`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn ofrep_event_stream(
     State(snapshots): State<Arc<Snapshots>>,
     State(keys): State<Arc<KeyRing>>,

@@ -26,7 +26,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/tokens/{id}/revoke", patch(revoke_token))
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body(content = Object, description = "`{name, kind?: personal|service (default personal), organization_id? (service), role? (service: required; personal: a cap, default none), expires_at? (RFC 3339, in the future), comment?}`"), responses((status = 201, description = "The token record plus `token`, the secret (`vx_pat_…`), shown only in this response"), (status = 400, description = "Invalid input"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "A personal token needs a user; a service token needs admin in its organization, and no token gets more than its creator's role")))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
+    request_body(content = NewToken, description = "A personal token acts as its creator (capped at `role`); a service token acts in one organization with one role"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 201, description = "The token record plus `token`, the secret (`vx_pat_…`), shown only in this response", body = super::openapi::bodies::CreatedToken),
+        (status = 403, description = "A personal token needs a user; a service token needs admin in its organization, and no token gets more than its creator's role (`forbidden`)", body = super::openapi::errors::ErrorBody),
+        (status = 404, description = "Unknown organization (or not the caller's) (`not_found`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_token(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -37,7 +42,10 @@ pub(crate) async fn create_token(
     Ok((StatusCode::CREATED, Json(token)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)), responses((status = 200, description = "A page of the tokens the caller manages: their personal tokens and the service tokens of organizations where they are admin (never secrets)"), (status = 401, description = "Missing or invalid credentials")))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid,
+        (status = 200, description = "A page of the tokens the caller manages: their personal tokens and the service tokens of organizations where they are admin (never secrets)", body = Page<Token>)))]
 pub(crate) async fn list_tokens(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -48,7 +56,10 @@ pub(crate) async fn list_tokens(
     Ok(Json(Page::new(items, total, p)))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 200, description = "The token record (never the secret)"), (status = 401, description = "Missing or invalid credentials"), (status = 404, description = "Unknown token, or not one the caller manages")))]
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses(super::openapi::errors::Authenticated, (status = 404, description = "Unknown token, or not one the caller manages (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 200, description = "The token record (never the secret)", body = Token)))]
 pub(crate) async fn get_token(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -57,7 +68,10 @@ pub(crate) async fn get_token(
     Ok(Json(tokens::get(&store, &principal, &id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tokens/{id}/revoke", tag = "tokens", params(("id" = String, Path)), responses((status = 200, description = "Revoked: refused from the next request on (idempotent)"), (status = 401, description = "Missing or invalid credentials"), (status = 404, description = "Unknown token, or not one the caller manages")))]
+#[utoipa::path(patch, path = "/api/v1/tokens/{id}/revoke", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses(super::openapi::errors::Authenticated, (status = 404, description = "Unknown token, or not one the caller manages (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 200, description = "Revoked: refused from the next request on (idempotent)", body = Token)))]
 pub(crate) async fn revoke_token(
     State(store): State<Arc<Store>>,
     principal: Principal,
@@ -68,7 +82,10 @@ pub(crate) async fn revoke_token(
     Ok(Json(after).into_response())
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "Deleted (and so refused from the next request on)"), (status = 401, description = "Missing or invalid credentials"), (status = 404, description = "Unknown token, or not one the caller manages")))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses(super::openapi::errors::Authenticated, (status = 404, description = "Unknown token, or not one the caller manages (`not_found`)", body = super::openapi::errors::ErrorBody),
+        (status = 204, description = "Deleted (and so refused from the next request on)")))]
 pub(crate) async fn delete_token(
     State(store): State<Arc<Store>>,
     principal: Principal,

@@ -27,7 +27,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/users/me/password", put(change_password))
 }
 
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, description = "The caller's account and organizations with roles"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "A service or instance token: not a user")))]
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    responses(super::openapi::errors::Authenticated,
+        (status = 200, description = "The caller's account and organizations with roles; 403 for service and instance tokens, which are not users", body = super::openapi::bodies::Me, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_me(
     State(store): State<Arc<crate::store::Store>>,
     principal: Principal,
@@ -40,7 +42,10 @@ pub(crate) async fn get_me(
     ))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", request_body(content = Object, description = "JSON merge patch of `{name}`"), responses((status = 200, description = "Updated"), (status = 400, description = "Invalid input"), (status = 401, description = "Missing or invalid credentials"), (status = 403, description = "Not a user, or a session without its CSRF token")))]
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users",
+    request_body(content = super::openapi::bodies::UserPatch, description = "JSON merge patch of `{name}`, plus an optional top-level `comment`"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 200, description = "Updated", body = crate::store::users::User, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn update_me(
     State(store): State<Arc<crate::store::Store>>,
     principal: Principal,
@@ -51,14 +56,21 @@ pub(crate) async fn update_me(
     Ok(with_etag(user.version, &user))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "old and long enough", "new_password": "correct horse battery staple"}))]
 pub(crate) struct PasswordChange {
     current_password: String,
+    #[schema(min_length = 12, max_length = 256)]
     new_password: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users", request_body(content = Object, description = "`{current_password, new_password}` (new: 12 to 256 characters)"), responses((status = 204, description = "Changed; every session of the user is ended (log in again) and their personal tokens are revoked"), (status = 400, description = "New password too short or too long"), (status = 401, description = "Wrong current password (`invalid_credentials`) or no credentials"), (status = 403, description = "Not a user, or a session without its CSRF token"), (status = 429, description = "Too many wrong passwords; `Retry-After`")))]
+#[utoipa::path(put, path = "/api/v1/users/me/password", tag = "users",
+    request_body(content = PasswordChange, description = "The new password has 12 to 256 characters"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
+        (status = 204, description = "Changed; every session of the user is ended (log in again) and their personal tokens are revoked"),
+        (status = 401, description = "Wrong current password (`invalid_credentials`) or no credentials (`unauthorized`)", body = super::openapi::errors::ErrorBody),
+        (status = 429, description = "Too many wrong passwords (`rate_limited`); `Retry-After` says when to try again", body = super::openapi::errors::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub(crate) async fn change_password(
     State(store): State<Arc<crate::store::Store>>,
     State(settings): State<Arc<AuthSettings>>,
@@ -70,7 +82,7 @@ pub(crate) async fn change_password(
     credentials::check_password_strength(&body.new_password)
         .map_err(|m| ApiError::invalid_field("new_password", m))?;
     if body.current_password.len() > credentials::MAX_PASSWORD_LEN {
-        return Err(ApiError::BadCredentials);
+        return Err(ApiError::WrongCurrentPassword);
     }
     let (user, stored) = users::with_password(&store, &principal).await?;
     // The same limits as login: a stolen session must not become a password oracle.
@@ -90,7 +102,7 @@ pub(crate) async fn change_password(
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(ApiError::Internal)?;
     let Some(hashed) = hashed else {
-        return Err(ApiError::BadCredentials);
+        return Err(ApiError::WrongCurrentPassword);
     };
     settings.limiter.record_success(&user.email, ip);
     users::change_password(&store, &by, &user, &hashed).await?;

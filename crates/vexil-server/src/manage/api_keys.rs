@@ -27,14 +27,21 @@ pub(crate) async fn list(
     Ok(api_keys::list(&mut conn, project_id, limit, offset).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "web", "type": "client", "environment_id": "0190e0a4-0000-7000-8000-000000000004",
+    "expires_at": "2027-01-01T00:00:00Z", "comment": "storefront"}))]
 pub(crate) struct NewApiKey {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    /// `server` (sees rules, reads `/api/v1/sdk/config`), `client` or `mobile` (see
+    /// `client_side` flags only).
     #[serde(rename = "type")]
+    #[schema(example = "server")]
     kind: String,
     environment_id: String,
     expires_at: Option<String>,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 

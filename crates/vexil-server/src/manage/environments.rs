@@ -40,17 +40,22 @@ pub(crate) async fn in_project(
         })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "staging", "name": "Staging", "is_production": false, "protected": false}))]
 pub(crate) struct NewEnvironment {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     pub(crate) key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub(crate) name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub(crate) description: String,
     #[serde(default)]
     pub(crate) is_production: bool,
     /// Defaults to `is_production`.
     pub(crate) protected: Option<bool>,
+    #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
 }
 

@@ -178,7 +178,12 @@ pub(crate) async fn commit_in(
             json!({"archived": true}),
         ));
     }
-    assign_rule_ids(&mut config.rules);
+    assign_rule_ids(&mut config.rules, &before.config.rules);
+    // Nothing to change (a toggle to the state it is in, a patch that repeats the current
+    // values): no new version, revision or audit entry; the answer is the current state.
+    if config == before.config {
+        return Ok(before.clone());
+    }
     // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
     let probe = Config {
         enabled: before.config.enabled,
@@ -230,16 +235,27 @@ pub(crate) async fn set_enabled_in(
         .map(Some)
 }
 
-/// Gives every rule without an `id` a short one, unique within the flag; given ids stay.
-fn assign_rule_ids(rules: &mut [Rule]) {
+/// Gives every rule without an `id` one: the id of a current rule with the same clauses
+/// when there is one (so that resending the rules keeps their ids, as for segments), else
+/// a new short one, unique within the flag; given ids stay.
+fn assign_rule_ids(rules: &mut [Rule], previous: &[Rule]) {
     let mut taken: HashSet<String> = rules.iter().filter_map(|r| r.id.clone()).collect();
     for rule in rules.iter_mut().filter(|r| r.id.is_none()) {
-        let id = loop {
-            let candidate = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-            if taken.insert(candidate.clone()) {
-                break candidate;
+        let reused = previous
+            .iter()
+            .filter(|p| p.clauses == rule.clauses)
+            .filter_map(|p| p.id.as_ref())
+            .find(|id| !taken.contains(*id))
+            .cloned();
+        let id = reused.unwrap_or_else(|| {
+            loop {
+                let candidate = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+                if !taken.contains(&candidate) {
+                    break candidate;
+                }
             }
-        };
+        });
+        taken.insert(id.clone());
         rule.id = Some(id);
     }
 }

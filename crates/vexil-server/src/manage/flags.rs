@@ -10,7 +10,9 @@ use serde_json::json;
 use vexil_core::{FlagType, Variation};
 
 use super::fields::{Patch, check_comment, check_description, check_name};
-use super::{By, Change, Error, Result, delete_in, environments, load, load_at, update_in};
+use super::{
+    By, Change, Error, Result, delete_in, environments, load, load_at, unchanged, update_in,
+};
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
 use crate::store::projects::Project;
@@ -92,15 +94,25 @@ async fn list_filter(conn: &mut Conn, project_id: &str, q: ListFlags) -> Result<
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "checkout-theme", "name": "Checkout theme", "type": "string",
+    "variations": [{"key": "light", "value": "light"}, {"key": "dark", "value": "dark"}],
+    "tags": ["checkout"], "client_side": true, "temporary": false, "comment": "for the redesign"}))]
 pub(crate) struct NewFlag {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     description: String,
+    /// Default `boolean`.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::http::openapi::engine::FlagType>)]
     kind: Option<FlagType>,
+    /// Default for booleans: `on` (true) and `off` (false); required for other types.
+    #[schema(value_type = Option<Vec<crate::http::openapi::engine::Variation>>)]
     variations: Option<Vec<Variation>>,
     #[serde(default)]
     tags: Vec<String>,
@@ -108,6 +120,7 @@ pub(crate) struct NewFlag {
     client_side: bool,
     #[serde(default)]
     temporary: bool,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 
@@ -191,6 +204,9 @@ pub(crate) async fn update(
     let mut tx = store.write().await?;
     let before: Flag = load_at(tx.conn(), id, expected).await?;
     let after = apply_flag_patch(patch, &before)?;
+    if unchanged(&before, &after) {
+        return Ok(before);
+    }
     if after.variations != before.variations {
         check_configs_still_valid(tx.conn(), &after).await?;
     }

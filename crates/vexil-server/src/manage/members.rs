@@ -26,15 +26,20 @@ pub(crate) async fn list(
     Ok(users::list_members(&mut conn, org, limit, offset).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "bob@example.com", "role": "editor", "name": "Bob"}))]
 pub(crate) struct NewMember {
     email: String,
+    /// `viewer`, `editor`, `admin` or `owner`.
+    #[schema(example = "editor")]
     role: String,
     /// For a new user (default: the email's local part).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
     /// For a new user (default: a generated one-time password, returned once).
     password: Option<String>,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 
@@ -128,10 +133,14 @@ pub(crate) async fn add(
     Ok(out)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "admin", "comment": "now runs releases"}))]
 pub(crate) struct MemberChanges {
+    /// `viewer`, `editor`, `admin` or `owner`.
+    #[schema(example = "admin")]
     role: String,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 

@@ -177,6 +177,20 @@ pub(crate) async fn delete_in<T: Record>(
         .await
 }
 
+/// Whether `after` is `before` but for the version and timestamp that every change stamps:
+/// a change that changes nothing, which stores nothing and answers the current state.
+pub(crate) fn unchanged<T: Record>(before: &T, after: &T) -> bool {
+    let content = |record: &T| {
+        let mut value = serde_json::to_value(record).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("version");
+            fields.remove("updated_at");
+        }
+        value
+    };
+    content(before) == content(after)
+}
+
 /// The whole of a change that needs nothing but the record itself: loads `id` at the
 /// expected version, makes the new version with `edit` (which checks its input), stores
 /// it, records it as `action` and commits.
@@ -190,6 +204,9 @@ pub(crate) async fn edit<T: Record>(
     let mut tx = store.write().await?;
     let before = load_at(tx.conn(), id, expected).await?;
     let after = edit(&before)?;
+    if unchanged(&before, &after) {
+        return Ok(before);
+    }
     update_in(tx.conn(), change, &before, &after, action).await?;
     tx.commit().await?;
     Ok(after)

@@ -24,11 +24,15 @@ pub(crate) async fn list(
 }
 
 /// What a new organization needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "acme", "name": "Acme", "comment": "new customer"}))]
 pub(crate) struct NewOrganization {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     pub(crate) key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub(crate) name: Option<String>,
+    #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
 }
 

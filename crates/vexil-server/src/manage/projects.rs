@@ -31,14 +31,20 @@ pub(crate) async fn list(
     Ok(projects::list(&mut conn, scope.as_deref(), limit, offset).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"organization_id": "0190e0a4-0000-7000-8000-000000000001", "key": "web",
+    "name": "Web shop", "description": "The storefront"}))]
 pub(crate) struct NewProject {
     pub(crate) organization_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     pub(crate) key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub(crate) name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub(crate) description: String,
+    #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
 }
 

@@ -11,7 +11,7 @@ use vexil_core::{SegmentDef, SegmentRule};
 
 use self::definition::{assign_rule_ids, check_bounds, validate_in_project};
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Error, Result, delete_in, load, load_at, update_in};
+use super::{By, Error, Result, delete_in, load, load_at, unchanged, update_in};
 use crate::audit::Action;
 use crate::store::projects::Project;
 use crate::store::segments::{self, Segment};
@@ -28,19 +28,28 @@ pub(crate) async fn list(
     Ok(segments::list(&mut conn, project_id, limit, offset).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "beta-testers", "name": "Beta testers", "included": ["user-1"],
+    "rules": [{"clauses": [{"attribute": "email", "op": "ends_with", "values": ["@example.com"]}]}]}))]
 pub(crate) struct NewSegment {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     key: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     description: String,
+    /// Targeting keys always in the segment.
     #[serde(default)]
     included: Vec<String>,
+    /// Targeting keys never in the segment (unless included).
     #[serde(default)]
     excluded: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::engine::SegmentRule>)]
     rules: Vec<SegmentRule>,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 
@@ -158,6 +167,9 @@ pub(crate) async fn update(
     let before: Segment = load_at(tx.conn(), id, expected).await?;
     let mut after = patched(&before, patch)?;
     assign_rule_ids(&mut after.definition.rules, &before.definition.rules);
+    if unchanged(&before, &after) {
+        return Ok(before);
+    }
     validate_in_project(tx.conn(), &after.project_id, &after.key, &after.definition).await?;
     let change = by.because(patch.comment.as_deref());
     update_in(tx.conn(), change, &before, &after, Action::SegmentUpdate).await?;

@@ -29,7 +29,9 @@ pub(crate) struct Scope {
 }
 
 /// A flag as the Simple API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "dark-mode", "enabled": true, "description": "",
+    "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct SimpleFlag {
     name: String,
     enabled: bool,
@@ -78,12 +80,15 @@ pub(crate) async fn get(
     describe(&mut conn, snapshots, &flag, &env).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "dark-mode", "enabled": true, "description": "Dark theme"}))]
 pub(crate) struct NewSimple {
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     name: String,
     enabled: Option<bool>,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     description: String,
 }
 
@@ -118,10 +123,12 @@ pub(crate) async fn create(
     describe(&mut conn, snapshots, &flag, &env).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": false}))]
 pub(crate) struct SimpleChanges {
     enabled: Option<bool>,
+    #[schema(max_length = 4000)]
     description: Option<String>,
 }
 

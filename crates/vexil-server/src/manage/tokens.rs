@@ -1,7 +1,7 @@
 //! Management tokens for automation: list, create, get, revoke, delete. A personal token
 //! acts as its user, with at most its role; a service token belongs to one organization
 //! with its role there and is managed by that organization's admins. The secret
-//! (`vx_pat_…`) is returned once; the store keeps its SHA-256 hash.
+//! (`vx_pat_…` personal, `vx_svc_…` service) is returned once; the store keeps its SHA-256 hash.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,17 +15,30 @@ use crate::credentials::random_secret;
 use crate::store::Conn;
 use crate::store::{Store, new_id, now_rfc3339, tokens};
 
-/// Visible prefix of management tokens.
-pub(crate) const TOKEN_PREFIX: &str = "vx_pat_";
+/// Visible prefix of personal access tokens.
+pub(crate) const PERSONAL_PREFIX: &str = "vx_pat_";
+/// Visible prefix of service tokens (those made before it existed keep `vx_pat_` and work).
+pub(crate) const SERVICE_PREFIX: &str = "vx_svc_";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "deploy bot", "kind": "service", "organization_id": "0190e0a4-0000-7000-8000-000000000001",
+    "role": "editor", "expires_at": "2027-01-01T00:00:00Z"}))]
 pub(crate) struct NewToken {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    /// `personal` (default) or `service`.
+    #[schema(example = "personal")]
     kind: Option<String>,
+    /// A service token's organization.
     organization_id: Option<String>,
+    /// `viewer`, `editor`, `admin` or `owner`: a service token's role (required), a personal
+    /// token's cap (default none).
+    #[schema(example = "editor")]
     role: Option<String>,
+    /// RFC 3339, in the future.
     expires_at: Option<String>,
+    #[schema(max_length = 1000)]
     comment: Option<String>,
 }
 
@@ -118,7 +131,10 @@ pub(crate) async fn create(
             (Some(user_id.clone()), None, role)
         }
     };
-    let secret = random_secret(TOKEN_PREFIX);
+    let secret = random_secret(match kind {
+        TokenKind::Service => SERVICE_PREFIX,
+        _ => PERSONAL_PREFIX,
+    });
     let token = tokens::Token {
         id: new_id(),
         name: input.name,

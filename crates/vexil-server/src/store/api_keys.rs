@@ -6,7 +6,12 @@ use sqlx::{AnyConnection, FromRow};
 use super::StoreResult;
 
 /// An API key record as stored and shown (never with the secret or its hash).
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000007", "project_id": "0190e0a4-0000-7000-8000-000000000003",
+    "environment_id": "0190e0a4-0000-7000-8000-000000000004", "name": "web", "type": "client",
+    "prefix": "vx_client_8fK2", "created_at": "2026-01-31T12:00:00.000Z",
+    "created_by": "0190e0a4-0000-7000-8000-000000000002", "expires_at": null, "revoked_at": null,
+    "last_used_at": null}))]
 pub(crate) struct ApiKey {
     pub(crate) id: String,
     pub(crate) project_id: String,
@@ -14,6 +19,7 @@ pub(crate) struct ApiKey {
     pub(crate) name: String,
     /// `server`, `client` or `mobile`.
     #[serde(rename = "type")]
+    #[schema(example = "server")]
     pub(crate) kind: String,
     pub(crate) prefix: String,
     pub(crate) created_at: String,

@@ -226,7 +226,9 @@ pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Optio
 }
 
 /// The result of walking the chain.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"valid": true, "entries": 1234, "first_broken": null,
+    "head_hash": "5d41402abc4b2a76b9719d911017c592ae2f4e6b5d41402abc4b2a76b9719d91"}))]
 pub(crate) struct Verification {
     pub(crate) valid: bool,
     /// Entries checked: all of them when the chain is valid, else those up to and

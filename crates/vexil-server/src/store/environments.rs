@@ -5,7 +5,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use super::{DbBool, StoreResult};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000004", "project_id": "0190e0a4-0000-7000-8000-000000000003",
+    "key": "production", "name": "Production", "description": "", "is_production": true, "protected": true,
+    "ruleset_version": 12, "version": 1, "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-01-31T12:00:00.000Z"}))]
 pub(crate) struct Environment {
     pub(crate) id: String,
     pub(crate) project_id: String,

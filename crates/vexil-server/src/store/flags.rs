@@ -18,7 +18,12 @@ use super::{DbBool, StoreError, StoreResult, environments, segments};
 pub(crate) use configs::{Config, FlagConfig, Revision};
 
 /// A flag as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000005", "project_id": "0190e0a4-0000-7000-8000-000000000003",
+    "key": "new-checkout", "name": "New checkout", "description": "", "type": "boolean",
+    "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}], "tags": ["checkout"],
+    "client_side": false, "temporary": true, "archived": false, "version": 1,
+    "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-01-31T12:00:00.000Z"}))]
 pub(crate) struct Flag {
     pub(crate) id: String,
     pub(crate) project_id: String,
@@ -26,7 +31,9 @@ pub(crate) struct Flag {
     pub(crate) name: String,
     pub(crate) description: String,
     #[serde(rename = "type")]
+    #[schema(value_type = crate::http::openapi::engine::FlagType)]
     pub(crate) kind: FlagType,
+    #[schema(value_type = Vec<crate::http::openapi::engine::Variation>)]
     pub(crate) variations: Vec<Variation>,
     pub(crate) tags: Vec<String>,
     pub(crate) client_side: bool,

@@ -23,6 +23,7 @@ pub(crate) mod users;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -119,7 +120,15 @@ pub(crate) struct Store {
     write_lock: Mutex<()>,
     hook: OnceLock<Arc<dyn CommitHook>>,
     url: String,
+    /// Whether the last attempt to get a connection failed: the circuit is open, and the
+    /// next attempts give up sooner (every one still tries, so recovery is automatic).
+    outage: AtomicBool,
 }
+
+/// How long a request waits for a database connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(800);
+/// The same while the last attempt failed (the database is most likely still away).
+const OUTAGE_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A write transaction holding the process-wide write lock until commit or drop.
 #[derive(Debug)]
@@ -178,7 +187,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     match backend {
@@ -196,6 +205,7 @@ impl Store {
             write_lock: Mutex::new(()),
             hook: OnceLock::new(),
             url: url.clone(),
+            outage: AtomicBool::new(false),
         }))
     }
 
@@ -224,14 +234,13 @@ impl Store {
 
     /// A connection for reads.
     pub(crate) async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<Any>> {
-        // Whatever stops us from getting a connection, the database is unavailable to us.
-        self.pool.acquire().await.map_err(StoreError::Unavailable)
+        self.connected(self.pool.acquire()).await
     }
 
     /// Starts a serialized write transaction.
     pub(crate) async fn write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await.map_err(StoreError::Unavailable)?;
+        let mut tx = self.connected(self.pool.begin()).await?;
         if self.backend == Backend::Postgres {
             // Other nodes of a cluster write too: serialize across processes as well.
             postgres::lock_writes(&mut tx).await?;
@@ -244,9 +253,36 @@ impl Store {
         })
     }
 
+    /// Getting a connection (`attempt`) within the time allowed: whatever stops it, the
+    /// database is unavailable to us. Notes the outage (and its end) for the next attempts.
+    async fn connected<T>(
+        &self,
+        attempt: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> StoreResult<T> {
+        let wait = if self.outage.load(Ordering::Relaxed) {
+            OUTAGE_ACQUIRE_TIMEOUT
+        } else {
+            ACQUIRE_TIMEOUT
+        };
+        let result = match tokio::time::timeout(wait, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        };
+        let was_out = self.outage.swap(result.is_err(), Ordering::Relaxed);
+        match (&result, was_out) {
+            (Err(e), false) => tracing::warn!(error = %e, "the database is unavailable"),
+            (Ok(_), true) => tracing::info!("the database is available again"),
+            _ => {}
+        }
+        result.map_err(StoreError::Unavailable)
+    }
+
     /// Whether the database answers.
     pub(crate) async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        match self.read().await {
+            Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     pub(crate) async fn close(&self) {

@@ -5,7 +5,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use super::StoreResult;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000003", "organization_id": "0190e0a4-0000-7000-8000-000000000001",
+    "key": "web", "name": "Web shop", "description": "", "version": 1,
+    "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-01-31T12:00:00.000Z"}))]
 pub(crate) struct Project {
     pub(crate) id: String,
     pub(crate) organization_id: String,

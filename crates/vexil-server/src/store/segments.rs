@@ -23,7 +23,11 @@ pub(crate) struct SegmentRow {
 }
 
 /// A segment as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000006", "project_id": "0190e0a4-0000-7000-8000-000000000003",
+    "key": "beta-testers", "name": "Beta testers", "description": "", "included": ["user-1"], "excluded": [],
+    "rules": [{"id": "s1", "clauses": [{"attribute": "email", "op": "ends_with", "values": ["@example.com"]}]}],
+    "version": 2, "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct Segment {
     pub(crate) id: String,
     pub(crate) project_id: String,
@@ -31,6 +35,7 @@ pub(crate) struct Segment {
     pub(crate) name: String,
     pub(crate) description: String,
     #[serde(flatten)]
+    #[schema(value_type = crate::http::openapi::engine::SegmentDef)]
     pub(crate) definition: SegmentDef,
     pub(crate) version: i64,
     pub(crate) created_at: String,

@@ -9,7 +9,12 @@ use super::{StoreResult, new_id, now_rfc3339};
 use crate::access::{Role, TokenKind};
 
 /// A token record as stored and shown (never with the secret or its hash).
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000008", "name": "ci", "kind": "service",
+    "prefix": "vx_pat_3kQ9", "role": "editor", "user_id": null,
+    "organization_id": "0190e0a4-0000-7000-8000-000000000001", "created_at": "2026-01-31T12:00:00.000Z",
+    "created_by": "0190e0a4-0000-7000-8000-000000000002", "expires_at": null, "revoked_at": null,
+    "last_used_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct Token {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -37,14 +42,14 @@ pub(crate) async fn ensure(
     hash: &str,
     prefix: &str,
     role: Role,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<String>> {
     let exists: Option<String> =
         sqlx::query_scalar("SELECT id FROM api_tokens WHERE token_hash = $1")
             .bind(hash)
             .fetch_optional(&mut *conn)
             .await?;
     if exists.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
     let t = Token {
         id: new_id(),
@@ -61,7 +66,7 @@ pub(crate) async fn ensure(
         last_used_at: None,
     };
     insert(conn, &t, hash).await?;
-    Ok(true)
+    Ok(Some(t.id))
 }
 
 pub(crate) async fn insert(conn: &mut AnyConnection, t: &Token, hash: &str) -> StoreResult<()> {

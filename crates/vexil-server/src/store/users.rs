@@ -7,7 +7,9 @@ use super::{StoreError, StoreResult};
 use crate::access::Role;
 
 /// A user as shown (never with the password hash).
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000002", "email": "ada@example.com",
+    "name": "Ada", "version": 2, "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct User {
     pub(crate) id: String,
     pub(crate) email: String,
@@ -138,7 +140,9 @@ pub(crate) async fn count(conn: &mut AnyConnection) -> StoreResult<i64> {
 }
 
 /// A member of an organization: the user and their role there.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "0190e0a4-0000-7000-8000-000000000002", "email": "ada@example.com",
+    "name": "Ada", "role": "admin", "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-01-31T12:00:00.000Z"}))]
 pub(crate) struct Member {
     pub(crate) user_id: String,
     pub(crate) email: String,
@@ -292,7 +296,8 @@ pub(crate) async fn delete_membership(
 }
 
 /// An organization a user belongs to, with the role there.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000001", "key": "acme", "name": "Acme", "role": "admin"}))]
 pub(crate) struct UserOrganization {
     pub(crate) id: String,
     pub(crate) key: String,

@@ -245,7 +245,7 @@ both_backends! {
         error_of(r, 400, "invalid_request").await;
     }
 
-    async fn editors_cannot_kill_or_archive_what_a_protected_environment_serves(app) {
+    async fn editors_cannot_archive_what_a_protected_environment_serves_but_may_kill_it(app) {
         let w = world(&app).await;
         let password = add_user(&app, &w.org, "ed@example.com", "editor").await;
         let editor = Caller { app: &app, cred: session(&app, "ed@example.com", &password).await };
@@ -254,8 +254,6 @@ both_backends! {
         json_ok(editor.send(Method::POST, &format!("/api/v1/feature-flags/{}/kill-switch", w.flag), Some(json!({"reason": "dev only"}))).await).await;
         // Enabled in production: killing it there, archiving or deleting it needs admin.
         json_ok(app.patch(&format!("/api/v1/flags/{}/environments/{}/config/toggle", w.flag, w.prod), json!({"enabled": true})).await).await;
-        let kill = editor.send(Method::POST, &format!("/api/v1/feature-flags/{}/kill-switch", w.flag), Some(json!({"reason": "prod"}))).await;
-        error_of(kill, 403, "forbidden").await;
         let kill_dev = editor.send(Method::POST, &format!("/api/v1/feature-flags/{}/kill-switch", w.flag), Some(json!({"reason": "dev", "environment_id": w.dev}))).await;
         json_ok(kill_dev).await;
         error_of(editor.send(Method::PATCH, &format!("/api/v1/feature-flags/{}/archive", w.flag), None).await, 403, "forbidden").await;
@@ -271,6 +269,14 @@ both_backends! {
         // Nothing of the refused changes happened.
         let config = json_ok(app.get(&format!("/api/v1/flags/{}/environments/{}/config", w.flag, w.prod)).await).await;
         assert_eq!(config["enabled"], true);
+        // But stopping a flag is the safe direction: the editor's kill switch stops it in
+        // production too, audited.
+        let kill = json_ok(editor.send(Method::POST, &format!("/api/v1/feature-flags/{}/kill-switch", w.flag), Some(json!({"reason": "prod is on fire"}))).await).await;
+        assert_eq!(kill["changed"], 2, "production and development: {kill}");
+        let config = json_ok(app.get(&format!("/api/v1/flags/{}/environments/{}/config", w.flag, w.prod)).await).await;
+        assert_eq!(config["enabled"], false);
+        let audit = json_ok(app.get(&format!("/api/v1/audit-logs?action=flag.kill_switch&resource_id={}", w.flag)).await).await;
+        assert_eq!(audit["items"][0]["comment"], "prod is on fire", "{audit}");
         // An unprotected production environment is the editors' again.
         json_ok(app.patch(&format!("/api/v1/environments/{}", w.prod), json!({"protected": false})).await).await;
         json_ok(editor.send(Method::PATCH, &format!("/api/v1/feature-flags/{}/archive", w.flag), None).await).await;
@@ -449,7 +455,8 @@ both_backends! {
         assert_eq!(owner.send(Method::DELETE, &format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()), None).await.status(), 204);
         // Password change: the wrong current password is refused; the right one ends sessions.
         let r = owner.send(Method::PUT, "/api/v1/users/me/password", Some(json!({"current_password": "nope nope nope", "new_password": "a brand new password"}))).await;
-        error_of(r, 401, "invalid_credentials").await;
+        let err = error_of(r, 401, "invalid_credentials").await;
+        assert_eq!(err["message"], "the current password is wrong", "not a login failure");
         let r = owner.send(Method::PUT, "/api/v1/users/me/password", Some(json!({"current_password": pw, "new_password": "short"}))).await;
         error_of(r, 400, "invalid_request").await;
         let r = owner.send(Method::PUT, "/api/v1/users/me/password", Some(json!({"current_password": pw, "new_password": "a brand new password"}))).await;

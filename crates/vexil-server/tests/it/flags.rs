@@ -176,8 +176,9 @@ both_backends! {
             assert!(e["details"]["fields"].get(field).is_some(), "{body} → {e}");
         }
         error_of(app.patch(&path, json!({"colour": "x"})).await, 400, "invalid_request").await;
-        // Same key and type may be repeated.
-        json_ok(app.patch(&path, json!({"key": "colour", "type": "string"})).await).await;
+        // Same key and type may be repeated: a change that changes nothing (no new version).
+        let same = json_ok(app.patch(&path, json!({"key": "colour", "type": "string"})).await).await;
+        assert_eq!(same["version"], 2);
         // Adding a variation is fine; so is renaming one nobody uses.
         let more = json_ok(app.patch(&path, json!({"variations": [{"key": "red", "value": "red"}, {"key": "lime", "value": "lime"},
             {"key": "blue", "value": "blue"}, {"key": "pink", "value": "pink"}]})).await).await;
@@ -187,7 +188,7 @@ both_backends! {
 
         app.restart().await;
         let again = json_ok(app.get(&path).await).await;
-        assert_eq!((again["name"].clone(), again["temporary"].clone(), again["version"].clone()), (json!("Colour"), json!(true), json!(4)));
+        assert_eq!((again["name"].clone(), again["temporary"].clone(), again["version"].clone()), (json!("Colour"), json!(true), json!(3)));
     }
 
     async fn prerequisites_block_delete_archive_and_variation_removal(app) {

@@ -68,6 +68,7 @@ both_backends! {
             ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/config"),
             ("patch", "/api/v1/flags/{flag_id}/environments/{env_id}/config"),
             ("patch", "/api/v1/flags/{flag_id}/environments/{env_id}/config/toggle"),
+            ("patch", "/api/v1/flags/{flag_id}/environments/{env_id}/toggle"),
             ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions"),
             ("post", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore"),
             ("get", "/api/v1/environments/{env_id}/flag-configs"),

@@ -1,4 +1,4 @@
-//! OFREP 0.3.0 wire shapes (`shared/ofrep/openapi.yaml`): the request body, success and
+//! OFREP 0.3.0 wire shapes: the request body, success and
 //! failure bodies, the mapping from the engine's `Detail` to them, and the bulk `ETag`.
 //!
 //! OFREP has its own error shape, `{key?, errorCode, errorDetails}`, so nothing here uses
@@ -20,8 +20,10 @@ use crate::keys::KeyKind;
 
 /// `{"context": {...}}`. Fields other than `context` are ignored, for forward compatibility
 /// with newer providers (OFREP does not close the request object).
-#[derive(Debug, Deserialize)]
-struct EvaluationRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"context": {"targetingKey": "user-123", "plan": "pro"}}))]
+pub(crate) struct EvaluationRequest {
+    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
     context: Option<Context>,
 }
 
@@ -34,6 +36,14 @@ pub(crate) struct BadRequest {
 }
 
 impl BadRequest {
+    pub(crate) fn new(status: StatusCode, code: &'static str, details: String) -> Self {
+        BadRequest {
+            status,
+            code,
+            details,
+        }
+    }
+
     /// As the answer of a single-flag request (the body names the flag).
     pub(crate) fn for_flag(self, key: &str) -> Failure {
         Failure::Flag(FailureBody::new(self.status, key, self.code, self.details))
@@ -104,7 +114,7 @@ pub(crate) fn parse_context(body: &[u8]) -> Result<Context, BadRequest> {
 
 /// Flag metadata (`metadata`): only booleans, strings and numbers, as the spec requires.
 /// Rule and prerequisite details describe the flag's rules, so only server keys see them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Metadata<'s> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,11 +140,16 @@ impl<'s> Metadata<'s> {
 }
 
 /// `evaluationSuccess`. Without a value it is the spec's `codeDefaultFlag`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"key": "new-checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on",
+    "metadata": {"flagVersion": 3, "ruleId": "r1", "ruleIndex": 0}}))]
 pub(crate) struct Success<'k, 's> {
     key: &'k str,
+    /// The served value; absent when the flag serves the caller's code default.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
     value: Option<&'s Value>,
+    #[schema(value_type = crate::http::openapi::bodies::OfrepReason)]
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<&'s str>,
@@ -142,13 +157,15 @@ pub(crate) struct Success<'k, 's> {
 }
 
 /// `evaluationFailure` / `flagNotFound`: `{key, errorCode, errorDetails, metadata?}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"key": "new-checkout", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag 'new-checkout' was not found"}))]
 pub(crate) struct FailureBody {
     /// The status a single-flag request answers with; bulk results sit inside a 200.
     #[serde(skip)]
     status: StatusCode,
     key: String,
+    #[schema(value_type = crate::http::openapi::bodies::OfrepErrorCode)]
     error_code: &'static str,
     error_details: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,7 +173,7 @@ pub(crate) struct FailureBody {
 }
 
 /// The metadata of a flag that exists but could not be evaluated.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FailureMetadata {
     flag_version: u64,
@@ -186,7 +203,7 @@ impl FailureBody {
 }
 
 /// One flag's result: a success, or an evaluation error.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Outcome<'k, 's> {
     Success(Success<'k, 's>),
@@ -279,23 +296,27 @@ impl IntoResponse for Failure {
 }
 
 /// `bulkEvaluationSuccess`, with the change-notification stream in `eventStreams`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"flags": [{"key": "new-checkout", "value": true, "reason": "STATIC", "variant": "on",
+    "metadata": {"flagVersion": 3}}], "metadata": {"environmentVersion": 12},
+    "eventStreams": [{"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/event-stream?token=…"}}]}))]
 pub(crate) struct Bulk<'k, 's> {
     pub(crate) flags: Vec<Outcome<'k, 's>>,
     pub(crate) metadata: BulkMetadata,
+    #[schema(value_type = Vec<EventStream>)]
     pub(crate) event_streams: [EventStream; 1],
 }
 
 /// An `eventStream` entry: SSE at a path on the provider's own OFREP origin.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct EventStream {
     #[serde(rename = "type")]
     pub(crate) kind: &'static str,
     pub(crate) endpoint: EventStreamEndpoint,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EventStreamEndpoint {
     pub(crate) request_uri: String,
@@ -312,7 +333,7 @@ impl EventStream {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BulkMetadata {
     pub(crate) environment_version: u64,

@@ -12,17 +12,23 @@ use crate::store::environments::{self, Environment};
 use crate::store::{DbBool, StoreError, StoreResult, now_rfc3339};
 
 /// The editable part of a flag's configuration in one environment (DESIGN §2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) enabled: bool,
+    /// The variation served while disabled.
     pub(crate) off_variation: String,
+    /// What is served when no target or rule matches.
+    #[schema(value_type = crate::http::openapi::engine::Serve)]
     pub(crate) fallthrough: Serve,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::engine::Target>)]
     pub(crate) targets: Vec<Target>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::engine::Rule>)]
     pub(crate) rules: Vec<Rule>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::engine::Prerequisite>)]
     pub(crate) prerequisites: Vec<Prerequisite>,
 }
 
@@ -75,13 +81,19 @@ impl Config {
 }
 
 /// A flag's configuration in one environment, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"flag_id": "0190e0a4-0000-7000-8000-000000000005", "flag_key": "new-checkout",
+    "environment_id": "0190e0a4-0000-7000-8000-000000000004", "environment_key": "production",
+    "enabled": true, "off_variation": "off", "fallthrough": {"variation": "on"}, "targets": [],
+    "rules": [{"id": "r1", "clauses": [{"attribute": "country", "op": "in", "values": ["NL"]}],
+    "serve": {"variation": "on"}}], "prerequisites": [], "version": 4, "updated_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct FlagConfig {
     pub(crate) flag_id: String,
     pub(crate) flag_key: String,
     pub(crate) environment_id: String,
     pub(crate) environment_key: String,
     #[serde(flatten)]
+    #[schema(value_type = crate::http::openapi::bodies::ConfigFields)]
     pub(crate) config: Config,
     pub(crate) version: i64,
     pub(crate) updated_at: String,
@@ -280,7 +292,11 @@ pub(crate) async fn create_for_environment(
 }
 
 /// One stored version of a configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"version": 4, "config": {"enabled": true, "off_variation": "off",
+    "fallthrough": {"variation": "on"}, "targets": [], "rules": [], "prerequisites": []},
+    "actor": {"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"},
+    "comment": "launch", "created_at": "2026-02-01T08:30:00.000Z"}))]
 pub(crate) struct Revision {
     pub(crate) version: i64,
     pub(crate) config: Config,

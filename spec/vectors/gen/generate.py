@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate the Vexil evaluation test vectors (../*.json).
 
-Expectations below are written by hand from the specification (DESIGN.md §2-§3 and the vector
-brief); rollout buckets are computed with an independent MurmurHash3 (pure Python, checked
+Expectations below are written by hand from the evaluation semantics in ../README.md; rollout
+buckets are computed with an independent MurmurHash3 (pure Python, checked
 against the `mmh3` package).  Every case is then re-evaluated with reference.py, an independent
 Python implementation of the spec, and generation fails on any disagreement.
 
@@ -201,9 +201,23 @@ def operators_string():
              ctx(ratio=1), True)
     s.clause("in: float equality", C("ratio", "in", [0.25]), ctx(ratio=0.25), True)
     s.clause("in: negative number", C("delta", "in", [-3]), ctx(delta=-3), True)
-    s.clause("in: numeric string vs number values is incomparable", c_num, ctx(seats="20"), False)
-    s.clause("in: numeric string vs number values, negated -> still false", c_num_neg,
+    s.clause("in: numeric string \"20\" equals number value 20", c_num, ctx(seats="20"), True)
+    s.clause("in: numeric string \"20.0\" equals number value 20", c_num, ctx(seats="20.0"), True)
+    s.clause("in: numeric string \"15\" not in number values", c_num, ctx(seats="15"), False)
+    s.clause("in: numeric string in number values, negated -> false", c_num_neg,
              ctx(seats="20"), False)
+    s.clause("in: numeric string not in number values, negated -> true", c_num_neg,
+             ctx(seats="15"), True)
+    s.clause("in: negative decimal string \"-3\" equals -3", C("delta", "in", [-3]),
+             ctx(delta="-3"), True)
+    s.clause("in: non-numeric string vs number values is incomparable, negated -> false",
+             c_num_neg, ctx(seats="twenty"), False)
+    s.clause("in: \" 20\" (space) is not a number, negated -> false", c_num_neg,
+             ctx(seats=" 20"), False)
+    s.clause("in: \"+20\" is not a number, negated -> false", c_num_neg, ctx(seats="+20"),
+             False)
+    s.clause("in: \"2e1\" (exponent) is not a number, negated -> false", c_num_neg,
+             ctx(seats="2e1"), False)
     s.clause("in: number vs numeric-string values is incomparable, negated -> false",
              C("code", "in", ["42"], negate=True), ctx(code=42), False)
     s.clause("in: case_insensitive has no effect on numbers", C("seats", "in", [10], ci=True),
@@ -225,6 +239,16 @@ def operators_string():
     s.clause("in: mixed values, string matches", c_mix, ctx(tier="gold"), True)
     s.clause("in: mixed values, number matches", c_mix, ctx(tier=3), True)
     s.clause("in: mixed values, bool matches", c_mix, ctx(tier=False), True)
+    s.clause("in: mixed values, numeric string \"3\" matches the number", c_mix, ctx(tier="3"),
+             True)
+    s.clause("in: mixed values, string without match, negated -> true", c_mix_neg,
+             ctx(tier="silver"), True)
+    s.clause("in: mixed values, numeric string without match, negated -> true", c_mix_neg,
+             ctx(tier="4"), True)
+    s.clause("in: string value \"007\" is compared as text with string values",
+             C("code", "in", ["7"]), ctx(code="007"), False)
+    s.clause("in: numeric string \"007\" equals the number 7", C("code", "in", [7]),
+             ctx(code="007"), True)
     s.clause("in: mixed values, comparable number without match, negated -> true", c_mix_neg,
              ctx(tier=4), True)
     s.clause("in: mixed values, object attribute negated -> false", c_mix_neg,
@@ -340,8 +364,9 @@ def operators_string():
 # --------------------------------------------------------------------------- operators_numeric
 def operators_numeric():
     s = Suite("operators_numeric",
-              "The lt, lte, gt and gte operators on JSON numbers: boundaries, floats, negatives, "
-              "negate, missing/null attribute, and incomparable types (numeric strings, bools).")
+              "The lt, lte, gt and gte operators on JSON numbers and strings that are plain "
+              "decimal numbers: boundaries, floats, negatives, negate, missing/null attribute, "
+              "and incomparable values (other strings, bools).")
     for op, cases in {
         "lt": [(4, True), (5, False), (6, False), (4.999, True), (-10, True)],
         "lte": [(4, True), (5, True), (5.0, True), (5.001, False), (6, False)],
@@ -358,8 +383,15 @@ def operators_numeric():
         s.clause("%s 5: missing attribute" % op, c, ctx(), False)
         s.clause("%s 5: missing attribute, negated -> false" % op, cn, ctx(), False)
         s.clause("%s 5: null attribute, negated -> false" % op, cn, ctx(age=None), False)
-        s.clause("%s 5: numeric string \"3\" is incomparable" % op, c, ctx(age="3"), False)
-        s.clause("%s 5: numeric string \"7\", negated -> false" % op, cn, ctx(age="7"), False)
+        below = op in ("lt", "lte")
+        s.clause("%s 5: numeric string \"3\" -> %s" % (op, "match" if below else "no match"),
+                 c, ctx(age="3"), below)
+        s.clause("%s 5: numeric string \"7\", negated -> %s" % (op, str(below).lower()),
+                 cn, ctx(age="7"), below)
+        s.clause("%s 5: numeric string \"5\" -> %s" % (op, "match" if op in ("lte", "gte")
+                                                          else "no match"),
+                 c, ctx(age="5"), op in ("lte", "gte"))
+        s.clause("%s 5: non-numeric string, negated -> false" % op, cn, ctx(age="five"), False)
         s.clause("%s 5: bool attribute, negated -> false" % op, cn, ctx(age=True), False)
     # floats and negatives in values, several values
     s.clause("lt -1.5: attribute -2 -> match", C("temp", "lt", [-1.5]), ctx(temp=-2), True)
@@ -375,8 +407,36 @@ def operators_numeric():
              ctx(bytes=9007199254740991), True)
     s.clause("gt 100: array attribute, one element matches", C("bytes", "gt", [100]),
              ctx(bytes=[1, 2, 300]), True)
-    s.clause("gt 100: array of numeric strings, negated -> false",
+    s.clause("gt 100: array of numeric strings, one element matches",
+             C("bytes", "gt", [100]), ctx(bytes=["1", "300"]), True)
+    s.clause("gt 100: array of numeric strings, negated, one matches -> false",
              C("bytes", "gt", [100], negate=True), ctx(bytes=["300", "1"]), False)
+    s.clause("gt 100: array of numeric strings, negated, none match -> true",
+             C("bytes", "gt", [100], negate=True), ctx(bytes=["3", "x", "1"]), True)
+    # numbers sent as strings
+    cg = C("age", "gt", [12])
+    cgn = C("age", "gt", [12], negate=True)
+    for text, m in [("13", True), ("12", False), ("12.5", True), ("12.0", False), ("-13", False),
+                    ("0013", True), ("1000000000000000000000", True), ("-0", False)]:
+        s.clause("gt 12: string \"%s\" -> %s" % (text, "match" if m else "no match"), cg,
+                 ctx(age=text), m)
+    s.clause("gte 1.5: string \"1.5\" -> match", C("ratio", "gte", [1.5]), ctx(ratio="1.5"),
+             True)
+    s.clause("lt -1.5: string \"-2\" -> match", C("temp", "lt", [-1.5]), ctx(temp="-2"), True)
+    s.clause("lte 0.3: string \"0.1\" -> match", C("share", "lte", [0.3]), ctx(share="0.1"),
+             True)
+    for text, why in [("", "empty"), (" 13", "leading space"), ("13 ", "trailing space"),
+                      ("+13", "plus sign"), ("0x10", "hexadecimal"), ("1e2", "exponent"),
+                      ("1e400", "exponent out of range"), ("NaN", "NaN"), ("inf", "inf"),
+                      ("Infinity", "Infinity"), ("1_000", "digit separator"),
+                      ("1,000", "thousands separator"), ("13.", "no digits after the point"),
+                      (".5", "no digits before the point"), ("-", "sign alone"),
+                      ("1" * 400, "too large for a 64-bit float"),
+                      ("\uff11\uff13", "full-width digits"), ("13a", "trailing letter")]:
+        s.clause("gt 12: string %s (%s) is incomparable, negated -> false"
+                 % (json.dumps(text if len(text) < 20 else text[:8] + "..."), why),
+                 cgn, ctx(age=text), False)
+    s.clause("gt 12: negated, string \"3\" -> true", cgn, ctx(age="3"), True)
     s.clause("lte 5: object attribute, negated -> false", C("age", "lte", [5], negate=True),
              ctx(age={"v": 1}), False)
     return s
@@ -461,6 +521,44 @@ def operators_date():
              now="2026-06-01T00:00:00Z")
     s.clause("after: any attribute name works, not only $now", C("expires", "after", [T]),
              ctx(expires="2026-03-02T00:00:00Z"), True)
+    # the clause value "$now"
+    cta = C("trial_ends_at", "after", ["$now"])
+    ctan = C("trial_ends_at", "after", ["$now"], negate=True)
+    ctb = C("trial_ends_at", "before", ["$now"])
+    s.clause("after $now: a later date -> match", cta, ctx(trial_ends_at="2026-01-15T00:00:00Z"),
+             True)
+    s.clause("after $now: an earlier date -> no match", cta,
+             ctx(trial_ends_at="2025-12-01T00:00:00Z"), False)
+    s.clause("after $now: the same instant is not after", cta,
+             ctx(trial_ends_at="2026-01-01T00:00:00Z"), False)
+    s.clause("after $now: epoch ms 1 ms later -> match", cta, ctx(trial_ends_at=NOW_MS + 1), True)
+    s.clause("after $now: epoch ms equal -> no match", cta, ctx(trial_ends_at=NOW_MS), False)
+    s.clause("after $now: the case's now moves the comparison", cta,
+             ctx(trial_ends_at="2026-01-15T00:00:00Z"), False, now="2026-02-01T00:00:00Z")
+    s.clause("after $now: now with milliseconds", cta, ctx(trial_ends_at="2026-06-01T00:00:00.5Z"),
+             True, now="2026-06-01T00:00:00.499Z")
+    s.clause("before $now: an earlier date -> match", ctb, ctx(trial_ends_at="2025-12-31T23:59:59Z"),
+             True)
+    s.clause("before $now: a later date -> no match", ctb,
+             ctx(trial_ends_at="2026-01-01T00:00:01Z"), False)
+    s.clause("before $now: a date before a later now", ctb,
+             ctx(trial_ends_at="2026-01-15T00:00:00Z"), True, now="2026-02-01T00:00:00Z")
+    s.clause("after $now: negated, earlier date -> true", ctan,
+             ctx(trial_ends_at="2025-12-01T00:00:00Z"), True)
+    s.clause("after $now: negated, later date -> false", ctan,
+             ctx(trial_ends_at="2027-01-01T00:00:00Z"), False)
+    s.clause("after $now: missing attribute, negated -> false", ctan, ctx(), False)
+    s.clause("after $now: unparseable attribute, negated -> false", ctan,
+             ctx(trial_ends_at="soon"), False)
+    cmix = C("trial_ends_at", "before", ["2020-01-01T00:00:00Z", "$now"])
+    s.clause("before [2020-01-01, $now]: matches through $now", cmix,
+             ctx(trial_ends_at="2025-06-01T00:00:00Z"), True)
+    s.clause("before [2020-01-01, $now]: neither", cmix,
+             ctx(trial_ends_at="2026-06-01T00:00:00Z"), False)
+    s.clause("after $now: the $now attribute is never after itself",
+             C("$now", "after", ["$now"]), ctx(), False)
+    s.clause("after $now: array attribute, one element later", cta,
+             ctx(trial_ends_at=["2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"]), True)
     return s
 
 
@@ -468,7 +566,8 @@ def operators_date():
 def operators_semver():
     s = Suite("operators_semver",
               "The semver_eq/lt/lte/gt/gte operators: SemVer 2.0 precedence, pre-releases, build "
-              "metadata, short versions padded with .0, and incomparable attributes.")
+              "metadata, short versions padded with .0, a v/V prefix, JSON numbers as versions, "
+              "and incomparable attributes.")
     V = "2.1.0"
     table = {
         "semver_eq": [("2.1.0", True), ("2.1.1", False), ("2.1", True), ("2.1.0+build.7", True),
@@ -492,10 +591,12 @@ def operators_semver():
         s.clause("%s %s: negated, attribute 2.1.0 -> %s" % (op, V, str(not equal_matches).lower()),
                  cn, ctx(app_version="2.1.0"), not equal_matches)
         s.clause("%s %s: missing attribute, negated -> false" % (op, V), cn, ctx(), False)
-        s.clause("%s %s: leading 'v' is incomparable, negated -> false" % (op, V), cn,
-                 ctx(app_version="v2.1.0"), False)
-        s.clause("%s %s: number attribute is incomparable, negated -> false" % (op, V), cn,
-                 ctx(app_version=2.1), False)
+        s.clause("%s %s: negated, attribute v2.1.0 (prefix) -> %s"
+                 % (op, V, str(not equal_matches).lower()),
+                 cn, ctx(app_version="v2.1.0"), not equal_matches)
+        s.clause("%s %s: negated, number attribute 2.1 (is 2.1.0) -> %s"
+                 % (op, V, str(not equal_matches).lower()),
+                 cn, ctx(app_version=2.1), not equal_matches)
     # pre-release precedence chain (SemVer 2.0 §11 example)
     chain = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
              "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0"]
@@ -528,8 +629,51 @@ def operators_semver():
     s.clause("semver: negated, comparable and not matching -> true", cn, ctx(v="0.9.0"), True)
     s.clause("semver: array attribute, one element matches", C("v", "semver_gte", ["1.0.0"]),
              ctx(v=["0.1.0", "1.2.3"]), True)
-    s.clause("semver: array of invalid versions, negated -> false", cn, ctx(v=["x", "v1.2.3"]),
+    s.clause("semver: array of invalid versions, negated -> false", cn,
+             ctx(v=["x", "1.2.3.4"]), False)
+    # a v/V prefix
+    ce = C("v", "semver_eq", ["2.1.0"])
+    cen = C("v", "semver_eq", ["2.1.0"], negate=True)
+    s.clause("semver_eq: leading 'v' is accepted", ce, ctx(v="v2.1.0"), True)
+    s.clause("semver_eq: leading 'V' is accepted", ce, ctx(v="V2.1.0"), True)
+    s.clause("semver_eq: leading 'v' on a short version ('v2.1')", ce, ctx(v="v2.1"), True)
+    s.clause("semver_lt: leading 'v' with a pre-release ('v2.1.0-rc.1' < 2.1.0)",
+             C("v", "semver_lt", ["2.1.0"]), ctx(v="v2.1.0-rc.1"), True)
+    s.clause("semver_eq: leading 'v' with build metadata", ce, ctx(v="v2.1.0+b.5"), True)
+    for text in ["vv2.1.0", "v", "ver2.1.0", " v2.1.0", "v 2.1.0", "v-2.1.0", "=2.1.0"]:
+        s.clause("semver: %s is incomparable, negated -> false" % json.dumps(text), cen,
+                 ctx(v=text), False)
+    s.clause("semver_eq: clause value with 'v' prefix", C("v", "semver_eq", ["v2.1.0"]),
+             ctx(v="2.1.0"), True)
+    s.clause("semver_gte: clause value with 'V' prefix, attribute with 'v'",
+             C("v", "semver_gte", ["V1.2.0"]), ctx(v="v1.10.0"), True)
+    s.clause("semver_lt: clause value with 'v' prefix and pre-release",
+             C("v", "semver_lt", ["v3.0.0-beta.2"]), ctx(v="3.0.0-beta.1"), True)
+    # JSON numbers as versions
+    s.clause("semver_eq: integer 2 is 2.0.0", C("v", "semver_eq", ["2.0.0"]), ctx(v=2), True)
+    s.clause("semver_eq: number 2.0 is 2.0.0", C("v", "semver_eq", ["2.0.0"]), ctx(v=2.0), True)
+    s.clause("semver_eq: number 0 is 0.0.0", C("v", "semver_eq", ["0.0.0"]), ctx(v=0), True)
+    s.clause("semver_eq: number 1000.0 (a whole number) is 1000.0.0",
+             C("v", "semver_eq", ["1000.0.0"]), ctx(v=1e3), True)
+    s.clause("semver_eq: number 1.2 is 1.2.0", C("v", "semver_eq", ["1.2.0"]), ctx(v=1.2), True)
+    s.clause("semver_eq: number 10.25 is 10.25.0", C("v", "semver_eq", ["10.25.0"]),
+             ctx(v=10.25), True)
+    s.clause("semver_gt: number 3 > 2.1.0", C("v", "semver_gt", ["2.1.0"]), ctx(v=3), True)
+    s.clause("semver_lt: number 2.1 is not < 2.1.0", C("v", "semver_lt", ["2.1.0"]), ctx(v=2.1),
              False)
+    s.clause("semver_gt: number 2.1 > 2.1.0-rc.1 (a release)", C("v", "semver_gt", ["2.1.0-rc.1"]),
+             ctx(v=2.1), True)
+    s.clause("semver_eq: number 1.10 is the number 1.1, so 1.1.0", C("v", "semver_eq", ["1.1.0"]),
+             ctx(v=1.10), True)
+    s.clause("semver_eq: number 1.10 is not 1.10.0", C("v", "semver_eq", ["1.10.0"]),
+             ctx(v=1.10), False)
+    s.clause("semver: array of numbers, one element matches", C("v", "semver_gte", ["2.0.0"]),
+             ctx(v=[1.5, 2]), True)
+    for num, why in [(-1, "negative"), (-1.5, "negative"), (1.05, "fraction with a leading zero"),
+                     (0.00001, "fraction with leading zeros"),
+                     (1e20, "whole number of 2^64 or more")]:
+        s.clause("semver: number %s (%s) is incomparable, negated -> false" % (json.dumps(num), why),
+                 cn, ctx(v=num), False)
     return s
 
 
@@ -705,7 +849,7 @@ def attributes():
              ctx(tags=["alpha-1", "gamma"]), False)
     s.clause("array: lt per element", C("scores", "lt", [10]), ctx(scores=[50, 9]), True)
     s.clause("array: lt negated, comparable elements, none match -> true",
-             C("scores", "lt", [10], negate=True), ctx(scores=[50, 11, "3"]), True)
+             C("scores", "lt", [10], negate=True), ctx(scores=[50, 11, "three"]), True)
     s.clause("array: before per element", C("dates", "before", ["2000-01-01T00:00:00Z"]),
              ctx(dates=["1999-12-31T23:59:59Z", "bad"]), True)
     s.clause("array: dotted path to an array",

@@ -1,13 +1,14 @@
-//! The SDK against a running `vexil serve`: evaluates a flag for two users, then re-evaluates
-//! whenever the flag changes on the server (pushed over SSE within milliseconds) and reports
-//! status changes, until Ctrl-C (or for SECONDS).
+//! The Rust SDK against a running `vexil serve`: evaluates a flag for two users, then
+//! re-evaluates whenever the flag changes on the server (pushed over SSE within
+//! milliseconds) and reports status changes, until Ctrl-C (or for SECONDS).
 //!
 //! ```sh
-//! VEXIL_SERVER_KEY=vx_srv_… cargo run -p vexil-sdk --example quickstart -- [FLAG] [SECONDS]
+//! VEXIL_SERVER_KEY=vx_srv_… cargo run -p vexil-sdk-quickstart -- [FLAG] [SECONDS]
 //! ```
 //!
 //! `VEXIL_URL` defaults to `http://127.0.0.1:8080`; FLAG defaults to `new-checkout` (the
-//! README's tour).
+//! README's tour). A package of its own, depending on the SDK and tokio only, so that
+//! running it builds neither the server nor the SDK's test and benchmark dependencies.
 #![allow(clippy::print_stdout)] // Printing is what this example is for.
 
 use std::time::Duration;
@@ -33,9 +34,6 @@ fn show(client: &Client, flag: &str, users: &[(&str, Context)]) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,vexil_sdk=info".into()))
-        .init();
     let url = std::env::var("VEXIL_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let key = std::env::var("VEXIL_SERVER_KEY")
         .map_err(|_| "set VEXIL_SERVER_KEY to a server API key (see the README's tour)")?;

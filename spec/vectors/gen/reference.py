@@ -1,9 +1,10 @@
-"""Independent Python reference of the Vexil evaluation spec (DESIGN.md §3 + vector brief).
+"""Independent Python reference of the Vexil evaluation rules (the semantics in ../README.md).
 
 Used only to cross-check the hand-written expectations in generate.py; it is written from the
 specification, not from the Rust engine.
 """
 import ipaddress
+import math
 import re
 from datetime import datetime, timezone, timedelta
 from fractions import Fraction
@@ -108,6 +109,24 @@ def is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
+def parse_decimal(s):
+    """A string that is a plain decimal number, as a float; None otherwise."""
+    if not isinstance(s, str) or not _DECIMAL.match(s):
+        return None
+    x = float(s)
+    return x if math.isfinite(x) else None
+
+
+def as_number(x):
+    """A JSON number, or a string that is a plain decimal number; None otherwise."""
+    if is_num(x):
+        return x
+    return parse_decimal(x)
+
+
 def kind_of(x):
     if isinstance(x, bool):
         return "bool"
@@ -122,21 +141,37 @@ _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
-_SHORT = re.compile(r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?$")
+# A partial version ("2", "2.1"), which may carry a pre-release or build part.
+_SHORT = re.compile(
+    r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 
 
 def parse_semver(s, allow_short):
+    """A clause version (allow_short False) or a context version (allow_short True)."""
+    if allow_short and is_num(s):
+        if s < 0:
+            return None
+        # A whole number N is N.0.0; any other number is read in its shortest decimal
+        # form (1.2 -> "1.2", so 1.2.0).
+        s = str(s) if is_int(s) else str(int(s)) if s.is_integer() else repr(s)
     if not isinstance(s, str):
         return None
+    if s[:1] in ("v", "V"):
+        s = s[1:]
     m = _SEMVER.match(s)
     if m:
         pre = m.group(4)
-        return (int(m.group(1)), int(m.group(2)), int(m.group(3)), pre.split(".") if pre else [])
-    if allow_short:
+        v = (int(m.group(1)), int(m.group(2)), int(m.group(3)), pre.split(".") if pre else [])
+    elif allow_short and _SHORT.match(s):
         m = _SHORT.match(s)
-        if m:
-            return (int(m.group(1)), int(m.group(2) or 0), 0, [])
-    return None
+        pre = m.group(3)
+        v = (int(m.group(1)), int(m.group(2) or 0), 0, pre.split(".") if pre else [])
+    else:
+        return None
+    # Each of MAJOR, MINOR and PATCH fits in an unsigned 64-bit integer.
+    return v if max(v[:3]) < 2 ** 64 else None
 
 
 def semver_cmp(a, b):
@@ -174,7 +209,9 @@ def parse_ip(s):
         return None
 
 
-def parse_time(x):
+def parse_time(x, now=None):
+    if now is not None and x == "$now":
+        return Fraction(now_ms(now))
     if is_num(x):
         return Fraction(x)
     if isinstance(x, str):
@@ -203,21 +240,24 @@ def lookup(ctx, name, now):
     return ctx.get(name, _MISSING)
 
 
-def test_value(op, e, values, ci):
+def test_value(op, e, values, ci, now):
     """Return True/False, or None when e is incomparable."""
     if op == "in":
         k = kind_of(e)
-        if k is None or not any(kind_of(v) == k for v in values):
-            return None
-        for v in values:
-            if kind_of(v) != k:
-                continue
+        results = []
+        same = [v for v in values if k is not None and kind_of(v) == k]
+        if same:
             if k == "string" and ci:
-                if e.lower() == v.lower():
-                    return True
-            elif e == v:
-                return True
-        return False
+                results.append(any(e.lower() == v.lower() for v in same))
+            else:
+                results.append(any(e == v for v in same))
+        numbers = [v for v in values if kind_of(v) == "number"]
+        x = parse_decimal(e)
+        if k == "string" and numbers and x is not None:
+            results.append(any(x == v for v in numbers))
+        if not results:
+            return None
+        return any(results)
     if op in ("starts_with", "ends_with", "contains"):
         if not isinstance(e, str):
             return None
@@ -233,17 +273,18 @@ def test_value(op, e, values, ci):
             return None
         return any(re.search(v, e, re.IGNORECASE if ci else 0) for v in values)
     if op in ("lt", "lte", "gt", "gte"):
-        if not is_num(e):
+        x = as_number(e)
+        if x is None:
             return None
         f = {"lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
              "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b}[op]
-        return any(f(e, v) for v in values)
+        return any(f(x, v) for v in values)
     if op in ("before", "after"):
         t = parse_time(e)
         if t is None:
             return None
         for v in values:
-            tv = parse_time(v)
+            tv = parse_time(v, now)
             assert tv is not None
             if (op == "before" and t < tv) or (op == "after" and t > tv):
                 return True
@@ -289,7 +330,7 @@ def clause_matches(rs, clause, ctx, now, seg_stack=()):
     comparable = False
     matched = False
     for e in elems:
-        r = test_value(op, e, values, ci)
+        r = test_value(op, e, values, ci, now)
         if r is None:
             continue
         comparable = True
@@ -482,7 +523,8 @@ def _validate_clause(rs, c):
         elif op in ("lt", "lte", "gt", "gte"):
             assert is_num(v), c
         elif op in ("before", "after"):
-            assert (isinstance(v, str) and parse_rfc3339_ms(v) is not None) or is_int(v), c
+            assert v == "$now" or (isinstance(v, str) and parse_rfc3339_ms(v) is not None) \
+                or is_int(v), c
         elif op.startswith("semver_"):
             assert parse_semver(v, False) is not None, c
         elif op == "in_cidr":
