@@ -148,23 +148,42 @@ async fn visibility(
 }
 
 #[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs",
+    params(("organization_id" = Option<String>, Query, description = "Only this organization's entries (you must be its admin); default: every organization you administer, or for the instance token the whole chain")),
     responses(super::openapi::errors::Authenticated,
-        (status = 200, description = "The whole hash chain recomputed; `entries` counts those checked (up to the first broken one), `head_hash` is the last entry's hash, to keep elsewhere to also detect removal of the tail", body = audit::Verification),
+        (status = 200, description = "The whole hash chain recomputed. For an organization's admin, `entries` counts that organization's entries (up to the first broken one), `head_hash` is the hash of its last entry and `first_broken` names a broken entry only if it is the organization's; the instance token sees the whole chain. Keep `head_hash` elsewhere to also detect removal of the tail", body = audit::Verification),
         (status = 403, description = "Not an admin of any organization (`forbidden`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn verify_audit_log(
     State(store): State<Arc<Store>>,
     principal: Principal,
+    Query(q): Query<VerifyScope>,
 ) -> ApiResult<Json<audit::Verification>> {
     let mut conn = store.read().await?;
-    // The chain spans every organization: checking it is for admins.
-    let admin = match principal.organizations(&mut conn).await? {
-        None => true,
-        Some(orgs) => orgs.iter().any(|(_, role)| *role >= Role::Admin),
+    // The instance's operators see the whole chain; an organization's admins see what it
+    // says of their organizations' entries.
+    let scope = match (principal.organizations(&mut conn).await?, q.organization_id) {
+        (None, None) => None,
+        (None, Some(org)) => Some(vec![org]),
+        (Some(orgs), wanted) => {
+            let admin_of: Vec<String> = orgs
+                .into_iter()
+                .filter(|(org, role)| {
+                    *role >= Role::Admin && wanted.as_ref().is_none_or(|w| w == org)
+                })
+                .map(|(org, _)| org)
+                .collect();
+            if admin_of.is_empty() {
+                return Err(ApiError::Forbidden(
+                    "verifying the audit chain needs the admin role in the organization".into(),
+                ));
+            }
+            Some(admin_of)
+        }
     };
-    if !admin {
-        return Err(ApiError::Forbidden(
-            "verifying the audit chain needs the admin role in an organization".into(),
-        ));
-    }
-    Ok(Json(audit::verify(&mut conn).await?))
+    Ok(Json(audit::verify(&mut conn, scope.as_deref()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyScope {
+    organization_id: Option<String>,
 }

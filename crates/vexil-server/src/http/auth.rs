@@ -14,9 +14,11 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::eval_auth::{EvalKey, presented_key};
 use crate::access::{Principal, Role, Subject, TokenKind};
 use crate::audit::{Actor, hash_secret};
 use crate::credentials::constant_time_eq;
+use crate::keys::{KeyRing, Refusal};
 use crate::login_limit::LoginLimiter;
 use crate::store::{Store, now_rfc3339, sessions, tokens, users};
 
@@ -111,6 +113,34 @@ fn bearer(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
         .filter(|t| !t.is_empty() && t.len() <= MAX_CREDENTIAL)
         .map(str::to_owned);
     Some(token.ok_or(ApiError::Unauthorized))
+}
+
+/// For the Simple API: its reads also take an environment API key (the front ends it was
+/// written for hold one), which then fixes the environment; anything else, and every
+/// write, is authenticated as by [`require_auth`].
+pub(crate) async fn require_auth_or_api_key(
+    State(keys): State<Arc<KeyRing>>,
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD)
+        && let Some(secret) = presented_key(req.headers())
+    {
+        match keys.authenticate(secret) {
+            Ok(key) => {
+                req.extensions_mut().insert(EvalKey(key));
+                return next.run(req).await;
+            }
+            Err(Refusal::RateLimited { retry_after_secs }) => {
+                return ApiError::TooManyRequests { retry_after_secs }.into_response();
+            }
+            // Not an API key: perhaps a management token.
+            Err(Refusal::Invalid) => {}
+        }
+    }
+    require_auth(State(store), State(settings), req, next).await
 }
 
 /// Rejects the request with 401 unless it carries a valid token or session (and, for a

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use super::error::ApiError;
 use crate::keys::{KeyInfo, KeyRing, Refusal};
@@ -16,16 +16,15 @@ use crate::keys::{KeyInfo, KeyRing, Refusal};
 pub(crate) struct EvalKey(pub(crate) Arc<KeyInfo>);
 
 /// The key secret of a request, from `Authorization: Bearer` or `X-API-Key`.
-pub(crate) fn presented_key(parts: &Parts) -> Option<&str> {
-    let bearer = parts
-        .headers
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let api_key = || parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let api_key = || headers.get("x-api-key").and_then(|v| v.to_str().ok());
     bearer
         .or_else(api_key)
         .map(str::trim)
@@ -41,7 +40,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let ring = Arc::<KeyRing>::from_ref(state);
-        let secret = presented_key(parts).ok_or(ApiError::Unauthorized)?;
+        let secret = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         ring.authenticate(secret)
             .map(EvalKey)
             .map_err(|refusal| match refusal {

@@ -112,7 +112,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(segments::router())
         .merge(api_keys::router())
         .merge(audit_logs::router())
-        .merge(simple::router())
         .merge(members::router())
         .merge(tokens::router())
         .merge(users::router())
@@ -127,6 +126,18 @@ pub(crate) fn router(state: AppState) -> Router {
             auth::require_auth,
         ));
 
+    // The Simple API: management credentials, and for its reads an API key as well.
+    let simple_api = simple::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authz::authorize,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth_or_api_key,
+        ))
+        .layer(simple::cors());
+
     // Browsers call the evaluation plane cross-origin with client keys; the management
     // plane stays same-origin (no CORS).
     let evaluation = Router::new()
@@ -137,6 +148,7 @@ pub(crate) fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(management)
+        .merge(simple_api)
         .merge(sessions::public_router())
         .merge(evaluation)
         .merge(ops::router())

@@ -14,10 +14,12 @@ use super::flags::{create_in, new_flag, save_in};
 use super::{By, Change, Error, Result};
 use crate::access::{Principal, Role, to_change_environment};
 use crate::audit::Action;
+use crate::keys::KeyInfo;
 use crate::snapshots::Snapshots;
 use crate::store::Conn;
 use crate::store::environments::{self, Environment};
 use crate::store::flags::{self, Flag, configs};
+use crate::store::projects;
 use crate::store::{Record as _, Store, now_ms, scopes};
 
 /// `?project=&environment=` (keys), defaulting to `default` and `production`.
@@ -40,20 +42,63 @@ pub(crate) struct SimpleFlag {
     updated_at: String,
 }
 
+/// Who reads: a member of an organization (a token or session), or an API key, which
+/// reads its own environment — a client or mobile key only its `client_side` flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reader<'a> {
+    Member(&'a Principal),
+    Key(&'a KeyInfo),
+}
+
+impl Reader<'_> {
+    /// The environment read: the scope's for a member, the key's own for a key (a scope
+    /// naming another project or environment is refused rather than silently ignored).
+    async fn environment(self, conn: &mut Conn, scope: Scope) -> Result<Environment> {
+        let key = match self {
+            Reader::Member(principal) => return Ok(resolve(conn, scope, principal).await?.0),
+            Reader::Key(key) => key,
+        };
+        let env = environments::get(conn, &key.environment_id)
+            .await?
+            .ok_or_else(|| Error::not_found("environment", &key.environment_id))?;
+        let project = match &scope.project {
+            Some(_) => projects::get(conn, &env.project_id).await?.map(|p| p.key),
+            None => None,
+        };
+        let other_project = scope.project.is_some() && scope.project != project;
+        let other_environment = scope.environment.as_ref().is_some_and(|e| *e != env.key);
+        if other_project || other_environment {
+            return Err(Error::Forbidden(format!(
+                "an API key reads its own environment ('{}') only",
+                env.key
+            )));
+        }
+        Ok(env)
+    }
+
+    /// Whether the reader may see `flag`.
+    fn sees(self, flag: &Flag) -> bool {
+        match self {
+            Reader::Member(_) => true,
+            Reader::Key(key) => key.kind.is_server() || flag.client_side,
+        }
+    }
+}
+
 /// Every non-archived boolean flag of the environment with whether it is on.
 pub(crate) async fn list(
     store: &Store,
     snapshots: &Snapshots,
-    principal: &Principal,
+    reader: Reader<'_>,
     scope: Scope,
 ) -> Result<Value> {
     let mut conn = store.read().await?;
-    let (env, _) = resolve(&mut conn, scope, principal).await?;
+    let env = reader.environment(&mut conn, scope).await?;
     let snapshot = snapshot(&mut conn, snapshots, &env).await?;
     let flags: Vec<Flag> = flags::list_all(&mut conn, &env.project_id)
         .await?
         .into_iter()
-        .filter(|f| f.kind == FlagType::Boolean && !f.archived)
+        .filter(|f| f.kind == FlagType::Boolean && !f.archived && reader.sees(f))
         .collect();
     let mut updated_at = env.updated_at.clone();
     for c in configs::of_environment(&mut conn, &env.id).await? {
@@ -70,13 +115,16 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     store: &Store,
     snapshots: &Snapshots,
-    principal: &Principal,
+    reader: Reader<'_>,
     scope: Scope,
     name: &str,
 ) -> Result<SimpleFlag> {
     let mut conn = store.read().await?;
-    let (env, _) = resolve(&mut conn, scope, principal).await?;
+    let env = reader.environment(&mut conn, scope).await?;
     let flag = boolean_flag(&mut conn, &env, name).await?;
+    if !reader.sees(&flag) {
+        return Err(Error::not_found("boolean flag", name));
+    }
     describe(&mut conn, snapshots, &flag, &env).await
 }
 

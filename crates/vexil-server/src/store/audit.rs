@@ -240,8 +240,20 @@ pub(crate) struct Verification {
     pub(crate) head_hash: String,
 }
 
-/// Walks the whole chain in order, in pages, recomputing every hash.
-pub(crate) async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification> {
+/// Walks the whole chain in order, in pages, recomputing every hash. With `scope` (the
+/// organizations an admin may see), the whole chain is still checked — each entry links
+/// to the one before, whoever's it is — but the answer speaks of the scope's entries
+/// only: how many, the last one's hash, and the first broken one if it is theirs (a break
+/// elsewhere makes the chain invalid without naming another organization's entry).
+pub(crate) async fn verify(
+    conn: &mut AnyConnection,
+    scope: Option<&[String]>,
+) -> StoreResult<Verification> {
+    let in_scope = |org: &Option<String>| match scope {
+        None => true,
+        Some(orgs) => org.as_ref().is_some_and(|o| orgs.contains(o)),
+    };
+    let mut scoped_head = GENESIS_HASH.to_owned();
     const PAGE: i64 = 1000;
     let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
     let (mut last_seq, mut prev_hash, mut count) = (0i64, GENESIS_HASH.to_owned(), 0i64);
@@ -253,9 +265,10 @@ pub(crate) async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification
             .await?;
         let done = (rows.len() as i64) < PAGE;
         for row in rows {
-            count += 1;
             let id = row.id.clone();
             let seq = row.seq;
+            let counted = in_scope(&row.organization_id);
+            count += i64::from(counted);
             // A row whose documents no longer parse has been tampered with too.
             let entry = match row.into_entry() {
                 Ok(entry)
@@ -269,11 +282,14 @@ pub(crate) async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification
                     return Ok(Verification {
                         valid: false,
                         entries: count,
-                        first_broken: Some(id),
-                        head_hash: prev_hash,
+                        first_broken: counted.then_some(id),
+                        head_hash: scoped_head,
                     });
                 }
             };
+            if counted {
+                scoped_head.clone_from(&entry.hash);
+            }
             prev_hash = entry.hash;
             last_seq = seq;
         }
@@ -285,6 +301,6 @@ pub(crate) async fn verify(conn: &mut AnyConnection) -> StoreResult<Verification
         valid: true,
         entries: count,
         first_broken: None,
-        head_hash: prev_hash,
+        head_hash: scoped_head,
     })
 }

@@ -366,3 +366,77 @@ both_backends! {
         assert_eq!(audit["total"], 2, "created and renamed, nothing for the no-op");
     }
 }
+
+both_backends! {
+    async fn the_simple_api_reads_with_api_keys(app) {
+        let project = app.default_project().await;
+        let prod = app.environment(&project, "production").await;
+        let dev = app.environment(&project, "development").await;
+        let public = id(&create_flag(&app, &project, json!({"key": "public-banner", "client_side": true})).await);
+        create_flag(&app, &project, json!({"key": "internal-switch"})).await;
+        json_ok(app.patch(&format!("{}/toggle", config_path(&public, &prod)), json!({"enabled": true})).await).await;
+        let server = app.api_key(&project, &prod, "server").await;
+        let client = app.api_key(&project, &prod, "client").await;
+        let dev_key = app.api_key(&project, &dev, "server").await;
+
+        let read = |key: &str, path: &str| app.anonymous(Method::GET, path).header("x-api-key", key.to_owned()).send();
+        let all = json_ok(read(&server, "/v1/feature-flags/").await.unwrap()).await;
+        assert_eq!(all["environment"], "production");
+        assert_eq!(all["flags"]["public-banner"], true);
+        assert_eq!(all["flags"]["internal-switch"], false);
+        // A client key sees client-side flags only; the others read as missing.
+        let visible = json_ok(read(&client, "/v1/feature-flags").await.unwrap()).await;
+        assert_eq!(visible["flags"].as_object().unwrap().len(), 1, "{visible}");
+        error_of(read(&client, "/v1/feature-flags/internal-switch").await.unwrap(), 404, "not_found").await;
+        let one = json_ok(app.anonymous(Method::GET, "/v1/feature-flags/public-banner").bearer_auth(&client).send().await.unwrap()).await;
+        assert_eq!(one["enabled"], true);
+        // A key reads its own environment: by default, and refused for another.
+        let dev_view = json_ok(read(&dev_key, "/v1/feature-flags/public-banner").await.unwrap()).await;
+        assert_eq!(dev_view["enabled"], false);
+        error_of(read(&dev_key, "/v1/feature-flags/?environment=production").await.unwrap(), 403, "forbidden").await;
+        json_ok(read(&dev_key, "/v1/feature-flags/?environment=development&project=default").await.unwrap()).await;
+        // Writes still need management credentials.
+        let r = app.anonymous(Method::PUT, "/v1/feature-flags/public-banner").bearer_auth(&server).json(&json!({"enabled": false})).send().await.unwrap();
+        error_of(r, 401, "unauthorized").await;
+        // Browsers may call the reads cross-origin.
+        let r = app.anonymous(Method::GET, "/v1/feature-flags/").header("x-api-key", client.clone()).header("origin", "https://app.example").send().await.unwrap();
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        // Management tokens keep working as before.
+        json_ok(app.get("/v1/feature-flags/").await).await;
+    }
+}
+
+both_backends! {
+    async fn audit_verification_is_scoped_to_the_callers_organizations(app) {
+        let org = json_status(app.post("/api/v1/organizations", json!({"key": "mallory"})).await, 201).await;
+        let org_id = org["id"].as_str().unwrap().to_owned();
+        let token = json_status(app.post("/api/v1/tokens", json!({"name": "m", "kind": "service", "organization_id": org_id, "role": "admin"})).await, 201).await;
+        let mallory = token["token"].as_str().unwrap().to_owned();
+        let app = &app;
+        let verify = |cred: String, query: &'static str| async move {
+            app.anonymous(Method::GET, &format!("/api/v1/audit-logs/verify{query}")).bearer_auth(cred).send().await.unwrap()
+        };
+        let whole = json_ok(verify(TOKEN.into(), "").await).await;
+        let own = json_ok(verify(mallory.clone(), "").await).await;
+        assert_eq!(own["valid"], true);
+        // Mallory's organization has its creation and its token's: not the instance's entries.
+        let listed = json_ok(app.get(&format!("/api/v1/audit-logs?organization_id={org_id}")).await).await;
+        assert_eq!(own["entries"], listed["total"], "{own}");
+        assert!(whole["entries"].as_i64().unwrap() > own["entries"].as_i64().unwrap());
+        // Changes elsewhere move the instance's head, not the organization's.
+        json_status(app.post(&format!("/api/v1/projects/{}/segments", app.default_project().await), json!({"key": "elsewhere"})).await, 201).await;
+        assert_eq!(json_ok(verify(mallory.clone(), "").await).await["head_hash"], own["head_hash"]);
+        assert_ne!(json_ok(verify(TOKEN.into(), "").await).await["head_hash"], whole["head_hash"]);
+        // Another organization's scope is refused.
+        let default_org = json_ok(app.get("/api/v1/organizations").await).await["items"].as_array().unwrap()
+            .iter().find(|o| o["key"] == "default").unwrap()["id"].as_str().unwrap().to_owned();
+        let r = app.anonymous(Method::GET, &format!("/api/v1/audit-logs/verify?organization_id={default_org}")).bearer_auth(&mallory).send().await.unwrap();
+        error_of(r, 403, "forbidden").await;
+        // A break in someone else's entries makes the chain invalid without naming it.
+        app.raw_sql("UPDATE audit_log SET comment = 'forged' WHERE seq = 1").await;
+        let own = json_ok(verify(mallory.clone(), "").await).await;
+        assert_eq!((own["valid"].clone(), own["first_broken"].clone()), (json!(false), Value::Null), "{own}");
+        let whole = json_ok(verify(TOKEN.into(), "").await).await;
+        assert!(whole["first_broken"].is_string(), "{whole}");
+    }
+}
