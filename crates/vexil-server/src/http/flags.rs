@@ -106,11 +106,12 @@ pub(crate) async fn get_flag(
 pub(crate) async fn update_flag(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
+    principal: Principal,
     by: By,
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let flag = flags::update(&store, &by, (&id, if_match.0), &patch).await?;
+    let flag = flags::update(&store, &principal, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(flag.version, &flag))
 }
 

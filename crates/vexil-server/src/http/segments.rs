@@ -13,6 +13,7 @@ use axum::routing::get;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
+use crate::access::Principal;
 use crate::manage::fields::Patch;
 use crate::manage::segments::{self, NewSegment};
 use crate::manage::{self, By};
@@ -85,11 +86,12 @@ pub(crate) async fn get_segment(
 pub(crate) async fn update_segment(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
+    principal: Principal,
     by: By,
     if_match: IfMatch,
     Json(patch): Json<Patch>,
 ) -> ApiResult<Response> {
-    let segment = segments::update(&store, &by, (&id, if_match.0), &patch).await?;
+    let segment = segments::update(&store, &principal, &by, (&id, if_match.0), &patch).await?;
     Ok(with_etag(segment.version, &segment))
 }
 

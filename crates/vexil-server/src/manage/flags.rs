@@ -9,14 +9,16 @@ use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{FlagType, Variation};
 
+use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_name};
 use super::{
     By, Change, Error, Result, delete_in, environments, load, load_at, unchanged, update_in,
 };
+use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
 use crate::store::projects::Project;
-use crate::store::{Conn, Store, environments as env_store};
+use crate::store::{Conn, Store, environments as env_store, scopes};
 pub(crate) use definition::new_flag;
 use definition::{apply_flag_patch, check_configs_still_valid, check_tags};
 
@@ -197,6 +199,7 @@ pub(crate) async fn bump_rulesets(conn: &mut Conn, flag: &Flag) -> Result<()> {
 /// environment's configuration and every prerequisite on the flag valid.
 pub(crate) async fn update(
     store: &Store,
+    principal: &Principal,
     by: &By,
     (id, expected): (&str, Option<i64>),
     patch: &Patch,
@@ -207,6 +210,25 @@ pub(crate) async fn update(
     if unchanged(&before, &after) {
         return Ok(before);
     }
+    // A variation whose value changes changes what is served wherever the flag is on.
+    let revalued = before.variations.iter().any(|old| {
+        after
+            .variations
+            .iter()
+            .any(|new| new.key == old.key && new.value != old.value)
+    });
+    let protected = match revalued {
+        true => scopes::protected_enabled_environments(tx.conn(), &before.id).await?,
+        false => Vec::new(),
+    };
+    let what = (!protected.is_empty()).then(|| {
+        format!(
+            "flag '{}' is on in protected environment(s) {} and this changes a variation's value",
+            before.key,
+            protected.join(", ")
+        )
+    });
+    require_admin_for(tx.conn(), principal, &by.meta, what).await?;
     if after.variations != before.variations {
         check_configs_still_valid(tx.conn(), &after).await?;
     }

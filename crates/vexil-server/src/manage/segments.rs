@@ -10,8 +10,10 @@ use serde_json::json;
 use vexil_core::{SegmentDef, SegmentRule};
 
 use self::definition::{assign_rule_ids, check_bounds, validate_in_project};
+use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
 use super::{By, Error, Result, delete_in, load, load_at, unchanged, update_in};
+use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::projects::Project;
 use crate::store::segments::{self, Segment};
@@ -159,6 +161,7 @@ fn patched(before: &Segment, patch: &Patch) -> Result<Segment> {
 
 pub(crate) async fn update(
     store: &Store,
+    principal: &Principal,
     by: &By,
     (id, expected): (&str, Option<i64>),
     patch: &Patch,
@@ -170,6 +173,22 @@ pub(crate) async fn update(
     if unchanged(&before, &after) {
         return Ok(before);
     }
+    let serves_differently = after.definition != before.definition;
+    let users = match serves_differently {
+        true => segments::protected_users(tx.conn(), &before.project_id, &before.key).await?,
+        false => Vec::new(),
+    };
+    let what = users.first().map(|(flag, env)| {
+        format!(
+            "segment '{}' decides what flag '{flag}' serves in protected environment '{env}'{}",
+            before.key,
+            match users.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            }
+        )
+    });
+    require_admin_for(tx.conn(), principal, &by.meta, what).await?;
     validate_in_project(tx.conn(), &after.project_id, &after.key, &after.definition).await?;
     let change = by.because(patch.comment.as_deref());
     update_in(tx.conn(), change, &before, &after, Action::SegmentUpdate).await?;

@@ -137,3 +137,17 @@ pub(crate) async fn any_enabled_in_protected(
     }
     Ok(false)
 }
+
+/// The keys of the protected environments where the flag is enabled.
+pub(crate) async fn protected_enabled_environments(
+    conn: &mut AnyConnection,
+    flag_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT e.key FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
+         WHERE c.flag_id = $1 AND c.enabled = 1 AND e.protected = 1 ORDER BY e.key",
+    )
+    .bind(flag_id)
+    .fetch_all(conn)
+    .await?)
+}

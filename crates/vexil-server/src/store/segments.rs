@@ -206,6 +206,49 @@ pub(crate) async fn referrers(
     Ok(out)
 }
 
+/// The enabled flag configurations in protected environments whose rules use segment
+/// `key`, directly or through other segments: `(flag key, environment key)`. What they
+/// serve changes with the segment.
+pub(crate) async fn protected_users(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    key: &str,
+) -> StoreResult<Vec<(String, String)>> {
+    // The segment and every segment that includes it, to a fixed point.
+    let definitions = definitions(conn, project_id).await?;
+    let mut reach = vec![key.to_owned()];
+    loop {
+        let before = reach.len();
+        for (segment, def) in &definitions {
+            if !reach.contains(segment)
+                && referenced_segments(def).any(|k| reach.iter().any(|r| r == k))
+            {
+                reach.push(segment.clone());
+            }
+        }
+        if reach.len() == before {
+            break;
+        }
+    }
+    let configs: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT f.key AS flag_key, e.key AS environment_key, c.config AS config \
+         FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
+         JOIN environments e ON e.id = c.environment_id \
+         WHERE f.project_id = $1 AND c.enabled = 1 AND e.protected = 1 ORDER BY f.key, e.key",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for (flag, environment, config) in configs {
+        let config: Value = serde_json::from_str(&config)?;
+        if reach.iter().any(|k| config_refers_to(&config, k)) {
+            out.push((flag, environment));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a flag configuration document has a rule clause `in_segment` naming `key`. Read
 /// as loose JSON so that this check does not depend on every detail of the config format.
 fn config_refers_to(config: &Value, key: &str) -> bool {

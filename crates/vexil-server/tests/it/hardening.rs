@@ -440,3 +440,46 @@ both_backends! {
         assert!(whole["first_broken"].is_string(), "{whole}");
     }
 }
+
+both_backends! {
+    async fn editors_cannot_change_what_a_protected_environment_serves_sideways(app) {
+        let project = app.default_project().await;
+        let prod = app.environment(&project, "production").await;
+        let orgs = json_ok(app.get("/api/v1/organizations").await).await;
+        let org = orgs["items"][0]["id"].as_str().unwrap().to_owned();
+        let token = json_status(app.post("/api/v1/tokens", json!({"name": "ed", "kind": "service", "organization_id": org, "role": "editor"})).await, 201).await;
+        let editor = token["token"].as_str().unwrap().to_owned();
+        let as_editor = |method: Method, path: String, body: Value| app.anonymous(method, &path).bearer_auth(&editor).json(&body).send();
+
+        let colour = id(&create_flag(&app, &project, json!({"key": "colour", "type": "string",
+            "variations": [{"key": "a", "value": "red"}, {"key": "b", "value": "blue"}]})).await);
+        json_ok(app.patch(&config_path(&colour, &prod), json!({"enabled": true, "fallthrough": {"variation": "a"}})).await).await;
+        let segment = json_status(app.post(&format!("/api/v1/projects/{project}/segments"), json!({"key": "vips", "included": ["u1"]})).await, 201).await;
+        let sid = segment["id"].as_str().unwrap().to_owned();
+        let wrapper = json_status(app.post(&format!("/api/v1/projects/{project}/segments"), json!({"key": "wrapper",
+            "rules": [{"clauses": [{"attribute": "key", "op": "in_segment", "values": ["vips"]}]}]})).await, 201).await;
+        let gated = id(&create_flag(&app, &project, json!({"key": "gated"})).await);
+
+        // Through the flag's definition: a new value for a variation served in production.
+        let r = as_editor(Method::PATCH, format!("/api/v1/feature-flags/{colour}"), json!({"variations": [{"key": "a", "value": "green"}, {"key": "b", "value": "blue"}]})).await.unwrap();
+        let err = error_of(r, 403, "forbidden").await;
+        assert!(err["message"].as_str().unwrap().contains("production"), "{err}");
+        // What does not change what is served stays the editor's.
+        json_ok(as_editor(Method::PATCH, format!("/api/v1/feature-flags/{colour}"), json!({"description": "brand colour",
+            "variations": [{"key": "a", "value": "red"}, {"key": "b", "value": "blue"}, {"key": "c", "value": "lime"}]})).await.unwrap()).await;
+
+        // Through a segment, even one used only through another segment.
+        let r = as_editor(Method::PATCH, format!("/api/v1/segments/{sid}"), json!({"included": ["u1", "u2"]})).await.unwrap();
+        json_ok(r).await; // not used by anything enabled yet
+        json_ok(app.patch(&config_path(&gated, &prod), json!({"enabled": true,
+            "rules": [{"clauses": [{"attribute": "key", "op": "in_segment", "values": ["wrapper"]}], "serve": {"variation": "on"}}]})).await).await;
+        let r = as_editor(Method::PATCH, format!("/api/v1/segments/{sid}"), json!({"included": ["u1", "u2", "u3"]})).await.unwrap();
+        let err = error_of(r, 403, "forbidden").await;
+        assert!(err["message"].as_str().unwrap().contains("gated"), "{err}");
+        json_ok(as_editor(Method::PATCH, format!("/api/v1/segments/{sid}"), json!({"name": "Very important"})).await.unwrap()).await;
+        let _ = wrapper;
+        // Admins may.
+        json_ok(app.patch(&format!("/api/v1/segments/{sid}"), json!({"included": ["u1", "u2", "u3"]})).await).await;
+        json_ok(app.patch(&format!("/api/v1/feature-flags/{colour}"), json!({"variations": [{"key": "a", "value": "green"}, {"key": "b", "value": "blue"}, {"key": "c", "value": "lime"}]})).await).await;
+    }
+}
