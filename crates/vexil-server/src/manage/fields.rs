@@ -55,7 +55,7 @@ impl Patch {
     }
 }
 
-/// Keys: `^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$` (DESIGN §2).
+/// Keys: `^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$` (docs/concepts.md).
 pub(crate) fn check_key(field: &str, key: &str) -> Result<(), Error> {
     if vexil_core::is_valid_key(key) {
         Ok(())
@@ -139,7 +139,7 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// `?limit=&offset=` with DESIGN's defaults and bounds.
+/// `?limit=&offset=` with the API's defaults and bounds.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Pagination {
@@ -196,5 +196,66 @@ mod tests {
         let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
         merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
         assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
+    }
+}
+
+/// A rule with an optional id, recognised across versions by its clauses.
+pub(crate) trait IdentifiedRule {
+    fn id(&self) -> Option<&String>;
+    fn set_id(&mut self, id: String);
+    fn clauses(&self) -> &[vexil_core::Clause];
+}
+
+impl IdentifiedRule for vexil_core::Rule {
+    fn id(&self) -> Option<&String> {
+        self.id.as_ref()
+    }
+    fn set_id(&mut self, id: String) {
+        self.id = Some(id);
+    }
+    fn clauses(&self) -> &[vexil_core::Clause] {
+        &self.clauses
+    }
+}
+
+impl IdentifiedRule for vexil_core::SegmentRule {
+    fn id(&self) -> Option<&String> {
+        self.id.as_ref()
+    }
+    fn set_id(&mut self, id: String) {
+        self.id = Some(id);
+    }
+    fn clauses(&self) -> &[vexil_core::Clause] {
+        &self.clauses
+    }
+}
+
+/// Gives every rule without an id one: the id of an unclaimed previous rule with the same
+/// clauses (so that re-sending a rule list keeps its ids stable), else a `fresh` one not
+/// taken in the list; given ids stay.
+pub(crate) fn assign_rule_ids<R: IdentifiedRule>(
+    rules: &mut [R],
+    previous: &[R],
+    fresh: impl Fn() -> String,
+) {
+    let mut taken: std::collections::HashSet<String> =
+        rules.iter().filter_map(|r| r.id().cloned()).collect();
+    for rule in rules.iter_mut().filter(|r| r.id().is_none()) {
+        let reused = previous
+            .iter()
+            .filter(|p| p.clauses() == rule.clauses())
+            .filter_map(|p| p.id())
+            .find(|id| !taken.contains(*id))
+            .cloned();
+        let id = reused.unwrap_or_else(|| {
+            loop {
+                let candidate = fresh();
+                if !taken.contains(&candidate) {
+                    break candidate;
+                }
+            }
+        });
+        taken.insert(id.clone());
+        rule.set_id(id);
     }
 }

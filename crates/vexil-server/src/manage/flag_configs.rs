@@ -3,12 +3,10 @@
 //! rule ids assigned, validated against the environment's whole ruleset, stored as a new
 //! version with a revision and a new ruleset version, and audited.
 
-use std::collections::HashSet;
-
 use serde_json::{Value, json};
-use vexil_core::{FlagDef, Rule, Snapshot, ValidationError, ValidationErrors};
+use vexil_core::{FlagDef, Snapshot, ValidationError, ValidationErrors};
 
-use super::fields::{Patch, check_comment};
+use super::fields::{Patch, assign_rule_ids, check_comment};
 use super::{By, Change, Error, Result, check_version, found};
 use crate::audit::Action;
 use crate::store::Conn;
@@ -178,7 +176,9 @@ pub(crate) async fn commit_in(
             json!({"archived": true}),
         ));
     }
-    assign_rule_ids(&mut config.rules, &before.config.rules);
+    assign_rule_ids(&mut config.rules, &before.config.rules, || {
+        uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+    });
     // Nothing to change (a toggle to the state it is in, a patch that repeats the current
     // values): no new version, revision or audit entry; the answer is the current state.
     if config == before.config {
@@ -233,31 +233,6 @@ pub(crate) async fn set_enabled_in(
     commit_in(conn, flag, before, config, change, action)
         .await
         .map(Some)
-}
-
-/// Gives every rule without an `id` one: the id of a current rule with the same clauses
-/// when there is one (so that resending the rules keeps their ids, as for segments), else
-/// a new short one, unique within the flag; given ids stay.
-fn assign_rule_ids(rules: &mut [Rule], previous: &[Rule]) {
-    let mut taken: HashSet<String> = rules.iter().filter_map(|r| r.id.clone()).collect();
-    for rule in rules.iter_mut().filter(|r| r.id.is_none()) {
-        let reused = previous
-            .iter()
-            .filter(|p| p.clauses == rule.clauses)
-            .filter_map(|p| p.id.as_ref())
-            .find(|id| !taken.contains(*id))
-            .cloned();
-        let id = reused.unwrap_or_else(|| {
-            loop {
-                let candidate = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-                if !taken.contains(&candidate) {
-                    break candidate;
-                }
-            }
-        });
-        taken.insert(id.clone());
-        rule.id = Some(id);
-    }
 }
 
 /// The problems that putting `def` in as flag `key` would add to the environment's

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{SegmentDef, SegmentRule};
 
-use self::definition::{assign_rule_ids, check_bounds, validate_in_project};
+use self::definition::{check_bounds, validate_in_project};
 use super::access::require_admin_for;
+use super::fields::assign_rule_ids;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
 use super::{By, Error, Result, delete_in, load, load_at, unchanged, update_in};
 use crate::access::Principal;
@@ -102,7 +103,7 @@ pub(crate) async fn create(
         let message = format!("segment '{key}' already exists");
         return Err(Error::conflict(message, json!({"key": key})));
     }
-    assign_rule_ids(&mut segment.definition.rules, &[]);
+    assign_rule_ids(&mut segment.definition.rules, &[], new_id);
     validate_in_project(tx.conn(), project_id, &key, &segment.definition).await?;
     segments::insert(tx.conn(), &segment).await?;
     let change = by.because(comment.as_deref());
@@ -169,7 +170,11 @@ pub(crate) async fn update(
     let mut tx = store.write().await?;
     let before: Segment = load_at(tx.conn(), id, expected).await?;
     let mut after = patched(&before, patch)?;
-    assign_rule_ids(&mut after.definition.rules, &before.definition.rules);
+    assign_rule_ids(
+        &mut after.definition.rules,
+        &before.definition.rules,
+        new_id,
+    );
     if unchanged(&before, &after) {
         return Ok(before);
     }

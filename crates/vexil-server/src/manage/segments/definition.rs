@@ -1,5 +1,5 @@
 //! Checks of a segment's definition before it is stored: size limits and rule ids
-//! ([`check_bounds`], [`assign_rule_ids`]), then its meaning, through `vexil-core`, among
+//! ([`check_bounds`]; rule ids come from `fields::assign_rule_ids`), then its meaning, through `vexil-core`, among
 //! the project's other segments, cycles included ([`validate_in_project`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -10,7 +10,6 @@ use vexil_core::{
 
 use crate::manage::Result;
 use crate::store::Conn;
-use crate::store::new_id;
 use crate::store::segments::{self, referenced_segments};
 
 /// Most `included` (and, separately, `excluded`) values in a segment.
@@ -79,23 +78,6 @@ fn check_rules(rules: &[SegmentRule], errors: &mut Vec<ValidationError>) {
                 err(format!("rules[{ri}].clauses[{ci}].values"), message);
             }
         }
-    }
-}
-
-/// Gives every rule without an id one: the id of an unclaimed previous rule with the same
-/// clauses (so that re-sending a rule list keeps its ids stable), else a new one.
-pub(super) fn assign_rule_ids(rules: &mut [SegmentRule], previous: &[SegmentRule]) {
-    let mut taken: BTreeSet<String> = rules.iter().filter_map(|r| r.id.clone()).collect();
-    for rule in rules.iter_mut().filter(|r| r.id.is_none()) {
-        let reused = previous
-            .iter()
-            .filter(|p| p.clauses == rule.clauses)
-            .filter_map(|p| p.id.as_ref())
-            .find(|id| !taken.contains(*id))
-            .cloned();
-        let id = reused.unwrap_or_else(new_id);
-        taken.insert(id.clone());
-        rule.id = Some(id);
     }
 }
 
@@ -218,6 +200,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::manage::fields::assign_rule_ids;
+    use crate::store::new_id;
 
     fn def(json: serde_json::Value) -> SegmentDef {
         serde_json::from_value(json).unwrap()
@@ -242,7 +226,7 @@ mod tests {
         let previous =
             vec![def(json!({"rules": [{"id": "r1", "clauses": [clause]}]})).rules[0].clone()];
         let mut rules = def(json!({"rules": [{"clauses": [clause]}, {"clauses": [clause]}]})).rules;
-        assign_rule_ids(&mut rules, &previous);
+        assign_rule_ids(&mut rules, &previous, new_id);
         assert_eq!(rules[0].id.as_deref(), Some("r1"));
         assert!(rules[1].id.as_deref().is_some_and(|id| id != "r1"));
     }
