@@ -1,5 +1,5 @@
 //! Clauses compiled for evaluation: operator values parsed once (regexes, semvers, CIDRs,
-//! dates, numbers), attribute paths split once, and the matching rules of DESIGN §2.
+//! dates, numbers), attribute paths split once, and the matching rules of docs/concepts.md.
 //! How each operator reads a value is in `operand.rs`.
 
 use std::cmp::Ordering;

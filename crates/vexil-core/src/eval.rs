@@ -1,4 +1,4 @@
-//! Evaluation of DESIGN §3: `(flag key, context, now) → Detail`, in the order off →
+//! Evaluation of docs/evaluation.md: `(flag key, context, now) → Detail`, in the order off →
 //! prerequisites → targets → rules → fallthrough, with bucketing for rollouts.
 
 use serde::Serialize;
@@ -10,7 +10,7 @@ use crate::context::Context;
 use crate::hash::{Murmur3, bucket_of_hash, format_int};
 use crate::model::FlagType;
 
-/// Why a value was served (DESIGN §3).
+/// Why a value was served (docs/evaluation.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReasonKind {
@@ -106,7 +106,7 @@ impl<'s> Detail<'s> {
         Detail::error(ErrorCode::FlagNotFound, None)
     }
 
-    /// The OFREP reason of DESIGN §3 ("Reasons over OFREP").
+    /// The OFREP reason of docs/evaluation.md ("Reasons over OFREP").
     pub fn ofrep_reason(&self) -> &'static str {
         match self.reason.kind {
             ReasonKind::Off | ReasonKind::PrerequisiteFailed => "DISABLED",

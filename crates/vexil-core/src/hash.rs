@@ -1,4 +1,4 @@
-//! MurmurHash3 x86_32 and the bucketing formula of DESIGN §3. The hash is fed in pieces so
+//! MurmurHash3 x86_32 and the bucketing formula of docs/evaluation.md. The hash is fed in pieces so
 //! that `"{salt}.{value}"` is never concatenated on the heap.
 
 /// Number of buckets: weights are thousandths of a percent, so 100000 = 100 %.

@@ -1,4 +1,4 @@
-//! The flag model of DESIGN §2 as serde types: what a ruleset document, a flag configuration
+//! The flag model of docs/concepts.md as serde types: what a ruleset document, a flag configuration
 //! and a segment look like on the wire. Unknown fields are rejected everywhere.
 
 use std::collections::BTreeMap;
@@ -122,7 +122,7 @@ pub struct Rule {
     pub serve: Serve,
 }
 
-/// Clause operators (DESIGN §2).
+/// Clause operators (docs/concepts.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
@@ -148,7 +148,7 @@ pub enum Op {
 }
 
 impl Op {
-    /// Every operator, in the order DESIGN lists them.
+    /// Every operator, in the order docs/evaluation.md lists them.
     pub const ALL: [Op; 19] = [
         Op::In,
         Op::StartsWith,
@@ -264,7 +264,7 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// The ruleset document (DESIGN §2): everything needed to evaluate in one environment.
+/// The ruleset document (docs/concepts.md): everything needed to evaluate in one environment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ruleset {

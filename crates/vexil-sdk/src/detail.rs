@@ -1,5 +1,5 @@
 //! What the `*_detail` getters return: the value (the caller's default on any error), the
-//! variation, and why — the reason object of DESIGN §3 plus the SDK's own error codes.
+//! variation, and why — the reason object of docs/evaluation.md plus the SDK's own error codes.
 
 use serde::Serialize;
 use serde_json::Value;

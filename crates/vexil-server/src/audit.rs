@@ -106,7 +106,7 @@ impl Action {
     }
 }
 
-/// One audit entry as stored and served (DESIGN §2).
+/// One audit entry as stored and served (docs/concepts.md).
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000009", "seq": 42, "at": "2026-02-01T08:30:00.000Z",
     "actor": {"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"},

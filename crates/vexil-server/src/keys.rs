@@ -11,7 +11,7 @@ use crate::audit::hash_secret;
 use crate::store::api_keys::{self, ApiKey};
 use crate::store::{Store, StoreResult, now_ms, now_rfc3339};
 
-/// What a key may do (DESIGN §2).
+/// What a key may do (docs/concepts.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyKind {
     /// May read rules (SDK config, stream of rulesets) and evaluate every flag.

@@ -1,7 +1,7 @@
 //! API keys of the evaluation plane: `/api/v1/projects/{projectId}/api-keys` (list, create),
 //! `DELETE /api/v1/api-keys/{id}` and `PATCH /api/v1/api-keys/{id}/revoke`. A key is bound
 //! to one project and environment; its secret is shown once, in the creation response
-//! (DESIGN §2). The operations are in `manage::api_keys`.
+//! (docs/concepts.md). The operations are in `manage::api_keys`.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The one error type of the HTTP layer, producing DESIGN §4's error shape
+//! The one error type of the HTTP layer, producing docs/http-api.md's error shape
 //! `{"error": {"code", "message", "details"}}` with a stable snake_case `code`.
 //!
 //! Which error type is used where: `anyhow` with `.context()` at startup and in background

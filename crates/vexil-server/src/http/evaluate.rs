@@ -1,4 +1,4 @@
-//! Vexil's native evaluation API and SDK delivery (DESIGN §4 "Evaluation plane"):
+//! Vexil's native evaluation API and SDK delivery (docs/http-api.md "Evaluation plane"):
 //! `POST /api/v1/evaluate`, `POST /api/v1/evaluate/bulk` and `GET /api/v1/sdk/config`.
 //! Everything here reads the in-memory snapshot; nothing awaits the database.
 
@@ -158,7 +158,8 @@ pub(crate) async fn sdk_config(
     if if_none_match(&headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
-    let body = env.ruleset_json();
+    // The version's one rendering, shared (never copied) by every response.
+    let body = axum::body::Body::from(env.ruleset_bytes());
     Ok((
         [
             (
@@ -167,7 +168,7 @@ pub(crate) async fn sdk_config(
             ),
             (header::ETAG, etag_value),
         ],
-        body.to_string(),
+        body,
     )
         .into_response())
 }

@@ -46,7 +46,7 @@ use crate::metrics::Metrics;
 use crate::snapshots::Snapshots;
 use crate::store::Store;
 
-/// Largest accepted request body (DESIGN §4: 413 beyond).
+/// Largest accepted request body (413 beyond, see docs/http-api.md).
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// Everything handlers may need; each handler takes only the part it uses (`FromRef`).

@@ -1,4 +1,4 @@
-//! The Simple API's operations (DESIGN §4): boolean flags by name in one environment. A
+//! The Simple API's operations (docs/http-api.md): boolean flags by name in one environment. A
 //! flag is `enabled` when it serves `true` to a context that says nothing about itself
 //! (evaluated by the core against the environment's in-memory snapshot, so rules and
 //! prerequisites count). Setting `enabled` turns the flag's configuration on or off.

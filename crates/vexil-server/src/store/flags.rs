@@ -409,7 +409,7 @@ pub(crate) async fn referrers(
     Ok(out)
 }
 
-/// The full ruleset of an environment (DESIGN §2): every flag of its project with its
+/// The full ruleset of an environment (docs/concepts.md): every flag of its project with its
 /// configuration there (archived flags included, marked `archived`), and every segment.
 /// `None` when the environment does not exist.
 pub(crate) async fn load_ruleset(

@@ -1,4 +1,4 @@
-//! The native evaluation API and SDK delivery with real API keys: results per DESIGN §4,
+//! The native evaluation API and SDK delivery with real API keys: results per docs/http-api.md,
 //! client-key visibility, read-your-writes, ETag/304, and serving through a database outage.
 
 use reqwest::Method;

@@ -22,6 +22,7 @@ use crate::keys::KeyKind;
 /// with newer providers (OFREP does not close the request object).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"context": {"targetingKey": "user-123", "plan": "pro"}}))]
+#[schema(as = OfrepEvaluationRequest)]
 pub(crate) struct EvaluationRequest {
     #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
     context: Option<Context>,
@@ -116,6 +117,7 @@ pub(crate) fn parse_context(body: &[u8]) -> Result<Context, BadRequest> {
 /// Rule and prerequisite details describe the flag's rules, so only server keys see them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = OfrepMetadata)]
 struct Metadata<'s> {
     #[serde(skip_serializing_if = "Option::is_none")]
     flag_version: Option<u64>,
@@ -143,6 +145,7 @@ impl<'s> Metadata<'s> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "new-checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on",
     "metadata": {"flagVersion": 3, "ruleId": "r1", "ruleIndex": 0}}))]
+#[schema(as = OfrepSuccess)]
 pub(crate) struct Success<'k, 's> {
     key: &'k str,
     /// The served value; absent when the flag serves the caller's code default.
@@ -160,6 +163,7 @@ pub(crate) struct Success<'k, 's> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"key": "new-checkout", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag 'new-checkout' was not found"}))]
+#[schema(as = OfrepFailure)]
 pub(crate) struct FailureBody {
     /// The status a single-flag request answers with; bulk results sit inside a 200.
     #[serde(skip)]
@@ -175,6 +179,7 @@ pub(crate) struct FailureBody {
 /// The metadata of a flag that exists but could not be evaluated.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = OfrepFailureMetadata)]
 struct FailureMetadata {
     flag_version: u64,
 }
@@ -205,12 +210,13 @@ impl FailureBody {
 /// One flag's result: a success, or an evaluation error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = OfrepOutcome)]
 pub(crate) enum Outcome<'k, 's> {
     Success(Success<'k, 's>),
     Failure(FailureBody),
 }
 
-/// Maps an engine result to OFREP (reasons per DESIGN §3 "Reasons over OFREP").
+/// Maps an engine result to OFREP (reasons per docs/evaluation.md "Reasons over OFREP").
 pub(crate) fn outcome<'k, 's>(key: &'k str, detail: &Detail<'s>, kind: KeyKind) -> Outcome<'k, 's> {
     match detail.reason.error_code {
         None => Outcome::Success(Success {
@@ -301,6 +307,7 @@ impl IntoResponse for Failure {
 #[schema(example = json!({"flags": [{"key": "new-checkout", "value": true, "reason": "STATIC", "variant": "on",
     "metadata": {"flagVersion": 3}}], "metadata": {"environmentVersion": 12},
     "eventStreams": [{"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/event-stream?token=…"}}]}))]
+#[schema(as = OfrepBulk)]
 pub(crate) struct Bulk<'k, 's> {
     pub(crate) flags: Vec<Outcome<'k, 's>>,
     pub(crate) metadata: BulkMetadata,
@@ -310,6 +317,7 @@ pub(crate) struct Bulk<'k, 's> {
 
 /// An `eventStream` entry: SSE at a path on the provider's own OFREP origin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OfrepEventStream)]
 pub(crate) struct EventStream {
     #[serde(rename = "type")]
     pub(crate) kind: &'static str,
@@ -318,6 +326,7 @@ pub(crate) struct EventStream {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = OfrepEventStreamEndpoint)]
 pub(crate) struct EventStreamEndpoint {
     pub(crate) request_uri: String,
 }
@@ -335,6 +344,7 @@ impl EventStream {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = OfrepBulkMetadata)]
 pub(crate) struct BulkMetadata {
     pub(crate) environment_version: u64,
 }

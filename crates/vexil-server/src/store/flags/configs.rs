@@ -11,7 +11,7 @@ use crate::audit::Actor;
 use crate::store::environments::{self, Environment};
 use crate::store::{DbBool, StoreError, StoreResult, now_rfc3339};
 
-/// The editable part of a flag's configuration in one environment (DESIGN §2).
+/// The editable part of a flag's configuration in one environment (docs/concepts.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
@@ -33,7 +33,7 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// The configuration a new flag starts with (DESIGN §2): disabled, off = `off` for
+    /// The configuration a new flag starts with (docs/concepts.md): disabled, off = `off` for
     /// booleans else the last variation, fallthrough = `on` for booleans else the first.
     /// A boolean flag without `on`/`off` variations falls back to first/last as well.
     pub(crate) fn initial(kind: FlagType, variations: &[Variation]) -> Config {
