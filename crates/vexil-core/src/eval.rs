@@ -106,7 +106,7 @@ impl<'s> Detail<'s> {
         Detail::error(ErrorCode::FlagNotFound, None)
     }
 
-    /// The OFREP reason of docs/evaluation.md ("Reasons over OFREP").
+    /// The OFREP reason of docs/evaluation.md ("Results and reasons").
     pub fn ofrep_reason(&self) -> &'static str {
         match self.reason.kind {
             ReasonKind::Off | ReasonKind::PrerequisiteFailed => "DISABLED",

@@ -194,6 +194,13 @@ async fn the_kill_switch_disables_everywhere_in_one_audited_step() {
         2
     );
 
+    // Pressed again with nothing on: nothing changes, nothing is recorded.
+    let again = actions::kill_switch(&f.store, &by(&f), &flag.id, kill("again"))
+        .await
+        .unwrap();
+    assert_eq!(again["changed"], 0);
+    assert_eq!(entries(&f, "flag.kill_switch").await.len(), 1);
+
     // A blank reason is refused before anything happens.
     let err = actions::kill_switch(&f.store, &by(&f), &flag.id, kill("  "))
         .await

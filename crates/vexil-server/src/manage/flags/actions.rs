@@ -75,15 +75,18 @@ pub(crate) async fn kill_switch(
             None => items.push(c),
         }
     }
-    change
-        .record(
-            tx.conn(),
-            Action::FlagKillSwitch,
-            id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+    // Nothing was on: nothing changed, and nothing is recorded (as for any no-op).
+    if !after.is_empty() {
+        change
+            .record(
+                tx.conn(),
+                Action::FlagKillSwitch,
+                id,
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+    }
     tx.commit().await?;
     Ok(json!({
         "flag_id": flag.id, "flag_key": flag.key, "changed": after.len(), "items": items,
@@ -114,6 +117,7 @@ enum BulkAction {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"action": "enable", "flag_ids": ["0190e0a4-0000-7000-8000-000000000005"],
     "environment_id": "0190e0a4-0000-7000-8000-000000000004", "comment": "launch"}))]
+#[schema(as = FlagBulkAction)]
 pub(crate) struct Bulk {
     action: BulkAction,
     #[schema(min_items = 1, max_items = 500)]
