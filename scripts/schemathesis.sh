@@ -32,7 +32,7 @@ database=sqlite
 for arg in "$@"; do
   case "$arg" in
     --short) short=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     sqlite|postgres://*|postgresql://*) database="$arg" ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
@@ -43,7 +43,7 @@ if [ "$short" = 1 ]; then
   max_time="${VEXIL_FUZZ_MAX_TIME:-60}"
 else
   max_examples="${VEXIL_FUZZ_MAX_EXAMPLES:-50}"
-  max_time="${VEXIL_FUZZ_MAX_TIME:-900}"
+  max_time="${VEXIL_FUZZ_MAX_TIME:-600}"
 fi
 seed="${VEXIL_FUZZ_SEED:-1}"
 

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the engine (DESIGN §5): single evaluations, evaluate-all over
+//! Criterion benchmarks of the engine: single evaluations, evaluate-all over
 //! 1,000 flags, and compiling 10,000 flags. Run with `cargo bench -p vexil-core`.
 
 use std::hint::black_box;

@@ -1,4 +1,4 @@
-//! Evaluation-plane load test (DESIGN §5): OFREP single-flag throughput, OFREP bulk
+//! Evaluation-plane load test: OFREP single-flag throughput, OFREP bulk
 //! evaluation of 200 flags, SSE fan-out latency to 1,000 subscribers, and (PostgreSQL only)
 //! propagation from one cluster node to another's stream subscribers. Starts a server on
 //! a fresh database (SQLite file or a new PostgreSQL database) — by default in a separate OS

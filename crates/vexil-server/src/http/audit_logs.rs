@@ -149,7 +149,7 @@ async fn visibility(
 
 #[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs",
     params(("organization_id" = Option<String>, Query, description = "Only this organization's entries (you must be its admin); default: every organization you administer, or for the instance token the whole chain")),
-    responses(super::openapi::errors::Authenticated,
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid,
         (status = 200, description = "The whole hash chain recomputed. For an organization's admin, `entries` counts that organization's entries (up to the first broken one), `head_hash` is the hash of its last entry and `first_broken` names a broken entry only if it is the organization's; the instance token sees the whole chain. Keep `head_hash` elsewhere to also detect removal of the tail", body = audit::Verification),
         (status = 403, description = "Not an admin of any organization (`forbidden`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn verify_audit_log(

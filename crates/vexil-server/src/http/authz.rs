@@ -96,7 +96,7 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         | ("PATCH", "/api/v1/feature-flags/{id}/archive" | "/api/v1/feature-flags/{id}/restore") => {
             ChangeEnvironment(FlagLifecycle("id"))
         }
-        // Which environments it disables is in the body: checked again in the handler.
+        // Stopping a flag is the safe direction: editors may, protected environments included.
         ("POST", "/api/v1/feature-flags/{id}/kill-switch") => Needs(Flag("id"), Editor),
         ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/config")
         | ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions") => {

@@ -183,7 +183,7 @@ impl<T> Page<T> {
     }
 }
 
-/// Query string parser with 400-class errors in DESIGN's shape.
+/// Query string parser with 400-class errors in the API's error shape.
 #[derive(Debug)]
 pub(crate) struct Query<T>(pub(crate) T);
 

@@ -79,7 +79,7 @@ pub(crate) fn router() -> Router<AppState> {
 
 #[utoipa::path(get, path = "/v1/feature-flags/", tag = "simple API", security(("bearer" = []), ("session" = []), ("api_key" = [])),
     params(("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
-    responses(super::openapi::errors::Authenticated, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody), (status = 404, description = "Unknown project or environment (`not_found`)", body = super::openapi::errors::ErrorBody),
+    responses(super::openapi::errors::Authenticated, (status = 429, description = "An API key's rate limit is reached (`rate_limited`); `Retry-After` says when to try again", body = super::openapi::errors::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))), (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody), (status = 404, description = "Unknown project or environment (`not_found`)", body = super::openapi::errors::ErrorBody),
         (status = 200, description = "The non-archived boolean flags of the environment; `/v1/feature-flags` and `/v1/feature-flags/` alike", body = super::openapi::bodies::SimpleList)))]
 pub(crate) async fn list_simple(
     State(store): State<Arc<Store>>,
@@ -94,7 +94,7 @@ pub(crate) async fn list_simple(
 
 #[utoipa::path(get, path = "/v1/feature-flags/{name}", tag = "simple API", security(("bearer" = []), ("session" = []), ("api_key" = [])),
     params(("name" = String, Path, description = "Flag key"), ("project" = Option<String>, Query, description = "Project key; default `default`"), ("environment" = Option<String>, Query, description = "Environment key; default `production`")),
-    responses(super::openapi::errors::Authenticated, (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody),
+    responses(super::openapi::errors::Authenticated, (status = 429, description = "An API key's rate limit is reached (`rate_limited`); `Retry-After` says when to try again", body = super::openapi::errors::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))), (status = 400, description = "Invalid input or query parameter, or several of the caller's organizations have a project with this key; `details.fields` maps each field to its problem", body = super::openapi::errors::ErrorBody),
         (status = 200, description = "Found; `enabled`: whether the flag serves true to a context without attributes", body = SimpleFlag),
         (status = 404, description = "Unknown project or environment, or no non-archived boolean flag of this name (`not_found`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn get_simple(

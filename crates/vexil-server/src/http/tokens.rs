@@ -29,7 +29,7 @@ pub(crate) fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
     request_body(content = NewToken, description = "A personal token acts as its creator (capped at `role`); a service token acts in one organization with one role"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody,
-        (status = 201, description = "The token record plus `token`, the secret (`vx_pat_…`), shown only in this response", body = super::openapi::bodies::CreatedToken),
+        (status = 201, description = "The token record plus `token`, the secret (`vx_pat_…` personal, `vx_svc_…` service), shown only in this response", body = super::openapi::bodies::CreatedToken),
         (status = 403, description = "A personal token needs a user; a service token needs admin in its organization, and no token gets more than its creator's role (`forbidden`)", body = super::openapi::errors::ErrorBody),
         (status = 404, description = "Unknown organization (or not the caller's) (`not_found`)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_token(

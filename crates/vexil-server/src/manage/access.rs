@@ -1,5 +1,5 @@
 //! The access checks that read the store: a principal's role in an organization, the
-//! organizations it can see, and "requires role R here" with DESIGN's 404-for-strangers,
+//! organizations it can see, and "requires role R here" with the API's 404-for-strangers,
 //! 403-for-members rule.
 
 use super::{Error, Result};

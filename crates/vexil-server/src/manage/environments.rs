@@ -29,15 +29,17 @@ pub(crate) async fn in_project(
     project_id: &str,
     env_id: &str,
 ) -> Result<Environment> {
-    environments::get(conn, env_id)
-        .await?
-        .filter(|e| e.project_id == project_id)
-        .ok_or_else(|| {
-            Error::invalid_field(
-                "environment_id",
-                format!("environment '{env_id}' not found in this project"),
-            )
-        })
+    // An id with control characters names nothing (and PostgreSQL text refuses NUL).
+    let found = match env_id.chars().any(char::is_control) {
+        true => None,
+        false => environments::get(conn, env_id).await?,
+    };
+    found.filter(|e| e.project_id == project_id).ok_or_else(|| {
+        Error::invalid_field(
+            "environment_id",
+            format!("environment '{env_id}' not found in this project"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

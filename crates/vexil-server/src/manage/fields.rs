@@ -186,19 +186,6 @@ pub(crate) fn check_email(field: &str, email: &str) -> Result<String, Error> {
     crate::credentials::normalize_email(email).map_err(|m| Error::invalid_field(field, m))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
-        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
-    }
-}
-
 /// A rule with an optional id, recognised across versions by its clauses.
 pub(crate) trait IdentifiedRule {
     fn id(&self) -> Option<&String>;
@@ -257,5 +244,18 @@ pub(crate) fn assign_rule_ids<R: IdentifiedRule>(
         });
         taken.insert(id.clone());
         rule.set_id(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}, "arr": [1, 2]});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}, "arr": [3]}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}, "arr": [3]}));
     }
 }

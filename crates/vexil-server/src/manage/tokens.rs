@@ -13,7 +13,7 @@ use crate::access::{Principal, Role, Subject, TokenKind};
 use crate::audit::{Action, hash_secret};
 use crate::credentials::random_secret;
 use crate::store::Conn;
-use crate::store::{Store, new_id, now_rfc3339, tokens};
+use crate::store::{Store, new_id, now_rfc3339, organizations, tokens};
 
 /// Visible prefix of personal access tokens.
 pub(crate) const PERSONAL_PREFIX: &str = "vx_pat_";
@@ -105,6 +105,10 @@ pub(crate) async fn create(
             })?;
             let role =
                 role.ok_or_else(|| Error::invalid_field("role", "required for a service token"))?;
+            // The instance token is an owner everywhere, even where nothing exists.
+            if organizations::get(tx.conn(), &org).await?.is_none() {
+                return Err(Error::not_found("organization", &org));
+            }
             let caller = principal
                 .require(tx.conn(), &org, Role::Admin, || {
                     Error::not_found("organization", &org)

@@ -483,3 +483,19 @@ both_backends! {
         json_ok(app.patch(&format!("/api/v1/feature-flags/{colour}"), json!({"variations": [{"key": "a", "value": "green"}, {"key": "b", "value": "blue"}, {"key": "c", "value": "lime"}]})).await).await;
     }
 }
+
+both_backends! {
+    async fn ids_in_bodies_never_reach_the_database_unchecked(app) {
+        let project = app.default_project().await;
+        for body in [json!({"action": "disable", "flag_ids": ["a\u{0}b"]}),
+                     json!({"action": "disable", "flag_ids": ["x"], "environment_id": "e\u{0}"})] {
+            error_of(app.post(&format!("/api/v1/projects/{project}/feature-flags/bulk"), body).await, 400, "invalid_request").await;
+        }
+        let flag = id(&create_flag(&app, &project, json!({"key": "nul-kill"})).await);
+        let r = app.post(&format!("/api/v1/feature-flags/{flag}/kill-switch"), json!({"reason": "x", "environment_id": "\u{0}"})).await;
+        error_of(r, 400, "invalid_request").await;
+        // A service token for an organization that does not exist: 404, not a server error.
+        let r = app.post("/api/v1/tokens", json!({"name": "bot", "kind": "service", "organization_id": "0190e0a4-0000-7000-8000-000000000001", "role": "editor"})).await;
+        error_of(r, 404, "not_found").await;
+    }
+}

@@ -59,17 +59,21 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> Vec<Value> {
 /// Whether a media type object shows an example: its own, its schema's, or (for a page of
 /// a list) its items'.
 fn has_example(doc: &Value, media: &Value) -> bool {
-    if media.get("example").is_some() || media["examples"].as_object().is_some_and(|e| !e.is_empty()) {
+    if media.get("example").is_some()
+        || media["examples"].as_object().is_some_and(|e| !e.is_empty())
+    {
         return true;
     }
-    let direct = |s: &Value| s.get("example").is_some() || s["examples"].as_array().is_some_and(|e| !e.is_empty());
+    let direct = |s: &Value| {
+        s.get("example").is_some() || s["examples"].as_array().is_some_and(|e| !e.is_empty())
+    };
     if direct(&media["schema"]) {
         return true;
     }
     resolve(doc, &media["schema"]).iter().all(|s| {
         let page_items = &s["properties"]["items"];
-        let page_example = page_items["type"] == "array"
-            && resolve(doc, &page_items["items"]).iter().all(|item| direct(item));
+        let page_example =
+            page_items["type"] == "array" && resolve(doc, &page_items["items"]).iter().all(&direct);
         direct(s) || page_example
     })
 }
@@ -79,7 +83,13 @@ async fn every_operation_declares_bodies_responses_and_errors() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let doc = json_ok(app.anonymous(Method::GET, "/api-docs/openapi.json").send().await.unwrap()).await;
+    let doc = json_ok(
+        app.anonymous(Method::GET, "/api-docs/openapi.json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let global_security = doc["security"].clone();
     let mut problems = Vec::new();
     let mut operations = 0;
@@ -90,7 +100,10 @@ async fn every_operation_declares_bodies_responses_and_errors() {
             let name = format!("{} {path}", method.to_uppercase());
             let mut problem = |what: String| problems.push(format!("{name}: {what}"));
             let responses = op["responses"].as_object().expect("responses");
-            let statuses: BTreeSet<u16> = responses.keys().map(|s| s.parse().expect("numeric status")).collect();
+            let statuses: BTreeSet<u16> = responses
+                .keys()
+                .map(|s| s.parse().expect("numeric status"))
+                .collect();
 
             // Success: at least one; each with a schema and an example, unless it has no body.
             if !statuses.iter().any(|s| (200..400).contains(s)) {
@@ -150,7 +163,10 @@ async fn every_operation_declares_bodies_responses_and_errors() {
                 needs(429, "API key rate limit");
             }
             let parameters = op["parameters"].as_array().cloned().unwrap_or_default();
-            if parameters.iter().any(|p| p["in"] == "header" && p["name"] == "If-Match") {
+            if parameters
+                .iter()
+                .any(|p| p["in"] == "header" && p["name"] == "If-Match")
+            {
                 needs(412, "If-Match");
                 needs(400, "malformed If-Match");
             }
@@ -188,5 +204,10 @@ async fn every_operation_declares_bodies_responses_and_errors() {
         }
     }
     assert!(operations >= 70, "only {operations} operations documented");
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

@@ -216,7 +216,7 @@ pub(crate) enum Outcome<'k, 's> {
     Failure(FailureBody),
 }
 
-/// Maps an engine result to OFREP (reasons per docs/evaluation.md "Reasons over OFREP").
+/// Maps an engine result to OFREP (reasons per docs/evaluation.md "Results and reasons").
 pub(crate) fn outcome<'k, 's>(key: &'k str, detail: &Detail<'s>, kind: KeyKind) -> Outcome<'k, 's> {
     match detail.reason.error_code {
         None => Outcome::Success(Success {

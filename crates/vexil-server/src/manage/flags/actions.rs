@@ -201,7 +201,12 @@ async fn load_batch(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        match flags::get(conn, id).await? {
+        // No id has control characters (and PostgreSQL text refuses NUL): not a flag.
+        let found = match id.chars().any(char::is_control) {
+            true => None,
+            false => flags::get(conn, id).await?,
+        };
+        match found {
             Some(f) if f.project_id == project_id => batch.push((i, f)),
             _ => problems.push(ValidationError::new(
                 format!("flag_ids[{i}]"),
