@@ -265,11 +265,34 @@ pub(crate) async fn new_problems(
         }
         None => ValidationErrors::default(),
     };
+    let sent = ruleset.flags.get(key);
     Ok(errors
         .0
         .into_iter()
         .filter(|e| !existing.0.contains(e))
+        .map(|e| match sent {
+            Some(def) => cycle_at_flag(e, key, def),
+            None => e,
+        })
         .collect())
+}
+
+/// A prerequisite cycle through `key` is reported at `key`'s own prerequisite that enters
+/// it — the field that was sent — rather than where the search happened to close it
+/// (another flag's prerequisite).
+fn cycle_at_flag(mut e: ValidationError, key: &str, def: &FlagDef) -> ValidationError {
+    let Some(cycle) = e.message.strip_prefix("prerequisite cycle: ") else {
+        return e;
+    };
+    if e.path.starts_with(&format!("flags.{key}.")) {
+        return e;
+    }
+    let nodes: Vec<&str> = cycle.split(" → ").collect();
+    let next = nodes.windows(2).find(|w| w[0] == key).map(|w| w[1]);
+    if let Some(i) = next.and_then(|n| def.prerequisites.iter().position(|p| p.flag == n)) {
+        e.path = format!("flags.{key}.prerequisites[{i}].flag");
+    }
+    e
 }
 
 /// Strips the `flags.<key>.` prefix, so that paths read relative to the flag's

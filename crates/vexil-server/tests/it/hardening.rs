@@ -324,8 +324,10 @@ both_backends! {
         // A prerequisite cycle is reported at the field that was sent.
         let a = id(&create_flag(&app, &project, json!({"key": "cycle-a"})).await);
         let b = id(&create_flag(&app, &project, json!({"key": "cycle-b"})).await);
-        json_ok(app.patch(&config_path(&a, &env), json!({"prerequisites": [{"flag": "cycle-b", "variations": ["on"]}]})).await).await;
-        let r = app.patch(&config_path(&b, &env), json!({"prerequisites": [{"flag": "cycle-a", "variations": ["on"]}]})).await;
+        // b → a exists; sending a → b closes the cycle, which the search from 'a' (the
+        // first key) meets at b's prerequisite: it must still be reported at a's.
+        json_ok(app.patch(&config_path(&b, &env), json!({"prerequisites": [{"flag": "cycle-a", "variations": ["on"]}]})).await).await;
+        let r = app.patch(&config_path(&a, &env), json!({"prerequisites": [{"flag": "cycle-b", "variations": ["on"]}]})).await;
         let err = error_of(r, 400, "invalid_request").await;
         let fields = err["details"]["fields"].as_object().unwrap();
         assert!(fields.contains_key("prerequisites[0].flag"), "{err}");
