@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Run the Vexil server (SQLite file ./vexil.db unless --database-url says otherwise).
     #[command(after_help = vexil_server::SECRETS_HELP)]
-    Serve(vexil_server::Config),
+    Serve(Box<vexil_server::Config>),
     /// Apply database migrations and exit.
     Migrate(vexil_server::DatabaseConfig),
     /// Evaluate flags from a ruleset file, printing the same JSON as the evaluate API.
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Eval(args) => eval::run(&args),
-        Command::Serve(config) => run_async(serve(config)),
+        Command::Serve(config) => run_async(serve(*config)),
         Command::Migrate(db) => run_async(migrate(db)),
         Command::Admin(command) => run_async(admin::run(command)),
     }
