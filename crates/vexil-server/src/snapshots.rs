@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 
+use axum::body::Bytes;
 use serde::Serialize;
 use vexil_core::{Change, FlagDef, Ruleset, SegmentDef, Snapshot};
 
@@ -26,6 +27,11 @@ pub(crate) struct EnvSnapshot {
     flags: BTreeMap<String, Arc<FlagDef>>,
     segments: BTreeMap<String, Arc<SegmentDef>>,
     ruleset_json: OnceLock<Arc<str>>,
+    /// `ruleset_json` as `Bytes` (the same allocation), for responses that stream it.
+    ruleset_bytes: OnceLock<Bytes>,
+    /// The stream events that resume a subscriber from an older version, rendered once per
+    /// version by the first subscriber that resumes and shared by the others.
+    pub(crate) replay: OnceLock<Replay>,
     /// The most recent changes `(version, kind, key)`, oldest first, so that streams can
     /// resume from `Last-Event-ID` without the database.
     history: VecDeque<Changed>,
@@ -50,9 +56,44 @@ pub(crate) struct Update {
     pub(crate) version: u64,
     /// What changed since the previous snapshot; `None` when it was reloaded whole.
     pub(crate) changes: Option<Vec<Changed>>,
-    /// Stream payloads `(event name, JSON data)` for server keys, rendered once by the
-    /// first subscriber that needs them and shared by all the others.
-    pub(crate) rendered: OnceLock<Vec<(&'static str, String)>>,
+    /// The stream events of this update for server keys (complete SSE frames), rendered
+    /// once by the first subscriber that needs them and shared by all the others.
+    pub(crate) rendered: OnceLock<Bytes>,
+}
+
+/// Rendered stream events resuming a subscriber: every flag or segment changed in the
+/// remembered history once, at the version of its latest change, oldest first. A subscriber
+/// at version `v` gets the events after `v`: a suffix, shared without copying.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    /// Complete SSE frames, one per changed flag or segment.
+    pub(crate) frames: Bytes,
+    /// `(version, offset in frames of the first event of that version)`, ascending.
+    pub(crate) starts: Vec<(u64, usize)>,
+}
+
+impl Replay {
+    /// The events a subscriber at version `since` has not seen.
+    pub(crate) fn after(&self, since: u64) -> Bytes {
+        let first = self.starts.partition_point(|(v, _)| *v <= since);
+        match self.starts.get(first) {
+            Some(&(_, offset)) => self.frames.slice(offset..),
+            None => Bytes::new(),
+        }
+    }
+}
+
+/// Each `(kind, key)` of `changes` (oldest first) once, at its latest change, oldest first.
+pub(crate) fn latest_per_key<'a>(
+    changes: impl DoubleEndedIterator<Item = &'a Changed>,
+) -> Vec<&'a Changed> {
+    let mut seen = std::collections::HashSet::new();
+    let mut latest: Vec<&Changed> = changes
+        .rev()
+        .filter(|c| seen.insert((c.kind.as_str(), c.key.as_str())))
+        .collect();
+    latest.reverse();
+    latest
 }
 
 /// How many recent changes each environment remembers for stream resumption.
@@ -89,6 +130,8 @@ impl EnvSnapshot {
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect(),
             ruleset_json: OnceLock::new(),
+            ruleset_bytes: OnceLock::new(),
+            replay: OnceLock::new(),
             history: VecDeque::new(),
             history_floor: ruleset.version,
         })
@@ -117,6 +160,13 @@ impl EnvSnapshot {
             .clone()
     }
 
+    /// `ruleset_json` without a copy: every response and stream of this version shares it.
+    pub(crate) fn ruleset_bytes(&self) -> Bytes {
+        self.ruleset_bytes
+            .get_or_init(|| Bytes::from_owner(SharedText(self.ruleset_json())))
+            .clone()
+    }
+
     /// The definition of flag `key` (archived ones included).
     pub(crate) fn flag_def(&self, key: &str) -> Option<&FlagDef> {
         self.flags.get(key).map(|f| &**f)
@@ -127,27 +177,40 @@ impl EnvSnapshot {
         self.segments.get(key).map(|s| &**s)
     }
 
-    /// The distinct `(kind, key)`s changed after version `since`, if this snapshot still
-    /// remembers all of them (empty when `since` is the current version).
-    pub(crate) fn changes_after(&self, since: u64) -> Option<Vec<(String, String)>> {
-        if since == self.version {
-            return Some(Vec::new());
-        }
+    /// Whether a client at version `since` can be brought up to date from the remembered
+    /// history (trivially when `since` is the current version).
+    pub(crate) fn resumable_from(&self, since: u64) -> bool {
         // History is trimmed by entry count, which may cut a version's changes in half: only
         // a client at or past the floor can be brought up to date from it.
-        let covered = since < self.version && since >= self.history_floor;
-        if !covered {
+        since == self.version || (since < self.version && since >= self.history_floor)
+    }
+
+    /// Every flag or segment in the remembered history once, at the version of its latest
+    /// change, oldest first (what `Replay` renders).
+    pub(crate) fn latest_changes(&self) -> Vec<&Changed> {
+        latest_per_key(self.history.iter())
+    }
+
+    /// The distinct changes after version `since` (each at its latest version, oldest
+    /// first), if this snapshot still remembers all of them (empty when `since` is the
+    /// current version). The stream sends the same from `Replay`.
+    #[cfg(test)]
+    pub(crate) fn changes_after(&self, since: u64) -> Option<Vec<&Changed>> {
+        if !self.resumable_from(since) {
             return None;
         }
-        let mut seen = std::collections::BTreeSet::new();
-        Some(
-            self.history
-                .iter()
-                .filter(|c| c.version > since)
-                .filter(|c| seen.insert((c.kind.clone(), c.key.clone())))
-                .map(|c| (c.kind.clone(), c.key.clone()))
-                .collect(),
-        )
+        let mut changes = self.latest_changes();
+        changes.retain(|c| c.version > since);
+        Some(changes)
+    }
+}
+
+/// An `Arc<str>` as the owner of `Bytes`.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -361,6 +424,8 @@ impl Snapshots {
             flags: flags_map,
             segments: segments_map,
             ruleset_json: OnceLock::new(),
+            ruleset_bytes: OnceLock::new(),
+            replay: OnceLock::new(),
             history,
             history_floor,
         };
@@ -411,11 +476,40 @@ mod history_tests {
         snap.version = 6;
         // A client at 4 would miss `a`: it must get a full `put`.
         assert_eq!(snap.changes_after(4), None);
-        assert_eq!(
-            snap.changes_after(5),
-            Some(vec![("flag".into(), "d".into())])
-        );
+        assert_eq!(snap.changes_after(5), Some(vec![&changed(6, "d")]));
         assert_eq!(snap.changes_after(6), Some(vec![]));
         assert_eq!(snap.changes_after(7), None, "a version from the future");
+    }
+
+    #[test]
+    fn each_change_is_replayed_once_at_its_latest_version() {
+        let ruleset = Ruleset::from_json(r#"{"version": 4, "flags": {}}"#).unwrap();
+        let mut snap = EnvSnapshot::new("e".into(), "p".into(), ruleset).unwrap();
+        snap.history = [
+            changed(5, "a"),
+            changed(6, "b"),
+            changed(7, "a"),
+            changed(7, "c"),
+        ]
+        .into();
+        snap.version = 7;
+        let after = |since| {
+            snap.changes_after(since)
+                .unwrap()
+                .iter()
+                .map(|c| (c.version, c.key.as_str()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(after(4), [(6, "b"), (7, "a"), (7, "c")]);
+        assert_eq!(after(5), [(6, "b"), (7, "a"), (7, "c")]);
+        assert_eq!(after(6), [(7, "a"), (7, "c")]);
+
+        let replay = Replay {
+            frames: Bytes::from_static(b"b6a7c7"),
+            starts: vec![(6, 0), (7, 2)],
+        };
+        assert_eq!(replay.after(4), "b6a7c7");
+        assert_eq!(replay.after(6), "a7c7");
+        assert_eq!(replay.after(7), "");
     }
 }

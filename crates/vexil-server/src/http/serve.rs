@@ -1,10 +1,15 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with a header-read timeout (a
 //! client that trickles its headers is cut off instead of holding a socket) and a limit
 //! on simultaneous connections (beyond it, connections wait in the listen backlog instead
-//! of exhausting the process's file descriptors), then a graceful drain on shutdown.
+//! of exhausting the process's file descriptors), a send timeout (a client that stops
+//! reading a response — a stalled SSE subscriber — is disconnected instead of holding its
+//! buffers), then a graceful drain on shutdown.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +17,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -20,6 +26,11 @@ use tower::ServiceExt as _;
 /// File descriptors kept for everything but client connections: the database pool, the
 /// SQLite files, logs, the listener itself.
 const RESERVED_DESCRIPTORS: usize = 128;
+
+/// How long a write may wait for the client to take data (its receive window full) before
+/// the connection is closed. Progress of any size restarts it, so a slow reader is kept; a
+/// client that stopped reading is dropped (an SSE subscriber reconnects and resumes).
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How the accept loop treats connections.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +128,10 @@ pub(crate) async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
             let connection = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .serve_connection(
+                    TokioIo::new(SendTimeout::new(stream, SEND_TIMEOUT)),
+                    TowerToHyperService::new(service),
+                )
                 .with_upgrades();
             tokio::pin!(connection);
             tokio::select! {
@@ -143,5 +157,128 @@ fn log_end(result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         // Timeouts, resets and malformed requests: routine on the open internet.
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// An I/O stream whose writes fail with `TimedOut` once they have waited `timeout` for the
+/// peer without progress.
+pub(crate) struct SendTimeout<T> {
+    io: T,
+    timeout: Duration,
+    /// Running while a write waits (dropped on progress: an idle connection holds none).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> SendTimeout<T> {
+    pub(crate) fn new(io: T, timeout: Duration) -> SendTimeout<T> {
+        SendTimeout {
+            io,
+            timeout,
+            timer: None,
+        }
+    }
+
+    /// Passes a write's outcome through, timing how long it has been pending.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if outcome.is_ready() {
+            self.timer = None;
+            return outcome;
+        }
+        let timeout = self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SendTimeout<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, outcome)
+    }
+
+    /// Forwarded: hyper queues response chunks (shared `Bytes`) instead of copying them
+    /// into one buffer only when the stream writes vectored.
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let outcome = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, outcome)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let outcome = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_times_the_write_out() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut io = SendTimeout::new(near, Duration::from_secs(60));
+        let chunk = [0u8; 1024];
+        io.write_all(&chunk).await.unwrap(); // the pipe is full
+        // A slow reader is kept: every bit of progress restarts the wait.
+        for _ in 0..3 {
+            let reader = async {
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                let mut sink = [0u8; 1024];
+                tokio::io::AsyncReadExt::read_exact(&mut far, &mut sink).await
+            };
+            let (written, read) = tokio::join!(io.write_all(&chunk), reader);
+            written.unwrap();
+            read.unwrap();
+        }
+        // Nobody reads any more: the write gives up after the timeout.
+        let started = tokio::time::Instant::now();
+        let err = io.write_all(&chunk).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+            "{waited:?}"
+        );
     }
 }

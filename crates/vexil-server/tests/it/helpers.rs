@@ -365,7 +365,7 @@ pub(crate) async fn json_ok(response: Response) -> Value {
     json_status(response, 200).await
 }
 
-/// Asserts DESIGN's error shape with the given status and code; returns the error object.
+/// Asserts the API's error shape with the given status and code; returns the error object.
 pub(crate) async fn error_of(response: Response, status: u16, code: &str) -> Value {
     let body = json_status(response, status).await;
     assert_eq!(body["error"]["code"], code, "error body: {body}");

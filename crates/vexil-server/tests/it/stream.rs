@@ -183,3 +183,60 @@ both_backends! {
         assert_eq!(bad.status(), 401);
     }
 }
+
+/// The environment version a server key sees now.
+async fn current_version(app: &TestApp, key: &str) -> u64 {
+    let config: Value = json_ok(
+        app.anonymous(Method::GET, "/api/v1/sdk/config")
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    config["version"].as_u64().unwrap()
+}
+
+/// The events that arrive before the stream goes quiet: (event, id, key).
+async fn drain(sse: &mut Sse) -> Vec<(String, u64, String)> {
+    let mut events = Vec::new();
+    while let Some((event, id, data)) = sse.next(Duration::from_millis(700)).await {
+        let key = serde_json::from_str::<Value>(&data).unwrap()["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        events.push((event, id.parse().unwrap(), key));
+    }
+    events
+}
+
+both_backends! {
+    async fn resumed_events_carry_the_version_of_their_own_change(app) {
+        let (project, env, flag) = setup(&app).await;
+        let key = app.api_key(&project, &env, "server").await;
+        let start = current_version(&app, &key).await;
+        // Three changes, each read back as the version it produced: `live`, then a new flag
+        // `second`, then `live` again (its replayed event is the last, at the newest version).
+        let config = format!("/api/v1/flags/{flag}/environments/{env}/config");
+        json_ok(app.patch(&config, json!({"enabled": true})).await).await;
+        let v1 = current_version(&app, &key).await;
+        json_status(app.post(&format!("/api/v1/projects/{project}/feature-flags"), json!({"key": "second"})).await, 201).await;
+        let v2 = current_version(&app, &key).await;
+        json_ok(app.patch(&config, json!({"fallthrough": {"variation": "off"}})).await).await;
+        let v3 = current_version(&app, &key).await;
+        assert!(start < v1 && v1 < v2 && v2 < v3, "{start} {v1} {v2} {v3}");
+
+        let patch = |id: u64, key: &str| ("patch".to_owned(), id, key.to_owned());
+        let mut resumed = connect(&app, &key, Some(&start.to_string())).await;
+        let replay = drain(&mut resumed).await;
+        assert_eq!(replay, vec![patch(v2, "second"), patch(v3, "live")],
+            "each replayed change with the version that made it, oldest first");
+
+        // A client that dropped after the first replayed event resumes from its id and gets
+        // the rest, and nothing twice.
+        let mut rest = connect(&app, &key, Some(&v2.to_string())).await;
+        assert_eq!(drain(&mut rest).await, vec![patch(v3, "live")]);
+        let mut from_v1 = connect(&app, &key, Some(&v1.to_string())).await;
+        assert_eq!(drain(&mut from_v1).await, vec![patch(v2, "second"), patch(v3, "live")]);
+    }
+}
