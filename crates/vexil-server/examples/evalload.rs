@@ -25,13 +25,15 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::{TOKEN, find, loadavg, open_file_limit};
+
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -45,7 +47,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use vexil_server::{App, Config};
 
-const TOKEN: &str = "vx_pat_evalload-token-0123456789abcdef";
 /// The 5-rule boolean flag of the OFREP scenario.
 const HOT_FLAG: &str = "checkout-v2";
 /// The flag the SSE scenario toggles.
@@ -96,7 +97,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(url) = &args.serve {
-        return serve(url, args.server_log);
+        return support::serve(url, args.server_log);
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
@@ -108,34 +109,6 @@ fn main() -> anyhow::Result<()> {
             let result = run(&args, &url).await;
             cleanup.run().await;
             result
-        })
-}
-
-/// The hidden `--serve` mode: the server alone in this process, on its own runtime (as
-/// many workers as cores, like `vexil serve`). Prints the bound address on stdout and stops
-/// gracefully when stdin reaches end of file (the parent closed it, or died).
-fn serve(url: &str, log: bool) -> anyhow::Result<()> {
-    if log {
-        vexil_server::init_logging("json");
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let mut config = Config::for_tests(url);
-            config.bootstrap_token = Some(SecretString::from(TOKEN));
-            let app = App::build(&config).await?;
-            let mut out = std::io::stdout();
-            writeln!(out, "{}", app.local_addr()?)?;
-            out.flush()?;
-            app.run(async {
-                let _ = tokio::task::spawn_blocking(|| {
-                    let mut sink = Vec::new();
-                    let _ = std::io::stdin().read_to_end(&mut sink);
-                })
-                .await;
-            })
-            .await
         })
 }
 
@@ -630,10 +603,6 @@ fn bad_data(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// The `Content-Length` of a response head (these endpoints never answer chunked).
 fn content_length(head: &[u8]) -> std::io::Result<usize> {
     head.split(|&b| b == b'\n')
@@ -997,21 +966,4 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn open_file_limit() -> String {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }

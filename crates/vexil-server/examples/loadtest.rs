@@ -14,6 +14,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::TOKEN;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,8 +24,6 @@ use clap::Parser;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use vexil_server::{App, Config};
-
-const TOKEN: &str = "vx_pat_loadtest-token-0123456789abcdef";
 
 /// Builds the request number `n` of a scenario: method, path and optional JSON body.
 type MakeRequest = dyn Fn(u64) -> (reqwest::Method, String, Option<Value>) + Send + Sync;

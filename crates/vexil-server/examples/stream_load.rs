@@ -29,12 +29,14 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use support::{TOKEN, find, loadavg, open_file_limit};
+
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -42,13 +44,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use vexil_server::{App, Config};
-
-const TOKEN: &str = "vx_pat_streamload-token-0123456789abcdef";
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -99,7 +97,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(url) = &args.serve {
-        return serve(url);
+        return support::serve(url, false);
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
@@ -118,31 +116,6 @@ fn main() -> anyhow::Result<()> {
             };
             cleanup.run().await;
             result
-        })
-}
-
-/// The hidden `--serve` mode: the server alone in this process, on its own runtime (as
-/// many workers as cores, like `vexil serve`). Prints the bound address on stdout and stops
-/// gracefully when stdin reaches end of file (the parent closed it, or died).
-fn serve(url: &str) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let mut config = Config::for_tests(url);
-            config.bootstrap_token = Some(SecretString::from(TOKEN));
-            let app = App::build(&config).await?;
-            let mut out = std::io::stdout();
-            writeln!(out, "{}", app.local_addr()?)?;
-            out.flush()?;
-            app.run(async {
-                let _ = tokio::task::spawn_blocking(|| {
-                    let mut sink = Vec::new();
-                    let _ = std::io::stdin().read_to_end(&mut sink);
-                })
-                .await;
-            })
-            .await
         })
 }
 
@@ -809,10 +782,6 @@ impl StreamReader {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 // ---------------------------------------------------------------------------------------
 // Memory figures (Linux `/proc`).
 
@@ -874,21 +843,4 @@ impl std::fmt::Display for Memory {
             self.fds
         )
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn open_file_limit() -> String {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -1,6 +1,9 @@
 //! What the load-test examples share: a scratch database (a fresh SQLite file, or a new
 //! PostgreSQL database created through an admin URL) and its removal afterwards.
 
+// Each example uses part of this module.
+#![allow(dead_code)]
+
 use sqlx::Connection as _;
 
 /// Creates a scratch database for `backend` (`sqlite` or `postgres`); returns its URL and
@@ -64,4 +67,60 @@ impl Cleanup {
             }
         }
     }
+}
+
+/// The instance token the load tests' servers are started with.
+pub(crate) const TOKEN: &str = "vx_pat_load-test-token-0123456789abcdef";
+
+/// The hidden `--serve` mode: the server alone in this process, on its own runtime (as
+/// many workers as cores, like `vexil serve`). Prints the bound address on stdout and stops
+/// gracefully when stdin reaches end of file (the parent closed it, or died).
+pub(crate) fn serve(url: &str, log: bool) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    if log {
+        vexil_server::init_logging("json");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut config = vexil_server::Config::for_tests(url);
+            config.bootstrap_token = Some(secrecy::SecretString::from(TOKEN));
+            let app = vexil_server::App::build(&config).await?;
+            let mut out = std::io::stdout();
+            writeln!(out, "{}", app.local_addr()?)?;
+            out.flush()?;
+            app.run(async {
+                let _ = tokio::task::spawn_blocking(|| {
+                    let mut sink = Vec::new();
+                    let _ = std::io::stdin().read_to_end(&mut sink);
+                })
+                .await;
+            })
+            .await
+        })
+}
+
+/// Where `needle` first stands in `haystack`.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The machine's load averages (1, 5, 15 minutes).
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// This process's soft limit on open files.
+pub(crate) fn open_file_limit() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
 }

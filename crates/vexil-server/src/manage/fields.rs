@@ -193,29 +193,24 @@ pub(crate) trait IdentifiedRule {
     fn clauses(&self) -> &[vexil_core::Clause];
 }
 
-impl IdentifiedRule for vexil_core::Rule {
-    fn id(&self) -> Option<&String> {
-        self.id.as_ref()
-    }
-    fn set_id(&mut self, id: String) {
-        self.id = Some(id);
-    }
-    fn clauses(&self) -> &[vexil_core::Clause] {
-        &self.clauses
-    }
+/// Flag rules and segment rules alike: an `id` and `clauses`.
+macro_rules! identified_rule {
+    ($($rule:ty),*) => {$(
+        impl IdentifiedRule for $rule {
+            fn id(&self) -> Option<&String> {
+                self.id.as_ref()
+            }
+            fn set_id(&mut self, id: String) {
+                self.id = Some(id);
+            }
+            fn clauses(&self) -> &[vexil_core::Clause] {
+                &self.clauses
+            }
+        }
+    )*};
 }
 
-impl IdentifiedRule for vexil_core::SegmentRule {
-    fn id(&self) -> Option<&String> {
-        self.id.as_ref()
-    }
-    fn set_id(&mut self, id: String) {
-        self.id = Some(id);
-    }
-    fn clauses(&self) -> &[vexil_core::Clause] {
-        &self.clauses
-    }
-}
+identified_rule!(vexil_core::Rule, vexil_core::SegmentRule);
 
 /// Gives every rule without an id one: the id of an unclaimed previous rule with the same
 /// clauses (so that re-sending a rule list keeps its ids stable), else a `fresh` one not

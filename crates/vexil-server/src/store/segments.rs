@@ -178,20 +178,8 @@ pub(crate) async fn referrers(
     project_id: &str,
     key: &str,
 ) -> StoreResult<Vec<Referrer>> {
-    // Configurations are JSON text, so the clauses are searched here rather than in SQL,
-    // which keeps one query text for both backends.
-    let configs: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT f.key AS flag_key, e.key AS environment_key, c.config AS config \
-         FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
-         JOIN environments e ON e.id = c.environment_id \
-         WHERE f.project_id = $1 ORDER BY f.key, e.key",
-    )
-    .bind(project_id)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut out = Vec::new();
-    for (flag, environment, config) in configs {
-        let config: Value = serde_json::from_str(&config)?;
+    for (flag, environment, config) in configs(conn, project_id, false).await? {
         if config_refers_to(&config, key) {
             out.push(Referrer::Flag { flag, environment });
         }
@@ -230,23 +218,42 @@ pub(crate) async fn protected_users(
             break;
         }
     }
-    let configs: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT f.key AS flag_key, e.key AS environment_key, c.config AS config \
-         FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
-         JOIN environments e ON e.id = c.environment_id \
-         WHERE f.project_id = $1 AND c.enabled = 1 AND e.protected = 1 ORDER BY f.key, e.key",
-    )
-    .bind(project_id)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut out = Vec::new();
-    for (flag, environment, config) in configs {
-        let config: Value = serde_json::from_str(&config)?;
+    for (flag, environment, config) in configs(conn, project_id, true).await? {
         if reach.iter().any(|k| config_refers_to(&config, k)) {
             out.push((flag, environment));
         }
     }
     Ok(out)
+}
+
+/// The project's flag configurations as `(flag key, environment key, document)`, by flag
+/// then environment; with `enabled_in_protected`, only those enabled in protected
+/// environments. Configurations are JSON text, so their clauses are searched by the
+/// caller rather than in SQL, which keeps one query text for both backends.
+async fn configs(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    enabled_in_protected: bool,
+) -> StoreResult<Vec<(String, String, Value)>> {
+    let only = if enabled_in_protected {
+        " AND c.enabled = 1 AND e.protected = 1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT f.key AS flag_key, e.key AS environment_key, c.config AS config \
+         FROM flag_configs c JOIN flags f ON f.id = c.flag_id \
+         JOIN environments e ON e.id = c.environment_id \
+         WHERE f.project_id = $1{only} ORDER BY f.key, e.key"
+    );
+    let rows: Vec<(String, String, String)> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter()
+        .map(|(flag, env, config)| Ok((flag, env, serde_json::from_str(&config)?)))
+        .collect()
 }
 
 /// Whether a flag configuration document has a rule clause `in_segment` naming `key`. Read
