@@ -25,7 +25,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{TOKEN, find, loadavg, open_file_limit};
+use support::{ChildServer, TOKEN, find, loadavg, open_file_limit};
 
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
@@ -33,9 +33,7 @@ use support::{TOKEN, find, loadavg, open_file_limit};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -233,21 +231,6 @@ enum ServerKind {
     Process(ChildServer),
 }
 
-/// The child server; killed if dropped without a graceful stop.
-struct ChildServer {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 impl Server {
     async fn start(args: &Args, url: &str) -> anyhow::Result<Server> {
         if args.in_process {
@@ -265,43 +248,11 @@ impl Server {
                 kind: ServerKind::InProcess { stop, task },
             });
         }
-        let mut command = Command::new(std::env::current_exe()?);
-        command.arg("--serve").arg(url);
-        if args.server_log {
-            command.arg("--server-log").stderr(Stdio::null());
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let pid = child.id();
-        let stdout = child.stdout.take();
-        let guard = ChildServer {
-            stdin: child.stdin.take(),
-            child,
-        };
-        // The first line is the address; an early exit gives end of file instead.
-        let line = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                if let Some(out) = stdout {
-                    let _ = std::io::BufReader::new(out).read_line(&mut line);
-                }
-                line
-            }),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the server process did not start within 60 s"))??;
-        let addr: SocketAddr = line
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("the server process failed to start ({line:?})"))?;
-        anyhow::ensure!(addr.ip().is_loopback(), "not a loopback address: {addr}");
+        let child = ChildServer::start(url, args.server_log).await?;
         Ok(Server {
-            addr,
-            pid: Some(pid),
-            kind: ServerKind::Process(guard),
+            addr: child.addr,
+            pid: Some(child.pid),
+            kind: ServerKind::Process(child),
         })
     }
 
@@ -319,14 +270,7 @@ impl Server {
                 let _ = stop.send(());
                 let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
             }
-            ServerKind::Process(mut child) => {
-                drop(child.stdin.take());
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while matches!(child.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                drop(child); // kills it if still running
-            }
+            ServerKind::Process(mut child) => child.stop().await,
         }
     }
 }

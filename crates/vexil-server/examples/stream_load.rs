@@ -29,16 +29,14 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{TOKEN, find, loadavg, open_file_limit};
+use support::{ChildServer, TOKEN, find, loadavg, open_file_limit};
 
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -120,7 +118,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
-    let mut server = ChildServer::start(url).await?;
+    let mut server = ChildServer::start(url, false).await?;
     let seeding = Instant::now();
     let seeded = seed(&Api::new(server.addr), args.flags).await;
     let seeded = match seeded {
@@ -138,7 +136,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     if !args.keep_seeding_process {
         // A node as it runs in production: started on an existing database.
         server.stop().await;
-        server = ChildServer::start(url).await?;
+        server = ChildServer::start(url, false).await?;
     }
     let result = measure(args, &server, &seeded).await;
     server.stop().await;
@@ -291,82 +289,6 @@ async fn measure(args: &Args, server: &ChildServer, seeded: &Seeded) -> anyhow::
         after.rss_kib / 1024
     );
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// The server process.
-
-/// The child server; killed if dropped without a graceful stop.
-struct ChildServer {
-    addr: SocketAddr,
-    pid: u32,
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl ChildServer {
-    async fn start(url: &str) -> anyhow::Result<ChildServer> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--serve")
-            .arg(url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let pid = child.id();
-        let stdout = child.stdout.take();
-        let stdin = child.stdin.take();
-        let mut server = ChildServer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pid,
-            child,
-            stdin,
-        };
-        // The first line is the address; an early exit gives end of file instead.
-        let line = tokio::time::timeout(
-            Duration::from_secs(60),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                if let Some(out) = stdout {
-                    let _ = std::io::BufReader::new(out).read_line(&mut line);
-                }
-                line
-            }),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the server process did not start within 60 s"))??;
-        server.addr = line
-            .trim()
-            .parse()
-            .map_err(|_| anyhow::anyhow!("the server process failed to start ({line:?})"))?;
-        anyhow::ensure!(
-            server.addr.ip().is_loopback(),
-            "not a loopback address: {}",
-            server.addr
-        );
-        Ok(server)
-    }
-
-    /// Graceful stop, bounded: a child that has not exited after 10 s is killed.
-    async fn stop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

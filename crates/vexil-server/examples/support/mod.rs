@@ -4,6 +4,11 @@
 // Each example uses part of this module.
 #![allow(dead_code)]
 
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
 use sqlx::Connection as _;
 
 /// Creates a scratch database for `backend` (`sqlite` or `postgres`); returns its URL and
@@ -123,4 +128,83 @@ pub(crate) fn open_file_limit() -> String {
                 .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
         })
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A server started as a child process of the load test (`--serve` mode); killed if
+/// dropped without a graceful stop.
+pub(crate) struct ChildServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl ChildServer {
+    /// Starts this example again in `--serve` mode on `url` (`--server-log` with `log`)
+    /// and waits for the address it prints.
+    pub(crate) async fn start(url: &str, log: bool) -> anyhow::Result<ChildServer> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("--serve").arg(url);
+        if log {
+            command.arg("--server-log").stderr(Stdio::null());
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let pid = child.id();
+        let stdout = child.stdout.take();
+        let stdin = child.stdin.take();
+        let mut server = ChildServer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid,
+            child,
+            stdin,
+        };
+        // The first line is the address; an early exit gives end of file instead.
+        let line = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                if let Some(out) = stdout {
+                    let _ = std::io::BufReader::new(out).read_line(&mut line);
+                }
+                line
+            }),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the server process did not start within 60 s"))??;
+        server.addr = line
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the server process failed to start ({line:?})"))?;
+        anyhow::ensure!(
+            server.addr.ip().is_loopback(),
+            "not a loopback address: {}",
+            server.addr
+        );
+        Ok(server)
+    }
+
+    /// Graceful stop, bounded: a child that has not exited after 10 s is killed.
+    pub(crate) async fn stop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
