@@ -50,8 +50,10 @@ pub(crate) async fn unknown_path(req: Request) -> Response {
 /// 405 for a management route called with a method it does not have: `Allow` lists those
 /// it has (per the policy table, which covers every management route).
 pub(crate) fn wrong_method(method: &Method, route: &str) -> Option<Response> {
+    // HEAD is answered wherever GET is (as the policy table says).
     let allowed: Vec<&str> = [
         Method::GET,
+        Method::HEAD,
         Method::POST,
         Method::PUT,
         Method::PATCH,
@@ -59,13 +61,7 @@ pub(crate) fn wrong_method(method: &Method, route: &str) -> Option<Response> {
     ]
     .iter()
     .filter(|m| policy(m, route).is_some())
-    .flat_map(|m| {
-        if *m == Method::GET {
-            vec!["GET", "HEAD"]
-        } else {
-            vec![m.as_str()]
-        }
-    })
+    .map(Method::as_str)
     .collect();
     if allowed.is_empty() {
         return None;

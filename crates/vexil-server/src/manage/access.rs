@@ -118,8 +118,8 @@ pub(crate) async fn require_in_scope(
 }
 
 /// For a change that alters what protected environments serve (`what` says how, or is
-/// `None` when it does not): requires the admin role in the request's organization,
-/// saying why when it is missing.
+/// `None` when it does not): requires the admin role in the request's organization, as
+/// [`require_in_scope`] does, saying why when it is missing.
 pub(crate) async fn require_admin_for(
     conn: &mut Conn,
     principal: &Principal,
@@ -127,14 +127,11 @@ pub(crate) async fn require_admin_for(
     what: Option<String>,
 ) -> Result<()> {
     let Some(what) = what else { return Ok(()) };
-    let org = meta
-        .organization_id
-        .as_deref()
-        .ok_or_else(|| Error::internal("route without a resolved organization"))?;
-    if principal.role_in(conn, org).await? >= Some(Role::Admin) {
-        return Ok(());
+    match require_in_scope(conn, principal, meta, Role::Admin).await {
+        Ok(_) => Ok(()),
+        Err(Error::Forbidden(_)) => Err(Error::Forbidden(format!(
+            "{what}: changing what a protected environment serves needs the admin role"
+        ))),
+        Err(e) => Err(e),
     }
-    Err(Error::Forbidden(format!(
-        "{what}: changing what a protected environment serves needs the admin role"
-    )))
 }

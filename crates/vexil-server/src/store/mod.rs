@@ -259,20 +259,23 @@ impl Store {
         &self,
         attempt: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> StoreResult<T> {
-        let wait = if self.outage.load(Ordering::Relaxed) {
-            OUTAGE_ACQUIRE_TIMEOUT
+        // The pool gives up after ACQUIRE_TIMEOUT by itself; only a known outage needs a
+        // shorter wait of its own.
+        let was_out = self.outage.load(Ordering::Relaxed);
+        let result = if was_out {
+            tokio::time::timeout(OUTAGE_ACQUIRE_TIMEOUT, attempt)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
         } else {
-            ACQUIRE_TIMEOUT
+            attempt.await
         };
-        let result = match tokio::time::timeout(wait, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(sqlx::Error::PoolTimedOut),
-        };
-        let was_out = self.outage.swap(result.is_err(), Ordering::Relaxed);
-        match (&result, was_out) {
-            (Err(e), false) => tracing::warn!(error = %e, "the database is unavailable"),
-            (Ok(_), true) => tracing::info!("the database is available again"),
-            _ => {}
+        // Written only when it changes: every request passes here.
+        if result.is_err() != was_out {
+            self.outage.store(result.is_err(), Ordering::Relaxed);
+            match &result {
+                Err(e) => tracing::warn!(error = %e, "the database is unavailable"),
+                Ok(_) => tracing::info!("the database is available again"),
+            }
         }
         result.map_err(StoreError::Unavailable)
     }
