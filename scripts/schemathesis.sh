@@ -173,7 +173,7 @@ status=0
   "$venv/bin/st" --no-color --config-file "$work/schemathesis.toml" run "$base/api-docs/openapi.json" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance \
     --max-examples "$max_examples" --max-time "$max_time" --seed "$seed" \
-    --workers 2 --request-timeout 10 \
+    --workers 1 --request-timeout 10 \
     --report junit --report-dir "$report_dir" "${baseline[@]}"
 ) || status=$?
 
