@@ -17,6 +17,7 @@ mod metrics;
 pub mod operator;
 mod snapshots;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -250,7 +250,7 @@ async fn authenticate_token(store: &Store, token: &str) -> Result<Principal, Api
 
 /// A live session for this cookie secret, checked for expiry and, for a change (`csrf` is
 /// the header's value, empty when absent), its CSRF token.
-async fn authenticate_session(
+pub(crate) async fn authenticate_session(
     store: &Store,
     settings: &AuthSettings,
     secret: &str,

@@ -136,6 +136,49 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         | ("PATCH", "/api/v1/tokens/{id}/revoke")
         | ("GET", "/api/v1/auth/session")
         | ("POST", "/api/v1/auth/logout") => InHandler,
+        // The web console: the same checks as the API routes that do the same thing. Its
+        // URLs name keys; the console resolves them to ids (`ui::Place`) under these names.
+        ("GET", "/ui/") | ("POST", "/ui/logout") => InHandler,
+        (
+            "GET",
+            "/ui/{org}/{project}"
+            | "/ui/{org}/{project}/flags"
+            | "/ui/{org}/{project}/segments"
+            | "/ui/{org}/{project}/keys"
+            | "/ui/{org}/{project}/live",
+        ) => Needs(Project("project"), Viewer),
+        ("POST", "/ui/{org}/{project}/flags" | "/ui/{org}/{project}/flags/bulk")
+        | ("POST", "/ui/{org}/{project}/segments") => Needs(Project("project"), Editor),
+        ("POST", "/ui/{org}/{project}/keys") => Needs(Project("project"), Admin),
+        ("POST", "/ui/{org}/{project}/keys/{key_id}/revoke") => Needs(ApiKey("key_id"), Admin),
+        ("GET", "/ui/{org}/{project}/flags/{flag}") => Needs(Flag("flag"), Viewer),
+        (
+            "POST",
+            "/ui/{org}/{project}/flags/{flag}/edit" | "/ui/{org}/{project}/flags/{flag}/kill",
+        ) => Needs(Flag("flag"), Editor),
+        (
+            "POST",
+            "/ui/{org}/{project}/flags/{flag}/archive"
+            | "/ui/{org}/{project}/flags/{flag}/restore"
+            | "/ui/{org}/{project}/flags/{flag}/delete",
+        ) => ChangeEnvironment(FlagLifecycle("flag")),
+        (
+            "GET",
+            "/ui/{org}/{project}/flags/{flag}/in/{env}"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/history",
+        ) => Needs(FlagInEnvironment, Viewer),
+        (
+            "POST",
+            "/ui/{org}/{project}/flags/{flag}/in/{env}"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/toggle"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/history/{version}/restore",
+        ) => ChangeEnvironment(FlagInEnvironment),
+        ("GET", "/ui/{org}/{project}/segments/{segment}") => Needs(Segment("segment"), Viewer),
+        (
+            "POST",
+            "/ui/{org}/{project}/segments/{segment}"
+            | "/ui/{org}/{project}/segments/{segment}/delete",
+        ) => Needs(Segment("segment"), Editor),
         _ => return None,
     })
 }
@@ -183,7 +226,7 @@ pub(crate) async fn authorize(
     }
 }
 
-async fn check_scope(
+pub(crate) async fn check_scope(
     store: &Store,
     principal: &Principal,
     resolve: Resolve,

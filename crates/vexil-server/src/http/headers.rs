@@ -1,6 +1,6 @@
 //! Security headers on every response: no MIME sniffing, no framing, no referrer, a
-//! content security policy (everything is JSON except the API documentation at `/docs`,
-//! whose policy allows only its own files), HSTS when served over HTTPS, and
+//! content security policy (everything is JSON except the API documentation at `/docs`
+//! and the console under `/ui/`, whose policies allow only their own files), HSTS when served over HTTPS, and
 //! `Cache-Control: no-store` on the management plane, whose answers may carry secrets
 //! (a new token's or API key's value) and are never meant for a shared cache.
 
@@ -14,6 +14,10 @@ use axum::response::Response;
 pub(crate) struct Hsts(pub(crate) bool);
 
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The console: its own stylesheet and script only (no inline script or style), forms
+/// posting to itself, reading its own live-update endpoint.
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
     object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -24,6 +28,7 @@ pub(crate) async fn security_headers(
 ) -> Response {
     let path = req.uri().path();
     let docs = path == "/docs" || path.starts_with("/docs/");
+    let console = path == "/ui" || path.starts_with("/ui/");
     let evaluation = super::is_evaluation(path);
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -33,7 +38,13 @@ pub(crate) async fn security_headers(
     set(
         headers,
         header::CONTENT_SECURITY_POLICY,
-        if docs { DOCS_CSP } else { API_CSP },
+        if docs {
+            DOCS_CSP
+        } else if console {
+            CONSOLE_CSP
+        } else {
+            API_CSP
+        },
     );
     if hsts {
         set(

@@ -153,6 +153,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(evaluation)
         .merge(ops::router())
         .merge(openapi::router())
+        .merge(crate::ui::router(state.clone()))
         .fallback(reject::unknown_path)
         .route_layer(middleware::from_fn(capture_route))
         .layer(middleware::from_fn(reject::method_not_allowed_body))

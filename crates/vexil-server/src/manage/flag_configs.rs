@@ -28,6 +28,16 @@ pub(crate) async fn list(
     Ok(configs::list(&mut conn, env_id, limit, offset).await?)
 }
 
+/// Whether each of these flags is on in each environment: `(flag_id, environment_id,
+/// enabled)`.
+pub(crate) async fn switches(
+    store: &Store,
+    flag_ids: &[String],
+) -> Result<Vec<(String, String, bool)>> {
+    let mut conn = store.read().await?;
+    Ok(configs::switches_of(&mut conn, flag_ids).await?)
+}
+
 pub(crate) async fn get(store: &Store, flag_id: &str, env_id: &str) -> Result<FlagConfig> {
     let mut conn = store.read().await?;
     Ok(load(&mut conn, flag_id, env_id).await?.1)

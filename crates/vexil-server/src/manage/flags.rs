@@ -26,14 +26,14 @@ use definition::{apply_flag_patch, check_configs_still_valid, check_tags};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListFlags {
-    q: Option<String>,
-    tag: Option<String>,
+    pub(crate) q: Option<String>,
+    pub(crate) tag: Option<String>,
     #[serde(rename = "type")]
-    kind: Option<FlagType>,
-    archived: Option<bool>,
-    environment_id: Option<String>,
-    enabled: Option<bool>,
-    sort: Option<String>,
+    pub(crate) kind: Option<FlagType>,
+    pub(crate) archived: Option<bool>,
+    pub(crate) environment_id: Option<String>,
+    pub(crate) enabled: Option<bool>,
+    pub(crate) sort: Option<String>,
     #[serde(default = "super::fields::default_limit")]
     pub(crate) limit: i64,
     #[serde(default)]
@@ -103,27 +103,27 @@ async fn list_filter(conn: &mut Conn, project_id: &str, q: ListFlags) -> Result<
     "tags": ["checkout"], "client_side": true, "temporary": false, "comment": "for the redesign"}))]
 pub(crate) struct NewFlag {
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
-    key: String,
+    pub(crate) key: String,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
     #[schema(max_length = 4000)]
-    description: String,
+    pub(crate) description: String,
     /// Default `boolean`.
     #[serde(rename = "type")]
     #[schema(value_type = Option<crate::http::openapi::engine::FlagType>)]
-    kind: Option<FlagType>,
+    pub(crate) kind: Option<FlagType>,
     /// Default for booleans: `on` (true) and `off` (false); required for other types.
     #[schema(value_type = Option<Vec<crate::http::openapi::engine::Variation>>)]
-    variations: Option<Vec<Variation>>,
+    pub(crate) variations: Option<Vec<Variation>>,
     #[serde(default)]
-    tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     #[serde(default)]
-    client_side: bool,
+    pub(crate) client_side: bool,
     #[serde(default)]
-    temporary: bool,
+    pub(crate) temporary: bool,
     #[schema(max_length = 1000)]
-    comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 pub(crate) async fn create(

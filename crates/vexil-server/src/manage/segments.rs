@@ -31,6 +31,12 @@ pub(crate) async fn list(
     Ok(segments::list(&mut conn, project_id, limit, offset).await?)
 }
 
+/// What refers to a segment: flag configurations, then other segments.
+pub(crate) async fn used_by(store: &Store, segment: &Segment) -> Result<Vec<segments::Referrer>> {
+    let mut conn = store.read().await?;
+    Ok(segments::referrers(&mut conn, &segment.project_id, &segment.key).await?)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"key": "beta-testers", "name": "Beta testers", "included": ["user-1"],

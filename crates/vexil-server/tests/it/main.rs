@@ -10,6 +10,7 @@ mod api_keys;
 mod audit_logs;
 mod client_side;
 mod cluster;
+mod console;
 mod evaluate;
 mod flag_configs;
 mod flags;
@@ -24,5 +25,6 @@ mod ops;
 mod segments;
 mod simple;
 mod stream;
+mod webdriver;
 
 pub(crate) use helpers::*;

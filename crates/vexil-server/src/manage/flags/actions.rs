@@ -28,8 +28,8 @@ const MAX_BULK: usize = 500;
 #[schema(example = json!({"reason": "checkout errors spiking", "environment_id": "0190e0a4-0000-7000-8000-000000000004"}))]
 pub(crate) struct KillSwitch {
     #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
-    reason: String,
-    environment_id: Option<String>,
+    pub(crate) reason: String,
+    pub(crate) environment_id: Option<String>,
 }
 
 /// Disables the flag at once in one environment or in all of them. Every configuration
@@ -106,7 +106,7 @@ async fn configs_in(conn: &mut Conn, flag: &Flag, env_id: Option<&str>) -> Resul
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum BulkAction {
+pub(crate) enum BulkAction {
     Enable,
     Disable,
     Archive,
@@ -119,13 +119,13 @@ enum BulkAction {
     "environment_id": "0190e0a4-0000-7000-8000-000000000004", "comment": "launch"}))]
 #[schema(as = FlagBulkAction)]
 pub(crate) struct Bulk {
-    action: BulkAction,
+    pub(crate) action: BulkAction,
     #[schema(min_items = 1, max_items = 500)]
-    flag_ids: Vec<String>,
+    pub(crate) flag_ids: Vec<String>,
     /// Required to enable; disabling without it disables in every environment.
-    environment_id: Option<String>,
+    pub(crate) environment_id: Option<String>,
     #[schema(max_length = 1000)]
-    comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 /// Applies one action to many flags in one transaction: an unknown id or any item that

@@ -198,6 +198,32 @@ pub(crate) async fn list(
     Ok((rows_to_configs(rows)?, total))
 }
 
+/// Whether each of these flags is on, per environment: `(flag_id, environment_id, enabled)`
+/// (the console's flag list shows a switch per environment for one page of flags).
+pub(crate) async fn switches_of(
+    conn: &mut AnyConnection,
+    flag_ids: &[String],
+) -> StoreResult<Vec<(String, String, bool)>> {
+    let mut out = Vec::with_capacity(flag_ids.len() * 2);
+    for chunk in flag_ids.chunks(200) {
+        let placeholders = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT flag_id, environment_id, enabled FROM flag_configs WHERE flag_id IN ({placeholders})"
+        );
+        let mut query = sqlx::query_as::<_, (String, String, DbBool)>(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for (flag, env, enabled) in query.fetch_all(&mut *conn).await? {
+            out.push((flag, env, enabled.into()));
+        }
+    }
+    Ok(out)
+}
+
 /// `(flag_id, config, version)` of every configuration of an environment.
 pub(super) async fn raw_of_environment(
     conn: &mut AnyConnection,

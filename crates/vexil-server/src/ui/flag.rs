@@ -1,0 +1,629 @@
+//! The flag page: its definition, the lifecycle actions (kill switch, archive, restore,
+//! delete), a tab per environment with the whole configuration editor, and the history of
+//! a configuration (revisions, a diff between any two, restore).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::draft::{ClauseDraft, Draft, OPERATORS, PrereqDraft, RuleDraft, ServeDraft};
+use super::form::{FormData, url_encode};
+use super::{Csrf, Frame, Page, PageResult, Place};
+use crate::access::Principal;
+use crate::manage::fields::Patch;
+use crate::manage::flags::actions::KillSwitch;
+use crate::manage::{self, By, Error};
+use crate::store::Store;
+use crate::store::flags::{Flag, Revision};
+use crate::store::segments::Segment;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Done {
+    done: Option<String>,
+}
+
+/// `GET …/flags/{flag}`: the flag in the project's first environment (production first).
+pub(crate) async fn first_environment(
+    State(store): State<Arc<Store>>,
+    Extension(place): Extension<Place>,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let flag = place.flag()?;
+    let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+    let env = envs
+        .iter()
+        .find(|e| e.is_production)
+        .or(envs.first())
+        .ok_or_else(|| Page::not_found("environment"))?;
+    let done = q
+        .done
+        .map(|d| format!("?done={}", url_encode(&d)))
+        .unwrap_or_default();
+    Ok(Page::redirect(format!(
+        "{}/flags/{}/in/{}{done}",
+        place.base(),
+        url_encode(&flag.key),
+        url_encode(&env.key)
+    )))
+}
+
+#[derive(Template)]
+#[template(path = "flag.html")]
+struct FlagPage {
+    frame: Frame,
+    flag: Flag,
+    env_key: String,
+    env_name: String,
+    protected: bool,
+    draft: Draft,
+    /// The page's own URL (the tab), for forms that come back here.
+    here: String,
+    flag_url: String,
+    operators: [(&'static str, &'static str); 19],
+    segments: Vec<String>,
+    error: Option<String>,
+    variations_text: String,
+}
+
+impl FlagPage {
+    fn rule_errors(&self, i: impl std::fmt::Display) -> Vec<String> {
+        self.draft.errors_at(&format!("rules[{i}]"))
+    }
+
+    fn prereq_errors(&self, k: impl std::fmt::Display) -> Vec<String> {
+        self.draft.errors_at(&format!("prerequisites[{k}]"))
+    }
+
+    fn serve_prefix(&self, i: impl std::fmt::Display) -> String {
+        format!("rules[{i}].serve")
+    }
+}
+
+fn flag_url(place: &Place, flag: &Flag) -> String {
+    format!("{}/flags/{}", place.base(), url_encode(&flag.key))
+}
+
+/// `GET …/flags/{flag}/in/{env}`.
+pub(crate) async fn page(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let config = manage::flag_configs::get(&store, &flag.id, &env.id).await?;
+    let draft = Draft::of(&config.config, config.version, &flag.variations);
+    render(
+        &store,
+        &principal,
+        &place,
+        &csrf,
+        draft,
+        None,
+        q.done.as_deref(),
+    )
+    .await
+}
+
+async fn render(
+    store: &Store,
+    principal: &Principal,
+    place: &Place,
+    csrf: &Csrf,
+    draft: Draft,
+    error: Option<String>,
+    done: Option<&str>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let frame = Frame::load(
+        store,
+        principal,
+        place,
+        csrf,
+        "flags",
+        flag.key.clone(),
+        done,
+    )
+    .await?;
+    let (segments, _) = manage::segments::list(store, &place.project.id, 1000, 0).await?;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let variations_text = flag
+        .variations
+        .iter()
+        .map(|v| format!("{} = {}", v.key, v.value))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Page::render_status(
+        status,
+        &FlagPage {
+            here: format!("{}/in/{}", flag_url(place, flag), url_encode(&env.key)),
+            flag_url: flag_url(place, flag),
+            env_key: env.key.clone(),
+            env_name: env.name.clone(),
+            protected: env.protected,
+            frame,
+            flag: flag.clone(),
+            draft,
+            operators: OPERATORS,
+            segments: segments.into_iter().map(|s: Segment| s.key).collect(),
+            error,
+            variations_text,
+        },
+    ))
+}
+
+/// `POST …/flags/{flag}/in/{env}`: saves the configuration, or (`op`) adds or moves a row
+/// and shows the form again without saving.
+pub(crate) async fn save(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let mut draft = Draft::read(&form, &flag.variations);
+    let op = form.text("op");
+    if let Some(edited) = edit_rows(&mut draft, &op, &flag.variations) {
+        if !edited {
+            return Err(Page::status(
+                StatusCode::BAD_REQUEST,
+                "Unknown editor action.",
+            ));
+        }
+        return render(&store, &principal, &place, &csrf, draft, None, None).await;
+    }
+    let changes = match draft.to_patch() {
+        Ok(changes) => changes,
+        Err(errors) => {
+            draft.errors = errors;
+            let message = "Some fields need attention (see below).".to_owned();
+            return render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                draft,
+                Some(message),
+                None,
+            )
+            .await;
+        }
+    };
+    let patch = Patch {
+        changes,
+        comment: Some(draft.comment.clone()).filter(|c| !c.is_empty()),
+    };
+    let ids = (flag.id.as_str(), env.id.as_str());
+    match manage::flag_configs::update(&store, &by, ids, Some(draft.version), &patch).await {
+        Ok(_) => Ok(Page::redirect(format!(
+            "{}/in/{}?done=saved",
+            flag_url(&place, flag),
+            url_encode(&env.key)
+        ))),
+        Err(Error::Invalid { message, fields }) => {
+            draft.errors = fields
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                draft,
+                Some(message),
+                None,
+            )
+            .await
+        }
+        Err(Error::VersionMismatch { current }) => {
+            let who = last_change(&store, ids).await;
+            let message = format!(
+                "This configuration changed while you were editing it (now version {current}{who}). Your changes are not saved; reload the page to start from the latest version."
+            );
+            render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                draft,
+                Some(message),
+                None,
+            )
+            .await
+        }
+        Err(e @ (Error::Conflict { .. } | Error::Forbidden(_))) => {
+            let message = e.to_string();
+            render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                draft,
+                Some(message),
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Who made the latest change of a configuration, and when (for a version conflict).
+async fn last_change(store: &Store, ids: (&str, &str)) -> String {
+    match manage::flag_configs::revisions(store, ids, 1, 0).await {
+        Ok((revisions, _)) => revisions.first().map_or_else(String::new, |r: &Revision| {
+            format!(", changed by {} at {}", r.actor.name, r.created_at)
+        }),
+        Err(_) => String::new(),
+    }
+}
+
+/// The editor's row buttons: `add_rule`, `add_clause:i`, `add_prerequisite`, `up:i`,
+/// `down:i`. `None`: not a row action (a save); `Some(false)`: an unknown one.
+fn edit_rows(draft: &mut Draft, op: &str, variations: &[vexil_core::Variation]) -> Option<bool> {
+    let blank_clause = || ClauseDraft {
+        op: "in".into(),
+        ..ClauseDraft::default()
+    };
+    let (verb, index) = op
+        .split_once(':')
+        .map_or((op, None), |(v, i)| (v, i.parse::<usize>().ok()));
+    match (verb, index) {
+        ("" | "save", _) => return None,
+        ("add_rule", _) => draft.rules.push(RuleDraft {
+            clauses: vec![blank_clause()],
+            serve: ServeDraft::first(variations),
+            ..RuleDraft::default()
+        }),
+        ("add_clause", Some(i)) if i < draft.rules.len() => {
+            draft.rules[i].clauses.push(blank_clause())
+        }
+        ("add_prerequisite", _) => draft.prerequisites.push(PrereqDraft::default()),
+        ("up", Some(i)) if i > 0 && i < draft.rules.len() => draft.rules.swap(i - 1, i),
+        ("down", Some(i)) if i + 1 < draft.rules.len() => draft.rules.swap(i, i + 1),
+        _ => return Some(false),
+    }
+    Some(true)
+}
+
+/// `POST …/flags/{flag}/in/{env}/toggle`: `to` = `on` or `off`.
+pub(crate) async fn toggle(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let to = match form.get("to") {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    };
+    let comment = form.optional("comment");
+    let ids = (flag.id.as_str(), env.id.as_str());
+    manage::flag_configs::toggle(&store, &by, ids, None, to, comment.as_deref()).await?;
+    Ok(Page::redirect(if form.get("back") == Some("list") {
+        format!("{}/flags?done=toggled", place.base())
+    } else {
+        format!(
+            "{}/in/{}?done=toggled",
+            flag_url(&place, flag),
+            url_encode(&env.key)
+        )
+    }))
+}
+
+/// `POST …/flags/{flag}/kill`: the kill switch, in one environment or all (reason
+/// required).
+pub(crate) async fn kill(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let flag = place.flag()?;
+    let environment_id = match form.text("env").as_str() {
+        "" => None,
+        key => {
+            let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+            Some(
+                envs.into_iter()
+                    .find(|e| e.key == key)
+                    .ok_or_else(|| Page::not_found("environment"))?
+                    .id,
+            )
+        }
+    };
+    let input = KillSwitch {
+        reason: form.text("reason"),
+        environment_id,
+    };
+    match manage::flags::actions::kill_switch(&store, &by, &flag.id, input).await {
+        Ok(_) => Ok(Page::redirect(format!(
+            "{}?done=killed",
+            flag_url(&place, flag)
+        ))),
+        Err(Error::Invalid { .. }) => Err(Page::status(
+            StatusCode::BAD_REQUEST,
+            "The kill switch needs a reason (1 to 1,000 characters). Go back and give one.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn set_archived(
+    store: &Store,
+    by: &By,
+    place: &Place,
+    form: &FormData,
+    archived: bool,
+) -> PageResult {
+    let flag = place.flag()?;
+    let comment = form.optional("comment");
+    manage::flags::actions::archive(store, by, &flag.id, None, archived, comment.as_deref())
+        .await?;
+    let done = if archived { "archived" } else { "restored" };
+    Ok(Page::redirect(format!(
+        "{}?done={done}",
+        flag_url(place, flag)
+    )))
+}
+
+/// `POST …/flags/{flag}/archive`.
+pub(crate) async fn archive(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    set_archived(&store, &by, &place, &form, true).await
+}
+
+/// `POST …/flags/{flag}/restore`.
+pub(crate) async fn restore(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    set_archived(&store, &by, &place, &form, false).await
+}
+
+/// `POST …/flags/{flag}/delete`: only when no other flag names it as a prerequisite.
+pub(crate) async fn delete(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+) -> PageResult {
+    let flag = place.flag()?;
+    match manage::flags::delete(&store, &by, (&flag.id, None)).await {
+        Ok(()) => Ok(Page::redirect(format!(
+            "{}/flags?done=deleted",
+            place.base()
+        ))),
+        Err(e @ Error::Conflict { .. }) => Err(Page::status(StatusCode::CONFLICT, &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST …/flags/{flag}/edit`: name, description, tags, temporary, client-side and the
+/// variations.
+pub(crate) async fn edit(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let flag = place.flag()?;
+    let mut changes = serde_json::Map::new();
+    changes.insert("name".into(), json!(form.text("name")));
+    changes.insert("description".into(), json!(form.text("description")));
+    changes.insert("tags".into(), json!(super::form::items(&form.text("tags"))));
+    changes.insert("temporary".into(), json!(form.checked("temporary")));
+    changes.insert("client_side".into(), json!(form.checked("client_side")));
+    if flag.kind != vexil_core::FlagType::Boolean || form.get("variations").is_some() {
+        let variations =
+            super::flags::parse_variations(flag.kind, form.get("variations").unwrap_or_default());
+        match variations {
+            Ok(v) => {
+                // Keep each variation's name and description.
+                let merged: Vec<Value> = v
+                    .into_iter()
+                    .map(|nv| {
+                        let old = flag.variations.iter().find(|o| o.key == nv.key);
+                        json!({"key": nv.key, "value": nv.value,
+                               "name": old.and_then(|o| o.name.clone()),
+                               "description": old.and_then(|o| o.description.clone())})
+                    })
+                    .collect();
+                changes.insert("variations".into(), Value::Array(merged));
+            }
+            Err(e) => return Err(Page::status(StatusCode::BAD_REQUEST, &e.to_string())),
+        }
+    }
+    let patch = Patch {
+        changes,
+        comment: form.optional("comment"),
+    };
+    let expected = form.text("version").parse().ok();
+    match manage::flags::update(&store, &principal, &by, (&flag.id, expected), &patch).await {
+        Ok(_) => Ok(Page::redirect(format!(
+            "{}?done=saved",
+            flag_url(&place, flag)
+        ))),
+        Err(
+            e @ (Error::Invalid { .. } | Error::Conflict { .. } | Error::VersionMismatch { .. }),
+        ) => Err(Page::status(StatusCode::BAD_REQUEST, &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HistoryQuery {
+    a: Option<i64>,
+    b: Option<i64>,
+    done: Option<String>,
+}
+
+/// One line of a diff: `' '` same, `'-'` only in the older, `'+'` only in the newer.
+pub(crate) struct DiffLine {
+    pub(crate) kind: char,
+    pub(crate) text: String,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryPage {
+    frame: Frame,
+    flag: Flag,
+    env_name: String,
+    here: String,
+    revisions: Vec<Revision>,
+    current: i64,
+    a: i64,
+    b: i64,
+    diff: Vec<DiffLine>,
+}
+
+/// `GET …/flags/{flag}/in/{env}/history?a=&b=`: the revisions, and the diff of `a` → `b`
+/// (by default the previous and the current version).
+pub(crate) async fn history(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<HistoryQuery>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let ids = (flag.id.as_str(), env.id.as_str());
+    let (revisions, _) = manage::flag_configs::revisions(&store, ids, 500, 0).await?;
+    let current = revisions.first().map_or(0, |r| r.version);
+    let b = q.b.unwrap_or(current);
+    let a = q.a.unwrap_or_else(|| {
+        revisions
+            .iter()
+            .map(|r| r.version)
+            .filter(|v| *v < b)
+            .max()
+            .unwrap_or(b)
+    });
+    let text = |v: i64| {
+        revisions
+            .iter()
+            .find(|r| r.version == v)
+            .map(|r| serde_json::to_string_pretty(&r.config).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let diff = line_diff(&text(a), &text(b));
+    let frame = Frame::load(
+        &store,
+        &principal,
+        &place,
+        &csrf,
+        "flags",
+        format!("History of {}", flag.key),
+        q.done.as_deref(),
+    )
+    .await?;
+    Ok(Page::render(&HistoryPage {
+        here: format!("{}/in/{}", flag_url(&place, flag), url_encode(&env.key)),
+        frame,
+        flag: flag.clone(),
+        env_name: env.name.clone(),
+        revisions,
+        current,
+        a,
+        b,
+        diff,
+    }))
+}
+
+/// `POST …/history/{version}/restore`.
+pub(crate) async fn restore_revision(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+    Path(params): Path<HashMap<String, String>>,
+) -> PageResult {
+    let (flag, env) = (place.flag()?, place.env()?);
+    let version = params
+        .get("version")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let ids = (flag.id.as_str(), env.id.as_str());
+    manage::flag_configs::restore(&store, &by, ids, version, None, form.optional("comment"))
+        .await?;
+    Ok(Page::redirect(format!(
+        "{}/in/{}?done=restored",
+        flag_url(&place, flag),
+        url_encode(&env.key)
+    )))
+}
+
+/// A line diff (longest common subsequence; configurations are small, and both sides are
+/// bounded to 2,000 lines so the table stays small too).
+pub(crate) fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
+    let a: Vec<&str> = old.lines().take(2000).collect();
+    let b: Vec<&str> = new.lines().take(2000).collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            out.push(DiffLine {
+                kind: ' ',
+                text: a[i].to_owned(),
+            });
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(DiffLine {
+                kind: '+',
+                text: b[j].to_owned(),
+            });
+            j += 1;
+        } else {
+            out.push(DiffLine {
+                kind: '-',
+                text: a[i].to_owned(),
+            });
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_diff_marks_removed_and_added_lines() {
+        let d = super::line_diff("a\nb\nc", "a\nc\nd");
+        let s: Vec<String> = d.iter().map(|l| format!("{}{}", l.kind, l.text)).collect();
+        assert_eq!(s, [" a", "-b", " c", "+d"]);
+    }
+}

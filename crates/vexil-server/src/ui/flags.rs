@@ -1,0 +1,400 @@
+//! The flags page: search, filters, sort, pagination, a switch per environment, bulk
+//! actions on the selected flags, and the "new flag" form.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vexil_core::FlagType;
+
+use super::form::{FormData, items, url_encode};
+use super::{Csrf, Frame, Page, PageResult, Place};
+use crate::access::Principal;
+use crate::manage::flags::actions::{Bulk, BulkAction};
+use crate::manage::flags::{ListFlags, NewFlag};
+use crate::manage::{self, By, Error};
+use crate::store::Store;
+use crate::store::flags::Flag;
+
+/// Flags per page.
+const PAGE_SIZE: i64 = 50;
+
+/// `GET /ui/{org}/{project}`: the project's flags.
+pub(crate) async fn project_home(Extension(place): Extension<Place>) -> Page {
+    Page::redirect(format!("{}/flags", place.base()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    archived: String,
+    /// An environment key, with `state`.
+    #[serde(default)]
+    env: String,
+    /// `on` or `off` in `env`.
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// A flag's row: its switch in each environment, in the header's environment order.
+struct Row {
+    flag: Flag,
+    switches: Vec<Switch>,
+}
+
+struct Switch {
+    env_key: String,
+    env_name: String,
+    on: bool,
+    protected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "flags.html")]
+struct FlagsPage<'a> {
+    frame: Frame,
+    rows: Vec<Row>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    q: &'a ListQuery,
+    /// The query string without `page`, for the pager's links.
+    keep: String,
+    types: [&'static str; 4],
+    sorts: [(&'static str, &'static str); 6],
+    /// The "new flag" form, when it was sent back with problems.
+    new: NewFlagForm,
+    filtered: bool,
+}
+
+/// What the "new flag" form holds, and its problems by field.
+#[derive(Debug, Default)]
+struct NewFlagForm {
+    open: bool,
+    key: String,
+    name: String,
+    description: String,
+    kind: String,
+    variations: String,
+    tags: String,
+    error: Option<String>,
+    errors: HashMap<String, String>,
+}
+
+impl NewFlagForm {
+    fn error_for(&self, field: &str) -> &str {
+        self.errors.get(field).map_or("", String::as_str)
+    }
+}
+
+/// `GET /ui/{org}/{project}/flags`.
+pub(crate) async fn list(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    render(&store, &principal, &place, &csrf, q, NewFlagForm::default()).await
+}
+
+async fn render(
+    store: &Store,
+    principal: &Principal,
+    place: &Place,
+    csrf: &Csrf,
+    q: ListQuery,
+    new: NewFlagForm,
+) -> PageResult {
+    let frame = Frame::load(
+        store,
+        principal,
+        place,
+        csrf,
+        "flags",
+        "Flags",
+        q.done.as_deref(),
+    )
+    .await?;
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+    let env = frame.environments.iter().find(|e| e.key == q.env);
+    let query = ListFlags {
+        q: Some(q.q.clone()).filter(|s| !s.is_empty()),
+        tag: Some(q.tag.clone()).filter(|s| !s.is_empty()),
+        kind: flag_type(&q.kind),
+        archived: Some(q.archived == "yes"),
+        environment_id: env.map(|e| e.id.clone()),
+        enabled: env.and(match q.state.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        }),
+        sort: Some(q.sort.clone()).filter(|s| !s.is_empty()),
+        limit: PAGE_SIZE,
+        offset: (page - 1) * PAGE_SIZE,
+    };
+    let (flags, total) = match manage::flags::list(store, &place.project.id, query).await {
+        Ok(found) => found,
+        // A bad filter in a hand-made URL: say so on the page rather than fail it.
+        Err(Error::Invalid { message, .. }) => {
+            return Err(Page::status(StatusCode::BAD_REQUEST, &message));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ids: Vec<String> = flags.iter().map(|f| f.id.clone()).collect();
+    let switches = manage::flag_configs::switches(store, &ids).await?;
+    let on: HashMap<(&str, &str), bool> = switches
+        .iter()
+        .map(|(f, e, on)| ((f.as_str(), e.as_str()), *on))
+        .collect();
+    let rows = flags
+        .into_iter()
+        .map(|flag| {
+            let switches = frame
+                .environments
+                .iter()
+                .map(|e| Switch {
+                    env_key: e.key.clone(),
+                    env_name: e.name.clone(),
+                    on: on
+                        .get(&(flag.id.as_str(), e.id.as_str()))
+                        .copied()
+                        .unwrap_or(false),
+                    protected: e.protected,
+                })
+                .collect();
+            Row { flag, switches }
+        })
+        .collect();
+    let keep = [
+        ("q", &q.q),
+        ("tag", &q.tag),
+        ("type", &q.kind),
+        ("archived", &q.archived),
+        ("env", &q.env),
+        ("state", &q.state),
+        ("sort", &q.sort),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let filtered = !keep.is_empty();
+    let status = if new.error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(Page::render_status(
+        status,
+        &FlagsPage {
+            frame,
+            rows,
+            total,
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            q: &q,
+            keep,
+            types: ["boolean", "string", "number", "json"],
+            sorts: [
+                ("key", "Key"),
+                ("name", "Name"),
+                ("-created_at", "Newest"),
+                ("created_at", "Oldest"),
+                ("-updated_at", "Recently changed"),
+                ("updated_at", "Least recently changed"),
+            ],
+            new,
+            filtered,
+        },
+    ))
+}
+
+/// `POST /ui/{org}/{project}/flags`: creates a flag; problems come back on the form.
+pub(crate) async fn create(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let mut new = NewFlagForm {
+        open: true,
+        key: form.text("key"),
+        name: form.text("name"),
+        description: form.text("description"),
+        kind: form.text("type"),
+        variations: form.get("variations").unwrap_or_default().to_owned(),
+        tags: form.text("tags"),
+        ..NewFlagForm::default()
+    };
+    let result = match new_flag(&new) {
+        Ok(input) => manage::flags::create(&store, &by, &place.project.id, input).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(flag) => Ok(Page::redirect(format!(
+            "{}/flags/{}?done=created",
+            place.base(),
+            url_encode(&flag.key)
+        ))),
+        Err(Error::Invalid { message, fields }) => {
+            new.errors = fields
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            new.error = Some(message);
+            render(&store, &principal, &place, &csrf, ListQuery::default(), new).await
+        }
+        Err(Error::Conflict { message, .. }) => {
+            new.errors.insert("key".into(), message.clone());
+            new.error = Some(message);
+            render(&store, &principal, &place, &csrf, ListQuery::default(), new).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the "new flag" form. Variations of non-boolean flags are one per line, `key =
+/// value`, where the value is JSON for number and JSON flags and text for strings.
+fn new_flag(form: &NewFlagForm) -> Result<NewFlag, Error> {
+    let kind = match form.kind.as_str() {
+        "" => FlagType::Boolean,
+        k => flag_type(k).ok_or_else(|| {
+            Error::invalid_field("type", "must be boolean, string, number or json")
+        })?,
+    };
+    let variations = match kind {
+        FlagType::Boolean => None,
+        _ => Some(parse_variations(kind, &form.variations)?),
+    };
+    Ok(NewFlag {
+        key: form.key.clone(),
+        name: Some(form.name.clone()).filter(|s| !s.is_empty()),
+        description: form.description.clone(),
+        kind: Some(kind),
+        variations,
+        tags: items(&form.tags),
+        client_side: false,
+        temporary: false,
+        comment: None,
+    })
+}
+
+pub(crate) fn parse_variations(
+    kind: FlagType,
+    text: &str,
+) -> Result<Vec<vexil_core::Variation>, Error> {
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let (key, raw) = line
+            .split_once('=')
+            .map_or((line, line), |(k, v)| (k.trim(), v.trim()));
+        let value = match kind {
+            FlagType::String => Value::String(raw.to_owned()),
+            _ => serde_json::from_str(raw).map_err(|_| {
+                Error::invalid_field(
+                    "variations",
+                    format!("line {}: '{raw}' is not a JSON value", i + 1),
+                )
+            })?,
+        };
+        out.push(
+            serde_json::from_value(json!({"key": key, "value": value}))
+                .map_err(|e| Error::invalid_field("variations", format!("line {}: {e}", i + 1)))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(Error::invalid_field(
+            "variations",
+            "give at least two variations, one per line as key = value",
+        ));
+    }
+    Ok(out)
+}
+
+/// `POST /ui/{org}/{project}/flags/bulk`: enable, disable, archive or restore the selected
+/// flags (all or nothing).
+pub(crate) async fn bulk(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let action = match form.get("action") {
+        Some("enable") => BulkAction::Enable,
+        Some("disable") => BulkAction::Disable,
+        Some("archive") => BulkAction::Archive,
+        Some("restore") => BulkAction::Restore,
+        _ => return Err(Page::status(StatusCode::BAD_REQUEST, "Choose an action.")),
+    };
+    let flag_ids: Vec<String> = form.all("flag").into_iter().map(str::to_owned).collect();
+    if flag_ids.is_empty() {
+        return Err(Page::status(
+            StatusCode::BAD_REQUEST,
+            "Select at least one flag.",
+        ));
+    }
+    let env_key = form.text("env");
+    let environment_id = match env_key.as_str() {
+        "" => None,
+        key => {
+            let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+            Some(
+                envs.into_iter()
+                    .find(|e| e.key == key)
+                    .ok_or_else(|| Page::not_found("environment"))?
+                    .id,
+            )
+        }
+    };
+    let input = Bulk {
+        action,
+        flag_ids,
+        environment_id,
+        comment: form.optional("comment"),
+    };
+    manage::flags::actions::bulk(&store, &principal, &by, &place.project.id, input).await?;
+    Ok(Page::redirect(format!("{}/flags?done=bulk", place.base())))
+}
+
+/// A flag type by its wire name.
+pub(crate) fn flag_type(name: &str) -> Option<FlagType> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
+/// `GET /ui/{org}/{project}/live`: the project's current version for the live banner.
+pub(crate) async fn live(
+    State(store): State<Arc<Store>>,
+    Extension(place): Extension<Place>,
+) -> Result<axum::Json<Value>, Page> {
+    let (environments, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+    Ok(axum::Json(
+        json!({"version": super::frame::live_version(&environments)}),
+    ))
+}

@@ -1,0 +1,164 @@
+//! The API keys page: the project's keys per environment, creating one (its secret shown
+//! once, on the answer to the form), revoking.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::form::FormData;
+use super::{Csrf, Frame, Page, PageResult, Place};
+use crate::access::Principal;
+use crate::manage::{self, By, Error};
+use crate::store::Store;
+use crate::store::api_keys::ApiKey;
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    frame: Frame,
+    keys: Vec<(ApiKey, String)>,
+    /// The key just created: its name and secret, shown this once.
+    created: Option<(String, String)>,
+    error: Option<String>,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Done {
+    done: Option<String>,
+}
+
+/// `GET /ui/{org}/{project}/keys`.
+pub(crate) async fn list(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<Done>,
+) -> PageResult {
+    render(
+        &store,
+        &principal,
+        &place,
+        &csrf,
+        None,
+        None,
+        String::new(),
+        q.done.as_deref(),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render(
+    store: &Store,
+    principal: &Principal,
+    place: &Place,
+    csrf: &Csrf,
+    created: Option<(String, String)>,
+    error: Option<String>,
+    name: String,
+    done: Option<&str>,
+) -> PageResult {
+    let frame = Frame::load(store, principal, place, csrf, "keys", "API keys", done).await?;
+    let (keys, _) = manage::api_keys::list(store, &place.project.id, 500, 0).await?;
+    let keys = keys
+        .into_iter()
+        .map(|k| {
+            let env = frame
+                .environments
+                .iter()
+                .find(|e| e.id == k.environment_id)
+                .map_or_else(String::new, |e| e.name.clone());
+            (k, env)
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(Page::render_status(
+        status,
+        &KeysPage {
+            frame,
+            keys,
+            created,
+            error,
+            name,
+        },
+    ))
+}
+
+/// `POST /ui/{org}/{project}/keys`: creates a key and shows its secret once.
+pub(crate) async fn create(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let name = form.text("name");
+    let env_key = form.text("env");
+    let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+    let Some(env) = envs.iter().find(|e| e.key == env_key) else {
+        let message = Some("Choose an environment.".to_owned());
+        return render(&store, &principal, &place, &csrf, None, message, name, None).await;
+    };
+    let mut input = json!({"name": name, "type": form.text("type"), "environment_id": env.id});
+    if let Some(expires) = form.optional("expires_at") {
+        input["expires_at"] = json!(expires);
+    }
+    let input = serde_json::from_value(input)
+        .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    match manage::api_keys::create(&store, &by, &place.project.id, input).await {
+        Ok((key, secret)) => {
+            let created = Some((key.name, secret));
+            render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                created,
+                None,
+                String::new(),
+                None,
+            )
+            .await
+        }
+        Err(Error::Invalid { message, .. }) => {
+            render(
+                &store,
+                &principal,
+                &place,
+                &csrf,
+                None,
+                Some(message),
+                name,
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /ui/{org}/{project}/keys/{key_id}/revoke`.
+pub(crate) async fn revoke(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+    Path((_, _, key_id)): Path<(String, String, String)>,
+) -> PageResult {
+    manage::api_keys::revoke(&store, &by, &key_id, None).await?;
+    Ok(Page::redirect(format!(
+        "{}/keys?done=revoked",
+        place.base()
+    )))
+}

@@ -1,0 +1,336 @@
+//! Segments: the list, creating one, and a segment's page (included and excluded keys,
+//! rules, "used by", delete).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use vexil_core::SegmentRule;
+
+use super::draft::{ClauseDraft, OPERATORS, clauses_of, errors_at};
+use super::form::{FormData, items, url_encode};
+use super::{Csrf, Frame, Page, PageResult, Place};
+use crate::access::Principal;
+use crate::manage::fields::Patch;
+use crate::manage::{self, By, Error};
+use crate::store::Store;
+use crate::store::segments::{Referrer, Segment};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Done {
+    done: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "segments.html")]
+struct SegmentsPage {
+    frame: Frame,
+    segments: Vec<Segment>,
+    error: Option<String>,
+    key: String,
+    name: String,
+}
+
+/// `GET /ui/{org}/{project}/segments`.
+pub(crate) async fn list(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let frame = Frame::load(
+        &store,
+        &principal,
+        &place,
+        &csrf,
+        "segments",
+        "Segments",
+        q.done.as_deref(),
+    )
+    .await?;
+    let (segments, _) = manage::segments::list(&store, &place.project.id, 1000, 0).await?;
+    Ok(Page::render(&SegmentsPage {
+        frame,
+        segments,
+        error: None,
+        key: String::new(),
+        name: String::new(),
+    }))
+}
+
+/// `POST /ui/{org}/{project}/segments`: creates an empty segment and opens it.
+pub(crate) async fn create(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let (key, name) = (form.text("key"), form.text("name"));
+    let mut input = json!({"key": key});
+    if !name.is_empty() {
+        input["name"] = json!(name);
+    }
+    let input = serde_json::from_value(input)
+        .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    match manage::segments::create(&store, &by, &place.project.id, input).await {
+        Ok(s) => Ok(Page::redirect(format!(
+            "{}/segments/{}?done=created",
+            place.base(),
+            url_encode(&s.key)
+        ))),
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
+            let frame = Frame::load(
+                &store, &principal, &place, &csrf, "segments", "Segments", None,
+            )
+            .await?;
+            let (segments, _) = manage::segments::list(&store, &place.project.id, 1000, 0).await?;
+            Ok(Page::render_status(
+                StatusCode::BAD_REQUEST,
+                &SegmentsPage {
+                    frame,
+                    segments,
+                    error: Some(e.to_string()),
+                    key,
+                    name,
+                },
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A segment rule in the editor.
+struct RuleRow {
+    id: String,
+    clauses: Vec<ClauseDraft>,
+}
+
+#[derive(Template)]
+#[template(path = "segment.html")]
+struct SegmentPage {
+    frame: Frame,
+    segment: Segment,
+    here: String,
+    name: String,
+    description: String,
+    included: String,
+    excluded: String,
+    rules: Vec<RuleRow>,
+    version: i64,
+    used_by: Vec<Referrer>,
+    operators: [(&'static str, &'static str); 19],
+    error: Option<String>,
+    errors: HashMap<String, String>,
+}
+
+impl SegmentPage {
+    fn rule_errors(&self, i: impl std::fmt::Display) -> Vec<String> {
+        errors_at(&self.errors, &format!("rules[{i}]"))
+    }
+
+    fn field_errors(&self, field: &str) -> Vec<String> {
+        errors_at(&self.errors, field)
+    }
+}
+
+/// `GET /ui/{org}/{project}/segments/{segment}`.
+pub(crate) async fn page(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<Done>,
+) -> PageResult {
+    let segment = place.segment()?.clone();
+    let d = &segment.definition;
+    let page = SegmentPage {
+        name: segment.name.clone(),
+        description: segment.description.clone(),
+        included: d.included.join("\n"),
+        excluded: d.excluded.join("\n"),
+        rules: d
+            .rules
+            .iter()
+            .map(|r| RuleRow {
+                id: r.id.clone().unwrap_or_default(),
+                clauses: r.clauses.iter().map(ClauseDraft::of).collect(),
+            })
+            .collect(),
+        version: segment.version,
+        ..blank(
+            &store,
+            &principal,
+            &place,
+            &csrf,
+            segment.clone(),
+            q.done.as_deref(),
+        )
+        .await?
+    };
+    Ok(Page::render(&page))
+}
+
+async fn blank(
+    store: &Store,
+    principal: &Principal,
+    place: &Place,
+    csrf: &Csrf,
+    segment: Segment,
+    done: Option<&str>,
+) -> Result<SegmentPage, Page> {
+    let frame = Frame::load(
+        store,
+        principal,
+        place,
+        csrf,
+        "segments",
+        segment.key.clone(),
+        done,
+    )
+    .await?;
+    let used_by = manage::segments::used_by(store, &segment).await?;
+    Ok(SegmentPage {
+        frame,
+        here: format!("{}/segments/{}", place.base(), url_encode(&segment.key)),
+        name: String::new(),
+        description: String::new(),
+        included: String::new(),
+        excluded: String::new(),
+        rules: Vec::new(),
+        version: segment.version,
+        segment,
+        used_by,
+        operators: OPERATORS,
+        error: None,
+        errors: HashMap::new(),
+    })
+}
+
+/// `POST /ui/{org}/{project}/segments/{segment}`: saves, or adds a rule or condition row.
+pub(crate) async fn save(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    by: By,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Extension(form): Extension<FormData>,
+) -> PageResult {
+    let segment = place.segment()?.clone();
+    let mut rules: Vec<RuleRow> = form
+        .indexed("rules")
+        .into_iter()
+        .take(500)
+        .filter(|(_, r)| !r.checked("remove"))
+        .map(|(_, r)| RuleRow {
+            id: r.text("id"),
+            clauses: ClauseDraft::read_all(&r),
+        })
+        .collect();
+    let blank_clause = || ClauseDraft {
+        op: "in".into(),
+        ..ClauseDraft::default()
+    };
+    let op = form.text("op");
+    let mut page = SegmentPage {
+        name: form.text("name"),
+        description: form.text("description"),
+        included: form.get("included").unwrap_or_default().to_owned(),
+        excluded: form.get("excluded").unwrap_or_default().to_owned(),
+        version: form.text("version").parse().unwrap_or(0),
+        ..blank(&store, &principal, &place, &csrf, segment.clone(), None).await?
+    };
+    match op.split_once(':') {
+        None if op == "add_rule" => {
+            rules.push(RuleRow {
+                id: String::new(),
+                clauses: vec![blank_clause()],
+            });
+            page.rules = rules;
+            return Ok(Page::render(&page));
+        }
+        Some(("add_clause", i)) => {
+            if let Some(rule) = i.parse::<usize>().ok().and_then(|i| rules.get_mut(i)) {
+                rule.clauses.push(blank_clause());
+            }
+            page.rules = rules;
+            return Ok(Page::render(&page));
+        }
+        _ => {}
+    }
+    let mut errors = HashMap::new();
+    let definition_rules: Vec<SegmentRule> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| SegmentRule {
+            id: Some(r.id.clone()).filter(|s| !s.is_empty()),
+            clauses: clauses_of(&r.clauses, &format!("rules[{i}]"), &mut errors),
+        })
+        .collect();
+    page.rules = rules;
+    if !errors.is_empty() {
+        page.errors = errors;
+        page.error = Some("Some fields need attention (see below).".into());
+        return Ok(Page::render_status(StatusCode::BAD_REQUEST, &page));
+    }
+    let mut changes = serde_json::Map::new();
+    changes.insert("name".into(), json!(page.name));
+    changes.insert("description".into(), json!(page.description));
+    changes.insert("included".into(), json!(items(&page.included)));
+    changes.insert("excluded".into(), json!(items(&page.excluded)));
+    changes.insert("rules".into(), json!(definition_rules));
+    let patch = Patch {
+        changes,
+        comment: form.optional("comment"),
+    };
+    match manage::segments::update(
+        &store,
+        &principal,
+        &by,
+        (&segment.id, Some(page.version)),
+        &patch,
+    )
+    .await
+    {
+        Ok(_) => Ok(Page::redirect(format!("{}?done=saved", page.here))),
+        Err(Error::Invalid { message, fields }) => {
+            page.errors = fields
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            page.error = Some(message);
+            Ok(Page::render_status(StatusCode::BAD_REQUEST, &page))
+        }
+        Err(e @ (Error::VersionMismatch { .. } | Error::Conflict { .. } | Error::Forbidden(_))) => {
+            page.error = Some(format!(
+                "{e}. Your changes are not saved; reload the page to start from the latest version."
+            ));
+            Ok(Page::render_status(StatusCode::CONFLICT, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /ui/{org}/{project}/segments/{segment}/delete`: only when nothing uses it.
+pub(crate) async fn delete(
+    State(store): State<Arc<Store>>,
+    by: By,
+    Extension(place): Extension<Place>,
+) -> PageResult {
+    let segment = place.segment()?;
+    match manage::segments::delete(&store, &by, (&segment.id, None)).await {
+        Ok(()) => Ok(Page::redirect(format!(
+            "{}/segments?done=deleted",
+            place.base()
+        ))),
+        Err(e @ Error::Conflict { .. }) => Err(Page::status(StatusCode::CONFLICT, &e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}

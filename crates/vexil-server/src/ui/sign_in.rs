@@ -1,0 +1,197 @@
+//! Signing in and out of the console, and its home (the first project's flags).
+//!
+//! The sign-in form is protected against login CSRF by a double-submit token: a random
+//! value in a short-lived `SameSite=Strict` cookie that the form must repeat.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::form::{FormData, local_next};
+use super::{Page, PageResult};
+use crate::access::Principal;
+use crate::audit::RequestMeta;
+use crate::credentials::{self, constant_time_eq};
+use crate::http::auth::{AuthSettings, cookie_value};
+use crate::http::error::ApiError;
+use crate::http::sessions::{cookie, start_session};
+use crate::manage::{self, By};
+use crate::store::Store;
+
+const LOGIN_COOKIE: &str = "vexil_login";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    token: &'a str,
+    next: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+    oidc: bool,
+    asset_css: &'static str,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `GET /ui/login`.
+pub(crate) async fn form(
+    State(settings): State<Arc<AuthSettings>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let next = local_next(q.next.as_deref());
+    render_form(&settings, &next, "", None, StatusCode::OK)
+}
+
+fn render_form(
+    settings: &AuthSettings,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let token = credentials::random_secret("");
+    let page = LoginPage {
+        token: &token,
+        next,
+        email,
+        error,
+        oidc: settings.oidc.is_some(),
+        asset_css: super::assets::CSS_URL.as_str(),
+    };
+    let mut response = Page::render_status(status, &page).into_response();
+    let secure = if settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={token}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `POST /ui/login`: email and password; on success a session cookie and on to `next`.
+pub(crate) async fn submit(
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = FormData::parse(&body);
+    let next = local_next(form.get("next"));
+    let email = form.text("email");
+    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let given = form.get("token").unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        let message = "The sign-in form expired. Please try again.";
+        return render_form(
+            &settings,
+            &next,
+            &email,
+            Some(message),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let password = form.get("password").unwrap_or_default().to_owned();
+    let result = async {
+        let email = manage::fields::check_email("email", &email)?;
+        if password.is_empty() || password.len() > credentials::MAX_PASSWORD_LEN {
+            return Err(ApiError::BadCredentials);
+        }
+        if let Err(wait) = settings.limiter.check(&email, meta.ip.as_deref()) {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let user = manage::sessions::check_password(&store, &meta, &email, password).await?;
+        settings.limiter.record_success(&email, meta.ip.as_deref());
+        start_session(&store, &settings, &user, &meta, "password", Some(&next)).await
+    }
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(e) => {
+            let (status, message) = match &e {
+                ApiError::Invalid { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    "Enter a valid email address.".to_owned(),
+                ),
+                ApiError::BadCredentials => (
+                    StatusCode::UNAUTHORIZED,
+                    "Wrong email or password.".to_owned(),
+                ),
+                ApiError::TooManyRequests { retry_after_secs } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
+                ),
+                _ => return Page::from(e).into_response(),
+            };
+            render_form(&settings, &next, &email, Some(&message), status)
+        }
+    }
+}
+
+/// `POST /ui/logout`: ends the session.
+pub(crate) async fn logout(
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    principal: Principal,
+    by: By,
+) -> Response {
+    if let Some(session_id) = &principal.session_id
+        && let Err(e) = manage::sessions::close(&store, &by, session_id).await
+    {
+        return Page::from(e).into_response();
+    }
+    let mut response = Page::redirect("/ui/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie(&settings, "", 0));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "empty.html")]
+struct NoProjects<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    asset_css: &'static str,
+}
+
+/// `GET /ui/`: the first project the person can see, else a page that says why there is
+/// nothing.
+pub(crate) async fn home(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    axum::Extension(csrf): axum::Extension<super::Csrf>,
+) -> PageResult {
+    let (orgs, _) = manage::organizations::list(&store, &principal, 200, 0).await?;
+    let (projects, _) = manage::projects::list(&store, &principal, None, 200, 0).await?;
+    // The default project first, then by organization and key.
+    let first = projects
+        .iter()
+        .filter_map(|p| {
+            let org = orgs.iter().find(|o| o.id == p.organization_id)?;
+            Some((p.key != "default", org.key.as_str(), p.key.as_str()))
+        })
+        .min();
+    match first {
+        Some((_, org, project)) => Ok(Page::redirect(format!("/ui/{org}/{project}/flags"))),
+        None => Ok(Page::render(&NoProjects {
+            user: &principal.actor.name,
+            csrf: &csrf.0,
+            asset_css: super::assets::CSS_URL.as_str(),
+        })),
+    }
+}
