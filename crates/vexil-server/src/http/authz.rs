@@ -138,7 +138,10 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         | ("POST", "/api/v1/auth/logout") => InHandler,
         // The web console: the same checks as the API routes that do the same thing. Its
         // URLs name keys; the console resolves them to ids (`ui::Place`) under these names.
-        ("GET", "/ui/") | ("POST", "/ui/logout") => InHandler,
+        // The caller's own account, and the landing page (which lists what it can see).
+        ("GET", "/ui/" | "/ui/account") | ("POST", "/ui/logout" | "/ui/account/password") => {
+            InHandler
+        }
         (
             "GET",
             "/ui/{org}/{project}"

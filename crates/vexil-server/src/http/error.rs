@@ -125,6 +125,10 @@ impl From<Error> for ApiError {
             Error::Forbidden(message) => ApiError::Forbidden(message),
             Error::Unauthenticated => ApiError::Unauthorized,
             Error::BadCredentials => ApiError::BadCredentials,
+            Error::WrongCurrentPassword => ApiError::WrongCurrentPassword,
+            Error::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
             Error::Unavailable => ApiError::Unavailable,
             Error::Internal(e) => ApiError::Internal(e),
         }

@@ -14,10 +14,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::AuthSettings;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{Json, with_etag};
 use crate::access::Principal;
-use crate::credentials;
 use crate::manage::fields::Patch;
 use crate::manage::{By, users};
 
@@ -78,33 +77,7 @@ pub(crate) async fn change_password(
     by: By,
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    users::user_id(&principal)?;
-    credentials::check_password_strength(&body.new_password)
-        .map_err(|m| ApiError::invalid_field("new_password", m))?;
-    if body.current_password.len() > credentials::MAX_PASSWORD_LEN {
-        return Err(ApiError::WrongCurrentPassword);
-    }
-    let (user, stored) = users::with_password(&store, &principal).await?;
-    // The same limits as login: a stolen session must not become a password oracle.
-    let ip = by.meta.ip.as_deref();
-    if let Err(wait) = settings.limiter.check(&user.email, ip) {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-        });
-    }
     let (current, new) = (body.current_password, body.new_password);
-    let hashed = tokio::task::spawn_blocking(move || {
-        credentials::verify_password(&current, &stored)
-            .then(|| credentials::hash_password(&new))
-            .transpose()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(ApiError::Internal)?;
-    let Some(hashed) = hashed else {
-        return Err(ApiError::WrongCurrentPassword);
-    };
-    settings.limiter.record_success(&user.email, ip);
-    users::change_password(&store, &by, &user, &hashed).await?;
+    users::change_own_password(&store, &settings.limiter, &principal, &by, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }

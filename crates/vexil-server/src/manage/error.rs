@@ -29,6 +29,12 @@ pub(crate) enum Error {
     Unauthenticated,
     #[error("wrong email or password")]
     BadCredentials,
+    /// A signed-in user's password change with a wrong current password.
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    /// Too many failed password checks for this account or address.
+    #[error("too many failed attempts; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]

@@ -234,6 +234,54 @@ pub(crate) async fn with_password(
     Ok((user, stored))
 }
 
+/// The caller's own password change: the new one must be strong enough, the current one
+/// right (checked under the same limits as sign-in, so that a stolen session is no
+/// password oracle). Then as [`change_password`].
+pub(crate) async fn change_own_password(
+    store: &Store,
+    limiter: &crate::login_limit::LoginLimiter,
+    principal: &Principal,
+    by: &By,
+    current: String,
+    new: String,
+) -> Result<()> {
+    user_id(principal)?;
+    credentials::check_password_strength(&new)
+        .map_err(|m| Error::invalid_field("new_password", m))?;
+    if current.len() > credentials::MAX_PASSWORD_LEN {
+        return Err(Error::WrongCurrentPassword);
+    }
+    let (user, stored) = with_password(store, principal).await?;
+    let ip = by.meta.ip.as_deref();
+    if let Err(wait) = limiter.check(&user.email, ip) {
+        return Err(Error::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let hashed = tokio::task::spawn_blocking(move || {
+        credentials::verify_password(&current, &stored)
+            .then(|| credentials::hash_password(&new))
+            .transpose()
+    })
+    .await?
+    .map_err(Error::Internal)?;
+    let Some(hashed) = hashed else {
+        return Err(Error::WrongCurrentPassword);
+    };
+    limiter.record_success(&user.email, ip);
+    change_password(store, by, &user, &hashed).await
+}
+
+/// Whether the signed-in user's password was set by someone else (an admin adding them, an
+/// operator resetting it): the console then asks for a new one before anything else.
+pub(crate) async fn must_change_password(store: &Store, principal: &Principal) -> Result<bool> {
+    let Ok(id) = user_id(principal) else {
+        return Ok(false);
+    };
+    let mut conn = store.read().await?;
+    Ok(users::password_set_by_other(&mut conn, id).await?)
+}
+
 /// Sets the caller's new password (verified and hashed by the caller). Every session of
 /// the user ends, this one included, and so do their personal tokens: whoever knew the
 /// old password is logged out, and the user logs in again with the new one.

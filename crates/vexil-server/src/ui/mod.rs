@@ -51,9 +51,11 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 26] = [
+pub const ROUTES: [(&str, &str); 28] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
+    ("GET", "/ui/account"),
+    ("POST", "/ui/account/password"),
     ("GET", "/ui/{org}/{project}"),
     ("GET", "/ui/{org}/{project}/live"),
     ("GET", "/ui/{org}/{project}/flags"),
@@ -89,6 +91,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
     match (method, rest) {
         ("GET", "/ui/") => get(sign_in::home),
         ("POST", "/ui/logout") => post(sign_in::logout),
+        ("GET", "/ui/account") => get(sign_in::account),
+        ("POST", "/ui/account/password") => post(sign_in::change_password),
         ("GET", "") => get(flags::project_home),
         ("GET", "/live") => get(flags::live),
         ("GET", "/flags") => get(flags::list),
@@ -196,6 +200,19 @@ async fn admit(state: &AppState, mut req: Request) -> Result<Request, Response> 
         Err(e) => return Err(Page::from(e).into_response()),
     };
     let csrf = csrf_token(&secret);
+    // Someone else set this person's password: nothing but choosing one's own (or
+    // leaving) until it is done.
+    let own_account = matches!(
+        req.uri().path(),
+        "/ui/account" | "/ui/account/password" | "/ui/logout"
+    );
+    if !own_account
+        && manage::users::must_change_password(&state.store, &principal)
+            .await
+            .map_err(|e| Page::from(e).into_response())?
+    {
+        return Err(Page::redirect("/ui/account").into_response());
+    }
     if *req.method() != Method::GET && *req.method() != Method::HEAD {
         // Read the form (bounded by the router's body limit) to check its token.
         let (parts, body) = req.into_parts();

@@ -32,6 +32,7 @@ struct LoginPage<'a> {
     next: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    notice: Option<&'a str>,
     oidc: bool,
     asset_css: &'static str,
 }
@@ -39,6 +40,7 @@ struct LoginPage<'a> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginQuery {
     next: Option<String>,
+    done: Option<String>,
 }
 
 /// `GET /ui/login`.
@@ -47,7 +49,9 @@ pub(crate) async fn form(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let next = local_next(q.next.as_deref());
-    render_form(&settings, &next, "", None, StatusCode::OK)
+    let notice = (q.done.as_deref() == Some("password"))
+        .then_some("Password changed. Sign in with the new one.");
+    render_form(&settings, &next, "", None, notice, StatusCode::OK)
 }
 
 fn render_form(
@@ -55,6 +59,7 @@ fn render_form(
     next: &str,
     email: &str,
     error: Option<&str>,
+    notice: Option<&str>,
     status: StatusCode,
 ) -> Response {
     let token = credentials::random_secret("");
@@ -63,6 +68,7 @@ fn render_form(
         next,
         email,
         error,
+        notice,
         oidc: settings.oidc.is_some(),
         asset_css: super::assets::CSS_URL.as_str(),
     };
@@ -100,6 +106,7 @@ pub(crate) async fn submit(
             &next,
             &email,
             Some(message),
+            None,
             StatusCode::FORBIDDEN,
         );
     }
@@ -137,7 +144,7 @@ pub(crate) async fn submit(
                 ),
                 _ => return Page::from(e).into_response(),
             };
-            render_form(&settings, &next, &email, Some(&message), status)
+            render_form(&settings, &next, &email, Some(&message), None, status)
         }
     }
 }
@@ -194,4 +201,91 @@ pub(crate) async fn home(
             asset_css: super::assets::CSS_URL.as_str(),
         })),
     }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    must: bool,
+    error: Option<&'a str>,
+    asset_css: &'static str,
+}
+
+/// `GET /ui/account`: the signed-in person and the password change form (the only page a
+/// person whose password was set by someone else can reach until they choose their own).
+pub(crate) async fn account(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    axum::Extension(csrf): axum::Extension<super::Csrf>,
+) -> PageResult {
+    let must = manage::users::must_change_password(&store, &principal).await?;
+    Ok(Page::render(&AccountPage {
+        user: &principal.actor.name,
+        csrf: &csrf.0,
+        must,
+        error: None,
+        asset_css: super::assets::CSS_URL.as_str(),
+    }))
+}
+
+/// `POST /ui/account/password`: changes the password; every session ends, so the person
+/// signs in again with the new one.
+pub(crate) async fn change_password(
+    State(store): State<Arc<Store>>,
+    State(settings): State<Arc<AuthSettings>>,
+    principal: Principal,
+    by: By,
+    axum::Extension(csrf): axum::Extension<super::Csrf>,
+    axum::Extension(form): axum::Extension<FormData>,
+) -> PageResult {
+    let current = form.get("current_password").unwrap_or_default().to_owned();
+    let new = form.get("new_password").unwrap_or_default().to_owned();
+    let message = if new != form.get("repeat_password").unwrap_or_default() {
+        Some("The two new passwords differ.".to_owned())
+    } else {
+        match manage::users::change_own_password(
+            &store,
+            &settings.limiter,
+            &principal,
+            &by,
+            current,
+            new,
+        )
+        .await
+        {
+            Ok(()) => return Ok(Page::redirect("/ui/login?done=password")),
+            Err(manage::Error::Invalid { fields, .. }) => Some(format!(
+                "The new password {}.",
+                fields
+                    .values()
+                    .next()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("is not acceptable")
+            )),
+            Err(e @ (manage::Error::WrongCurrentPassword | manage::Error::RateLimited { .. })) => {
+                Some(format!("{}.", capitalized(&e.to_string())))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let must = manage::users::must_change_password(&store, &principal).await?;
+    Ok(Page::render_status(
+        StatusCode::BAD_REQUEST,
+        &AccountPage {
+            user: &principal.actor.name,
+            csrf: &csrf.0,
+            must,
+            error: message.as_deref(),
+            asset_css: super::assets::CSS_URL.as_str(),
+        },
+    ))
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

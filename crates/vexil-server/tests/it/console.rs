@@ -78,7 +78,7 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> String {
 }
 
 /// Signs in through the console's own form.
-async fn signed_in<'a>(app: &'a TestApp, email: &str, password: &str) -> Session<'a> {
+async fn sign_in<'a>(app: &'a TestApp, email: &str, password: &str) -> Session<'a> {
     let client = no_redirects();
     let form = client
         .get(app.url("/ui/login"))
@@ -109,13 +109,36 @@ async fn signed_in<'a>(app: &'a TestApp, email: &str, password: &str) -> Session
         cookie,
         csrf: String::new(),
     };
-    let html = session
-        .get("/ui/default/default/flags")
-        .await
-        .text()
-        .await
-        .expect("html");
+    let html = session.get("/ui/account").await.text().await.expect("html");
     session.csrf = between(&html, "name=\"csrf\" value=\"", "\"");
+    session
+}
+
+/// A member's first sign-in with the one-time password an admin got: the console sends
+/// them to choose their own password (and nowhere else) first; then they sign in again.
+async fn signed_in<'a>(app: &'a TestApp, email: &str, one_time: &str) -> Session<'a> {
+    let first = sign_in(app, email, one_time).await;
+    let r = first.get("/ui/default/default/flags").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/account");
+    let own = format!("{one_time}-mine");
+    let r = first
+        .post(
+            "/ui/account/password",
+            &[
+                ("csrf", &first.csrf),
+                ("current_password", one_time),
+                ("new_password", &own),
+                ("repeat_password", &own),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/login?done=password");
+    // Every session ended with the change.
+    assert_eq!(first.get("/ui/default/default/flags").await.status(), 303);
+    let session = sign_in(app, email, &own).await;
+    assert_eq!(session.get("/ui/default/default/flags").await.status(), 200);
     session
 }
 
@@ -227,6 +250,17 @@ async fn a_person_releases_a_flag_in_the_browser() {
     assert!(b.url().await.contains("/ui/login"), "{}", b.url().await);
     b.fill("#email", "alice@example.com").await;
     b.fill("#password", &password).await;
+    b.click("form button[type=submit]").await;
+    // An admin set this password: choose one's own first, then sign in with it.
+    b.wait_for_text("Choose your own").await;
+    let own = "alice's own passphrase";
+    b.fill("#current", &password).await;
+    b.fill("#new", own).await;
+    b.fill("#repeat", own).await;
+    b.click("form[action='/ui/account/password'] button").await;
+    b.wait_for_text("Password changed").await;
+    b.fill("#email", "alice@example.com").await;
+    b.fill("#password", own).await;
     b.click("form button[type=submit]").await;
     b.wait_for_text("This project has no flags yet").await;
     assert!(
@@ -389,6 +423,15 @@ async fn a_person_releases_a_flag_in_the_browser() {
     b.fill("#email", "vic@example.com").await;
     b.fill("#password", &viewer).await;
     b.click("form button[type=submit]").await;
+    b.wait_for_text("Choose your own").await;
+    b.fill("#current", &viewer).await;
+    b.fill("#new", "victor's own passphrase").await;
+    b.fill("#repeat", "victor's own passphrase").await;
+    b.click("form[action='/ui/account/password'] button").await;
+    b.wait_for_text("Password changed").await;
+    b.fill("#email", "vic@example.com").await;
+    b.fill("#password", "victor's own passphrase").await;
+    b.click("form button[type=submit]").await;
     b.wait_for_text("Flags").await;
     assert!(b.find_all("#new-flag").await.is_empty());
     b.goto(&ui("/ui/default/default/flags/checkout/in/production"))
@@ -453,6 +496,15 @@ async fn ten_thousand_flags_page_and_search_in_the_browser() {
     b.fill("#email", "pat@example.com").await;
     b.fill("#password", &password).await;
     b.click("form button[type=submit]").await;
+    b.wait_for_text("Choose your own").await;
+    b.fill("#current", &password).await;
+    b.fill("#new", "pat's own passphrase").await;
+    b.fill("#repeat", "pat's own passphrase").await;
+    b.click("form[action='/ui/account/password'] button").await;
+    b.wait_for_text("Password changed").await;
+    b.fill("#email", "pat@example.com").await;
+    b.fill("#password", "pat's own passphrase").await;
+    b.click("form button[type=submit]").await;
     b.wait_for_text("Flags 10000").await;
     b.wait_for_text("Page 1 of 200").await;
     b.click("a[rel=next]").await;
@@ -461,7 +513,7 @@ async fn ten_thousand_flags_page_and_search_in_the_browser() {
     b.fill("#f-q", "flag-0999").await;
     b.click("form[aria-label='Filter flags'] button[type=submit]")
         .await;
-    b.wait_for_text("Flags 11").await;
+    b.wait_for_text("Flags 10\n").await;
     b.fill("#f-q", "").await;
     b.fill("#f-tag", "odd").await;
     b.select("#f-sort", "-created_at").await;
