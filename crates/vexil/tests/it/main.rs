@@ -2,3 +2,5 @@
 //! and Python SDKs' own test suites run against a `vexil serve` started from this binary.
 
 mod first_login;
+mod js_sdk;
+mod python_sdk;
