@@ -7,14 +7,13 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use serde::Deserialize;
-use vexil_core::time::{format_rfc3339, parse_rfc3339};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{Json, Page, Pagination, Query};
-use crate::access::{Principal, Role};
+use crate::access::Principal;
 use crate::audit::AuditEntry;
-use crate::store::Conn;
+use crate::manage;
 use crate::store::{Store, audit};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -69,17 +68,13 @@ pub(crate) async fn list_audit_logs(
         offset: q.offset,
     }
     .validate()?;
+    let stored = |field: &str, t: Option<String>| {
+        t.map(|t| manage::audit_log::stored_time(field, &t))
+            .transpose()
+    };
     let filter = audit::Filter {
-        since: q
-            .since
-            .as_deref()
-            .map(|t| stored_time("since", t))
-            .transpose()?,
-        until: q
-            .until
-            .as_deref()
-            .map(|t| stored_time("until", t))
-            .transpose()?,
+        since: stored("since", q.since)?,
+        until: stored("until", q.until)?,
         resource_type: q.resource_type,
         resource_id: q.resource_id,
         actor_id: q.actor_id,
@@ -87,24 +82,9 @@ pub(crate) async fn list_audit_logs(
         organization_id: q.organization_id,
         visible_to: None,
     };
-    let mut conn = store.read().await?;
-    let filter = audit::Filter {
-        visible_to: visibility(&mut conn, &principal).await?,
-        ..filter
-    };
-    let (items, total) = audit::list(&mut conn, &filter, p.limit, p.offset).await?;
+    let (items, total) =
+        manage::audit_log::list(&store, &principal, filter, p.limit, p.offset).await?;
     Ok(Json(Page::new(items, total, p)))
-}
-
-/// An RFC 3339 timestamp in the stored form (UTC, milliseconds, fixed width), whose text
-/// order is time order: any offset or precision the caller used is normalized away.
-fn stored_time(field: &str, text: &str) -> ApiResult<String> {
-    parse_rfc3339(text).map(format_rfc3339).ok_or_else(|| {
-        ApiError::invalid_field(
-            field,
-            "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z",
-        )
-    })
 }
 
 #[utoipa::path(get, path = "/api/v1/audit-logs/{id}", tag = "audit logs",
@@ -116,35 +96,8 @@ pub(crate) async fn get_audit_log(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AuditEntry>> {
-    let mut conn = store.read().await?;
-    let visible = visibility(&mut conn, &principal).await?;
-    let entry = audit::get(&mut conn, &id)
-        .await?
-        .filter(|e| {
-            visible.as_ref().is_none_or(|v| {
-                e.actor["id"] == v.actor_id.as_str()
-                    || e.organization_id
-                        .as_ref()
-                        .is_some_and(|o| v.organizations.contains(o))
-            })
-        })
-        .ok_or_else(|| ApiError::not_found("audit log entry", &id))?;
+    let entry = manage::audit_log::get(&store, &principal, &id).await?;
     Ok(Json(entry))
-}
-
-/// What of the trail the caller may read: everything (the instance token), or the entries
-/// of their organizations and their own actions (logins, tokens).
-async fn visibility(
-    conn: &mut Conn,
-    principal: &Principal,
-) -> ApiResult<Option<audit::Visibility>> {
-    Ok(principal
-        .organizations(conn)
-        .await?
-        .map(|orgs| audit::Visibility {
-            organizations: orgs.into_iter().map(|(org, _)| org).collect(),
-            actor_id: principal.actor.id.clone(),
-        }))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit-logs/verify", tag = "audit logs",
@@ -157,29 +110,9 @@ pub(crate) async fn verify_audit_log(
     principal: Principal,
     Query(q): Query<VerifyScope>,
 ) -> ApiResult<Json<audit::Verification>> {
-    let mut conn = store.read().await?;
-    // The instance's operators see the whole chain; an organization's admins see what it
-    // says of their organizations' entries.
-    let scope = match (principal.organizations(&mut conn).await?, q.organization_id) {
-        (None, None) => None,
-        (None, Some(org)) => Some(vec![org]),
-        (Some(orgs), wanted) => {
-            let admin_of: Vec<String> = orgs
-                .into_iter()
-                .filter(|(org, role)| {
-                    *role >= Role::Admin && wanted.as_ref().is_none_or(|w| w == org)
-                })
-                .map(|(org, _)| org)
-                .collect();
-            if admin_of.is_empty() {
-                return Err(ApiError::Forbidden(
-                    "verifying the audit chain needs the admin role in the organization".into(),
-                ));
-            }
-            Some(admin_of)
-        }
-    };
-    Ok(Json(audit::verify(&mut conn, scope.as_deref()).await?))
+    Ok(Json(
+        manage::audit_log::verify(&store, &principal, q.organization_id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

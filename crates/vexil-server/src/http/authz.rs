@@ -148,11 +148,33 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             | "/ui/{org}/{project}/flags"
             | "/ui/{org}/{project}/segments"
             | "/ui/{org}/{project}/keys"
-            | "/ui/{org}/{project}/live",
+            | "/ui/{org}/{project}/live"
+            | "/ui/{org}/{project}/audit"
+            | "/ui/{org}/{project}/people"
+            | "/ui/{org}/{project}/settings"
+            | "/ui/{org}/{project}/playground",
         ) => Needs(Project("project"), Viewer),
         ("POST", "/ui/{org}/{project}/flags" | "/ui/{org}/{project}/flags/bulk")
         | ("POST", "/ui/{org}/{project}/segments") => Needs(Project("project"), Editor),
-        ("POST", "/ui/{org}/{project}/keys") => Needs(Project("project"), Admin),
+        ("POST", "/ui/{org}/{project}/keys")
+        | ("POST", "/ui/{org}/{project}/settings" | "/ui/{org}/{project}/environments") => {
+            Needs(Project("project"), Admin)
+        }
+        ("POST", "/ui/{org}/{project}/environments/{env}") => Needs(Environment("env"), Admin),
+        // The organization is the URL's; the operation checks the admin role there.
+        ("POST", "/ui/{org}/{project}/projects") => Needs(Organization("org"), Admin),
+        // Who may grant or change owners is decided by the operation, as for the API.
+        (
+            "POST",
+            "/ui/{org}/{project}/people"
+            | "/ui/{org}/{project}/people/{user_id}/role"
+            | "/ui/{org}/{project}/people/{user_id}/remove",
+        ) => Needs(Organization("org"), Admin),
+        // Tokens are the caller's own, or service tokens of organizations they administer:
+        // decided by the operation, as for the API.
+        ("POST", "/ui/{org}/{project}/tokens" | "/ui/{org}/{project}/tokens/{token_id}/revoke") => {
+            InHandler
+        }
         ("POST", "/ui/{org}/{project}/keys/{key_id}/revoke") => Needs(ApiKey("key_id"), Admin),
         ("GET", "/ui/{org}/{project}/flags/{flag}") => Needs(Flag("flag"), Viewer),
         (

@@ -73,10 +73,6 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        ApiError::NotFound(format!("{what} '{id}' not found"))
-    }
-
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,

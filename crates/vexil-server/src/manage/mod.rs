@@ -10,6 +10,7 @@
 
 pub(crate) mod access;
 pub(crate) mod api_keys;
+pub(crate) mod audit_log;
 pub(crate) mod environments;
 mod error;
 pub(crate) mod fields;
@@ -17,6 +18,7 @@ pub(crate) mod flag_configs;
 pub(crate) mod flags;
 pub(crate) mod members;
 pub(crate) mod organizations;
+pub(crate) mod playground;
 pub(crate) mod projects;
 pub(crate) mod segments;
 pub(crate) mod sessions;

@@ -10,13 +10,17 @@
 //! URL are resolved to ids ([`Place`]).
 
 mod assets;
+mod audit;
 mod draft;
 mod flag;
 mod flags;
 mod form;
 mod frame;
 mod keys;
+mod people;
+mod playground;
 mod segments;
+mod settings;
 mod sign_in;
 
 use std::collections::HashMap;
@@ -51,7 +55,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 28] = [
+pub const ROUTES: [(&str, &str); 41] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -83,6 +87,19 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("GET", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys/{key_id}/revoke"),
+    ("GET", "/ui/{org}/{project}/audit"),
+    ("GET", "/ui/{org}/{project}/people"),
+    ("POST", "/ui/{org}/{project}/people"),
+    ("POST", "/ui/{org}/{project}/people/{user_id}/role"),
+    ("POST", "/ui/{org}/{project}/people/{user_id}/remove"),
+    ("POST", "/ui/{org}/{project}/tokens"),
+    ("POST", "/ui/{org}/{project}/tokens/{token_id}/revoke"),
+    ("GET", "/ui/{org}/{project}/settings"),
+    ("POST", "/ui/{org}/{project}/settings"),
+    ("POST", "/ui/{org}/{project}/environments"),
+    ("POST", "/ui/{org}/{project}/environments/{env}"),
+    ("POST", "/ui/{org}/{project}/projects"),
+    ("GET", "/ui/{org}/{project}/playground"),
 ];
 
 /// The handler of a route of [`ROUTES`].
@@ -119,6 +136,19 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/keys") => get(keys::list),
         ("POST", "/keys") => post(keys::create),
         ("POST", "/keys/{key_id}/revoke") => post(keys::revoke),
+        ("GET", "/audit") => get(audit::list),
+        ("GET", "/people") => get(people::list),
+        ("POST", "/people") => post(people::add),
+        ("POST", "/people/{user_id}/role") => post(people::set_role),
+        ("POST", "/people/{user_id}/remove") => post(people::remove),
+        ("POST", "/tokens") => post(people::create_token),
+        ("POST", "/tokens/{token_id}/revoke") => post(people::revoke_token),
+        ("GET", "/settings") => get(settings::page),
+        ("POST", "/settings") => post(settings::save_project),
+        ("POST", "/environments") => post(settings::create_environment),
+        ("POST", "/environments/{env}") => post(settings::save_environment),
+        ("POST", "/projects") => post(settings::create_project),
+        ("GET", "/playground") => get(playground::page),
         _ => unreachable!("console route {method} {path} has no handler"),
     }
 }

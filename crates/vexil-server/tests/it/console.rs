@@ -202,6 +202,55 @@ both_backends! {
     }
 }
 
+both_backends! {
+    async fn people_settings_playground_and_audit_pages_work(app) {
+        let password = add_member(&app, "ann@example.com", "admin").await;
+        let ann = signed_in(&app, "ann@example.com", &password).await;
+        let csrf = ann.csrf.clone();
+        // People: a new member's one-time password is shown once.
+        let r = ann.post("/ui/default/default/people", &[("csrf", &csrf), ("email", "bo@example.com"), ("role", "editor")]).await;
+        assert_eq!(r.status(), 200);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("One-time password for bo@example.com"), "{html}");
+        let page = ann.get("/ui/default/default/people").await.text().await.unwrap();
+        assert!(page.contains("bo@example.com") && !page.contains("One-time password"));
+        let bo = signed_in(&app, "bo@example.com", between(&html, "readonly value=\"", "\"").as_str()).await;
+        // A personal token, its secret shown once; it then works on the API.
+        let r = bo.post("/ui/default/default/tokens", &[("csrf", &bo.csrf), ("name", "laptop"), ("kind", "personal")]).await;
+        let html = r.text().await.unwrap();
+        let token = between(&html, "readonly value=\"", "\"");
+        let me = app.anonymous(Method::GET, "/api/v1/users/me").bearer_auth(&token).send().await.unwrap();
+        assert_eq!(me.status(), 200);
+        // An editor may not add members: the policy table says admin.
+        let r = bo.post("/ui/default/default/people", &[("csrf", &bo.csrf), ("email", "x@example.com"), ("role", "viewer")]).await;
+        assert_eq!(r.status(), 403);
+
+        // Settings: a new environment, and every flag gets a configuration there.
+        let r = ann.post("/ui/default/default/flags", &[("csrf", &csrf), ("key", "banner")]).await;
+        assert_eq!(r.status(), 303);
+        let r = ann.post("/ui/default/default/environments", &[("csrf", &csrf), ("key", "staging"), ("name", "Staging")]).await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+        let r = ann.get("/ui/default/default/flags/banner/in/staging").await;
+        assert_eq!(r.status(), 200);
+        let r = ann.post("/ui/default/default/environments", &[("csrf", &csrf), ("key", "bad key!")]).await;
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("key"));
+
+        // Playground: every flag with value, variation and reason.
+        let r = ann.get("/ui/default/default/playground?env=staging&context=%7B%22targetingKey%22%3A%22u1%22%7D").await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains("banner") && html.contains("OFF"), "{html}");
+        let r = ann.get("/ui/default/default/playground?env=staging&context=%7Bnope").await;
+        assert!(r.text().await.unwrap().contains("not a valid evaluation context"));
+
+        // Audit log: the organization's entries, the chain verified for admins.
+        let html = ann.get("/ui/default/default/audit?resource=environment").await.text().await.unwrap();
+        assert!(html.contains("environment.create") && html.contains("chain verified"), "{html}");
+        let html = bo.get("/ui/default/default/audit").await.text().await.unwrap();
+        assert!(html.contains("flag.create") && !html.contains("chain verified"));
+    }
+}
+
 #[test]
 fn every_console_route_has_an_access_policy() {
     for (method, path) in vexil_server::ui::ROUTES {

@@ -1,0 +1,164 @@
+//! The audit log page: the organization's entries, newest first, filtered by resource,
+//! actor, action and time, each with a before/after diff; and, for admins, whether the
+//! hash chain verifies.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::flag::{DiffLine, line_diff};
+use super::form::url_encode;
+use super::{Csrf, Frame, Page, PageResult, Place};
+use crate::access::Principal;
+use crate::audit::AuditEntry;
+use crate::manage::{self, Error};
+use crate::store::Store;
+use crate::store::audit::{Filter, Verification};
+
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    resource_id: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    /// Dates (`YYYY-MM-DD`, UTC) or RFC 3339 timestamps.
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    page: Option<i64>,
+}
+
+struct Row {
+    entry: AuditEntry,
+    actor: String,
+    diff: Vec<DiffLine>,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage<'a> {
+    frame: Frame,
+    q: &'a AuditQuery,
+    rows: Vec<Row>,
+    total: i64,
+    page: i64,
+    pages: i64,
+    keep: String,
+    resources: [&'static str; 8],
+    verification: Option<Verification>,
+}
+
+fn timestamp(field: &str, text: &str) -> Result<Option<String>, Error> {
+    match text {
+        "" => Ok(None),
+        t if t.len() == 10 => {
+            manage::audit_log::stored_time(field, &format!("{t}T00:00:00Z")).map(Some)
+        }
+        t => manage::audit_log::stored_time(field, t).map(Some),
+    }
+}
+
+/// `GET /ui/{org}/{project}/audit`.
+pub(crate) async fn list(
+    State(store): State<Arc<Store>>,
+    principal: Principal,
+    Extension(place): Extension<Place>,
+    Extension(csrf): Extension<Csrf>,
+    Query(q): Query<AuditQuery>,
+) -> PageResult {
+    let frame = Frame::load(
+        &store,
+        &principal,
+        &place,
+        &csrf,
+        "audit",
+        "Audit log",
+        None,
+    )
+    .await?;
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+    let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+    let filter = (|| {
+        Ok::<_, Error>(Filter {
+            resource_type: some(&q.resource),
+            resource_id: some(&q.resource_id),
+            actor_id: some(&q.actor),
+            action: some(&q.action),
+            organization_id: Some(place.org.id.clone()),
+            since: timestamp("since", &q.since)?,
+            until: timestamp("until", &q.until)?,
+            visible_to: None,
+        })
+    })()
+    .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let (entries, total) = manage::audit_log::list(
+        &store,
+        &principal,
+        filter,
+        PAGE_SIZE,
+        (page - 1) * PAGE_SIZE,
+    )
+    .await?;
+    let rows = entries
+        .into_iter()
+        .map(|entry| {
+            let pretty = |v: &Option<serde_json::Value>| {
+                v.as_ref()
+                    .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
+                    .unwrap_or_default()
+            };
+            let diff = line_diff(&pretty(&entry.before), &pretty(&entry.after));
+            let actor = entry.actor["name"].as_str().unwrap_or_default().to_owned();
+            Row { entry, actor, diff }
+        })
+        .collect();
+    let verification = if frame.is_admin() {
+        Some(manage::audit_log::verify(&store, &principal, Some(place.org.id.clone())).await?)
+    } else {
+        None
+    };
+    let keep = [
+        ("resource", &q.resource),
+        ("resource_id", &q.resource_id),
+        ("actor", &q.actor),
+        ("action", &q.action),
+        ("since", &q.since),
+        ("until", &q.until),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    Ok(Page::render(&AuditPage {
+        frame,
+        q: &q,
+        rows,
+        total,
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        keep,
+        resources: [
+            "flag",
+            "flag_config",
+            "segment",
+            "environment",
+            "project",
+            "api_key",
+            "organization",
+            "user",
+        ],
+        verification,
+    }))
+}
