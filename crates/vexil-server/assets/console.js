@@ -53,22 +53,17 @@
     var toast = document.querySelector(".toast");
     if (toast) setTimeout(function () { toast.hidden = true; }, 5000);
 
-    // Live: ask the server every few seconds whether what this page shows changed; if it
-    // did, show the banner (nothing typed here is touched).
+    // Live: the server tells this page (server-sent events) when the project's flags,
+    // configurations or segments change; if what it rendered is no longer current, the
+    // banner says so (nothing typed here is touched).
     var banner = document.querySelector("[data-live-banner]");
     var live = document.body.getAttribute("data-live");
-    if (banner && live) {
+    if (banner && live && window.EventSource) {
       var seen = document.body.getAttribute("data-live-version");
-      var check = function () {
-        fetch(live, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-          .then(function (r) { return r.ok ? r.json() : null; })
-          .then(function (v) {
-            if (!v) return;
-            if (String(v.version) !== seen) banner.hidden = false;
-          })
-          .catch(function () { /* offline: try again later */ });
-      };
-      setInterval(check, 3000);
+      var source = new EventSource(live);
+      source.addEventListener("version", function (ev) {
+        if (ev.data !== seen) { banner.hidden = false; source.close(); }
+      });
     }
   });
 })();

@@ -92,10 +92,13 @@ pub(crate) async fn run(
             if let Some(org) = organizations::get_by_key(tx.conn(), "default").await? {
                 add_membership_in(tx.conn(), &org.id, &user, Role::Owner, change).await?;
             }
+            // Printed on a terminal, so not the admin's own: the console asks for a new one.
+            users::mark_password_set_by_other(tx.conn(), &user.id).await?;
             // Shown exactly once, on the terminal, not in the structured log stream.
             eprintln!(
                 "\n  Vexil first start: created the admin user (owner of organization 'default').\n  \
-                 Log in with POST /api/v1/auth/login and change the password (PUT /api/v1/users/me/password):\n\n    \
+                 Sign in to the console (http://127.0.0.1:8080/ with the default --listen), which asks you to\n  \
+                 choose your own password (or use the API: POST /api/v1/auth/login, then PUT /api/v1/users/me/password).\n\n    \
                  email:    {}\n    password: {password}\n\n  \
                  This password is shown only now. Lost it? `vexil admin reset-password --email {}`.\n  \
                  For automation, set VEXIL_BOOTSTRAP_TOKEN to an admin token of your choice.\n",

@@ -8,6 +8,7 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_core::FlagType;
@@ -388,13 +389,76 @@ pub(crate) fn flag_type(name: &str) -> Option<FlagType> {
     serde_json::from_value(Value::String(name.to_owned())).ok()
 }
 
-/// `GET /ui/{org}/{project}/live`: the project's current version for the live banner.
+/// `GET /ui/{org}/{project}/live`: a server-sent event stream for the pages' live banner.
+/// It sends the project's version (as the pages carry it in `data-live-version`) whenever
+/// one of its environments' rulesets changes, a comment every 25 s to keep proxies from
+/// closing it, and ends when the server shuts down.
 pub(crate) async fn live(
     State(store): State<Arc<Store>>,
+    State(snapshots): State<Arc<crate::snapshots::Snapshots>>,
+    State(shutdown): State<crate::http::stream::ShutdownSignal>,
     Extension(place): Extension<Place>,
-) -> Result<axum::Json<Value>, Page> {
+) -> Result<axum::response::Response, Page> {
+    use axum::body::{Body, Bytes};
+    use tokio::sync::broadcast::error::RecvError;
+
     let (environments, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
-    Ok(axum::Json(
-        json!({"version": super::frame::live_version(&environments)}),
-    ))
+    let env_ids: Vec<String> = environments.into_iter().map(|e| e.id).collect();
+    let updates = snapshots.subscribe();
+    let version = {
+        let (snapshots, env_ids) = (snapshots.clone(), env_ids.clone());
+        move || {
+            env_ids
+                .iter()
+                .map(|id| snapshots.get(id).map_or(0, |s| s.version).to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+    };
+    let first = Bytes::from(format!(": live\n\nevent: version\ndata: {}\n\n", version()));
+    let state = (updates, shutdown.0, env_ids, Some(first));
+    let stream = futures_util::stream::unfold(
+        state,
+        move |(mut updates, mut shutdown, env_ids, first)| {
+            let version = version.clone();
+            async move {
+                if let Some(first) = first {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(first),
+                        (updates, shutdown, env_ids, None),
+                    ));
+                }
+                loop {
+                    if *shutdown.borrow() {
+                        return None;
+                    }
+                    tokio::select! {
+                        update = updates.recv() => match update {
+                            Ok(u) if env_ids.contains(&u.environment_id) => {
+                                let frame = Bytes::from(format!("event: version\ndata: {}\n\n", version()));
+                                return Some((Ok(frame), (updates, shutdown, env_ids, None)));
+                            }
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return None,
+                        },
+                        changed = shutdown.changed() => if changed.is_err() { return None; },
+                        () = tokio::time::sleep(std::time::Duration::from_secs(25)) => {
+                            return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (updates, shutdown, env_ids, None)));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }

@@ -572,7 +572,21 @@ async fn ten_thousand_flags_page_and_search_in_the_browser() {
     let first = b.find_all("a.flag-key").await;
     assert_eq!(first.len(), 50);
     b.wait_for_text("flag-09999").await;
-    // The live banner: a change made elsewhere is announced without reloading.
+    // The live banner: a change made elsewhere is announced without reloading (and not
+    // before).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hidden = b
+        .script(
+            "return document.querySelector('[data-live-banner]').hidden",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        hidden,
+        json!(true),
+        "the live banner showed without a change"
+    );
+    b.fill("#f-tag", "typed but not sent").await;
     let flag = json_ok(
         app.get(&format!(
             "/api/v1/projects/{project}/feature-flags?q=flag-09999"
