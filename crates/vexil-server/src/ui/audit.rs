@@ -2,21 +2,17 @@
 //! actor, action and time, each with a before/after diff; and, for admins, whether the
 //! hash chain verifies.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::flag::{DiffLine, line_diff};
 use super::form::url_encode;
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
+use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::audit::AuditEntry;
 use crate::manage::{self, Error};
-use crate::store::Store;
 use crate::store::audit::{Filter, Verification};
 
 const PAGE_SIZE: i64 = 50;
@@ -71,22 +67,11 @@ fn timestamp(field: &str, text: &str) -> Result<Option<String>, Error> {
 
 /// `GET /ui/{org}/{project}/audit`.
 pub(crate) async fn list(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<AuditQuery>,
 ) -> PageResult {
-    let frame = Frame::load(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        "audit",
-        "Audit log",
-        None,
-    )
-    .await?;
+    let frame = Frame::load(&cx, &place, "audit", "Audit log", None).await?;
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     let filter = (|| {
@@ -103,8 +88,8 @@ pub(crate) async fn list(
     })()
     .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
     let (entries, total) = manage::audit_log::list(
-        &store,
-        &principal,
+        &cx.store,
+        &cx.principal,
         filter,
         PAGE_SIZE,
         (page - 1) * PAGE_SIZE,
@@ -124,7 +109,7 @@ pub(crate) async fn list(
         })
         .collect();
     let verification = if frame.is_admin() {
-        Some(manage::audit_log::verify(&store, &principal, Some(place.org.id.clone())).await?)
+        Some(manage::audit_log::verify(&cx.store, &cx.principal, Some(place.org.id.clone())).await?)
     } else {
         None
     };

@@ -14,19 +14,13 @@ use serde_json::{Value, json};
 
 use super::draft::{ClauseDraft, Draft, OPERATORS, PrereqDraft, RuleDraft, ServeDraft};
 use super::form::{FormData, url_encode};
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
+use super::{Ctx, Done, Frame, Page, PageResult, Place};
 use crate::manage::fields::Patch;
 use crate::manage::flags::actions::KillSwitch;
 use crate::manage::{self, By, Error};
 use crate::store::Store;
 use crate::store::flags::{Flag, Revision};
 use crate::store::segments::Segment;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Done {
-    done: Option<String>,
-}
 
 /// `GET …/flags/{flag}`: the flag in the project's first environment (production first).
 pub(crate) async fn first_environment(
@@ -91,48 +85,26 @@ fn flag_url(place: &Place, flag: &Flag) -> String {
 
 /// `GET …/flags/{flag}/in/{env}`.
 pub(crate) async fn page(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<Done>,
 ) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
-    let config = manage::flag_configs::get(&store, &flag.id, &env.id).await?;
+    let config = manage::flag_configs::get(&cx.store, &flag.id, &env.id).await?;
     let draft = Draft::of(&config.config, config.version, &flag.variations);
-    render(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        draft,
-        None,
-        q.done.as_deref(),
-    )
-    .await
+    render(&cx, &place, draft, None, q.done.as_deref()).await
 }
 
 async fn render(
-    store: &Store,
-    principal: &Principal,
+    cx: &Ctx,
     place: &Place,
-    csrf: &Csrf,
     draft: Draft,
     error: Option<String>,
     done: Option<&str>,
 ) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
-    let frame = Frame::load(
-        store,
-        principal,
-        place,
-        csrf,
-        "flags",
-        flag.key.clone(),
-        done,
-    )
-    .await?;
-    let (segments, _) = manage::segments::list(store, &place.project.id, 1000, 0).await?;
+    let frame = Frame::load(cx, place, "flags", flag.key.clone(), done).await?;
+    let (segments, _) = manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -165,17 +137,10 @@ async fn render(
 
 /// `POST …/flags/{flag}/in/{env}`: saves the configuration, or (`op`) adds or moves a row
 /// and shows the form again without saving.
-pub(crate) async fn save(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
-    let mut draft = Draft::read(&form, &flag.variations);
-    let op = form.text("op");
+    let mut draft = Draft::read(&cx.form, &flag.variations);
+    let op = cx.form.text("op");
     if let Some(edited) = edit_rows(&mut draft, &op, &flag.variations) {
         if !edited {
             return Err(Page::status(
@@ -183,23 +148,14 @@ pub(crate) async fn save(
                 "Unknown editor action.",
             ));
         }
-        return render(&store, &principal, &place, &csrf, draft, None, None).await;
+        return render(&cx, &place, draft, None, None).await;
     }
     let changes = match draft.to_patch() {
         Ok(changes) => changes,
         Err(errors) => {
             draft.errors = errors;
             let message = "Some fields need attention (see below).".to_owned();
-            return render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                draft,
-                Some(message),
-                None,
-            )
-            .await;
+            return render(&cx, &place, draft, Some(message), None).await;
         }
     };
     let patch = Patch {
@@ -207,7 +163,7 @@ pub(crate) async fn save(
         comment: Some(draft.comment.clone()).filter(|c| !c.is_empty()),
     };
     let ids = (flag.id.as_str(), env.id.as_str());
-    match manage::flag_configs::update(&store, &by, ids, Some(draft.version), &patch).await {
+    match manage::flag_configs::update(&cx.store, &cx.by, ids, Some(draft.version), &patch).await {
         Ok(_) => Ok(Page::redirect(format!(
             "{}/in/{}?done=saved",
             flag_url(&place, flag),
@@ -218,45 +174,18 @@ pub(crate) async fn save(
                 .into_iter()
                 .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
                 .collect();
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                draft,
-                Some(message),
-                None,
-            )
-            .await
+            render(&cx, &place, draft, Some(message), None).await
         }
         Err(Error::VersionMismatch { current }) => {
-            let who = last_change(&store, ids).await;
+            let who = last_change(&cx.store, ids).await;
             let message = format!(
                 "This configuration changed while you were editing it (now version {current}{who}). Your changes are not saved; reload the page to start from the latest version."
             );
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                draft,
-                Some(message),
-                None,
-            )
-            .await
+            render(&cx, &place, draft, Some(message), None).await
         }
         Err(e @ (Error::Conflict { .. } | Error::Forbidden(_))) => {
             let message = e.to_string();
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                draft,
-                Some(message),
-                None,
-            )
-            .await
+            render(&cx, &place, draft, Some(message), None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -301,22 +230,17 @@ fn edit_rows(draft: &mut Draft, op: &str, variations: &[vexil_core::Variation]) 
 }
 
 /// `POST …/flags/{flag}/in/{env}/toggle`: `to` = `on` or `off`.
-pub(crate) async fn toggle(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn toggle(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
-    let to = match form.get("to") {
+    let to = match cx.form.get("to") {
         Some("on") => Some(true),
         Some("off") => Some(false),
         _ => None,
     };
-    let comment = form.optional("comment");
+    let comment = cx.form.optional("comment");
     let ids = (flag.id.as_str(), env.id.as_str());
-    manage::flag_configs::toggle(&store, &by, ids, None, to, comment.as_deref()).await?;
-    Ok(Page::redirect(if form.get("back") == Some("list") {
+    manage::flag_configs::toggle(&cx.store, &cx.by, ids, None, to, comment.as_deref()).await?;
+    Ok(Page::redirect(if cx.form.get("back") == Some("list") {
         format!("{}/flags?done=toggled", place.base())
     } else {
         format!(
@@ -329,17 +253,13 @@ pub(crate) async fn toggle(
 
 /// `POST …/flags/{flag}/kill`: the kill switch, in one environment or all (reason
 /// required).
-pub(crate) async fn kill(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn kill(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let flag = place.flag()?;
-    let environment_id = match form.text("env").as_str() {
+    let environment_id = match cx.form.text("env").as_str() {
         "" => None,
         key => {
-            let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+            let (envs, _) =
+                manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
             Some(
                 envs.into_iter()
                     .find(|e| e.key == key)
@@ -349,10 +269,10 @@ pub(crate) async fn kill(
         }
     };
     let input = KillSwitch {
-        reason: form.text("reason"),
+        reason: cx.form.text("reason"),
         environment_id,
     };
-    match manage::flags::actions::kill_switch(&store, &by, &flag.id, input).await {
+    match manage::flags::actions::kill_switch(&cx.store, &cx.by, &flag.id, input).await {
         Ok(_) => Ok(Page::redirect(format!(
             "{}?done=killed",
             flag_url(&place, flag)
@@ -384,33 +304,19 @@ async fn set_archived(
 }
 
 /// `POST …/flags/{flag}/archive`.
-pub(crate) async fn archive(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    set_archived(&store, &by, &place, &form, true).await
+pub(crate) async fn archive(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    set_archived(&cx.store, &cx.by, &place, &cx.form, true).await
 }
 
 /// `POST …/flags/{flag}/restore`.
-pub(crate) async fn restore(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    set_archived(&store, &by, &place, &form, false).await
+pub(crate) async fn restore(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    set_archived(&cx.store, &cx.by, &place, &cx.form, false).await
 }
 
 /// `POST …/flags/{flag}/delete`: only when no other flag names it as a prerequisite.
-pub(crate) async fn delete(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-) -> PageResult {
+pub(crate) async fn delete(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let flag = place.flag()?;
-    match manage::flags::delete(&store, &by, (&flag.id, None)).await {
+    match manage::flags::delete(&cx.store, &cx.by, (&flag.id, None)).await {
         Ok(()) => Ok(Page::redirect(format!(
             "{}/flags?done=deleted",
             place.base()
@@ -422,23 +328,22 @@ pub(crate) async fn delete(
 
 /// `POST …/flags/{flag}/edit`: name, description, tags, temporary, client-side and the
 /// variations.
-pub(crate) async fn edit(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn edit(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let flag = place.flag()?;
     let mut changes = serde_json::Map::new();
-    changes.insert("name".into(), json!(form.text("name")));
-    changes.insert("description".into(), json!(form.text("description")));
-    changes.insert("tags".into(), json!(super::form::items(&form.text("tags"))));
-    changes.insert("temporary".into(), json!(form.checked("temporary")));
-    changes.insert("client_side".into(), json!(form.checked("client_side")));
-    if flag.kind != vexil_core::FlagType::Boolean || form.get("variations").is_some() {
-        let variations =
-            super::flags::parse_variations(flag.kind, form.get("variations").unwrap_or_default());
+    changes.insert("name".into(), json!(cx.form.text("name")));
+    changes.insert("description".into(), json!(cx.form.text("description")));
+    changes.insert(
+        "tags".into(),
+        json!(super::form::items(&cx.form.text("tags"))),
+    );
+    changes.insert("temporary".into(), json!(cx.form.checked("temporary")));
+    changes.insert("client_side".into(), json!(cx.form.checked("client_side")));
+    if flag.kind != vexil_core::FlagType::Boolean || cx.form.get("variations").is_some() {
+        let variations = super::flags::parse_variations(
+            flag.kind,
+            cx.form.get("variations").unwrap_or_default(),
+        );
         match variations {
             Ok(v) => {
                 // Keep each variation's name and description.
@@ -458,10 +363,18 @@ pub(crate) async fn edit(
     }
     let patch = Patch {
         changes,
-        comment: form.optional("comment"),
+        comment: cx.form.optional("comment"),
     };
-    let expected = form.text("version").parse().ok();
-    match manage::flags::update(&store, &principal, &by, (&flag.id, expected), &patch).await {
+    let expected = cx.form.text("version").parse().ok();
+    match manage::flags::update(
+        &cx.store,
+        &cx.principal,
+        &cx.by,
+        (&flag.id, expected),
+        &patch,
+    )
+    .await
+    {
         Ok(_) => Ok(Page::redirect(format!(
             "{}?done=saved",
             flag_url(&place, flag)
@@ -503,15 +416,13 @@ struct HistoryPage {
 /// `GET …/flags/{flag}/in/{env}/history?a=&b=`: the revisions, and the diff of `a` → `b`
 /// (by default the previous and the current version).
 pub(crate) async fn history(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<HistoryQuery>,
 ) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
     let ids = (flag.id.as_str(), env.id.as_str());
-    let (revisions, _) = manage::flag_configs::revisions(&store, ids, 500, 0).await?;
+    let (revisions, _) = manage::flag_configs::revisions(&cx.store, ids, 500, 0).await?;
     let current = revisions.first().map_or(0, |r| r.version);
     let b = q.b.unwrap_or(current);
     let a = q.a.unwrap_or_else(|| {
@@ -531,10 +442,8 @@ pub(crate) async fn history(
     };
     let diff = line_diff(&text(a), &text(b));
     let frame = Frame::load(
-        &store,
-        &principal,
+        &cx,
         &place,
-        &csrf,
         "flags",
         format!("History of {}", flag.key),
         q.done.as_deref(),
@@ -555,10 +464,8 @@ pub(crate) async fn history(
 
 /// `POST …/history/{version}/restore`.
 pub(crate) async fn restore_revision(
-    State(store): State<Arc<Store>>,
-    by: By,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
     Path(params): Path<HashMap<String, String>>,
 ) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
@@ -567,8 +474,15 @@ pub(crate) async fn restore_revision(
         .map(String::as_str)
         .unwrap_or_default();
     let ids = (flag.id.as_str(), env.id.as_str());
-    manage::flag_configs::restore(&store, &by, ids, version, None, form.optional("comment"))
-        .await?;
+    manage::flag_configs::restore(
+        &cx.store,
+        &cx.by,
+        ids,
+        version,
+        None,
+        cx.form.optional("comment"),
+    )
+    .await?;
     Ok(Page::redirect(format!(
         "{}/in/{}?done=restored",
         flag_url(&place, flag),

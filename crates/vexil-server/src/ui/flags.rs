@@ -13,12 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_core::FlagType;
 
-use super::form::{FormData, items, url_encode};
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
+use super::form::{items, url_encode};
+use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::flags::actions::{Bulk, BulkAction};
 use crate::manage::flags::{ListFlags, NewFlag};
-use crate::manage::{self, By, Error};
+use crate::manage::{self, Error};
 use crate::store::Store;
 use crate::store::flags::Flag;
 
@@ -107,33 +106,15 @@ impl NewFlagForm {
 
 /// `GET /ui/{org}/{project}/flags`.
 pub(crate) async fn list(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<ListQuery>,
 ) -> PageResult {
-    render(&store, &principal, &place, &csrf, q, NewFlagForm::default()).await
+    render(&cx, &place, q, NewFlagForm::default()).await
 }
 
-async fn render(
-    store: &Store,
-    principal: &Principal,
-    place: &Place,
-    csrf: &Csrf,
-    q: ListQuery,
-    new: NewFlagForm,
-) -> PageResult {
-    let frame = Frame::load(
-        store,
-        principal,
-        place,
-        csrf,
-        "flags",
-        "Flags",
-        q.done.as_deref(),
-    )
-    .await?;
+async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> PageResult {
+    let frame = Frame::load(cx, place, "flags", "Flags", q.done.as_deref()).await?;
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let env = frame.environments.iter().find(|e| e.key == q.env);
     let query = ListFlags {
@@ -151,7 +132,7 @@ async fn render(
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
     };
-    let (flags, total) = match manage::flags::list(store, &place.project.id, query).await {
+    let (flags, total) = match manage::flags::list(&cx.store, &place.project.id, query).await {
         Ok(found) => found,
         // A bad filter in a hand-made URL: say so on the page rather than fail it.
         Err(Error::Invalid { message, .. }) => {
@@ -160,7 +141,7 @@ async fn render(
         Err(e) => return Err(e.into()),
     };
     let ids: Vec<String> = flags.iter().map(|f| f.id.clone()).collect();
-    let switches = manage::flag_configs::switches(store, &ids).await?;
+    let switches = manage::flag_configs::switches(&cx.store, &ids).await?;
     let on: HashMap<(&str, &str), bool> = switches
         .iter()
         .map(|(f, e, on)| ((f.as_str(), e.as_str()), *on))
@@ -230,26 +211,19 @@ async fn render(
 }
 
 /// `POST /ui/{org}/{project}/flags`: creates a flag; problems come back on the form.
-pub(crate) async fn create(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let mut new = NewFlagForm {
         open: true,
-        key: form.text("key"),
-        name: form.text("name"),
-        description: form.text("description"),
-        kind: form.text("type"),
-        variations: form.get("variations").unwrap_or_default().to_owned(),
-        tags: form.text("tags"),
+        key: cx.form.text("key"),
+        name: cx.form.text("name"),
+        description: cx.form.text("description"),
+        kind: cx.form.text("type"),
+        variations: cx.form.get("variations").unwrap_or_default().to_owned(),
+        tags: cx.form.text("tags"),
         ..NewFlagForm::default()
     };
     let result = match new_flag(&new) {
-        Ok(input) => manage::flags::create(&store, &by, &place.project.id, input).await,
+        Ok(input) => manage::flags::create(&cx.store, &cx.by, &place.project.id, input).await,
         Err(e) => Err(e),
     };
     match result {
@@ -264,12 +238,12 @@ pub(crate) async fn create(
                 .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
                 .collect();
             new.error = Some(message);
-            render(&store, &principal, &place, &csrf, ListQuery::default(), new).await
+            render(&cx, &place, ListQuery::default(), new).await
         }
         Err(Error::Conflict { message, .. }) => {
             new.errors.insert("key".into(), message.clone());
             new.error = Some(message);
-            render(&store, &principal, &place, &csrf, ListQuery::default(), new).await
+            render(&cx, &place, ListQuery::default(), new).await
         }
         Err(e) => Err(e.into()),
     }
@@ -340,32 +314,27 @@ pub(crate) fn parse_variations(
 
 /// `POST /ui/{org}/{project}/flags/bulk`: enable, disable, archive or restore the selected
 /// flags (all or nothing).
-pub(crate) async fn bulk(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    let action = match form.get("action") {
+pub(crate) async fn bulk(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    let action = match cx.form.get("action") {
         Some("enable") => BulkAction::Enable,
         Some("disable") => BulkAction::Disable,
         Some("archive") => BulkAction::Archive,
         Some("restore") => BulkAction::Restore,
         _ => return Err(Page::status(StatusCode::BAD_REQUEST, "Choose an action.")),
     };
-    let flag_ids: Vec<String> = form.all("flag").into_iter().map(str::to_owned).collect();
+    let flag_ids: Vec<String> = cx.form.all("flag").into_iter().map(str::to_owned).collect();
     if flag_ids.is_empty() {
         return Err(Page::status(
             StatusCode::BAD_REQUEST,
             "Select at least one flag.",
         ));
     }
-    let env_key = form.text("env");
+    let env_key = cx.form.text("env");
     let environment_id = match env_key.as_str() {
         "" => None,
         key => {
-            let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+            let (envs, _) =
+                manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
             Some(
                 envs.into_iter()
                     .find(|e| e.key == key)
@@ -378,9 +347,10 @@ pub(crate) async fn bulk(
         action,
         flag_ids,
         environment_id,
-        comment: form.optional("comment"),
+        comment: cx.form.optional("comment"),
     };
-    manage::flags::actions::bulk(&store, &principal, &by, &place.project.id, input).await?;
+    manage::flags::actions::bulk(&cx.store, &cx.principal, &cx.by, &place.project.id, input)
+        .await?;
     Ok(Page::redirect(format!("{}/flags?done=bulk", place.base())))
 }
 

@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::{Csrf, Page, Place};
-use crate::access::{Principal, Role};
+use super::{Ctx, Page, Place};
+use crate::access::Role;
 use crate::manage;
-use crate::store::Store;
 use crate::store::environments::Environment;
 
 /// A project in the switcher.
@@ -41,14 +40,13 @@ pub(crate) struct Frame {
 
 impl Frame {
     pub(crate) async fn load(
-        store: &Store,
-        principal: &Principal,
+        cx: &Ctx,
         place: &Place,
-        csrf: &Csrf,
         section: &'static str,
         title: impl Into<String>,
         notice: Option<&str>,
     ) -> Result<Frame, Page> {
+        let (store, principal) = (&*cx.store, &cx.principal);
         let (orgs, _) = manage::organizations::list(store, principal, 200, 0).await?;
         let (projects, _) = manage::projects::list(store, principal, None, 500, 0).await?;
         let org_keys: HashMap<&str, &str> = orgs
@@ -72,7 +70,7 @@ impl Frame {
         let live_version = live_version(&environments);
         Ok(Frame {
             user: principal.actor.name.clone(),
-            csrf: csrf.0.clone(),
+            csrf: cx.csrf.0.clone(),
             title: title.into(),
             base: place.base(),
             projects,

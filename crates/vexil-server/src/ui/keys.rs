@@ -1,20 +1,15 @@
 //! The API keys page: the project's keys per environment, creating one (its secret shown
 //! once, on the answer to the form), revoking.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::form::FormData;
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
-use crate::manage::{self, By, Error};
-use crate::store::Store;
+use super::{Ctx, Done, Frame, Page, PageResult, Place};
+use crate::manage::{self, Error};
 use crate::store::api_keys::ApiKey;
 
 #[derive(Template)]
@@ -28,45 +23,26 @@ struct KeysPage {
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct Done {
-    done: Option<String>,
-}
-
 /// `GET /ui/{org}/{project}/keys`.
 pub(crate) async fn list(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<Done>,
 ) -> PageResult {
-    render(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        None,
-        None,
-        String::new(),
-        q.done.as_deref(),
-    )
-    .await
+    render(&cx, &place, None, None, String::new(), q.done.as_deref()).await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn render(
-    store: &Store,
-    principal: &Principal,
+    cx: &Ctx,
     place: &Place,
-    csrf: &Csrf,
     created: Option<(String, String)>,
     error: Option<String>,
     name: String,
     done: Option<&str>,
 ) -> PageResult {
-    let frame = Frame::load(store, principal, place, csrf, "keys", "API keys", done).await?;
-    let (keys, _) = manage::api_keys::list(store, &place.project.id, 500, 0).await?;
+    let frame = Frame::load(cx, place, "keys", "API keys", done).await?;
+    let (keys, _) = manage::api_keys::list(&cx.store, &place.project.id, 500, 0).await?;
     let keys = keys
         .into_iter()
         .map(|k| {
@@ -96,54 +72,27 @@ async fn render(
 }
 
 /// `POST /ui/{org}/{project}/keys`: creates a key and shows its secret once.
-pub(crate) async fn create(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    let name = form.text("name");
-    let env_key = form.text("env");
-    let (envs, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    let name = cx.form.text("name");
+    let env_key = cx.form.text("env");
+    let (envs, _) = manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
     let Some(env) = envs.iter().find(|e| e.key == env_key) else {
         let message = Some("Choose an environment.".to_owned());
-        return render(&store, &principal, &place, &csrf, None, message, name, None).await;
+        return render(&cx, &place, None, message, name, None).await;
     };
-    let mut input = json!({"name": name, "type": form.text("type"), "environment_id": env.id});
-    if let Some(expires) = form.optional("expires_at") {
+    let mut input = json!({"name": name, "type": cx.form.text("type"), "environment_id": env.id});
+    if let Some(expires) = cx.form.optional("expires_at") {
         input["expires_at"] = json!(expires);
     }
     let input = serde_json::from_value(input)
         .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
-    match manage::api_keys::create(&store, &by, &place.project.id, input).await {
+    match manage::api_keys::create(&cx.store, &cx.by, &place.project.id, input).await {
         Ok((key, secret)) => {
             let created = Some((key.name, secret));
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                created,
-                None,
-                String::new(),
-                None,
-            )
-            .await
+            render(&cx, &place, created, None, String::new(), None).await
         }
         Err(Error::Invalid { message, .. }) => {
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                None,
-                Some(message),
-                name,
-                None,
-            )
-            .await
+            render(&cx, &place, None, Some(message), name, None).await
         }
         Err(e) => Err(e.into()),
     }
@@ -151,12 +100,11 @@ pub(crate) async fn create(
 
 /// `POST /ui/{org}/{project}/keys/{key_id}/revoke`.
 pub(crate) async fn revoke(
-    State(store): State<Arc<Store>>,
-    by: By,
+    cx: Ctx,
     Extension(place): Extension<Place>,
     Path((_, _, key_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    manage::api_keys::revoke(&store, &by, &key_id, None).await?;
+    manage::api_keys::revoke(&cx.store, &cx.by, &key_id, None).await?;
     Ok(Page::redirect(format!(
         "{}/keys?done=revoked",
         place.base()

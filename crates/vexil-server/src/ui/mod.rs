@@ -29,11 +29,14 @@ use askama::Template;
 use axum::RequestExt as _;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::FromRequestParts;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
+use std::sync::Arc;
 
 use crate::access::{OrgScope, Principal};
 use crate::audit::Actor;
@@ -206,9 +209,45 @@ impl Place {
     }
 }
 
+/// The notice a page shows after a redirect (`?done=saved`; see `frame::notice_text`).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Done {
+    pub(crate) done: Option<String>,
+}
+
 /// The session's CSRF token, for the forms of the page being rendered.
 #[derive(Debug, Clone)]
 pub(crate) struct Csrf(pub(crate) String);
+
+/// What every gated handler works with: the store, who is asking (and as whom changes are
+/// recorded), the CSRF token for the forms it renders, and the submitted form (empty for a
+/// page).
+pub(crate) struct Ctx {
+    pub(crate) store: Arc<Store>,
+    pub(crate) principal: Principal,
+    pub(crate) by: manage::By,
+    pub(crate) csrf: Csrf,
+    pub(crate) form: FormData,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Page;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Page> {
+        let by = manage::By::from_request_parts(parts, state).await?;
+        let ext = &parts.extensions;
+        let (Some(principal), Some(csrf)) = (ext.get::<Principal>(), ext.get::<Csrf>()) else {
+            return Err(Page::status(StatusCode::UNAUTHORIZED, "Sign in first."));
+        };
+        Ok(Ctx {
+            store: state.store.clone(),
+            principal: principal.clone(),
+            by,
+            csrf: csrf.clone(),
+            form: ext.get::<FormData>().cloned().unwrap_or_default(),
+        })
+    }
+}
 
 /// Authenticates, checks a form post's CSRF token and authorizes through the policy table.
 async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {

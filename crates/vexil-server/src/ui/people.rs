@@ -3,19 +3,15 @@
 //! management API — the person's own and the organization's service tokens (the secret
 //! shown once).
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::form::FormData;
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::{Principal, TokenKind};
-use crate::manage::{self, By, Error};
-use crate::store::Store;
+use super::{Ctx, Done, Frame, Page, PageResult, Place};
+use crate::access::TokenKind;
+use crate::manage::{self, Error};
 use crate::store::tokens::Token;
 use crate::store::users::Member;
 
@@ -33,17 +29,15 @@ struct PeoplePage {
 }
 
 async fn render(
-    store: &Store,
-    principal: &Principal,
+    cx: &Ctx,
     place: &Place,
-    csrf: &Csrf,
     secret: Option<(&'static str, String, String)>,
     error: Option<String>,
     done: Option<&str>,
 ) -> PageResult {
-    let frame = Frame::load(store, principal, place, csrf, "people", "People", done).await?;
-    let (members, _) = manage::members::list(store, &place.org.id, 500, 0).await?;
-    let (tokens, _) = manage::tokens::list(store, principal, 500, 0).await?;
+    let frame = Frame::load(cx, place, "people", "People", done).await?;
+    let (members, _) = manage::members::list(&cx.store, &place.org.id, 500, 0).await?;
+    let (tokens, _) = manage::tokens::list(&cx.store, &cx.principal, 500, 0).await?;
     let org = place.org.id.as_str();
     let tokens = tokens
         .into_iter()
@@ -67,34 +61,18 @@ async fn render(
             secret,
             error,
             roles: ["viewer", "editor", "admin", "owner"],
-            me: principal.actor.id.clone(),
+            me: cx.principal.actor.id.clone(),
         },
     ))
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct Done {
-    done: Option<String>,
-}
-
 /// `GET /ui/{org}/{project}/people`.
 pub(crate) async fn list(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     axum::extract::Query(q): axum::extract::Query<Done>,
 ) -> PageResult {
-    render(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        None,
-        None,
-        q.done.as_deref(),
-    )
-    .await
+    render(&cx, &place, None, None, q.done.as_deref()).await
 }
 
 /// Reads a domain input from JSON built from the form (its own checks then apply).
@@ -103,158 +81,107 @@ fn input<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Page> {
 }
 
 /// A domain refusal shown on the page; anything else is an error page.
-async fn refused(
-    store: &Store,
-    principal: &Principal,
-    place: &Place,
-    csrf: &Csrf,
-    e: Error,
-) -> PageResult {
+async fn refused(cx: &Ctx, place: &Place, e: Error) -> PageResult {
     match e {
         Error::Invalid { .. }
         | Error::Conflict { .. }
         | Error::Forbidden(_)
-        | Error::NotFound(_) => {
-            render(
-                store,
-                principal,
-                place,
-                csrf,
-                None,
-                Some(e.to_string()),
-                None,
-            )
-            .await
-        }
+        | Error::NotFound(_) => render(cx, place, None, Some(e.to_string()), None).await,
         e => Err(e.into()),
     }
 }
 
 /// `POST /ui/{org}/{project}/people`: adds a member; a new account's one-time password is
 /// shown once.
-pub(crate) async fn add(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    let email = form.text("email");
-    let new = input(json!({"email": email, "role": form.text("role")}))?;
-    match manage::members::add(&store, &principal, &by, &place.org.id, new).await {
+pub(crate) async fn add(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    let email = cx.form.text("email");
+    let new = input(json!({"email": email, "role": cx.form.text("role")}))?;
+    match manage::members::add(&cx.store, &cx.principal, &cx.by, &place.org.id, new).await {
         Ok(member) => {
             let secret = member["password"]
                 .as_str()
                 .map(|p| ("One-time password for", email.clone(), p.to_owned()));
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                secret,
-                None,
-                Some("created"),
-            )
-            .await
+            render(&cx, &place, secret, None, Some("created")).await
         }
-        Err(e) => refused(&store, &principal, &place, &csrf, e).await,
+        Err(e) => refused(&cx, &place, e).await,
     }
 }
 
 /// `POST /ui/{org}/{project}/people/{user_id}/role`.
 pub(crate) async fn set_role(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
     Path((_, _, user_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    let changes = input(json!({"role": form.text("role")}))?;
-    match manage::members::update(&store, &principal, &by, (&place.org.id, &user_id), changes).await
+    let changes = input(json!({"role": cx.form.text("role")}))?;
+    match manage::members::update(
+        &cx.store,
+        &cx.principal,
+        &cx.by,
+        (&place.org.id, &user_id),
+        changes,
+    )
+    .await
     {
         Ok(_) => Ok(Page::redirect(format!(
             "{}/people?done=saved",
             place.base()
         ))),
-        Err(e) => refused(&store, &principal, &place, &csrf, e).await,
+        Err(e) => refused(&cx, &place, e).await,
     }
 }
 
 /// `POST /ui/{org}/{project}/people/{user_id}/remove`.
 pub(crate) async fn remove(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Path((_, _, user_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    match manage::members::remove(&store, &principal, &by, (&place.org.id, &user_id)).await {
+    match manage::members::remove(&cx.store, &cx.principal, &cx.by, (&place.org.id, &user_id)).await
+    {
         Ok(()) => Ok(Page::redirect(format!(
             "{}/people?done=deleted",
             place.base()
         ))),
-        Err(e) => refused(&store, &principal, &place, &csrf, e).await,
+        Err(e) => refused(&cx, &place, e).await,
     }
 }
 
 /// `POST /ui/{org}/{project}/tokens`: a personal token, or (admins) a service token of the
 /// organization; the secret is shown once.
-pub(crate) async fn create_token(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    let name = form.text("name");
-    let mut body = json!({"name": name, "kind": form.text("kind")});
-    if form.get("kind") == Some("service") {
+pub(crate) async fn create_token(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    let name = cx.form.text("name");
+    let mut body = json!({"name": name, "kind": cx.form.text("kind")});
+    if cx.form.get("kind") == Some("service") {
         body["organization_id"] = json!(place.org.id);
     }
-    if let Some(role) = form.optional("role") {
+    if let Some(role) = cx.form.optional("role") {
         body["role"] = json!(role);
     }
-    if let Some(expires) = form.optional("expires_at") {
+    if let Some(expires) = cx.form.optional("expires_at") {
         body["expires_at"] = json!(expires);
     }
-    match manage::tokens::create(&store, &principal, &by, input(body)?).await {
+    match manage::tokens::create(&cx.store, &cx.principal, &cx.by, input(body)?).await {
         Ok(created) => {
             let secret = created["token"].as_str().unwrap_or_default().to_owned();
             let shown = Some(("Token", name, secret));
-            render(
-                &store,
-                &principal,
-                &place,
-                &csrf,
-                shown,
-                None,
-                Some("created"),
-            )
-            .await
+            render(&cx, &place, shown, None, Some("created")).await
         }
-        Err(e) => refused(&store, &principal, &place, &csrf, e).await,
+        Err(e) => refused(&cx, &place, e).await,
     }
 }
 
 /// `POST /ui/{org}/{project}/tokens/{token_id}/revoke`.
 pub(crate) async fn revoke_token(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Path((_, _, token_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    match manage::tokens::end(&store, &principal, &by, &token_id, false).await {
+    match manage::tokens::end(&cx.store, &cx.principal, &cx.by, &token_id, false).await {
         Ok(_) => Ok(Page::redirect(format!(
             "{}/people?done=revoked",
             place.base()
         ))),
-        Err(e) => refused(&store, &principal, &place, &csrf, e).await,
+        Err(e) => refused(&cx, &place, e).await,
     }
 }

@@ -8,12 +8,10 @@ use axum::Extension;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
+use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::Error;
 use crate::manage::playground::{Outcome, evaluate_all};
 use crate::snapshots::Snapshots;
-use crate::store::Store;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PlayQuery {
@@ -34,23 +32,12 @@ struct PlaygroundPage {
 /// `GET /ui/{org}/{project}/playground?env=&context=`: a read, so a plain GET form (the
 /// URL can be shared).
 pub(crate) async fn page(
-    State(store): State<Arc<Store>>,
+    cx: Ctx,
     State(snapshots): State<Arc<Snapshots>>,
-    principal: Principal,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<PlayQuery>,
 ) -> PageResult {
-    let frame = Frame::load(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        "playground",
-        "Playground",
-        None,
-    )
-    .await?;
+    let frame = Frame::load(&cx, &place, "playground", "Playground", None).await?;
     let env = q
         .env
         .and_then(|k| frame.environments.iter().find(|e| e.key == k).cloned())

@@ -2,29 +2,21 @@
 //! rules, "used by", delete).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use vexil_core::SegmentRule;
 
 use super::draft::{ClauseDraft, OPERATORS, clauses_of, errors_at};
-use super::form::{FormData, items, url_encode};
-use super::{Csrf, Frame, Page, PageResult, Place};
-use crate::access::Principal;
+use super::form::{items, url_encode};
+use super::{Ctx, Done, Frame, Page, PageResult, Place};
 use crate::manage::fields::Patch;
-use crate::manage::{self, By, Error};
-use crate::store::Store;
+use crate::manage::{self, Error};
 use crate::store::segments::{Referrer, Segment};
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct Done {
-    done: Option<String>,
-}
 
 #[derive(Template)]
 #[template(path = "segments.html")]
@@ -38,23 +30,12 @@ struct SegmentsPage {
 
 /// `GET /ui/{org}/{project}/segments`.
 pub(crate) async fn list(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<Done>,
 ) -> PageResult {
-    let frame = Frame::load(
-        &store,
-        &principal,
-        &place,
-        &csrf,
-        "segments",
-        "Segments",
-        q.done.as_deref(),
-    )
-    .await?;
-    let (segments, _) = manage::segments::list(&store, &place.project.id, 1000, 0).await?;
+    let frame = Frame::load(&cx, &place, "segments", "Segments", q.done.as_deref()).await?;
+    let (segments, _) = manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
     Ok(Page::render(&SegmentsPage {
         frame,
         segments,
@@ -65,33 +46,24 @@ pub(crate) async fn list(
 }
 
 /// `POST /ui/{org}/{project}/segments`: creates an empty segment and opens it.
-pub(crate) async fn create(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
-    let (key, name) = (form.text("key"), form.text("name"));
+pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
+    let (key, name) = (cx.form.text("key"), cx.form.text("name"));
     let mut input = json!({"key": key});
     if !name.is_empty() {
         input["name"] = json!(name);
     }
     let input = serde_json::from_value(input)
         .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
-    match manage::segments::create(&store, &by, &place.project.id, input).await {
+    match manage::segments::create(&cx.store, &cx.by, &place.project.id, input).await {
         Ok(s) => Ok(Page::redirect(format!(
             "{}/segments/{}?done=created",
             place.base(),
             url_encode(&s.key)
         ))),
         Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            let frame = Frame::load(
-                &store, &principal, &place, &csrf, "segments", "Segments", None,
-            )
-            .await?;
-            let (segments, _) = manage::segments::list(&store, &place.project.id, 1000, 0).await?;
+            let frame = Frame::load(&cx, &place, "segments", "Segments", None).await?;
+            let (segments, _) =
+                manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
             Ok(Page::render_status(
                 StatusCode::BAD_REQUEST,
                 &SegmentsPage {
@@ -143,10 +115,8 @@ impl SegmentPage {
 
 /// `GET /ui/{org}/{project}/segments/{segment}`.
 pub(crate) async fn page(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
+    cx: Ctx,
     Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
     Query(q): Query<Done>,
 ) -> PageResult {
     let segment = place.segment()?.clone();
@@ -165,38 +135,19 @@ pub(crate) async fn page(
             })
             .collect(),
         version: segment.version,
-        ..blank(
-            &store,
-            &principal,
-            &place,
-            &csrf,
-            segment.clone(),
-            q.done.as_deref(),
-        )
-        .await?
+        ..blank(&cx, &place, segment.clone(), q.done.as_deref()).await?
     };
     Ok(Page::render(&page))
 }
 
 async fn blank(
-    store: &Store,
-    principal: &Principal,
+    cx: &Ctx,
     place: &Place,
-    csrf: &Csrf,
     segment: Segment,
     done: Option<&str>,
 ) -> Result<SegmentPage, Page> {
-    let frame = Frame::load(
-        store,
-        principal,
-        place,
-        csrf,
-        "segments",
-        segment.key.clone(),
-        done,
-    )
-    .await?;
-    let used_by = manage::segments::used_by(store, &segment).await?;
+    let frame = Frame::load(cx, place, "segments", segment.key.clone(), done).await?;
+    let used_by = manage::segments::used_by(&cx.store, &segment).await?;
     Ok(SegmentPage {
         frame,
         here: format!("{}/segments/{}", place.base(), url_encode(&segment.key)),
@@ -215,16 +166,10 @@ async fn blank(
 }
 
 /// `POST /ui/{org}/{project}/segments/{segment}`: saves, or adds a rule or condition row.
-pub(crate) async fn save(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    by: By,
-    Extension(place): Extension<Place>,
-    Extension(csrf): Extension<Csrf>,
-    Extension(form): Extension<FormData>,
-) -> PageResult {
+pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let segment = place.segment()?.clone();
-    let mut rules: Vec<RuleRow> = form
+    let mut rules: Vec<RuleRow> = cx
+        .form
         .indexed("rules")
         .into_iter()
         .take(500)
@@ -238,14 +183,14 @@ pub(crate) async fn save(
         op: "in".into(),
         ..ClauseDraft::default()
     };
-    let op = form.text("op");
+    let op = cx.form.text("op");
     let mut page = SegmentPage {
-        name: form.text("name"),
-        description: form.text("description"),
-        included: form.get("included").unwrap_or_default().to_owned(),
-        excluded: form.get("excluded").unwrap_or_default().to_owned(),
-        version: form.text("version").parse().unwrap_or(0),
-        ..blank(&store, &principal, &place, &csrf, segment.clone(), None).await?
+        name: cx.form.text("name"),
+        description: cx.form.text("description"),
+        included: cx.form.get("included").unwrap_or_default().to_owned(),
+        excluded: cx.form.get("excluded").unwrap_or_default().to_owned(),
+        version: cx.form.text("version").parse().unwrap_or(0),
+        ..blank(&cx, &place, segment.clone(), None).await?
     };
     match op.split_once(':') {
         None if op == "add_rule" => {
@@ -288,12 +233,12 @@ pub(crate) async fn save(
     changes.insert("rules".into(), json!(definition_rules));
     let patch = Patch {
         changes,
-        comment: form.optional("comment"),
+        comment: cx.form.optional("comment"),
     };
     match manage::segments::update(
-        &store,
-        &principal,
-        &by,
+        &cx.store,
+        &cx.principal,
+        &cx.by,
         (&segment.id, Some(page.version)),
         &patch,
     )
@@ -319,13 +264,9 @@ pub(crate) async fn save(
 }
 
 /// `POST /ui/{org}/{project}/segments/{segment}/delete`: only when nothing uses it.
-pub(crate) async fn delete(
-    State(store): State<Arc<Store>>,
-    by: By,
-    Extension(place): Extension<Place>,
-) -> PageResult {
+pub(crate) async fn delete(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let segment = place.segment()?;
-    match manage::segments::delete(&store, &by, (&segment.id, None)).await {
+    match manage::segments::delete(&cx.store, &cx.by, (&segment.id, None)).await {
         Ok(()) => Ok(Page::redirect(format!(
             "{}/segments?done=deleted",
             place.base()

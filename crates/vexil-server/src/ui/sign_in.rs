@@ -13,14 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::form::{FormData, local_next};
-use super::{Page, PageResult};
-use crate::access::Principal;
+use super::{Ctx, Page, PageResult};
 use crate::audit::RequestMeta;
 use crate::credentials::{self, constant_time_eq};
 use crate::http::auth::{AuthSettings, cookie_value};
 use crate::http::error::ApiError;
 use crate::http::sessions::{cookie, start_session};
-use crate::manage::{self, By};
+use crate::manage::{self};
 use crate::store::Store;
 
 const LOGIN_COOKIE: &str = "vexil_login";
@@ -150,14 +149,9 @@ pub(crate) async fn submit(
 }
 
 /// `POST /ui/logout`: ends the session.
-pub(crate) async fn logout(
-    State(store): State<Arc<Store>>,
-    State(settings): State<Arc<AuthSettings>>,
-    principal: Principal,
-    by: By,
-) -> Response {
-    if let Some(session_id) = &principal.session_id
-        && let Err(e) = manage::sessions::close(&store, &by, session_id).await
+pub(crate) async fn logout(cx: Ctx, State(settings): State<Arc<AuthSettings>>) -> Response {
+    if let Some(session_id) = &cx.principal.session_id
+        && let Err(e) = manage::sessions::close(&cx.store, &cx.by, session_id).await
     {
         return Page::from(e).into_response();
     }
@@ -178,13 +172,9 @@ struct NoProjects<'a> {
 
 /// `GET /ui/`: the first project the person can see, else a page that says why there is
 /// nothing.
-pub(crate) async fn home(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    axum::Extension(csrf): axum::Extension<super::Csrf>,
-) -> PageResult {
-    let (orgs, _) = manage::organizations::list(&store, &principal, 200, 0).await?;
-    let (projects, _) = manage::projects::list(&store, &principal, None, 200, 0).await?;
+pub(crate) async fn home(cx: Ctx) -> PageResult {
+    let (orgs, _) = manage::organizations::list(&cx.store, &cx.principal, 200, 0).await?;
+    let (projects, _) = manage::projects::list(&cx.store, &cx.principal, None, 200, 0).await?;
     // The default project first, then by organization and key.
     let first = projects
         .iter()
@@ -196,8 +186,8 @@ pub(crate) async fn home(
     match first {
         Some((_, org, project)) => Ok(Page::redirect(format!("/ui/{org}/{project}/flags"))),
         None => Ok(Page::render(&NoProjects {
-            user: &principal.actor.name,
-            csrf: &csrf.0,
+            user: &cx.principal.actor.name,
+            csrf: &cx.csrf.0,
             asset_css: super::assets::CSS_URL.as_str(),
         })),
     }
@@ -215,15 +205,11 @@ struct AccountPage<'a> {
 
 /// `GET /ui/account`: the signed-in person and the password change form (the only page a
 /// person whose password was set by someone else can reach until they choose their own).
-pub(crate) async fn account(
-    State(store): State<Arc<Store>>,
-    principal: Principal,
-    axum::Extension(csrf): axum::Extension<super::Csrf>,
-) -> PageResult {
-    let must = manage::users::must_change_password(&store, &principal).await?;
+pub(crate) async fn account(cx: Ctx) -> PageResult {
+    let must = manage::users::must_change_password(&cx.store, &cx.principal).await?;
     Ok(Page::render(&AccountPage {
-        user: &principal.actor.name,
-        csrf: &csrf.0,
+        user: &cx.principal.actor.name,
+        csrf: &cx.csrf.0,
         must,
         error: None,
         asset_css: super::assets::CSS_URL.as_str(),
@@ -233,23 +219,23 @@ pub(crate) async fn account(
 /// `POST /ui/account/password`: changes the password; every session ends, so the person
 /// signs in again with the new one.
 pub(crate) async fn change_password(
-    State(store): State<Arc<Store>>,
+    cx: Ctx,
     State(settings): State<Arc<AuthSettings>>,
-    principal: Principal,
-    by: By,
-    axum::Extension(csrf): axum::Extension<super::Csrf>,
-    axum::Extension(form): axum::Extension<FormData>,
 ) -> PageResult {
-    let current = form.get("current_password").unwrap_or_default().to_owned();
-    let new = form.get("new_password").unwrap_or_default().to_owned();
-    let message = if new != form.get("repeat_password").unwrap_or_default() {
+    let current = cx
+        .form
+        .get("current_password")
+        .unwrap_or_default()
+        .to_owned();
+    let new = cx.form.get("new_password").unwrap_or_default().to_owned();
+    let message = if new != cx.form.get("repeat_password").unwrap_or_default() {
         Some("The two new passwords differ.".to_owned())
     } else {
         match manage::users::change_own_password(
-            &store,
+            &cx.store,
             &settings.limiter,
-            &principal,
-            &by,
+            &cx.principal,
+            &cx.by,
             current,
             new,
         )
@@ -270,12 +256,12 @@ pub(crate) async fn change_password(
             Err(e) => return Err(e.into()),
         }
     };
-    let must = manage::users::must_change_password(&store, &principal).await?;
+    let must = manage::users::must_change_password(&cx.store, &cx.principal).await?;
     Ok(Page::render_status(
         StatusCode::BAD_REQUEST,
         &AccountPage {
-            user: &principal.actor.name,
-            csrf: &csrf.0,
+            user: &cx.principal.actor.name,
+            csrf: &cx.csrf.0,
             must,
             error: message.as_deref(),
             asset_css: super::assets::CSS_URL.as_str(),
