@@ -5,7 +5,6 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{Ctx, Done, Frame, Page, PageResult, Place};

@@ -7,7 +7,6 @@ use askama::Template;
 use axum::Extension;
 use axum::extract::Query;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 use vexil_core::SegmentRule;
 
