@@ -130,9 +130,13 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             "{:<42} {:>8} {:>8} {:>8} {:>8} {:>10}",
             "page", "p50 ms", "p90 ms", "p99 ms", "max ms", "bytes"
         );
-        for query in ["", "?q=flag-09", "?page=100"] {
+        // Sorted by key, 50 a page: the first key each page must show (when there are
+        // enough flags for it).
+        let pages = [("", 0), ("?q=flag-09", 9_000), ("?page=100", 99 * 50)];
+        for (query, first) in pages {
             let path = format!("/ui/default/default/flags{query}");
-            measure(&api, &session, &path, args).await?;
+            let expect = (first < args.flags).then(|| format!("flag-{first:05}"));
+            measure(&api, &session, &path, expect.as_deref(), args).await?;
         }
         println!("loadavg {}", loadavg());
         anyhow::Ok(())
@@ -192,7 +196,7 @@ fn flag(i: usize) -> Value {
         "name": format!("Flag {i:05} for {area}"),
         "description": format!("Rolls out change {i} of the {area} area to a growing share of users."),
         "tags": [area, format!("team-{}", i % 12)],
-        "client_side": i % 3 == 0,
+        "client_side": i.is_multiple_of(3),
     })
 }
 
@@ -286,16 +290,30 @@ fn hidden_field(html: &str, name: &str) -> Option<String> {
     Some(tag[value..value + len].to_owned())
 }
 
-/// Requests `path` `warmup` times, then `requests` times measured, and prints a row.
-async fn measure(api: &Api, session: &str, path: &str, args: &Args) -> anyhow::Result<()> {
-    let mut bytes = 0;
-    for _ in 0..args.warmup {
-        bytes = api.page_ok(path, session).await?;
+/// Requests `path` `warmup` times, then `requests` times measured, and prints a row;
+/// the page must name the flag `expect`.
+async fn measure(
+    api: &Api,
+    session: &str,
+    path: &str,
+    expect: Option<&str>,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let body = api.page_ok(path, session).await?;
+    if let Some(key) = expect {
+        anyhow::ensure!(
+            support::find(&body, key.as_bytes()).is_some(),
+            "{path} does not show the flag {key}"
+        );
+    }
+    for _ in 1..args.warmup {
+        api.page_ok(path, session).await?;
     }
     let mut latencies = Vec::with_capacity(args.requests);
+    let mut bytes = body.len();
     for _ in 0..args.requests.max(1) {
         let started = Instant::now();
-        bytes = api.page_ok(path, session).await?;
+        bytes = api.page_ok(path, session).await?.len();
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -413,8 +431,8 @@ impl Api {
         Answer::of(req.send().await?).await
     }
 
-    /// A console page that must answer 200; returns the body's length.
-    async fn page_ok(&self, path: &str, cookie: &str) -> anyhow::Result<usize> {
+    /// A console page that must answer 200; returns its body.
+    async fn page_ok(&self, path: &str, cookie: &str) -> anyhow::Result<axum::body::Bytes> {
         let resp = self
             .client
             .get(format!("{}{path}", self.base))
@@ -424,7 +442,7 @@ impl Api {
         let status = resp.status();
         let body = resp.bytes().await?;
         anyhow::ensure!(status == StatusCode::OK, "{path}: {status}");
-        Ok(body.len())
+        Ok(body)
     }
 
     /// A console form post with the given `Cookie` header.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use vexil_core::{Clause, Op, Prerequisite, Rule, Serve, TOTAL_WEIGHT, Target, Variation};
 
-use super::form::{FormData, items};
+use super::form::{FormData, items, lines};
 use crate::store::flags::Config;
 
 /// Every operator, with the label the editor shows.
@@ -49,6 +49,8 @@ pub(crate) struct ClauseDraft {
     pub(crate) case_insensitive: bool,
     /// The stored values as JSON, so that a value kept as it was keeps its JSON type.
     pub(crate) original: String,
+    /// Ticked "remove": left out when saved, still shown while rows are added or moved.
+    pub(crate) remove: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,6 +70,8 @@ pub(crate) struct RuleDraft {
     pub(crate) description: String,
     pub(crate) clauses: Vec<ClauseDraft>,
     pub(crate) serve: ServeDraft,
+    /// Ticked "remove this rule".
+    pub(crate) remove: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -120,6 +124,7 @@ impl Draft {
                     description: r.description.clone().unwrap_or_default(),
                     clauses: r.clauses.iter().map(ClauseDraft::of).collect(),
                     serve: ServeDraft::of(&r.serve, variations),
+                    remove: false,
                 })
                 .collect(),
             fallthrough: ServeDraft::of(&config.fallthrough, variations),
@@ -142,12 +147,12 @@ impl Draft {
             .indexed("rules")
             .into_iter()
             .take(MAX_ROWS)
-            .filter(|(_, r)| !r.checked("remove"))
             .map(|(_, r)| RuleDraft {
                 id: r.text("id"),
                 description: r.text("description"),
                 clauses: ClauseDraft::read_all(&r),
                 serve: ServeDraft::read(&r, "serve", variations),
+                remove: r.checked("remove"),
             })
             .collect();
         Draft {
@@ -188,13 +193,21 @@ impl Draft {
             .iter()
             .map(|(variation, keys)| Target {
                 variation: variation.clone(),
-                values: items(keys),
+                values: lines(keys),
             })
             .filter(|t| !t.values.is_empty())
             .collect();
         let mut rules = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
+        // Rows ticked "remove" are left out; the paths of errors are those of the rules
+        // stored, which are the rows kept, in order.
+        for (i, r) in self.rules.iter().filter(|r| !r.remove).enumerate() {
             let clauses = clauses_of(&r.clauses, &format!("rules[{i}]"), &mut errors);
+            if clauses.is_empty() && !errors.keys().any(|k| k.starts_with(&format!("rules[{i}]"))) {
+                errors.insert(
+                    format!("rules[{i}]"),
+                    "give the rule at least one condition, or tick “remove this rule” (a rule without conditions would match everyone)".into(),
+                );
+            }
             let serve = r.serve.to_serve(&format!("rules[{i}].serve"), &mut errors);
             rules.push(Rule {
                 id: Some(r.id.clone()).filter(|s| !s.is_empty()),
@@ -259,7 +272,7 @@ pub(crate) fn clauses_of(
     errors: &mut HashMap<String, String>,
 ) -> Vec<Clause> {
     let mut out = Vec::new();
-    for (j, c) in drafts.iter().enumerate() {
+    for (j, c) in drafts.iter().filter(|c| !c.remove).enumerate() {
         if c.attribute.is_empty() && c.values.trim().is_empty() && c.op != "exists" {
             continue;
         }
@@ -291,6 +304,7 @@ impl ClauseDraft {
             negate: c.negate,
             case_insensitive: c.case_insensitive,
             original: serde_json::to_string(&c.values).unwrap_or_default(),
+            remove: false,
         }
     }
 
@@ -299,7 +313,6 @@ impl ClauseDraft {
         rule.indexed("clauses")
             .into_iter()
             .take(MAX_ROWS)
-            .filter(|(_, c)| !c.checked("remove"))
             .map(|(_, c)| ClauseDraft {
                 attribute: c.text("attribute"),
                 op: c.text("op"),
@@ -307,6 +320,7 @@ impl ClauseDraft {
                 negate: c.checked("negate"),
                 case_insensitive: c.checked("case_insensitive"),
                 original: c.get("original").unwrap_or_default().to_owned(),
+                remove: c.checked("remove"),
             })
             .collect()
     }
@@ -316,19 +330,24 @@ impl ClauseDraft {
     fn values_for(&self, op: Op) -> Vec<Value> {
         let original: Vec<Value> = serde_json::from_str(&self.original).unwrap_or_default();
         self.values
-            .lines()
-            .map(str::trim)
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
             .filter(|l| !l.is_empty())
-            .map(|line| {
-                if let Some(v) = original.iter().find(|v| display(v) == line) {
-                    return v.clone();
+            .filter_map(|raw| {
+                // A stored value, kept as it was (type, spaces, even an empty string).
+                if let Some(v) = original.iter().find(|v| display(v) == raw) {
+                    return Some(v.clone());
                 }
-                match op {
+                let line = raw.trim();
+                if line.is_empty() {
+                    return None;
+                }
+                Some(match op {
                     Op::Lt | Op::Lte | Op::Gt | Op::Gte => line
                         .parse::<serde_json::Number>()
                         .map_or_else(|_| Value::String(line.to_owned()), Value::Number),
                     _ => Value::String(line.to_owned()),
-                }
+                })
             })
             .collect()
     }
@@ -345,15 +364,21 @@ fn display(v: &Value) -> String {
 impl ServeDraft {
     fn of(serve: &Serve, variations: &[Variation]) -> ServeDraft {
         let rollout = serve.rollout.as_ref();
-        let weights = variations
-            .iter()
-            .map(|v| {
-                let w = rollout
-                    .and_then(|r| r.variations.iter().find(|w| w.variation == v.key))
-                    .map_or(0, |w| w.weight);
-                (v.key.clone(), percent(w))
+        // The stored order first: bucketing walks the shares in order, so reordering them
+        // would move units between variations.
+        let mut weights: Vec<(String, String)> = rollout
+            .map(|r| {
+                r.variations
+                    .iter()
+                    .map(|w| (w.variation.clone(), percent(w.weight)))
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
+        for v in variations {
+            if !weights.iter().any(|(k, _)| *k == v.key) {
+                weights.push((v.key.clone(), "0".into()));
+            }
+        }
         ServeDraft {
             mode: if rollout.is_some() {
                 "rollout"
@@ -372,15 +397,26 @@ impl ServeDraft {
         ServeDraft {
             mode: form.text(&format!("{prefix}.mode")),
             variation: form.text(&format!("{prefix}.variation")),
-            weights: variations
-                .iter()
-                .map(|v| {
-                    (
-                        v.key.clone(),
-                        form.text(&format!("{prefix}.weight.{}", v.key)),
-                    )
-                })
-                .collect(),
+            // In the order the form sent them (the stored order), then any variation it
+            // did not name.
+            weights: {
+                let field = format!("{prefix}.weight.");
+                let mut w: Vec<(String, String)> = form
+                    .0
+                    .iter()
+                    .filter_map(|(n, v)| {
+                        Some((n.strip_prefix(&field)?.to_owned(), v.trim().to_owned()))
+                    })
+                    .filter(|(k, _)| variations.iter().any(|v| v.key == *k))
+                    .collect();
+                w.dedup_by(|a, b| a.0 == b.0);
+                for v in variations {
+                    if !w.iter().any(|(k, _)| *k == v.key) {
+                        w.push((v.key.clone(), String::new()));
+                    }
+                }
+                w
+            },
             bucket_by: form.text(&format!("{prefix}.bucket_by")),
             seed: form.text(&format!("{prefix}.seed")),
         }

@@ -113,7 +113,13 @@ async fn render(
     let variations_text = flag
         .variations
         .iter()
-        .map(|v| format!("{} = {}", v.key, v.value))
+        // As the form reads them back: text for string flags, JSON otherwise.
+        .map(|v| match v.value.as_str() {
+            Some(text) if flag.kind == vexil_core::FlagType::String => {
+                format!("{} = {text}", v.key)
+            }
+            _ => format!("{} = {}", v.key, v.value),
+        })
         .collect::<Vec<_>>()
         .join("\n");
     Ok(Page::render_status(
@@ -388,8 +394,8 @@ pub(crate) async fn edit(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct HistoryQuery {
-    a: Option<i64>,
-    b: Option<i64>,
+    a: Option<String>,
+    b: Option<String>,
     done: Option<String>,
 }
 
@@ -424,8 +430,8 @@ pub(crate) async fn history(
     let ids = (flag.id.as_str(), env.id.as_str());
     let (revisions, _) = manage::flag_configs::revisions(&cx.store, ids, 500, 0).await?;
     let current = revisions.first().map_or(0, |r| r.version);
-    let b = q.b.unwrap_or(current);
-    let a = q.a.unwrap_or_else(|| {
+    let b = q.b.and_then(|v| v.parse().ok()).unwrap_or(current);
+    let a = q.a.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         revisions
             .iter()
             .map(|r| r.version)
@@ -490,11 +496,14 @@ pub(crate) async fn restore_revision(
     )))
 }
 
-/// A line diff (longest common subsequence; configurations are small, and both sides are
-/// bounded to 2,000 lines so the table stays small too).
+/// Lines of each side a diff compares (the table is their product); longer documents are
+/// cut, and the diff says so.
+const MAX_DIFF_LINES: usize = 600;
+
+/// A line diff (longest common subsequence over at most [`MAX_DIFF_LINES`] lines a side).
 pub(crate) fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
-    let a: Vec<&str> = old.lines().take(2000).collect();
-    let b: Vec<&str> = new.lines().take(2000).collect();
+    let a: Vec<&str> = old.lines().take(MAX_DIFF_LINES).collect();
+    let b: Vec<&str> = new.lines().take(MAX_DIFF_LINES).collect();
     let (n, m) = (a.len(), b.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
@@ -506,6 +515,7 @@ pub(crate) fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
             };
         }
     }
+    let cut = old.lines().count() > n || new.lines().count() > m;
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < n || j < m {
         if i < n && j < m && a[i] == b[j] {
@@ -528,6 +538,12 @@ pub(crate) fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
             });
             i += 1;
         }
+    }
+    if cut {
+        out.push(DiffLine {
+            kind: ' ',
+            text: format!("… (only the first {MAX_DIFF_LINES} lines of each side are compared)"),
+        });
     }
     out
 }

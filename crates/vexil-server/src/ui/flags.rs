@@ -2,7 +2,6 @@
 //! actions on the selected flags, and the "new flag" form.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use askama::Template;
 use axum::Extension;
@@ -18,7 +17,6 @@ use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::flags::actions::{Bulk, BulkAction};
 use crate::manage::flags::{ListFlags, NewFlag};
 use crate::manage::{self, Error};
-use crate::store::Store;
 use crate::store::flags::Flag;
 
 /// Flags per page.
@@ -48,7 +46,7 @@ pub(crate) struct ListQuery {
     #[serde(default)]
     sort: String,
     #[serde(default)]
-    page: Option<i64>,
+    page: Option<String>,
     #[serde(default)]
     done: Option<String>,
 }
@@ -115,7 +113,12 @@ pub(crate) async fn list(
 
 async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> PageResult {
     let frame = Frame::load(cx, place, "flags", "Flags", q.done.as_deref()).await?;
-    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
+    let page = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1_i64)
+        .clamp(1, 1_000_000);
     let env = frame.environments.iter().find(|e| e.key == q.env);
     let query = ListFlags {
         q: Some(q.q.clone()).filter(|s| !s.is_empty()),
@@ -360,62 +363,58 @@ pub(crate) fn flag_type(name: &str) -> Option<FlagType> {
 }
 
 /// `GET /ui/{org}/{project}/live`: a server-sent event stream for the pages' live banner.
-/// It sends the project's version (as the pages carry it in `data-live-version`) whenever
-/// one of its environments' rulesets changes, a comment every 25 s to keep proxies from
-/// closing it, and ends when the server shuts down.
+/// It sends the project's version (as the pages carry it in `data-live-version`) at once
+/// and whenever one of its environments' rulesets changes (also after missed updates), a
+/// comment every 25 s to keep proxies from closing it, and ends when the server shuts down.
 pub(crate) async fn live(
-    State(store): State<Arc<Store>>,
-    State(snapshots): State<Arc<crate::snapshots::Snapshots>>,
+    cx: Ctx,
     State(shutdown): State<crate::http::stream::ShutdownSignal>,
     Extension(place): Extension<Place>,
 ) -> Result<axum::response::Response, Page> {
     use axum::body::{Body, Bytes};
     use tokio::sync::broadcast::error::RecvError;
 
-    let (environments, _) = manage::environments::list(&store, &place.project.id, 100, 0).await?;
+    let (environments, _) =
+        manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
     let env_ids: Vec<String> = environments.into_iter().map(|e| e.id).collect();
-    let updates = snapshots.subscribe();
-    let version = {
-        let (snapshots, env_ids) = (snapshots.clone(), env_ids.clone());
-        move || {
-            env_ids
-                .iter()
-                .map(|id| snapshots.get(id).map_or(0, |s| s.version).to_string())
-                .collect::<Vec<_>>()
-                .join(".")
-        }
+    let updates = cx.snapshots.subscribe();
+    let snapshots = cx.snapshots.clone();
+    let frame = move |env_ids: &[String]| {
+        let version = super::frame::live_version(&snapshots, env_ids);
+        Bytes::from(format!("event: version\ndata: {version}\n\n"))
     };
-    let first = Bytes::from(format!(": live\n\nevent: version\ndata: {}\n\n", version()));
-    let state = (updates, shutdown.0, env_ids, Some(first));
+    let first = Some(frame(&env_ids));
+    let mut keep_alive = tokio::time::interval(std::time::Duration::from_secs(25));
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (updates, shutdown.0, env_ids, first, keep_alive);
     let stream = futures_util::stream::unfold(
         state,
-        move |(mut updates, mut shutdown, env_ids, first)| {
-            let version = version.clone();
+        move |(mut updates, mut shutdown, env_ids, first, mut keep_alive)| {
+            let frame = frame.clone();
             async move {
                 if let Some(first) = first {
+                    keep_alive.tick().await; // the first tick is immediate
                     return Some((
                         Ok::<_, std::convert::Infallible>(first),
-                        (updates, shutdown, env_ids, None),
+                        (updates, shutdown, env_ids, None, keep_alive),
                     ));
                 }
                 loop {
                     if *shutdown.borrow() {
                         return None;
                     }
-                    tokio::select! {
+                    let out = tokio::select! {
                         update = updates.recv() => match update {
-                            Ok(u) if env_ids.contains(&u.environment_id) => {
-                                let frame = Bytes::from(format!("event: version\ndata: {}\n\n", version()));
-                                return Some((Ok(frame), (updates, shutdown, env_ids, None)));
-                            }
-                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Ok(u) if env_ids.contains(&u.environment_id) => frame(&env_ids),
+                            // Missed updates may have been ours: say where things stand.
+                            Err(RecvError::Lagged(_)) => frame(&env_ids),
+                            Ok(_) => continue,
                             Err(RecvError::Closed) => return None,
                         },
-                        changed = shutdown.changed() => if changed.is_err() { return None; },
-                        () = tokio::time::sleep(std::time::Duration::from_secs(25)) => {
-                            return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (updates, shutdown, env_ids, None)));
-                        }
-                    }
+                        changed = shutdown.changed() => if changed.is_err() { return None } else { continue },
+                        _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                    };
+                    return Some((Ok(out), (updates, shutdown, env_ids, None, keep_alive)));
                 }
             }
         },

@@ -75,7 +75,17 @@ impl FormData {
     }
 }
 
-/// Lines of a textarea (or comma-separated text) as trimmed, non-empty items.
+/// The lines of a textarea, exactly as typed (a targeting key may hold commas or spaces),
+/// without blank ones.
+pub(crate) fn lines(text: &str) -> Vec<String> {
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Comma-separated text (tags, variation lists) as trimmed, non-empty items.
 pub(crate) fn items(text: &str) -> Vec<String> {
     text.split(['\n', ','])
         .map(str::trim)

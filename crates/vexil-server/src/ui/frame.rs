@@ -67,7 +67,8 @@ impl Frame {
         let (environments, _) =
             manage::environments::list(store, &place.project.id, 100, 0).await?;
         let role = super::role_here(store, principal, place).await?;
-        let live_version = live_version(&environments);
+        let ids: Vec<String> = environments.iter().map(|e| e.id.clone()).collect();
+        let live_version = live_version(&cx.snapshots, &ids);
         Ok(Frame {
             user: principal.actor.name.clone(),
             csrf: cx.csrf.0.clone(),
@@ -102,7 +103,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "saved" => "Saved.",
         "deleted" => "Deleted.",
         "toggled" => "Switched.",
-        "killed" => "Kill switch engaged: the flag serves its off variation everywhere.",
+        "killed" => "Kill switch engaged: the flag serves its off variation.",
         "archived" => "Archived.",
         "restored" => "Restored.",
         "revoked" => "Revoked.",
@@ -112,12 +113,13 @@ fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
-/// The project's ruleset versions in one string: any change to a flag, configuration or
-/// segment of the project changes it.
-pub(crate) fn live_version(environments: &[Environment]) -> String {
-    environments
+/// The project's ruleset versions in one string, from the in-memory snapshots (which the
+/// live stream reads too): any change to a flag, configuration or segment of the project
+/// changes it.
+pub(crate) fn live_version(snapshots: &crate::snapshots::Snapshots, env_ids: &[String]) -> String {
+    env_ids
         .iter()
-        .map(|e| e.ruleset_version.to_string())
+        .map(|id| snapshots.get(id).map_or(0, |s| s.version).to_string())
         .collect::<Vec<_>>()
         .join(".")
 }

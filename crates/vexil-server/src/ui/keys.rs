@@ -103,6 +103,11 @@ pub(crate) async fn revoke(
     Extension(place): Extension<Place>,
     Path((_, _, key_id)): Path<(String, String, String)>,
 ) -> PageResult {
+    // A key of this project only (the policy table checked the key's own organization).
+    let (keys, _) = manage::api_keys::list(&cx.store, &place.project.id, 500, 0).await?;
+    if !keys.iter().any(|k| k.id == key_id) {
+        return Err(Page::not_found("API key"));
+    }
     manage::api_keys::revoke(&cx.store, &cx.by, &key_id, None).await?;
     Ok(Page::redirect(format!(
         "{}/keys?done=revoked",

@@ -224,6 +224,8 @@ pub(crate) struct Csrf(pub(crate) String);
 /// page).
 pub(crate) struct Ctx {
     pub(crate) store: Arc<Store>,
+    /// The evaluation plane's in-memory rulesets (the playground, the live version).
+    pub(crate) snapshots: Arc<crate::snapshots::Snapshots>,
     pub(crate) principal: Principal,
     pub(crate) by: manage::By,
     pub(crate) csrf: Csrf,
@@ -241,6 +243,7 @@ impl FromRequestParts<AppState> for Ctx {
         };
         Ok(Ctx {
             store: state.store.clone(),
+            snapshots: state.snapshots.clone(),
             principal: principal.clone(),
             by,
             csrf: csrf.clone(),

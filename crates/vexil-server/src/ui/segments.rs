@@ -11,7 +11,7 @@ use serde_json::json;
 use vexil_core::SegmentRule;
 
 use super::draft::{ClauseDraft, OPERATORS, clauses_of, errors_at};
-use super::form::{items, url_encode};
+use super::form::{lines, url_encode};
 use super::{Ctx, Done, Frame, Page, PageResult, Place};
 use crate::manage::fields::Patch;
 use crate::manage::{self, Error};
@@ -82,6 +82,8 @@ pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageR
 struct RuleRow {
     id: String,
     clauses: Vec<ClauseDraft>,
+    /// Ticked "remove this rule": left out when saved.
+    remove: bool,
 }
 
 #[derive(Template)]
@@ -131,6 +133,7 @@ pub(crate) async fn page(
             .map(|r| RuleRow {
                 id: r.id.clone().unwrap_or_default(),
                 clauses: r.clauses.iter().map(ClauseDraft::of).collect(),
+                remove: false,
             })
             .collect(),
         version: segment.version,
@@ -172,10 +175,10 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
         .indexed("rules")
         .into_iter()
         .take(500)
-        .filter(|(_, r)| !r.checked("remove"))
         .map(|(_, r)| RuleRow {
             id: r.text("id"),
             clauses: ClauseDraft::read_all(&r),
+            remove: r.checked("remove"),
         })
         .collect();
     let blank_clause = || ClauseDraft {
@@ -196,6 +199,7 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
             rules.push(RuleRow {
                 id: String::new(),
                 clauses: vec![blank_clause()],
+                remove: false,
             });
             page.rules = rules;
             return Ok(Page::render(&page));
@@ -212,6 +216,7 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
     let mut errors = HashMap::new();
     let definition_rules: Vec<SegmentRule> = rules
         .iter()
+        .filter(|r| !r.remove)
         .enumerate()
         .map(|(i, r)| SegmentRule {
             id: Some(r.id.clone()).filter(|s| !s.is_empty()),
@@ -227,8 +232,8 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
     let mut changes = serde_json::Map::new();
     changes.insert("name".into(), json!(page.name));
     changes.insert("description".into(), json!(page.description));
-    changes.insert("included".into(), json!(items(&page.included)));
-    changes.insert("excluded".into(), json!(items(&page.excluded)));
+    changes.insert("included".into(), json!(lines(&page.included)));
+    changes.insert("excluded".into(), json!(lines(&page.excluded)));
     changes.insert("rules".into(), json!(definition_rules));
     let patch = Patch {
         changes,

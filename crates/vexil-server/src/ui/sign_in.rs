@@ -170,9 +170,18 @@ struct NoProjects<'a> {
     asset_css: &'static str,
 }
 
-/// `GET /ui/`: the first project the person can see, else a page that says why there is
+#[derive(Debug, Deserialize)]
+pub(crate) struct HomeQuery {
+    to: Option<String>,
+}
+
+/// `GET /ui/` (or `/ui/?to=PAGE`, the switcher's form): the first project the person can see, else a page that says why there is
 /// nothing.
-pub(crate) async fn home(cx: Ctx) -> PageResult {
+pub(crate) async fn home(cx: Ctx, Query(q): Query<HomeQuery>) -> PageResult {
+    // The project switcher without its script: `?to=` names a page of ours.
+    if let Some(to) = q.to.as_deref() {
+        return Ok(Page::redirect(local_next(Some(to))));
+    }
     let (orgs, _) = manage::organizations::list(&cx.store, &cx.principal, 200, 0).await?;
     let (projects, _) = manage::projects::list(&cx.store, &cx.principal, None, 200, 0).await?;
     // The default project first, then by organization and key.

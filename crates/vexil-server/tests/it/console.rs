@@ -244,7 +244,7 @@ both_backends! {
         assert!(r.text().await.unwrap().contains("not a valid evaluation context"));
 
         // Audit log: the organization's entries, the chain verified for admins.
-        let html = ann.get("/ui/default/default/audit?resource=environment").await.text().await.unwrap();
+        let html = ann.get("/ui/default/default/audit?resource=environment&verify=1").await.text().await.unwrap();
         assert!(html.contains("environment.create") && html.contains("chain verified"), "{html}");
         let html = bo.get("/ui/default/default/audit").await.text().await.unwrap();
         assert!(html.contains("flag.create") && !html.contains("chain verified"));
@@ -344,7 +344,7 @@ async fn a_person_releases_a_flag_in_the_browser() {
     b.click("input[name=enabled]").await;
     b.fill("#comment", "launch for acme, 25 % of the rest")
         .await;
-    b.click("button[value=save]").await;
+    b.click(".save-bar button[value=save]").await;
     b.wait_for_text("Saved.").await;
     b.screenshot(&screenshots().join("console-flag.png")).await;
 
@@ -435,7 +435,7 @@ async fn a_person_releases_a_flag_in_the_browser() {
     b.click("form[aria-label='New segment'] button").await;
     b.wait_for_text("Used by").await;
     b.fill("#sg-inc", "u-42").await;
-    b.click("button[value=save]").await;
+    b.click(".save-bar button[value=save]").await;
     b.wait_for_text("Saved.").await;
     b.goto(&ui("/ui/default/default/flags/checkout/in/production"))
         .await;
@@ -444,7 +444,7 @@ async fn a_person_releases_a_flag_in_the_browser() {
     b.select("#r1c0-op", "in_segment").await;
     b.fill("#r1c0-vals", "testers").await;
     b.select("[id='rules[1].serve-variation']", "on").await;
-    b.click("button[value=save]").await;
+    b.click(".save-bar button[value=save]").await;
     b.wait_for_text("Saved.").await;
     let tester = ofrep(&app, &key, "checkout", json!({"targetingKey": "u-42"})).await;
     assert_eq!(
@@ -620,4 +620,105 @@ async fn ten_thousand_flags_page_and_search_in_the_browser() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saving_a_configuration_unchanged_keeps_it_exactly() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let project = app.default_project().await;
+    let env = app.environment(&project, "development").await;
+    let flag = json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/feature-flags"),
+            json!({"key": "other"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(flag["id"].is_string());
+    let body = json!({"key": "theme", "type": "string",
+        "variations": [{"key": "light", "value": "light"}, {"key": "dark", "value": "dark"}, {"key": "blue", "value": "blue"}]});
+    let flag = json_status(
+        app.post(&format!("/api/v1/projects/{project}/feature-flags"), body)
+            .await,
+        201,
+    )
+    .await;
+    let id = flag["id"].as_str().unwrap().to_owned();
+    let config = json!({
+        "enabled": true,
+        "off_variation": "light",
+        "targets": [{"variation": "dark", "values": ["acme,inc", " spaced"]}],
+        "rules": [
+            {"description": "plans", "clauses": [
+                {"attribute": "plan", "op": "in", "values": [42, "  padded", "gold"]},
+                {"attribute": "country", "op": "starts_with", "values": ["N"], "negate": true, "case_insensitive": true}],
+             "serve": {"rollout": {"bucket_by": "customerId", "seed": "s1",
+                 "variations": [{"variation": "dark", "weight": 60000}, {"variation": "light", "weight": 40000}]}}},
+            {"clauses": [{"attribute": "age", "op": "gte", "values": [18]}], "serve": {"variation": "blue"}}
+        ],
+        "fallthrough": {"rollout": {"variations": [{"variation": "blue", "weight": 33333}, {"variation": "light", "weight": 66667}]}},
+        "prerequisites": [{"flag": "other", "variations": ["off"]}]
+    });
+    let path = format!("/api/v1/flags/{id}/environments/{env}/config");
+    let before = json_ok(app.patch(&path, config).await).await;
+
+    let password = add_member(&app, "sam@example.com", "admin").await;
+    b.goto(&app.url("/ui/login")).await;
+    b.fill("#email", "sam@example.com").await;
+    b.fill("#password", &password).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for_text("Choose your own").await;
+    b.fill("#current", &password).await;
+    b.fill("#new", "sam's own passphrase").await;
+    b.fill("#repeat", "sam's own passphrase").await;
+    b.click("form[action='/ui/account/password'] button").await;
+    b.wait_for_text("Password changed").await;
+    b.fill("#email", "sam@example.com").await;
+    b.fill("#password", "sam's own passphrase").await;
+    b.click("form button[type=submit]").await;
+    b.wait_for_text("Flags").await;
+    b.goto(&app.url("/ui/default/default/flags/theme/in/development"))
+        .await;
+    b.wait_for_text("Rule 2").await;
+    // Pressing Enter in the comment saves (it does not add a row).
+    b.fill("#comment", "nothing changes\n").await;
+    b.wait_for_text("Saved.").await;
+    let after = json_ok(app.get(&path).await).await;
+    for field in [
+        "enabled",
+        "off_variation",
+        "targets",
+        "rules",
+        "fallthrough",
+        "prerequisites",
+    ] {
+        assert_eq!(
+            after[field], before[field],
+            "{field} changed on an unchanged save"
+        );
+    }
+
+    // "Add rule" then save without a condition: refused, nothing stored.
+    b.click("button[value=add_rule]").await;
+    b.wait_for_text("Rule 3").await;
+    b.click(".save-bar button[value=save]").await;
+    b.wait_for_text("at least one condition").await;
+    let still = json_ok(app.get(&path).await).await;
+    assert_eq!(still["rules"], before["rules"]);
+
+    // "Edit flag" keeps string values as they are.
+    b.goto(&app.url("/ui/default/default/flags/theme/in/development"))
+        .await;
+    b.click(".lifecycle details:last-of-type summary").await;
+    b.click("form[action$='/edit'] button[type=submit]").await;
+    b.wait_for_text("Saved.").await;
+    let flag = json_ok(app.get(&format!("/api/v1/feature-flags/{id}")).await).await;
+    assert_eq!(flag["variations"][0]["value"], "light", "{flag}");
 }
