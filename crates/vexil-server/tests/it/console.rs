@@ -698,6 +698,7 @@ async fn saving_a_configuration_unchanged_keeps_it_exactly() {
         "rules",
         "fallthrough",
         "prerequisites",
+        "version",
     ] {
         assert_eq!(
             after[field], before[field],
