@@ -82,12 +82,16 @@ fn input<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Page> {
 
 /// A domain refusal shown on the page; anything else is an error page.
 async fn refused(cx: &Ctx, place: &Place, e: Error) -> PageResult {
-    match e {
-        Error::Invalid { .. }
-        | Error::Conflict { .. }
-        | Error::Forbidden(_)
-        | Error::NotFound(_) => render(cx, place, None, Some(e.to_string()), None).await,
-        e => Err(e.into()),
+    let status = match &e {
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        _ => return Err(e.into()),
+    };
+    match render(cx, place, None, Some(e.to_string()), None).await? {
+        Page::Html(_, html) => Ok(Page::Html(status, html)),
+        other => Ok(other),
     }
 }
 
