@@ -22,7 +22,23 @@ use crate::http::sessions::{cookie, start_session};
 use crate::manage::{self};
 use crate::store::Store;
 
+/// The sign-in form's token cookie; behind TLS with the `__Host-` prefix (which requires
+/// `Path=/` and `Secure`), so that a sibling subdomain cannot plant one.
 const LOGIN_COOKIE: &str = "vexil_login";
+const SECURE_LOGIN_COOKIE: &str = "__Host-vexil_login";
+
+fn login_cookie(settings: &AuthSettings, value: &str, max_age: u32) -> Option<HeaderValue> {
+    let text = if settings.secure_cookies {
+        format!(
+            "{SECURE_LOGIN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}; Secure"
+        )
+    } else {
+        format!(
+            "{LOGIN_COOKIE}={value}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+        )
+    };
+    HeaderValue::from_str(&text).ok()
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -72,14 +88,7 @@ fn render_form(
         asset_css: super::assets::CSS_URL.as_str(),
     };
     let mut response = Page::render_status(status, &page).into_response();
-    let secure = if settings.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={token}; Path=/ui/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
-    )) {
+    if let Some(v) = login_cookie(settings, &token, 3600) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
@@ -96,7 +105,12 @@ pub(crate) async fn submit(
     let form = FormData::parse(&body);
     let next = local_next(form.get("next"));
     let email = form.text("email");
-    let expected = cookie_value(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let name = if settings.secure_cookies {
+        SECURE_LOGIN_COOKIE
+    } else {
+        LOGIN_COOKIE
+    };
+    let expected = cookie_value(&headers, name).unwrap_or_default();
     let given = form.get("token").unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         let message = "The sign-in form expired. Please try again.";
@@ -126,7 +140,13 @@ pub(crate) async fn submit(
     }
     .await;
     match result {
-        Ok(response) => response,
+        Ok(mut response) => {
+            // The form's token has served its purpose.
+            if let Some(v) = login_cookie(&settings, "", 0) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
         Err(e) => {
             let (status, message) = match &e {
                 ApiError::Invalid { .. } => (

@@ -723,3 +723,42 @@ async fn saving_a_configuration_unchanged_keeps_it_exactly() {
     let flag = json_ok(app.get(&format!("/api/v1/feature-flags/{id}")).await).await;
     assert_eq!(flag["variations"][0]["value"], "light", "{flag}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_tls_the_sign_in_token_cookie_is_host_bound() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| c.secure_cookies = true).await else {
+        return;
+    };
+    let r = no_redirects()
+        .get(app.url("/ui/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-vexil_login="), "{cookie}");
+    assert!(
+        cookie.contains("Path=/;") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    // The unprefixed cookie (as a sibling subdomain could set it) is not accepted.
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let r = no_redirects()
+        .post(app.url("/ui/login"))
+        .header("cookie", format!("vexil_login={token}"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", "a@example.com"),
+            ("password", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
