@@ -57,10 +57,7 @@ pub(crate) async fn insert(
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[id]).await
 }
 
 pub(crate) async fn list(
@@ -69,20 +66,12 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<ApiKey>, i64)> {
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE project_id = $1")
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    let query = (
+        COLUMNS,
+        "FROM api_keys WHERE project_id = $1",
+        "created_at DESC, id",
     );
-    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
-    Ok((items, total))
+    super::fetch_page(conn, query, &[project_id.to_owned()], limit, offset).await
 }
 
 pub(crate) async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {

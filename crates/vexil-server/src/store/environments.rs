@@ -52,10 +52,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreRe
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Environment>> {
     let sql = format!("SELECT {COLUMNS} FROM environments WHERE id = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[id]).await
 }
 
 pub(crate) async fn get_by_key(
@@ -64,11 +61,7 @@ pub(crate) async fn get_by_key(
     key: &str,
 ) -> StoreResult<Option<Environment>> {
     let sql = format!("SELECT {COLUMNS} FROM environments WHERE project_id = $1 AND key = $2");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[project_id, key]).await
 }
 
 /// Every environment of a project, ordered by key.
@@ -89,20 +82,8 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Environment>, i64)> {
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM environments WHERE project_id = $1")
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM environments WHERE project_id = $1 ORDER BY key LIMIT $2 OFFSET $3"
-    );
-    let items = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
-    Ok((items, total))
+    let query = (COLUMNS, "FROM environments WHERE project_id = $1", "key");
+    super::fetch_page(conn, query, &[project_id.to_owned()], limit, offset).await
 }
 
 pub(crate) async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {

@@ -152,10 +152,7 @@ pub(crate) async fn update(conn: &mut AnyConnection, f: &Flag) -> StoreResult<()
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Flag>> {
     let sql = format!("SELECT {COLUMNS} FROM flags WHERE id = $1");
-    let row: Option<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<FlagRow> = crate::store::fetch_opt(conn, sql, &[id]).await?;
     row.map(Flag::try_from).transpose()
 }
 
@@ -165,11 +162,7 @@ pub(crate) async fn get_by_key(
     key: &str,
 ) -> StoreResult<Option<Flag>> {
     let sql = format!("SELECT {COLUMNS} FROM flags WHERE project_id = $1 AND key = $2");
-    let row: Option<FlagRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<FlagRow> = crate::store::fetch_opt(conn, sql, &[project_id, key]).await?;
     row.map(Flag::try_from).transpose()
 }
 

@@ -331,6 +331,55 @@ pub(crate) fn in_list(column: &str, first: usize, n: usize) -> String {
     format!("{column} IN ({})", params.join(", "))
 }
 
+/// At most one row of `sql`, with `params` bound to `$1…` in order (every query that
+/// finds a record by id or key).
+pub(crate) async fn fetch_opt<T>(
+    conn: &mut AnyConnection,
+    sql: String,
+    params: &[&str],
+) -> StoreResult<Option<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut query = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql));
+    for p in params {
+        query = query.bind(*p);
+    }
+    Ok(query.fetch_optional(conn).await?)
+}
+
+/// A page of `SELECT {columns} {from_where} ORDER BY {order}` and the count of all its
+/// rows, with `params` bound to `$1…` (and the window after them).
+pub(crate) async fn fetch_page<T>(
+    conn: &mut AnyConnection,
+    (columns, from_where, order): (&str, &str, &str),
+    params: &[String],
+    limit: i64,
+    offset: i64,
+) -> StoreResult<(Vec<T>, i64)>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let count_sql = format!("SELECT COUNT(*) {from_where}");
+    let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+    for p in params {
+        count = count.bind(p);
+    }
+    let total = count.fetch_one(&mut *conn).await?;
+    let n = params.len();
+    let sql = format!(
+        "SELECT {columns} {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut query = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql));
+    for p in params {
+        query = query.bind(p);
+    }
+    let items = query.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
+    Ok((items, total))
+}
+
 /// The WHERE clause restricting `column` to `ids` (`None`: no restriction; empty: nothing),
 /// binds `$1…$n`.
 pub(crate) fn restrict_to(column: &str, ids: Option<&[String]>) -> String {

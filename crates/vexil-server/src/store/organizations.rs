@@ -1,7 +1,7 @@
 //! Organization queries.
 
 use serde::Serialize;
-use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use super::StoreResult;
 
@@ -34,10 +34,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, o: &Organization) -> StoreR
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Organization>> {
     let sql = format!("SELECT {COLUMNS} FROM organizations WHERE id = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    super::fetch_opt(conn, sql, &[id]).await
 }
 
 pub(crate) async fn get_by_key(
@@ -45,10 +42,7 @@ pub(crate) async fn get_by_key(
     key: &str,
 ) -> StoreResult<Option<Organization>> {
     let sql = format!("SELECT {COLUMNS} FROM organizations WHERE key = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(key)
-        .fetch_optional(conn)
-        .await?)
+    super::fetch_opt(conn, sql, &[key]).await
 }
 
 /// Organizations among `ids` (`None`: all), key order.
@@ -58,25 +52,9 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Organization>, i64)> {
-    let filter = super::restrict_to("id", ids);
-    let ids = ids.unwrap_or_default();
-    let count_sql = format!("SELECT COUNT(*) FROM organizations {filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
-    for id in ids {
-        count = count.bind(id);
-    }
-    let total = count.fetch_one(&mut *conn).await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM organizations {filter} ORDER BY key LIMIT ${} OFFSET ${}",
-        ids.len() + 1,
-        ids.len() + 2
-    );
-    let mut query = sqlx::query_as::<_, Organization>(AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(id);
-    }
-    let items = query.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
-    Ok((items, total))
+    let from = format!("FROM organizations {}", super::restrict_to("id", ids));
+    let params = ids.unwrap_or_default();
+    super::fetch_page(conn, (COLUMNS, &from, "key"), params, limit, offset).await
 }
 
 pub(crate) async fn update(conn: &mut AnyConnection, o: &Organization) -> StoreResult<()> {

@@ -1,7 +1,7 @@
 //! Project queries.
 
 use serde::Serialize;
-use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+use sqlx::{AnyConnection, FromRow};
 
 use super::StoreResult;
 
@@ -43,10 +43,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, p: &Project) -> StoreResult
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    super::fetch_opt(conn, sql, &[id]).await
 }
 
 pub(crate) async fn get_by_key(
@@ -55,14 +52,9 @@ pub(crate) async fn get_by_key(
     key: &str,
 ) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {COLUMNS} FROM projects WHERE organization_id = $1 AND key = $2");
-    Ok(sqlx::query_as(AssertSqlSafe(sql))
-        .bind(organization_id)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?)
+    super::fetch_opt(conn, sql, &[organization_id, key]).await
 }
 
-/// Projects, optionally of one organization, ordered by key.
 /// Projects in `organizations` (`None`: all), key order.
 pub(crate) async fn list(
     conn: &mut AnyConnection,
@@ -70,25 +62,12 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Project>, i64)> {
-    let filter = super::restrict_to("organization_id", organizations);
-    let orgs = organizations.unwrap_or_default();
-    let count_sql = format!("SELECT COUNT(*) FROM projects {filter}");
-    let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
-    for org in orgs {
-        count = count.bind(org);
-    }
-    let total = count.fetch_one(&mut *conn).await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM projects {filter} ORDER BY key, id LIMIT ${} OFFSET ${}",
-        orgs.len() + 1,
-        orgs.len() + 2
+    let from = format!(
+        "FROM projects {}",
+        super::restrict_to("organization_id", organizations)
     );
-    let mut query = sqlx::query_as::<_, Project>(AssertSqlSafe(sql));
-    for org in orgs {
-        query = query.bind(org);
-    }
-    let items = query.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
-    Ok((items, total))
+    let params = organizations.unwrap_or_default();
+    super::fetch_page(conn, (COLUMNS, &from, "key, id"), params, limit, offset).await
 }
 
 pub(crate) async fn update(conn: &mut AnyConnection, p: &Project) -> StoreResult<()> {

@@ -98,10 +98,7 @@ pub(crate) async fn update(conn: &mut AnyConnection, s: &Segment) -> StoreResult
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Segment>> {
     let sql = format!("SELECT {COLUMNS} FROM segments WHERE id = $1");
-    let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<SegmentRow> = crate::store::fetch_opt(conn, sql, &[id]).await?;
     row.map(Segment::try_from).transpose()
 }
 
@@ -111,11 +108,7 @@ pub(crate) async fn get_by_key(
     key: &str,
 ) -> StoreResult<Option<Segment>> {
     let sql = format!("SELECT {COLUMNS} FROM segments WHERE project_id = $1 AND key = $2");
-    let row: Option<SegmentRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<SegmentRow> = crate::store::fetch_opt(conn, sql, &[project_id, key]).await?;
     row.map(Segment::try_from).transpose()
 }
 
@@ -125,19 +118,9 @@ pub(crate) async fn list(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Segment>, i64)> {
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM segments WHERE project_id = $1")
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM segments WHERE project_id = $1 ORDER BY key LIMIT $2 OFFSET $3"
-    );
-    let rows: Vec<SegmentRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(project_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(conn)
-        .await?;
+    let query = (COLUMNS, "FROM segments WHERE project_id = $1", "key");
+    let (rows, total): (Vec<SegmentRow>, i64) =
+        super::fetch_page(conn, query, &[project_id.to_owned()], limit, offset).await?;
     let items = rows
         .into_iter()
         .map(Segment::try_from)

@@ -95,18 +95,12 @@ pub(crate) async fn find_by_hash(
     hash: &str,
 ) -> StoreResult<Option<Token>> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(hash)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[hash]).await
 }
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Token>> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[id]).await
 }
 
 /// Tokens a caller may see: their personal ones and the service tokens of the given

@@ -44,10 +44,7 @@ pub(crate) async fn insert(
 
 pub(crate) async fn get(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[id]).await
 }
 
 /// The user with this (lowercased) email, with their password hash.
@@ -62,10 +59,7 @@ pub(crate) async fn find_by_email(
         password_hash: String,
     }
     let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE email = $1");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(email)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<Row> = crate::store::fetch_opt(conn, sql, &[email]).await?;
     Ok(row.map(|r| (r.user, r.password_hash)))
 }
 
@@ -200,11 +194,7 @@ pub(crate) async fn get_member(
         "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id \
          WHERE m.organization_id = $1 AND m.user_id = $2"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(organization_id)
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?)
+    crate::store::fetch_opt(conn, sql, &[organization_id, user_id]).await
 }
 
 pub(crate) async fn list_members(
@@ -213,22 +203,12 @@ pub(crate) async fn list_members(
     limit: i64,
     offset: i64,
 ) -> StoreResult<(Vec<Member>, i64)> {
-    let total: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE organization_id = $1")
-            .bind(organization_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let sql = format!(
-        "SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.organization_id = $1 ORDER BY u.email LIMIT $2 OFFSET $3"
+    let query = (
+        MEMBER_COLUMNS,
+        "FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1",
+        "u.email",
     );
-    let items = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(organization_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok((items, total))
+    super::fetch_page(conn, query, &[organization_id.to_owned()], limit, offset).await
 }
 
 pub(crate) async fn count_owners(

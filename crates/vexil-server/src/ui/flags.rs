@@ -183,13 +183,9 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
     .collect::<Vec<_>>()
     .join("&");
     let filtered = !keep.is_empty();
-    let status = if new.error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Ok(Page::render_status(
-        status,
+    let refused = new.error.is_some();
+    Ok(Page::render_form(
+        refused,
         &FlagsPage {
             frame,
             rows,

@@ -53,13 +53,9 @@ async fn render(
             (k, env)
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Ok(Page::render_status(
-        status,
+    let refused = error.is_some();
+    Ok(Page::render_form(
+        refused,
         &KeysPage {
             frame,
             keys,

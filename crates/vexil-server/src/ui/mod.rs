@@ -474,6 +474,16 @@ impl Page {
         }
     }
 
+    /// A page with a form: 400 when it shows the form refused (its problems), else 200.
+    pub(crate) fn render_form(refused: bool, t: &impl Template) -> Page {
+        let status = if refused {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        Page::render_status(status, t)
+    }
+
     /// A redirect (303: the browser follows it with a GET) to a path of ours.
     pub(crate) fn redirect(to: impl Into<String>) -> Page {
         Page::Redirect(to.into())

@@ -47,13 +47,9 @@ async fn render(
             TokenKind::Instance => false,
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Ok(Page::render_status(
-        status,
+    let refused = error.is_some();
+    Ok(Page::render_form(
+        refused,
         &PeoplePage {
             frame,
             members,

@@ -4,7 +4,6 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::Query;
-use axum::http::StatusCode;
 use serde_json::json;
 
 use super::form::url_encode;
@@ -26,13 +25,9 @@ struct SettingsPage {
 
 async fn render(cx: &Ctx, place: &Place, error: Option<String>, done: Option<&str>) -> PageResult {
     let frame = Frame::load(cx, place, "settings", "Settings", done).await?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Ok(Page::render_status(
-        status,
+    let refused = error.is_some();
+    Ok(Page::render_form(
+        refused,
         &SettingsPage {
             frame,
             name: place.project.name.clone(),

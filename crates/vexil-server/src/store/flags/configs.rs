@@ -143,11 +143,8 @@ pub(crate) async fn get(
     environment_id: &str,
 ) -> StoreResult<Option<FlagConfig>> {
     let sql = format!("{SELECT} WHERE c.flag_id = $1 AND c.environment_id = $2");
-    let row: Option<ConfigRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(flag_id)
-        .bind(environment_id)
-        .fetch_optional(conn)
-        .await?;
+    let row: Option<ConfigRow> =
+        crate::store::fetch_opt(conn, sql, &[flag_id, environment_id]).await?;
     row.map(FlagConfig::try_from).transpose()
 }
 
