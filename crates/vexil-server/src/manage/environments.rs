@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Error, Result, delete_in, edit, load, load_at};
+use super::{By, Error, Result, edit, load, remove};
 use crate::audit::Action;
 use crate::store::environments::{self, Environment};
 use crate::store::projects::Project;
@@ -163,10 +163,15 @@ pub(crate) async fn delete(
     by: &By,
     (id, expected): (&str, Option<i64>),
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let env: Environment = load_at(tx.conn(), id, expected).await?;
-    delete_in(tx.conn(), by.because(None), &env, Action::EnvironmentDelete).await?;
-    tx.keys_changed();
-    tx.commit().await?;
-    Ok(())
+    remove(
+        store,
+        by,
+        (id, expected),
+        Action::EnvironmentDelete,
+        async |tx, _: &Environment| {
+            tx.keys_changed();
+            Ok(())
+        },
+    )
+    .await
 }

@@ -11,9 +11,7 @@ use vexil_core::{FlagType, Variation};
 
 use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_name};
-use super::{
-    By, Change, Error, Result, delete_in, environments, load, load_at, unchanged, update_in,
-};
+use super::{By, Change, Error, Result, environments, load, load_at, remove, unchanged, update_in};
 use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
@@ -263,17 +261,21 @@ pub(crate) async fn delete(
     by: &By,
     (id, expected): (&str, Option<i64>),
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let flag: Flag = load_at(tx.conn(), id, expected).await?;
-    let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
-    if !referrers.is_empty() {
-        return Err(Error::conflict(
-            format!("flag '{}' is a prerequisite of other flags", flag.key),
-            json!({ "referrers": referrers }),
-        ));
-    }
-    delete_in(tx.conn(), by.because(None), &flag, Action::FlagDelete).await?;
-    bump_rulesets(tx.conn(), &flag).await?;
-    tx.commit().await?;
-    Ok(())
+    remove(
+        store,
+        by,
+        (id, expected),
+        Action::FlagDelete,
+        async |tx, flag: &Flag| {
+            let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
+            if !referrers.is_empty() {
+                return Err(Error::conflict(
+                    format!("flag '{}' is a prerequisite of other flags", flag.key),
+                    json!({ "referrers": referrers }),
+                ));
+            }
+            bump_rulesets(tx.conn(), flag).await
+        },
+    )
+    .await
 }

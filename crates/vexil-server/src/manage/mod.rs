@@ -34,7 +34,7 @@ use serde::Serialize;
 pub(crate) use error::{Error, Result};
 
 use crate::audit::{Action, Actor, RequestMeta};
-use crate::store::{Conn, Record, Store, audit};
+use crate::store::{Conn, Record, Store, WriteTx, audit};
 
 /// Who changes something: the actor and the request it came with. The organization in
 /// `meta` is the one audit entries are filed under.
@@ -177,6 +177,25 @@ pub(crate) async fn delete_in<T: Record>(
     change
         .record(conn, action, record.id(), Some(record), None)
         .await
+}
+
+/// The whole of a deletion: loads `id` at the expected version; `steps` refuses it when
+/// something still uses the record, or does what goes with it (dependents deleted, rulesets
+/// bumped, the key ring told) in the same transaction; then the record is deleted,
+/// recorded as `action`, and the change committed.
+pub(crate) async fn remove<T: Record>(
+    store: &Store,
+    by: &By,
+    (id, expected): (&str, Option<i64>),
+    action: Action,
+    steps: impl AsyncFnOnce(&mut WriteTx<'_>, &T) -> Result<()>,
+) -> Result<()> {
+    let mut tx = store.write().await?;
+    let record: T = load_at(tx.conn(), id, expected).await?;
+    steps(&mut tx, &record).await?;
+    delete_in(tx.conn(), by.because(None), &record, action).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Whether `after` is `before` but for the version and timestamp that every change stamps:

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::fields::{Patch, check_comment, check_key, check_name};
-use super::{By, Error, Result, delete_in, edit, load_at};
+use super::{By, Error, Result, edit, remove};
 use crate::access::{Principal, Role, Subject};
 use crate::audit::Action;
 use crate::store::organizations::{self, Organization};
@@ -136,25 +136,24 @@ pub(crate) async fn delete(
     by: &By,
     (id, expected): (&str, Option<i64>),
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let org: Organization = load_at(tx.conn(), id, expected).await?;
-    let n = projects::count_in_organization(tx.conn(), id).await?;
-    if n > 0 {
-        return Err(Error::conflict(
-            format!(
-                "organization '{}' still has {n} project(s); delete them first",
-                org.key
-            ),
-            json!({"projects": n}),
-        ));
-    }
-    delete_in(
-        tx.conn(),
-        by.because(None),
-        &org,
+    remove(
+        store,
+        by,
+        (id, expected),
         Action::OrganizationDelete,
+        async |tx, org: &Organization| {
+            let n = projects::count_in_organization(tx.conn(), &org.id).await?;
+            if n > 0 {
+                return Err(Error::conflict(
+                    format!(
+                        "organization '{}' still has {n} project(s); delete them first",
+                        org.key
+                    ),
+                    json!({"projects": n}),
+                ));
+            }
+            Ok(())
+        },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }

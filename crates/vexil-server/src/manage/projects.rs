@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::access::at_least;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Change, Error, Result, delete_in, edit, load_at};
+use super::{By, Change, Error, Result, delete_in, edit, remove};
 use crate::access::{Principal, Role};
 use crate::audit::Action;
 use crate::store::environments::{self, Environment};
@@ -187,25 +187,23 @@ pub(crate) async fn delete(
     by: &By,
     (id, expected): (&str, Option<i64>),
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let project: Project = load_at(tx.conn(), id, expected).await?;
-    let (flags, segments) = projects::count_contents(tx.conn(), id).await?;
-    if flags + segments > 0 {
-        return Err(Error::conflict(
-            format!(
-                "project '{}' still has {flags} flag(s) and {segments} segment(s); delete them first",
-                project.key
-            ),
-            json!({"flags": flags, "segments": segments}),
-        ));
-    }
-    let change = by.because(None);
-    for env in environments::list_all(tx.conn(), id).await? {
-        delete_in(tx.conn(), change, &env, Action::EnvironmentDelete).await?;
-    }
-    delete_in(tx.conn(), change, &project, Action::ProjectDelete).await?;
-    // The environments' API keys go with them.
-    tx.keys_changed();
-    tx.commit().await?;
-    Ok(())
+    remove(store, by, (id, expected), Action::ProjectDelete, async |tx, project: &Project| {
+        let (flags, segments) = projects::count_contents(tx.conn(), &project.id).await?;
+        if flags + segments > 0 {
+            return Err(Error::conflict(
+                format!(
+                    "project '{}' still has {flags} flag(s) and {segments} segment(s); delete them first",
+                    project.key
+                ),
+                json!({"flags": flags, "segments": segments}),
+            ));
+        }
+        for env in environments::list_all(tx.conn(), &project.id).await? {
+            delete_in(tx.conn(), by.because(None), &env, Action::EnvironmentDelete).await?;
+        }
+        // The environments' API keys go with them.
+        tx.keys_changed();
+        Ok(())
+    })
+    .await
 }

@@ -13,7 +13,7 @@ use self::definition::{check_bounds, validate_in_project};
 use super::access::require_admin_for;
 use super::fields::assign_rule_ids;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Error, Result, delete_in, load, load_at, unchanged, update_in};
+use super::{By, Error, Result, load, load_at, remove, unchanged, update_in};
 use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::projects::Project;
@@ -214,24 +214,29 @@ pub(crate) async fn delete(
     by: &By,
     (id, expected): (&str, Option<i64>),
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let segment: Segment = load_at(tx.conn(), id, expected).await?;
-    let referrers = segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
-    if !referrers.is_empty() {
-        return Err(Error::conflict(
-            format!(
-                "segment '{}' is still used by {} flag configuration(s) or segment(s); \
-                 remove those references first",
-                segment.key,
-                referrers.len()
-            ),
-            json!({"referrers": referrers}),
-        ));
-    }
-    delete_in(tx.conn(), by.because(None), &segment, Action::SegmentDelete).await?;
-    bump_rulesets(tx.conn(), &segment).await?;
-    tx.commit().await?;
-    Ok(())
+    remove(
+        store,
+        by,
+        (id, expected),
+        Action::SegmentDelete,
+        async |tx, segment: &Segment| {
+            let referrers =
+                segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
+            if !referrers.is_empty() {
+                return Err(Error::conflict(
+                    format!(
+                        "segment '{}' is still used by {} flag configuration(s) or segment(s); \
+                     remove those references first",
+                        segment.key,
+                        referrers.len()
+                    ),
+                    json!({"referrers": referrers}),
+                ));
+            }
+            bump_rulesets(tx.conn(), segment).await
+        },
+    )
+    .await
 }
 
 /// A new ruleset version for every environment of the segment's project, naming it: all
