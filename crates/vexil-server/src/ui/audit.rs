@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::flag::{DiffLine, line_diff};
-use super::form::url_encode;
+use super::form::query_string;
 use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::audit::AuditEntry;
 use crate::manage::{self, Error};
@@ -122,19 +122,14 @@ pub(crate) async fn list(
     } else {
         None
     };
-    let keep = [
+    let keep = query_string(&[
         ("resource", &q.resource),
         ("resource_id", &q.resource_id),
         ("actor", &q.actor),
         ("action", &q.action),
         ("since", &q.since),
         ("until", &q.until),
-    ]
-    .iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| format!("{k}={}", url_encode(v)))
-    .collect::<Vec<_>>()
-    .join("&");
+    ]);
     let admin = frame.is_admin();
     Ok(Page::render(&AuditPage {
         admin,

@@ -261,19 +261,9 @@ pub(crate) async fn toggle(cx: Ctx, Extension(place): Extension<Place>) -> PageR
 /// required).
 pub(crate) async fn kill(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let flag = place.flag()?;
-    let environment_id = match cx.form.text("env").as_str() {
-        "" => None,
-        key => {
-            let (envs, _) =
-                manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
-            Some(
-                envs.into_iter()
-                    .find(|e| e.key == key)
-                    .ok_or_else(|| Page::not_found("environment"))?
-                    .id,
-            )
-        }
-    };
+    let environment_id = place
+        .environment_id(&cx.store, &cx.form.text("env"))
+        .await?;
     let input = KillSwitch {
         reason: cx.form.text("reason"),
         environment_id,

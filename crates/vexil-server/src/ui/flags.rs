@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_core::FlagType;
 
-use super::form::{items, url_encode};
+use super::form::{items, query_string, url_encode};
 use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::flags::actions::{Bulk, BulkAction};
 use crate::manage::flags::{ListFlags, NewFlag};
@@ -168,7 +168,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
             Row { flag, switches }
         })
         .collect();
-    let keep = [
+    let keep = query_string(&[
         ("q", &q.q),
         ("tag", &q.tag),
         ("type", &q.kind),
@@ -176,12 +176,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
         ("env", &q.env),
         ("state", &q.state),
         ("sort", &q.sort),
-    ]
-    .iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| format!("{k}={}", url_encode(v)))
-    .collect::<Vec<_>>()
-    .join("&");
+    ]);
     let filtered = !keep.is_empty();
     let refused = new.error.is_some();
     Ok(Page::render_form(
@@ -329,19 +324,7 @@ pub(crate) async fn bulk(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
         ));
     }
     let env_key = cx.form.text("env");
-    let environment_id = match env_key.as_str() {
-        "" => None,
-        key => {
-            let (envs, _) =
-                manage::environments::list(&cx.store, &place.project.id, 100, 0).await?;
-            Some(
-                envs.into_iter()
-                    .find(|e| e.key == key)
-                    .ok_or_else(|| Page::not_found("environment"))?
-                    .id,
-            )
-        }
-    };
+    let environment_id = place.environment_id(&cx.store, &env_key).await?;
     let input = Bulk {
         action,
         flag_ids,

@@ -94,6 +94,17 @@ pub(crate) fn items(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The non-empty fields of a query as a query string (`a=1&b=x%20y`), for links that keep
+/// a page's filters.
+pub(crate) fn query_string(fields: &[(&str, &String)]) -> String {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Percent-encodes a query value.
 pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

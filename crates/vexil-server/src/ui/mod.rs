@@ -202,6 +202,23 @@ impl Place {
             .ok_or_else(|| Page::not_found("environment"))
     }
 
+    /// The id of the project's environment named `key` in a form (`""`: none, meaning
+    /// every environment).
+    pub(crate) async fn environment_id(
+        &self,
+        store: &Store,
+        key: &str,
+    ) -> Result<Option<String>, Page> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let (envs, _) = manage::environments::list(store, &self.project.id, 100, 0).await?;
+        envs.into_iter()
+            .find(|e| e.key == key)
+            .map(|e| Some(e.id))
+            .ok_or_else(|| Page::not_found("environment"))
+    }
+
     pub(crate) fn segment(&self) -> Result<&Segment, Page> {
         self.segment
             .as_ref()
