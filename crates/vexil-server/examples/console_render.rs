@@ -24,14 +24,13 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{ChildServer, TOKEN, loadavg};
+use support::{Api, ChildServer, loadavg};
 
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -100,7 +99,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let mut server = ChildServer::start(url, false).await?;
     let result = async {
-        let api = Api::new(server.addr)?;
+        // No redirects followed: the sign-in steps look at them.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let api = Api::new(server.addr, client);
         let seeding = Instant::now();
         let org = seed(&api, args.flags, args.writers).await?;
         println!(
@@ -375,53 +379,19 @@ impl Answer {
     }
 }
 
-#[derive(Clone)]
-struct Api {
-    /// Follows no redirects: the sign-in steps look at them.
-    client: reqwest::Client,
-    base: String,
+/// The console's pages and forms, as a browser reaches them (cookies given per call).
+trait ConsolePages {
+    async fn page(&self, path: &str, cookie: &str) -> anyhow::Result<Answer>;
+    async fn page_ok(&self, path: &str, cookie: &str) -> anyhow::Result<axum::body::Bytes>;
+    async fn post_form(
+        &self,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<Answer>;
 }
 
-impl Api {
-    fn new(addr: SocketAddr) -> anyhow::Result<Api> {
-        Ok(Api {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()?,
-            base: format!("http://{addr}"),
-        })
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    /// A management API call with the instance token.
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        anyhow::ensure!(status.is_success(), "{path}: {status}: {text}");
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
-    }
-
+impl ConsolePages for Api {
     /// A console page with the given `Cookie` header (none if empty).
     async fn page(&self, path: &str, cookie: &str) -> anyhow::Result<Answer> {
         let mut req = self.client.get(format!("{}{path}", self.base));

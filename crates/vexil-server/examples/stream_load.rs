@@ -29,7 +29,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{ChildServer, TOKEN, find, loadavg, open_file_limit};
+use support::{Api, ChildServer, find, loadavg, open_file_limit};
 
 /// The allocator of the `vexil` binary, so that the server measured here allocates as
 /// `vexil serve` does.
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     let mut server = ChildServer::start(url, false).await?;
     let seeding = Instant::now();
-    let seeded = seed(&Api::new(server.addr), args.flags).await;
+    let seeded = seed(&Api::new(server.addr, reqwest::Client::new()), args.flags).await;
     let seeded = match seeded {
         Ok(seeded) => seeded,
         Err(e) => {
@@ -157,11 +157,9 @@ async fn measure(args: &Args, server: &ChildServer, seeded: &Seeded) -> anyhow::
         open_file_limit(),
         loadavg()
     );
-    let api = Api::new(server.addr);
+    let api = Api::new(server.addr, reqwest::Client::new());
     // Builds (and caches) the ruleset JSON, as the first SDK fetch would.
-    let config = api
-        .get_with_key("/api/v1/sdk/config", &seeded.server_key)
-        .await?;
+    let config = get_with_key(&api, "/api/v1/sdk/config", &seeded.server_key).await?;
     println!(
         "ruleset version {}, {:.2} MB of JSON",
         config.1["version"],
@@ -385,65 +383,6 @@ fn flag(i: usize) -> Value {
         })
         .collect();
     json!({"key": format!("load-flag-{i:05}"), "type": "string", "variations": variations})
-}
-
-#[derive(Clone)]
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(addr: SocketAddr) -> Api {
-        Api {
-            client: reqwest::Client::new(),
-            base: format!("http://{addr}"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .timeout(Duration::from_secs(60));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        anyhow::ensure!(status.is_success(), "{path}: {status}: {text}");
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
-    }
-
-    /// A GET with an API key: (body length, parsed body).
-    async fn get_with_key(&self, path: &str, key: &str) -> anyhow::Result<(usize, Value)> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .timeout(Duration::from_secs(60))
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        anyhow::ensure!(status.is_success(), "{path}: {status}");
-        Ok((text.len(), serde_json::from_str(&text)?))
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -765,4 +704,19 @@ impl std::fmt::Display for Memory {
             self.fds
         )
     }
+}
+
+/// A GET with an API key: (body length, parsed body).
+async fn get_with_key(api: &Api, path: &str, key: &str) -> anyhow::Result<(usize, Value)> {
+    let resp = api
+        .client
+        .get(format!("{}{path}", api.base))
+        .bearer_auth(key)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(status.is_success(), "{path}: {status}");
+    Ok((text.len(), serde_json::from_str(&text)?))
 }

@@ -208,3 +208,50 @@ impl ChildServer {
         }
     }
 }
+
+/// A client of the management API with the instance token [`TOKEN`]: JSON in, JSON out,
+/// anything but a success an error naming the path. Cloning shares the connection pool.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+}
+
+impl Api {
+    /// Through `client` (its redirect and timeout policy) to the server at `addr`.
+    pub(crate) fn new(addr: SocketAddr, client: reqwest::Client) -> Api {
+        Api {
+            client,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(60));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        anyhow::ensure!(status.is_success(), "{path}: {status}: {text}");
+        Ok(if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
+    }
+}
