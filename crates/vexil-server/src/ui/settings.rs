@@ -66,6 +66,17 @@ async fn outcome<T>(
     }
 }
 
+/// Back to the settings page with the notice `done`, or the refusal shown there.
+async fn back_to_settings<T>(
+    result: Result<T, Error>,
+    done: &str,
+    cx: &Ctx,
+    place: &Place,
+) -> PageResult {
+    let to = format!("{}/settings?done={done}", place.base());
+    outcome(result, |_| to, (cx, place)).await
+}
+
 /// `POST /ui/{org}/{project}/settings`: the project's name and description.
 pub(crate) async fn save_project(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let mut changes = serde_json::Map::new();
@@ -78,13 +89,7 @@ pub(crate) async fn save_project(cx: Ctx, Extension(place): Extension<Place>) ->
     let expected = cx.form.text("version").parse().ok();
     let result =
         manage::projects::update(&cx.store, &cx.by, (&place.project.id, expected), &patch).await;
-    let base = place.base();
-    outcome(
-        result,
-        |_| format!("{base}/settings?done=saved"),
-        (&cx, &place),
-    )
-    .await
+    back_to_settings(result, "saved", &cx, &place).await
 }
 
 /// `POST /ui/{org}/{project}/environments`: a new environment (every flag gets a
@@ -99,13 +104,7 @@ pub(crate) async fn create_environment(cx: Ctx, Extension(place): Extension<Plac
         comment: None,
     };
     let result = manage::environments::create(&cx.store, &cx.by, &place.project.id, input).await;
-    let base = place.base();
-    outcome(
-        result,
-        |_| format!("{base}/settings?done=created"),
-        (&cx, &place),
-    )
-    .await
+    back_to_settings(result, "created", &cx, &place).await
 }
 
 /// `POST /ui/{org}/{project}/environments/{env}`: name, production, protected.
@@ -124,13 +123,7 @@ pub(crate) async fn save_environment(cx: Ctx, Extension(place): Extension<Place>
     };
     let expected = cx.form.text("version").parse().ok();
     let result = manage::environments::update(&cx.store, &cx.by, (&env.id, expected), &patch).await;
-    let base = place.base();
-    outcome(
-        result,
-        |_| format!("{base}/settings?done=saved"),
-        (&cx, &place),
-    )
-    .await
+    back_to_settings(result, "saved", &cx, &place).await
 }
 
 /// `POST /ui/{org}/{project}/projects`: a new project in this organization (with
