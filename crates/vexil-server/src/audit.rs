@@ -3,7 +3,7 @@
 //! (or removal of one before the last) changes a hash that a later entry depends on.
 //! Also the vocabulary every audited change uses: [`Actor`], [`RequestMeta`] and [`Action`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -12,7 +12,7 @@ pub(crate) const GENESIS_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who did something: an API token, a user, or the server itself.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"}))]
 pub(crate) struct Actor {
     pub(crate) id: String,
@@ -24,6 +24,14 @@ impl Actor {
         Actor {
             id: "system".into(),
             name: "vexil".into(),
+        }
+    }
+
+    /// The job that applies scheduled changes and change requests at their time.
+    pub(crate) fn scheduler() -> Actor {
+        Actor {
+            id: "scheduler".into(),
+            name: "scheduler".into(),
         }
     }
 }
@@ -76,6 +84,17 @@ actions! {
     FlagKillSwitch => "flag.kill_switch",
     FlagConfigUpdate => "flag_config.update",
     FlagConfigRestore => "flag_config.restore",
+    ScheduledChangeCreate => "scheduled_change.create",
+    ScheduledChangeCancel => "scheduled_change.cancel",
+    ScheduledChangeApply => "scheduled_change.apply",
+    ScheduledChangeFail => "scheduled_change.fail",
+    ChangeRequestCreate => "change_request.create",
+    ChangeRequestApprove => "change_request.approve",
+    ChangeRequestReject => "change_request.reject",
+    ChangeRequestApply => "change_request.apply",
+    ChangeRequestStale => "change_request.stale",
+    ChangeRequestFail => "change_request.fail",
+    ChangeRequestCancel => "change_request.cancel",
     SegmentCreate => "segment.create",
     SegmentUpdate => "segment.update",
     SegmentDelete => "segment.delete",

@@ -94,12 +94,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let mut jobs = jobs::Runner::start(jobs::upkeep(
+        let mut all = jobs::upkeep(
             &store,
             &self.state.snapshots,
             &self.state.keys,
             self.state.auth.session_idle,
-        ));
+        );
+        all.extend(jobs::release(&store));
+        let mut jobs = jobs::Runner::start(all);
         let listener = (store.backend() == store::Backend::Postgres).then(|| {
             let (store, snapshots, keys) = (
                 store.clone(),

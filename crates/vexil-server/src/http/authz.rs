@@ -32,6 +32,8 @@ pub enum Resolve {
     FlagInEnvironment,
     Segment(&'static str),
     ApiKey(&'static str),
+    /// A scheduled change or change request, protected as its environment.
+    PendingChange(&'static str),
 }
 
 /// What a route needs.
@@ -109,6 +111,35 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             "POST",
             "/api/v1/flags/{flag_id}/environments/{env_id}/config/revisions/{version}/restore",
         ) => ChangeEnvironment(FlagInEnvironment),
+        // Release control: scheduling or approving needs the role the change itself needs;
+        // proposing needs an editor; who may apply or cancel is decided by the operation
+        // (the author, an approver, or a member with the change's role).
+        (
+            "GET",
+            "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes"
+            | "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests",
+        ) => Needs(FlagInEnvironment, Viewer),
+        ("POST", "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes") => {
+            ChangeEnvironment(FlagInEnvironment)
+        }
+        ("POST", "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests") => {
+            Needs(FlagInEnvironment, Editor)
+        }
+        (
+            "GET",
+            "/api/v1/projects/{project_id}/scheduled-changes"
+            | "/api/v1/projects/{project_id}/change-requests",
+        ) => Needs(Project("project_id"), Viewer),
+        ("GET", "/api/v1/scheduled-changes/{id}" | "/api/v1/change-requests/{id}") => {
+            Needs(PendingChange("id"), Viewer)
+        }
+        ("DELETE", "/api/v1/scheduled-changes/{id}") => ChangeEnvironment(PendingChange("id")),
+        (
+            "POST",
+            "/api/v1/change-requests/{id}/approve" | "/api/v1/change-requests/{id}/reject",
+        ) => ChangeEnvironment(PendingChange("id")),
+        ("DELETE", "/api/v1/change-requests/{id}")
+        | ("POST", "/api/v1/change-requests/{id}/apply") => Needs(PendingChange("id"), Editor),
         ("GET", "/api/v1/environments/{env_id}/flag-configs") => {
             Needs(Environment("env_id"), Viewer)
         }
@@ -198,6 +229,23 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             | "/ui/{org}/{project}/flags/{flag}/in/{env}/toggle"
             | "/ui/{org}/{project}/flags/{flag}/in/{env}/history/{version}/restore",
         ) => ChangeEnvironment(FlagInEnvironment),
+        ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/schedule") => {
+            ChangeEnvironment(FlagInEnvironment)
+        }
+        ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose") => {
+            Needs(FlagInEnvironment, Editor)
+        }
+        ("GET", "/ui/{org}/{project}/changes") => Needs(Project("project"), Viewer),
+        (
+            "POST",
+            "/ui/{org}/{project}/changes/{change_id}/approve"
+            | "/ui/{org}/{project}/changes/{change_id}/reject",
+        ) => ChangeEnvironment(PendingChange("change_id")),
+        (
+            "POST",
+            "/ui/{org}/{project}/changes/{change_id}/apply"
+            | "/ui/{org}/{project}/changes/{change_id}/cancel",
+        ) => Needs(PendingChange("change_id"), Editor),
         ("GET", "/ui/{org}/{project}/segments/{segment}") => Needs(Segment("segment"), Viewer),
         (
             "POST",
@@ -311,6 +359,10 @@ pub(crate) async fn check_scope(
         ApiKey(p) => (
             scopes::api_key(&mut conn, param(p)).await?,
             Error::not_found("API key", param(p)),
+        ),
+        PendingChange(p) => (
+            scopes::pending_change(&mut conn, param(p)).await?,
+            Error::not_found("change", param(p)),
         ),
     };
     let Some(scope) = scope else {

@@ -38,6 +38,13 @@ pub(crate) enum ApiError {
     /// Duplicate key, or a resource still referenced by others (`details` lists them).
     #[error("{message}")]
     Conflict { message: String, details: Value },
+    /// A 409 with its own code (`approval_required`, `stale`).
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("version mismatch: the resource is at version {current}")]
@@ -81,7 +88,7 @@ impl ApiError {
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,6 +107,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { .. } => "conflict",
+            ApiError::Refused { code, .. } => code,
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PreconditionFailed { .. } => "version_mismatch",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -117,6 +125,15 @@ impl From<Error> for ApiError {
             Error::Invalid { message, fields } => ApiError::Invalid { message, fields },
             Error::NotFound(message) => ApiError::NotFound(message),
             Error::Conflict { message, details } => ApiError::Conflict { message, details },
+            Error::Refused {
+                code,
+                message,
+                details,
+            } => ApiError::Refused {
+                code,
+                message,
+                details,
+            },
             Error::VersionMismatch { current } => ApiError::PreconditionFailed { current },
             Error::Forbidden(message) => ApiError::Forbidden(message),
             Error::Unauthenticated => ApiError::Unauthorized,
@@ -148,7 +165,11 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let details = match &self {
             ApiError::Invalid { fields, .. } => json!({ "fields": fields }),
-            ApiError::Conflict { details, .. } if !details.is_null() => details.clone(),
+            ApiError::Conflict { details, .. } | ApiError::Refused { details, .. }
+                if !details.is_null() =>
+            {
+                details.clone()
+            }
             ApiError::PreconditionFailed { current } => json!({ "current_version": current }),
             _ => json!({}),
         };

@@ -20,6 +20,7 @@ pub(crate) mod oidc;
 pub(crate) mod openapi;
 pub(crate) mod ops;
 pub(crate) mod organizations;
+pub(crate) mod pending;
 pub(crate) mod projects;
 pub(crate) mod reject;
 pub(crate) mod segments;
@@ -109,6 +110,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(environments::router())
         .merge(flags::router())
         .merge(flag_configs::router())
+        .merge(pending::router())
         .merge(segments::router())
         .merge(api_keys::router())
         .merge(audit_logs::router())

@@ -5,6 +5,7 @@
 //! A failing run is logged with the job's name and retried at the next tick; evaluation
 //! never waits on a job.
 
+mod release;
 mod upkeep;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub(crate) use release::release;
 pub(crate) use upkeep::upkeep;
 
 type Run = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;

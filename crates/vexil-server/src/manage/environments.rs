@@ -57,6 +57,10 @@ pub(crate) struct NewEnvironment {
     pub(crate) is_production: bool,
     /// Defaults to `is_production`.
     pub(crate) protected: Option<bool>,
+    /// Configuration changes are then proposed as change requests that another member
+    /// approves.
+    #[serde(default)]
+    pub(crate) requires_approval: bool,
     #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
 }
@@ -92,6 +96,7 @@ pub(crate) async fn create(
         description: input.description,
         is_production: input.is_production,
         protected: input.protected.unwrap_or(input.is_production),
+        requires_approval: input.requires_approval,
         ruleset_version: 1,
         version: 1,
         created_at: now.clone(),
@@ -121,6 +126,7 @@ struct EnvironmentChanges {
     description: String,
     is_production: bool,
     protected: bool,
+    requires_approval: bool,
 }
 
 pub(crate) async fn update(
@@ -138,7 +144,8 @@ pub(crate) async fn update(
         |before: &Environment| {
             let changes: EnvironmentChanges = patch.apply(
                 json!({"name": before.name, "description": before.description,
-                   "is_production": before.is_production, "protected": before.protected}),
+                   "is_production": before.is_production, "protected": before.protected,
+                   "requires_approval": before.requires_approval}),
                 &["key", "project_id", "id"],
                 &json!({"key": before.key, "project_id": before.project_id, "id": before.id}),
             )?;
@@ -149,6 +156,7 @@ pub(crate) async fn update(
                 description: changes.description,
                 is_production: changes.is_production,
                 protected: changes.protected,
+                requires_approval: changes.requires_approval,
                 ..before.next_version()
             })
         },

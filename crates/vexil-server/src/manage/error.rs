@@ -20,6 +20,15 @@ pub(crate) enum Error {
     /// Duplicate key, or a resource still referenced by others (`details` lists them).
     #[error("{message}")]
     Conflict { message: String, details: Value },
+    /// A change refused for a reason with its own code (`approval_required`: the
+    /// environment holds changes for approval; `stale`: an approval no longer matches the
+    /// configuration).
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("version mismatch: the resource is at version {current}")]
     VersionMismatch { current: i64 },
     #[error("{0}")]

@@ -79,6 +79,16 @@ pub(crate) async fn update(
     let mut tx = store.write().await?;
     let (flag, before) = load(tx.conn(), flag_id, env_id).await?;
     check_version(expected, before.version)?;
+    let config = patched(&before, patch)?;
+    let change = by.because(patch.comment.as_deref());
+    let action = Some(Action::FlagConfigUpdate);
+    let after = commit_in(tx.conn(), &flag, &before, config, change, action).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// The configuration `patch` makes of `before` (not yet validated against the ruleset).
+pub(crate) fn patched(before: &FlagConfig, patch: &Patch) -> Result<Config> {
     let mut current = json!(before.config);
     // A serve is replaced whole: merging `{"rollout": …}` into `{"variation": …}` would
     // leave both and never be what the user meant.
@@ -89,18 +99,13 @@ pub(crate) async fn update(
     {
         current["fallthrough"] = Value::Null;
     }
-    let config: Config = patch.apply(
+    patch.apply(
         current,
         &IMMUTABLE,
         &json!({"flag_id": before.flag_id, "flag_key": before.flag_key,
                 "environment_id": before.environment_id, "environment_key": before.environment_key,
                 "version": before.version, "updated_at": before.updated_at}),
-    )?;
-    let change = by.because(patch.comment.as_deref());
-    let action = Some(Action::FlagConfigUpdate);
-    let after = commit_in(tx.conn(), &flag, &before, config, change, action).await?;
-    tx.commit().await?;
-    Ok(after)
+    )
 }
 
 /// Turns the configuration on or off (`None`: flips it).
@@ -177,14 +182,8 @@ pub(crate) async fn commit_in(
     change: Change<'_>,
     action: Option<Action>,
 ) -> Result<FlagConfig> {
-    if flag.archived && config.enabled && !before.config.enabled {
-        return Err(Error::conflict(
-            format!(
-                "flag '{}' is archived; restore it before enabling it",
-                flag.key
-            ),
-            json!({"archived": true}),
-        ));
+    if !change.unheld {
+        refuse_unapproved(conn, &before.environment_id).await?;
     }
     assign_rule_ids(&mut config.rules, &before.config.rules, || {
         uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
@@ -194,18 +193,7 @@ pub(crate) async fn commit_in(
     if config == before.config {
         return Ok(before.clone());
     }
-    // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
-    let probe = Config {
-        enabled: before.config.enabled,
-        ..config.clone()
-    };
-    if probe != before.config {
-        let def = config.to_def(flag, before.version + 1);
-        let problems = new_problems(conn, &before.environment_id, &flag.key, def, false).await?;
-        if !problems.is_empty() {
-            return Err(relative_to_flag(problems, &flag.key).into());
-        }
-    }
+    check_in(conn, flag, before, &config).await?;
     let after = FlagConfig {
         config,
         version: before.version + 1,
@@ -221,6 +209,59 @@ pub(crate) async fn commit_in(
             .await?;
     }
     Ok(after)
+}
+
+/// Whether `config` may replace `before`: the problems it would add to the environment's
+/// ruleset, with paths relative to the configuration.
+pub(crate) async fn check_in(
+    conn: &mut Conn,
+    flag: &Flag,
+    before: &FlagConfig,
+    config: &Config,
+) -> Result<()> {
+    if flag.archived && config.enabled && !before.config.enabled {
+        return Err(Error::conflict(
+            format!(
+                "flag '{}' is archived; restore it before enabling it",
+                flag.key
+            ),
+            json!({"archived": true}),
+        ));
+    }
+    // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
+    let probe = Config {
+        enabled: before.config.enabled,
+        ..config.clone()
+    };
+    if probe != before.config {
+        let def = config.to_def(flag, before.version + 1);
+        let problems = new_problems(conn, &before.environment_id, &flag.key, def, false).await?;
+        if !problems.is_empty() {
+            return Err(relative_to_flag(problems, &flag.key).into());
+        }
+    }
+    Ok(())
+}
+
+/// `approval_required` when the environment holds configuration changes for approval.
+pub(crate) async fn refuse_unapproved(conn: &mut Conn, env_id: &str) -> Result<()> {
+    let env = found(
+        environments::get(conn, env_id).await?,
+        "environment",
+        env_id,
+    )?;
+    if env.requires_approval {
+        return Err(Error::Refused {
+            code: "approval_required",
+            message: format!(
+                "environment '{}' requires approval: propose this change as a change request \
+                 (POST …/change-requests) and have another member approve it",
+                env.key
+            ),
+            details: json!({"environment_id": env.id}),
+        });
+    }
+    Ok(())
 }
 
 /// Sets `enabled` on a configuration, a no-op when it already is: `Some(after)` when it

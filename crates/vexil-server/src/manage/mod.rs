@@ -18,6 +18,7 @@ pub(crate) mod flag_configs;
 pub(crate) mod flags;
 pub(crate) mod members;
 pub(crate) mod organizations;
+pub(crate) mod pending;
 pub(crate) mod playground;
 pub(crate) mod projects;
 pub(crate) mod segments;
@@ -55,7 +56,11 @@ impl By {
 
     /// A change made for this actor, with the reason it gives.
     pub(crate) fn because<'a>(&'a self, comment: Option<&'a str>) -> Change<'a> {
-        Change { by: self, comment }
+        Change {
+            by: self,
+            comment,
+            unheld: false,
+        }
     }
 
     /// The same author, acting in another organization (entries are filed there).
@@ -72,9 +77,21 @@ impl By {
 pub(crate) struct Change<'a> {
     pub(crate) by: &'a By,
     pub(crate) comment: Option<&'a str>,
+    /// Whether a configuration change goes through even where the environment requires
+    /// approval: the kill switch (an emergency stop is never held) and an approved change
+    /// request being applied.
+    pub(crate) unheld: bool,
 }
 
 impl Change<'_> {
+    /// The same change, never held for approval.
+    pub(crate) fn unheld(self) -> Self {
+        Change {
+            unheld: true,
+            ..self
+        }
+    }
+
     /// Appends the audit entry for `action` on resource `id`, with the resource as it was
     /// and as it is (`None` for a creation's before and a deletion's after).
     pub(crate) async fn record<T: Serialize>(

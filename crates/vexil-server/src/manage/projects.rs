@@ -131,6 +131,7 @@ pub(crate) async fn create_in(
             description: String::new(),
             is_production: production,
             protected: production,
+            requires_approval: false,
             ruleset_version: 1,
             version: 1,
             created_at: project.created_at.clone(),

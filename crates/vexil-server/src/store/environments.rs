@@ -7,7 +7,7 @@ use super::{DbBool, StoreResult};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": "0190e0a4-0000-7000-8000-000000000004", "project_id": "0190e0a4-0000-7000-8000-000000000003",
-    "key": "production", "name": "Production", "description": "", "is_production": true, "protected": true,
+    "key": "production", "name": "Production", "description": "", "is_production": true, "protected": true, "requires_approval": false,
     "ruleset_version": 12, "version": 1, "created_at": "2026-01-31T12:00:00.000Z", "updated_at": "2026-01-31T12:00:00.000Z"}))]
 pub(crate) struct Environment {
     pub(crate) id: String,
@@ -20,6 +20,10 @@ pub(crate) struct Environment {
     /// Protected environments need elevated rights to change (roles arrive with users).
     #[sqlx(try_from = "DbBool")]
     pub(crate) protected: bool,
+    /// Configuration changes here are proposed as change requests and applied once another
+    /// member approves them (the kill switch excepted).
+    #[sqlx(try_from = "DbBool")]
+    pub(crate) requires_approval: bool,
     /// Bumped by every change of the environment's ruleset (flags, configs, segments).
     pub(crate) ruleset_version: i64,
     pub(crate) version: i64,
@@ -27,12 +31,13 @@ pub(crate) struct Environment {
     pub(crate) updated_at: String,
 }
 
-const COLUMNS: &str = "id, project_id, key, name, description, is_production, protected, ruleset_version, version, created_at, updated_at";
+const COLUMNS: &str = "id, project_id, key, name, description, is_production, protected, requires_approval, ruleset_version, version, created_at, updated_at";
 
 pub(crate) async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO environments (id, project_id, key, name, description, is_production, protected, \
-         ruleset_version, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         requires_approval, ruleset_version, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&e.id)
     .bind(&e.project_id)
@@ -41,6 +46,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, e: &Environment) -> StoreRe
     .bind(&e.description)
     .bind(i64::from(e.is_production))
     .bind(i64::from(e.protected))
+    .bind(i64::from(e.requires_approval))
     .bind(e.ruleset_version)
     .bind(e.version)
     .bind(&e.created_at)
@@ -89,12 +95,13 @@ pub(crate) async fn list(
 pub(crate) async fn update(conn: &mut AnyConnection, e: &Environment) -> StoreResult<()> {
     sqlx::query(
         "UPDATE environments SET name = $1, description = $2, is_production = $3, protected = $4, \
-         version = $5, updated_at = $6 WHERE id = $7",
+         requires_approval = $5, version = $6, updated_at = $7 WHERE id = $8",
     )
     .bind(&e.name)
     .bind(&e.description)
     .bind(i64::from(e.is_production))
     .bind(i64::from(e.protected))
+    .bind(i64::from(e.requires_approval))
     .bind(e.version)
     .bind(&e.updated_at)
     .bind(&e.id)

@@ -11,6 +11,7 @@ pub(crate) mod audit;
 pub(crate) mod environments;
 pub(crate) mod flags;
 pub(crate) mod organizations;
+pub(crate) mod pending;
 pub(crate) mod postgres;
 pub(crate) mod projects;
 mod record;

@@ -108,6 +108,20 @@ pub(crate) async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<O
     .await
 }
 
+/// A pending change (scheduled change or change request), protected as its environment.
+pub(crate) async fn pending_change(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<Option<Scope>> {
+    one(
+        conn,
+        "SELECT c.organization_id, e.protected FROM pending_changes c \
+         JOIN environments e ON e.id = c.environment_id WHERE c.id = $1",
+        id,
+    )
+    .await
+}
+
 /// Whether any of these flags is enabled in a protected environment (optionally: in
 /// this one environment only).
 pub(crate) async fn any_enabled_in_protected(

@@ -55,6 +55,9 @@ struct FlagPage {
     env_key: String,
     env_name: String,
     protected: bool,
+    requires_approval: bool,
+    /// Scheduled changes and change requests waiting here.
+    held: Vec<super::release::Held>,
     draft: Draft,
     /// The page's own URL (the tab), for forms that come back here.
     here: String,
@@ -95,7 +98,7 @@ pub(crate) async fn page(
     render(&cx, &place, draft, None, q.done.as_deref()).await
 }
 
-async fn render(
+pub(crate) async fn render(
     cx: &Ctx,
     place: &Place,
     draft: Draft,
@@ -105,6 +108,7 @@ async fn render(
     let (flag, env) = (place.flag()?, place.env()?);
     let frame = Frame::load(cx, place, "flags", flag.key.clone(), done).await?;
     let (segments, _) = manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
+    let held = super::release::held_here(cx, place, &frame).await?;
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -130,6 +134,8 @@ async fn render(
             env_key: env.key.clone(),
             env_name: env.name.clone(),
             protected: env.protected,
+            requires_approval: env.requires_approval,
+            held,
             frame,
             flag: flag.clone(),
             draft,
@@ -189,7 +195,7 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
             );
             render(&cx, &place, draft, Some(message), None).await
         }
-        Err(e @ (Error::Conflict { .. } | Error::Forbidden(_))) => {
+        Err(e @ (Error::Conflict { .. } | Error::Forbidden(_) | Error::Refused { .. })) => {
             let message = e.to_string();
             render(&cx, &place, draft, Some(message), None).await
         }

@@ -109,6 +109,16 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "revoked" => "Revoked.",
         "bulk" => "Done for the selected flags.",
         "password" => "Password changed.",
+        "scheduled" => "Scheduled: it is applied at its time (see “Waiting” below).",
+        "proposed" => "Proposed: another member reviews it; it is applied once approved.",
+        "approved" => "Approved.",
+        "rejected" => "Rejected.",
+        "applied" => "Applied.",
+        "cancelled" => "Cancelled.",
+        "stale" => {
+            "Not applied: the configuration changed after the approval, so the change request is open again and needs a new approval."
+        }
+        "refused" => "Not applied: this environment requires approval.",
         _ => return None,
     })
 }

@@ -19,6 +19,7 @@ mod frame;
 mod keys;
 mod people;
 mod playground;
+mod release;
 mod segments;
 mod settings;
 mod sign_in;
@@ -58,7 +59,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 41] = [
+pub const ROUTES: [(&str, &str); 48] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -77,6 +78,13 @@ pub const ROUTES: [(&str, &str); 41] = [
     ("GET", "/ui/{org}/{project}/flags/{flag}/in/{env}"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/toggle"),
+    ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/schedule"),
+    ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose"),
+    ("GET", "/ui/{org}/{project}/changes"),
+    ("POST", "/ui/{org}/{project}/changes/{change_id}/approve"),
+    ("POST", "/ui/{org}/{project}/changes/{change_id}/reject"),
+    ("POST", "/ui/{org}/{project}/changes/{change_id}/apply"),
+    ("POST", "/ui/{org}/{project}/changes/{change_id}/cancel"),
     ("GET", "/ui/{org}/{project}/flags/{flag}/in/{env}/history"),
     (
         "POST",
@@ -127,6 +135,25 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/flags/{flag}/in/{env}") => get(flag::page),
         ("POST", "/flags/{flag}/in/{env}") => post(flag::save),
         ("POST", "/flags/{flag}/in/{env}/toggle") => post(flag::toggle),
+        ("POST", "/flags/{flag}/in/{env}/schedule") => {
+            post(|cx, place| release::hold(cx, place, "schedule"))
+        }
+        ("POST", "/flags/{flag}/in/{env}/propose") => {
+            post(|cx, place| release::hold(cx, place, "propose"))
+        }
+        ("GET", "/changes") => get(release::queue),
+        ("POST", "/changes/{change_id}/approve") => {
+            post(|cx, place, id| release::act(cx, place, id, "approve"))
+        }
+        ("POST", "/changes/{change_id}/reject") => {
+            post(|cx, place, id| release::act(cx, place, id, "reject"))
+        }
+        ("POST", "/changes/{change_id}/apply") => {
+            post(|cx, place, id| release::act(cx, place, id, "apply"))
+        }
+        ("POST", "/changes/{change_id}/cancel") => {
+            post(|cx, place, id| release::act(cx, place, id, "cancel"))
+        }
         ("GET", "/flags/{flag}/in/{env}/history") => get(flag::history),
         ("POST", "/flags/{flag}/in/{env}/history/{version}/restore") => {
             post(flag::restore_revision)
@@ -388,8 +415,10 @@ fn place_ids(place: &Place, params: &HashMap<String, String>) -> HashMap<String,
     if let Some(s) = &place.segment {
         ids.insert("segment".to_owned(), s.id.clone());
     }
-    if let Some(k) = params.get("key_id") {
-        ids.insert("key_id".to_owned(), k.clone());
+    for raw in ["key_id", "change_id"] {
+        if let Some(id) = params.get(raw) {
+            ids.insert(raw.to_owned(), id.clone());
+        }
     }
     ids
 }

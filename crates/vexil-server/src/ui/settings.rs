@@ -101,13 +101,14 @@ pub(crate) async fn create_environment(cx: Ctx, Extension(place): Extension<Plac
         description: String::new(),
         is_production: cx.form.checked("is_production"),
         protected: Some(cx.form.checked("protected")),
+        requires_approval: cx.form.checked("requires_approval"),
         comment: None,
     };
     let result = manage::environments::create(&cx.store, &cx.by, &place.project.id, input).await;
     back_to_settings(result, "created", &cx, &place).await
 }
 
-/// `POST /ui/{org}/{project}/environments/{env}`: name, production, protected.
+/// `POST /ui/{org}/{project}/environments/{env}`: name, production, protected, approval.
 pub(crate) async fn save_environment(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let env = place.env()?;
     let mut changes = serde_json::Map::new();
@@ -117,6 +118,10 @@ pub(crate) async fn save_environment(cx: Ctx, Extension(place): Extension<Place>
         json!(cx.form.checked("is_production")),
     );
     changes.insert("protected".into(), json!(cx.form.checked("protected")));
+    changes.insert(
+        "requires_approval".into(),
+        json!(cx.form.checked("requires_approval")),
+    );
     let patch = Patch {
         changes,
         comment: cx.form.optional("comment"),

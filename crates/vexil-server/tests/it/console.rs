@@ -762,3 +762,132 @@ async fn behind_tls_the_sign_in_token_cookie_is_host_bound() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// Adds a member and signs them in through the browser (choosing their own password
+/// first), ending on the project's flags.
+async fn browser_sign_in(b: &Browser, app: &TestApp, email: &str, role: &str) {
+    let password = add_member(app, email, role).await;
+    b.goto(&app.url("/ui/login")).await;
+    b.fill("#email", email).await;
+    b.fill("#password", &password).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for_text("Choose your own").await;
+    let own = format!("{email}'s own passphrase");
+    b.fill("#current", &password).await;
+    b.fill("#new", &own).await;
+    b.fill("#repeat", &own).await;
+    b.click("form[action='/ui/account/password'] button").await;
+    b.wait_for_text("Password changed").await;
+    b.fill("#email", email).await;
+    b.fill("#password", &own).await;
+    b.click("form button[type=submit]").await;
+    b.wait_for_text("Flags").await;
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) `secs` seconds from now, as a `datetime-local` field holds it.
+fn local_field_in(secs: i64) -> String {
+    crate::utc_in(secs * 1000)[..19].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_scheduled_and_another_approved_in_the_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let project = app.default_project().await;
+    let dev = app.environment(&project, "development").await;
+    let prod = app.environment(&project, "production").await;
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/feature-flags"),
+            json!({"key": "banner"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let dev_key = app.api_key(&project, &dev, "server").await;
+    let prod_key = app.api_key(&project, &prod, "server").await;
+    let ui = |path: &str| app.url(path);
+
+    // An editor schedules "on" in development a few seconds ahead.
+    browser_sign_in(&b, &app, "ed@example.com", "editor").await;
+    b.goto(&ui("/ui/default/default/flags/banner/in/development"))
+        .await;
+    b.click("input[name=enabled]").await;
+    b.fill("#comment", "turn the banner on").await;
+    b.script(
+        "document.querySelector('#execute_at').value = arguments[0]",
+        json!([local_field_in(4)]),
+    )
+    .await;
+    b.click("button[formaction$='/schedule']").await;
+    b.wait_for_text("Scheduled: it is applied at its time")
+        .await;
+    b.wait_for_text("Waiting in Development").await;
+    b.wait_for_text("by ed@example.com").await;
+    b.screenshot(&screenshots().join("console-schedule.png"))
+        .await;
+    assert_eq!(
+        ofrep(&app, &dev_key, "banner", json!({"targetingKey": "u1"})).await["value"],
+        false
+    );
+    let started = Instant::now();
+    while ofrep(&app, &dev_key, "banner", json!({"targetingKey": "u1"})).await["value"] != true {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the schedule never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Production requires approval: the editor proposes instead of saving.
+    json_ok(
+        app.patch(
+            &format!("/api/v1/environments/{prod}"),
+            json!({"requires_approval": true}),
+        )
+        .await,
+    )
+    .await;
+    b.goto(&ui("/ui/default/default/flags/banner/in/production"))
+        .await;
+    b.wait_for_text("requires approval").await;
+    assert!(b.find_all(".save-bar button[value=save]").await.is_empty());
+    b.click("input[name=enabled]").await;
+    b.fill("#comment", "banner in production").await;
+    b.click(".save-bar button[formaction$='/propose']").await;
+    b.wait_for_text("Proposed: another member reviews it").await;
+    // Its author cannot approve it.
+    b.goto(&ui("/ui/default/default/changes")).await;
+    b.wait_for_text("banner in production").await;
+    assert!(b.find_all("form[action$='/approve']").await.is_empty());
+
+    // An admin approves it from the project's queue, then applies it.
+    b.click("form[action='/ui/logout'] button").await;
+    b.wait_for_text("Sign in to Vexil").await;
+    browser_sign_in(&b, &app, "ada@example.com", "admin").await;
+    b.goto(&ui("/ui/default/default/changes")).await;
+    b.wait_for_text("by ed@example.com").await;
+    b.fill("input[name=comment]", "looks right").await;
+    b.click("form[action$='/approve'] button.primary").await;
+    b.wait_for_text("Approved.").await;
+    b.wait_for_text("approved by ada@example.com: looks right")
+        .await;
+    b.screenshot(&screenshots().join("console-approval.png"))
+        .await;
+    assert_eq!(
+        ofrep(&app, &prod_key, "banner", json!({"targetingKey": "u1"})).await["value"],
+        false
+    );
+    b.click("form[action$='/apply'] button").await;
+    b.wait_for_text("Applied.").await;
+    b.wait_for_text("Nothing is waiting").await;
+    assert_eq!(
+        ofrep(&app, &prod_key, "banner", json!({"targetingKey": "u1"})).await["value"],
+        true
+    );
+}

@@ -22,6 +22,7 @@ mod oidc;
 mod openapi;
 mod openfeature;
 mod ops;
+mod release;
 mod segments;
 mod simple;
 mod stream;

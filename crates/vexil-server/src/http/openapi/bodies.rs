@@ -49,6 +49,9 @@ pub(crate) struct EnvironmentPatch {
     is_production: Option<bool>,
     /// Changes here then need the admin role.
     protected: Option<bool>,
+    /// Configuration changes here are then proposed as change requests that another
+    /// member approves (the kill switch is never held).
+    requires_approval: Option<bool>,
     /// For the audit trail.
     comment: Option<String>,
 }

@@ -61,9 +61,10 @@ pub(crate) async fn kill_switch(
         environments::in_project(tx.conn(), &flag.project_id, env_id).await?;
     }
     // Stopping a flag is the safe direction: an editor of the project may stop it in
-    // protected environments too (the route's policy asks for editor), audited as usual.
+    // protected environments too (the route's policy asks for editor), and it is never
+    // held for approval, audited as usual.
     let targets = configs_in(tx.conn(), &flag, env_id).await?;
-    let change = by.because(Some(&input.reason));
+    let change = by.because(Some(&input.reason)).unheld();
     let (mut items, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
     for c in targets {
         match set_enabled_in(tx.conn(), &flag, &c, false, change, None).await? {

@@ -1,0 +1,285 @@
+//! Release control over HTTP: scheduled changes (`…/scheduled-changes`) and change requests
+//! (`…/change-requests`, approve, reject, apply), per flag and environment and per project.
+//! The operations are in `manage::pending`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::ApiResult;
+use super::extract::{Json, OptionalJson, Page, Pagination, Query};
+use crate::access::Principal;
+use crate::manage::By;
+use crate::manage::pending::{
+    self, ChangeRequest, Decision, Listing, NewPending, ReviewInput, ScheduledChange, View,
+};
+use crate::store::Store;
+
+pub(crate) fn router() -> Router<AppState> {
+    let at = "/api/v1/flags/{flag_id}/environments/{env_id}";
+    Router::new()
+        .route(
+            &format!("{at}/scheduled-changes"),
+            get(list_scheduled).post(create_scheduled),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/scheduled-changes",
+            get(project_scheduled),
+        )
+        .route(
+            "/api/v1/scheduled-changes/{id}",
+            get(get_scheduled).delete(cancel_scheduled),
+        )
+        .route(
+            &format!("{at}/change-requests"),
+            get(list_requests).post(create_request),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/change-requests",
+            get(project_requests),
+        )
+        .route(
+            "/api/v1/change-requests/{id}",
+            get(get_request).delete(cancel_request),
+        )
+        .route(
+            "/api/v1/change-requests/{id}/approve",
+            post(approve_request),
+        )
+        .route("/api/v1/change-requests/{id}/reject", post(reject_request))
+        .route("/api/v1/change-requests/{id}/apply", post(apply_request))
+}
+
+/// The filters and window of a listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListPending {
+    status: Option<String>,
+    environment_id: Option<String>,
+    #[serde(default = "crate::manage::fields::default_limit")]
+    limit: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+async fn listing<T: View>(
+    store: &Store,
+    place: Listing<'_>,
+    q: &ListPending,
+) -> ApiResult<Json<Page<T>>> {
+    let p = Pagination {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .validate()?;
+    let status = pending::parse_status(q.status.as_deref())?;
+    let (items, total) = pending::list(store, place, status, p.limit, p.offset).await?;
+    Ok(Json(Page::new(items, total, p)))
+}
+
+fn created<T: serde::Serialize>(item: T) -> Response {
+    (StatusCode::CREATED, Json(item)).into_response()
+}
+
+#[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes", tag = "release control",
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
+    request_body(content = NewPending, description = "`execute_at` (RFC 3339, in the future, within 5 years) is required; the patch is validated now and again when applied"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 201, description = "Scheduled", body = ScheduledChange),
+        (status = 409, description = "`approval_required`: the environment requires approval (propose a change request with `execute_at` instead)", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn create_scheduled(
+    State(store): State<Arc<Store>>,
+    Path((flag_id, env_id)): Path<(String, String)>,
+    principal: Principal,
+    by: By,
+    Json(body): Json<NewPending>,
+) -> ApiResult<Response> {
+    let at = (flag_id.as_str(), env_id.as_str());
+    Ok(created(
+        pending::schedule(&store, &principal, &by, at, body).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes", tag = "release control",
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"),
+        ("status" = Option<String>, Query, description = "pending, applied, failed or cancelled"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "The flag's scheduled changes in the environment, soonest first", body = Page<ScheduledChange>)))]
+pub(crate) async fn list_scheduled(
+    State(store): State<Arc<Store>>,
+    Path((flag_id, env_id)): Path<(String, String)>,
+    Query(q): Query<ListPending>,
+) -> ApiResult<Json<Page<ScheduledChange>>> {
+    listing(&store, Listing::Flag(&flag_id, &env_id), &q).await
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/scheduled-changes", tag = "release control",
+    params(("project_id" = String, Path, description = "Project id"),
+        ("status" = Option<String>, Query, description = "pending, applied, failed or cancelled"),
+        ("environment_id" = Option<String>, Query, description = "Only this environment's"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "The project's scheduled changes, soonest first", body = Page<ScheduledChange>)))]
+pub(crate) async fn project_scheduled(
+    State(store): State<Arc<Store>>,
+    Path(project_id): Path<String>,
+    Query(q): Query<ListPending>,
+) -> ApiResult<Json<Page<ScheduledChange>>> {
+    let place = Listing::Project(&project_id, q.environment_id.as_deref());
+    listing(&store, place, &q).await
+}
+
+#[utoipa::path(get, path = "/api/v1/scheduled-changes/{id}", tag = "release control",
+    params(("id" = String, Path, description = "Scheduled change id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = ScheduledChange)))]
+pub(crate) async fn get_scheduled(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScheduledChange>> {
+    Ok(Json(pending::get(&store, &id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/scheduled-changes/{id}", tag = "release control",
+    params(("id" = String, Path, description = "Scheduled change id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Cancelled (kept, with status `cancelled`)", body = ScheduledChange),
+        (status = 409, description = "Already applied, failed or cancelled", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn cancel_scheduled(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    principal: Principal,
+    by: By,
+) -> ApiResult<Json<ScheduledChange>> {
+    Ok(Json(pending::cancel(&store, &principal, &by, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests", tag = "release control",
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
+    request_body(content = NewPending, description = "The patch is validated now and again when applied; with `execute_at`, an approved request is applied at that time"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 201, description = "Proposed (status `open`)", body = ChangeRequest)))]
+pub(crate) async fn create_request(
+    State(store): State<Arc<Store>>,
+    Path((flag_id, env_id)): Path<(String, String)>,
+    principal: Principal,
+    by: By,
+    Json(body): Json<NewPending>,
+) -> ApiResult<Response> {
+    let at = (flag_id.as_str(), env_id.as_str());
+    Ok(created(
+        pending::propose(&store, &principal, &by, at, body).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests", tag = "release control",
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"),
+        ("status" = Option<String>, Query, description = "open, approved, applied, rejected, failed or cancelled"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "The flag's change requests in the environment", body = Page<ChangeRequest>)))]
+pub(crate) async fn list_requests(
+    State(store): State<Arc<Store>>,
+    Path((flag_id, env_id)): Path<(String, String)>,
+    Query(q): Query<ListPending>,
+) -> ApiResult<Json<Page<ChangeRequest>>> {
+    listing(&store, Listing::Flag(&flag_id, &env_id), &q).await
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project_id}/change-requests", tag = "release control",
+    params(("project_id" = String, Path, description = "Project id"),
+        ("status" = Option<String>, Query, description = "open, approved, applied, rejected, failed or cancelled"),
+        ("environment_id" = Option<String>, Query, description = "Only this environment's"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
+        (status = 200, description = "The project's change requests", body = Page<ChangeRequest>)))]
+pub(crate) async fn project_requests(
+    State(store): State<Arc<Store>>,
+    Path(project_id): Path<String>,
+    Query(q): Query<ListPending>,
+) -> ApiResult<Json<Page<ChangeRequest>>> {
+    let place = Listing::Project(&project_id, q.environment_id.as_deref());
+    listing(&store, place, &q).await
+}
+
+#[utoipa::path(get, path = "/api/v1/change-requests/{id}", tag = "release control",
+    params(("id" = String, Path, description = "Change request id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Found", body = ChangeRequest)))]
+pub(crate) async fn get_request(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(pending::get(&store, &id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/change-requests/{id}", tag = "release control",
+    params(("id" = String, Path, description = "Change request id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Cancelled, by its author or a member with the role the change needs", body = ChangeRequest),
+        (status = 409, description = "Already applied, rejected, failed or cancelled", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn cancel_request(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    principal: Principal,
+    by: By,
+) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(pending::cancel(&store, &principal, &by, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/change-requests/{id}/approve", tag = "release control",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body(content = Option<ReviewInput>, description = "An optional comment"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 200, description = "Approved at the configuration's current version", body = ChangeRequest),
+        (status = 403, description = "The caller proposed it, or lacks the role the change needs", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Not open", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn approve_request(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    by: By,
+    OptionalJson(body): OptionalJson<ReviewInput>,
+) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(
+        pending::review(&store, &by, &id, Decision::Approve, body).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/change-requests/{id}/reject", tag = "release control",
+    params(("id" = String, Path, description = "Change request id")),
+    request_body(content = Option<ReviewInput>, description = "An optional comment"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 200, description = "Rejected (final)", body = ChangeRequest),
+        (status = 403, description = "The caller proposed it, or lacks the role the change needs", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Not open", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn reject_request(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    by: By,
+    OptionalJson(body): OptionalJson<ReviewInput>,
+) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(
+        pending::review(&store, &by, &id, Decision::Reject, body).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/change-requests/{id}/apply", tag = "release control",
+    params(("id" = String, Path, description = "Change request id")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+        (status = 200, description = "Applied: the configuration has a new version", body = ChangeRequest),
+        (status = 403, description = "Only the author or an approver applies", body = super::openapi::errors::ErrorBody),
+        (status = 409, description = "Not approved; or `stale`: the configuration changed after the approval (the request is open again and needs a new approval)", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn apply_request(
+    State(store): State<Arc<Store>>,
+    Path(id): Path<String>,
+    by: By,
+) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(pending::apply(&store, &by, &id).await?))
+}
