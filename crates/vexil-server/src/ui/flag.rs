@@ -521,7 +521,7 @@ pub(crate) fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
             });
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+        } else if j < m && (i == n || lcs[i][j + 1] > lcs[i + 1][j]) {
             out.push(DiffLine {
                 kind: '+',
                 text: b[j].to_owned(),
@@ -551,5 +551,9 @@ mod tests {
         let d = super::line_diff("a\nb\nc", "a\nc\nd");
         let s: Vec<String> = d.iter().map(|l| format!("{}{}", l.kind, l.text)).collect();
         assert_eq!(s, [" a", "-b", " c", "+d"]);
+        // A changed line reads as the old one, then the new one.
+        let d = super::line_diff("{\n  \"enabled\": false,\n}", "{\n  \"enabled\": true,\n}");
+        let s: Vec<char> = d.iter().map(|l| l.kind).collect();
+        assert_eq!(s, [' ', '-', '+', ' ']);
     }
 }

@@ -89,7 +89,7 @@ fn scheduled_view(
         flag_key: flag_key.to_owned(),
         env_name: env.name.clone(),
         href,
-        when: s.execute_at,
+        when: readable_time(&s.execute_at),
         author: s.created_by.name,
         status: s.status.as_str(),
         comment: s.comment.unwrap_or_default(),
@@ -127,7 +127,11 @@ fn request_view(
         flag_key: flag_key.to_owned(),
         env_name: env.name.clone(),
         href,
-        when: r.execute_at.unwrap_or_default(),
+        when: r
+            .execute_at
+            .as_deref()
+            .map(readable_time)
+            .unwrap_or_default(),
         author: r.author.name,
         status: r.status.as_str(),
         comment: r.comment.unwrap_or_default(),
@@ -147,7 +151,7 @@ fn request_view(
             .collect(),
         diff,
         problem: problem.or(r.error),
-        can_review: !mine && rights.change_role && r.status.is_live(),
+        can_review: !mine && !approver && rights.change_role && r.status.is_live(),
         can_apply: r.status == Status::Approved && rights.edit && (mine || approver),
         can_cancel: r.status.is_live() && (mine || rights.change_role),
         id: r.id,
@@ -274,6 +278,14 @@ pub(crate) async fn queue(
     }
     let back = format!("{}/changes", place.base());
     Ok(Page::render(&QueuePage { frame, held, back }))
+}
+
+/// A stored time as people read it: `2026-12-24 09:00:00 UTC`.
+fn readable_time(at: &str) -> String {
+    match (at.get(..10), at.get(11..19)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => at.to_owned(),
+    }
 }
 
 /// A time from a `datetime-local` field (taken as UTC), or as RFC 3339.
