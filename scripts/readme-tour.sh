@@ -173,9 +173,10 @@ OUT=$(curl -s -o /dev/null -w '%{http_code}\n' -X PUT -b ann.cookies -H "X-CSRF-
 expect "the password change" "$OUT" 204
 OUT=$(curl -s -o /dev/null -w '%{http_code}\n' -b ann.cookies $VEXIL/api/v1/users/me)
 expect "the old session is gone" "$OUT" 401
-OUT=$(curl -s -c ann.cookies -H 'Content-Type: application/json' \
+CSRF=$(curl -s -c ann.cookies -H 'Content-Type: application/json' \
   -d '{"email": "ann@acme.com", "password": "correct horse battery staple"}' \
-  $VEXIL/api/v1/auth/login | jq -r .user.email)
+  $VEXIL/api/v1/auth/login | jq -r .csrf_token)
+OUT=$(curl -s -b ann.cookies $VEXIL/api/v1/users/me | jq -r .user.email)
 expect "the new password logs in" "$OUT" ann@acme.com
 
 OUT=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"reason": "checkout errors"}' \
@@ -187,6 +188,36 @@ OUT=$(curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json
 expect "killed: off even for staff" "$OUT" '{"value":false,"reason":{"kind":"OFF","in_rollout":false}}'
 OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/audit-logs?resource_id=$FLAG&action=flag.kill_switch" | jq -c '.items[] | {action, comment}')
 expect "the kill is audited with its reason" "$OUT" '{"action":"flag.kill_switch","comment":"checkout errors"}'
+
+# ---- Release control: a scheduled change, and a change request approved by another. -------
+
+BANNER=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"key": "holiday-banner"}' \
+  $VEXIL/api/v1/projects/$PROJECT/feature-flags | jq -r .id)
+OUT=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' \
+  -d "{\"execute_at\": \"$(date -u -d '+3 seconds' +%FT%TZ)\", \"patch\": {\"enabled\": true}, \"comment\": \"holiday launch\"}" \
+  $VEXIL/api/v1/flags/$BANNER/environments/$PROD/scheduled-changes | jq -c '{status, by: .created_by.name}')
+expect "the change is scheduled" "$OUT" '{"status":"pending","by":"bootstrap"}'
+sleep 4
+OUT=$(curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"context": {"targetingKey": "user-1"}}' \
+  $VEXIL/ofrep/v1/evaluate/flags/holiday-banner | jq -c '{value}')
+expect "the scheduled change applied at its time" "$OUT" '{"value":true}'
+STAGING=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"key": "staging", "requires_approval": true}' \
+  $VEXIL/api/v1/projects/$PROJECT/environments | jq -r .id)
+ANN=(-b ann.cookies -H "X-CSRF-Token: $CSRF" -H 'Content-Type: application/json')
+OUT=$(curl -s -X PATCH "${ANN[@]}" -d '{"enabled": true}' \
+  $VEXIL/api/v1/flags/$BANNER/environments/$STAGING/config | jq -r .error.code)
+expect "a direct change where approval is required" "$OUT" approval_required
+CR=$(curl -s "${ANN[@]}" -d '{"patch": {"enabled": true}, "comment": "banner in staging"}' \
+  $VEXIL/api/v1/flags/$BANNER/environments/$STAGING/change-requests | jq -r .id)
+OUT=$(curl -s -X POST "${ANN[@]}" $VEXIL/api/v1/change-requests/$CR/approve | jq -r .error.message)
+expect "the author cannot approve" "$OUT" "you proposed this change: another member must review it (you may cancel it); it cannot be approved by its author"
+OUT=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"comment": "looks right"}' \
+  $VEXIL/api/v1/change-requests/$CR/approve | jq -c '{status, reviews: [.reviews[].decision]}')
+expect "another member approves" "$OUT" '{"status":"approved","reviews":["approve"]}'
+OUT=$(curl -s -X POST "${ANN[@]}" $VEXIL/api/v1/change-requests/$CR/apply | jq -c '{status}')
+expect "the author applies it" "$OUT" '{"status":"applied"}'
+OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/audit-logs?resource_id=$CR" | jq -r '[.items[].action] | reverse | join(" → ")')
+expect "every step is audited" "$OUT" "change_request.create → change_request.approve → change_request.apply"
 
 # ---- The Rust SDK quick start (optional). -------------------------------------------------
 

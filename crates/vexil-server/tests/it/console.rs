@@ -466,22 +466,9 @@ async fn a_person_releases_a_flag_in_the_browser() {
     b.set_window(1280, 1000).await;
 
     // A viewer sees the configuration but no edit controls.
-    let viewer = add_member(&app, "vic@example.com", "viewer").await;
     b.click("form[action='/ui/logout'] button").await;
     b.wait_for_text("Sign in to Vexil").await;
-    b.fill("#email", "vic@example.com").await;
-    b.fill("#password", &viewer).await;
-    b.click("form button[type=submit]").await;
-    b.wait_for_text("Choose your own").await;
-    b.fill("#current", &viewer).await;
-    b.fill("#new", "victor's own passphrase").await;
-    b.fill("#repeat", "victor's own passphrase").await;
-    b.click("form[action='/ui/account/password'] button").await;
-    b.wait_for_text("Password changed").await;
-    b.fill("#email", "vic@example.com").await;
-    b.fill("#password", "victor's own passphrase").await;
-    b.click("form button[type=submit]").await;
-    b.wait_for_text("Flags").await;
+    browser_sign_in(&b, &app, "vic@example.com", "viewer").await;
     assert!(b.find_all("#new-flag").await.is_empty());
     b.goto(&ui("/ui/default/default/flags/checkout/in/production"))
         .await;
@@ -540,20 +527,7 @@ async fn ten_thousand_flags_page_and_search_in_the_browser() {
         assert_eq!(s, StatusCode::CREATED);
     }
     eprintln!("10,000 flags created in {:?}", started.elapsed());
-    let password = add_member(&app, "pat@example.com", "editor").await;
-    b.goto(&app.url("/ui/login")).await;
-    b.fill("#email", "pat@example.com").await;
-    b.fill("#password", &password).await;
-    b.click("form button[type=submit]").await;
-    b.wait_for_text("Choose your own").await;
-    b.fill("#current", &password).await;
-    b.fill("#new", "pat's own passphrase").await;
-    b.fill("#repeat", "pat's own passphrase").await;
-    b.click("form[action='/ui/account/password'] button").await;
-    b.wait_for_text("Password changed").await;
-    b.fill("#email", "pat@example.com").await;
-    b.fill("#password", "pat's own passphrase").await;
-    b.click("form button[type=submit]").await;
+    browser_sign_in(&b, &app, "pat@example.com", "editor").await;
     b.wait_for_text("Flags 10000").await;
     b.wait_for_text("Page 1 of 200").await;
     b.click("a[rel=next]").await;

@@ -258,6 +258,10 @@ both_backends! {
         let refused = error_of(app.patch(&config, json!({"enabled": true})).await, 409, "approval_required").await;
         assert!(refused["message"].as_str().unwrap().contains("change request"), "{refused}");
         error_of(app.patch(&format!("{config}/toggle"), json!({})).await, 409, "approval_required").await;
+        error_of(app.post(&format!("{config}/revisions/1/restore"), json!({})).await, 409, "approval_required").await;
+        let bulk = json!({"action": "disable", "flag_ids": [s.flag], "environment_id": s.prod});
+        error_of(app.post(&format!("/api/v1/projects/{}/feature-flags/bulk", s.project), bulk).await, 409, "approval_required").await;
+        error_of(app.put("/v1/feature-flags/checkout?environment=production", json!({"enabled": false})).await, 409, "approval_required").await;
         let scheduled = format!("/api/v1/flags/{}/environments/{}/scheduled-changes", s.flag, s.prod);
         error_of(app.post(&scheduled, json!({"execute_at": in_ms(5000), "patch": {"enabled": true}})).await, 409, "approval_required").await;
 
