@@ -244,6 +244,7 @@ pub(crate) struct NewPending {
 /// The body of an approval or a rejection.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"comment": "looks right"}))]
 pub(crate) struct ReviewInput {
     #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
