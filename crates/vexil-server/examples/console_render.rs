@@ -77,23 +77,11 @@ fn main() -> anyhow::Result<()> {
         return support::serve(url, false);
     }
     // The load generator is sequential: one worker leaves the other cores to the server.
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let (url, cleanup) = support::scratch_database("sqlite", "", "consolerender").await?;
-            let limit = Duration::from_secs(args.time_limit.max(10));
-            let result = match tokio::time::timeout(limit, run(&args, &url)).await {
-                Ok(result) => result,
-                Err(_) => Err(anyhow::anyhow!(
-                    "stopped after the time limit of {}s",
-                    limit.as_secs()
-                )),
-            };
-            cleanup.run().await;
-            result
-        })
+    let args = &args;
+    let database = ("sqlite", "", "consolerender");
+    support::bounded(database, 1, args.time_limit, |url| async move {
+        run(args, &url).await
+    })
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {

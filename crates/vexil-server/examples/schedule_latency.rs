@@ -58,51 +58,17 @@ fn main() -> anyhow::Result<()> {
     if let Some(url) = &args.serve {
         return support::serve(url, false);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let (url, cleanup) =
-                support::scratch_database(&args.backend, &args.admin_url, "schedule").await?;
-            let limit = Duration::from_secs(args.time_limit.max(10));
-            let result = match tokio::time::timeout(limit, run(&args, &url)).await {
-                Ok(result) => result,
-                Err(_) => Err(anyhow::anyhow!(
-                    "stopped after the time limit of {}s",
-                    limit.as_secs()
-                )),
-            };
-            cleanup.run().await;
-            result
-        })
+    let args = &args;
+    let database = (args.backend.as_str(), args.admin_url.as_str(), "schedule");
+    support::bounded(database, 1, args.time_limit, |url| async move {
+        run(args, &url).await
+    })
 }
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC.
-fn rfc3339(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
@@ -156,7 +122,7 @@ async fn measure(args: &Args, api: &Api) -> anyhow::Result<()> {
         api.send(
             Method::POST,
             &format!("/api/v1/flags/{id}/environments/{env}/scheduled-changes"),
-            Some(json!({"execute_at": rfc3339(at), "patch": {"enabled": true}})),
+            Some(json!({"execute_at": vexil_core::time::format_rfc3339(at), "patch": {"enabled": true}})),
         )
         .await?;
         due.insert(format!("sched-{i:03}"), at);

@@ -97,24 +97,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(url) = &args.serve {
         return support::serve(url, false);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let (url, cleanup) =
-                support::scratch_database(&args.backend, &args.admin_url, "streamload").await?;
-            let limit = Duration::from_secs(args.time_limit.max(10));
-            let result = match tokio::time::timeout(limit, run(&args, &url)).await {
-                Ok(result) => result,
-                Err(_) => Err(anyhow::anyhow!(
-                    "stopped after the time limit of {}s",
-                    limit.as_secs()
-                )),
-            };
-            cleanup.run().await;
-            result
-        })
+    let args = &args;
+    let database = (args.backend.as_str(), args.admin_url.as_str(), "streamload");
+    support::bounded(
+        database,
+        args.client_threads,
+        args.time_limit,
+        |url| async move { run(args, &url).await },
+    )
 }
 
 async fn run(args: &Args, url: &str) -> anyhow::Result<()> {

@@ -48,6 +48,38 @@ pub(crate) async fn scratch_database(
     }
 }
 
+/// The whole of a bounded load test: a runtime with `threads` workers, a scratch database
+/// for `backend` (labelled `label`), `run` on its URL stopped after `limit_secs` (at least
+/// 10), and the database removed whatever happened.
+pub(crate) fn bounded<F, Fut>(
+    (backend, admin_url, label): (&str, &str, &str),
+    threads: usize,
+    limit_secs: u64,
+    run: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let (url, cleanup) = scratch_database(backend, admin_url, label).await?;
+            let limit = Duration::from_secs(limit_secs.max(10));
+            let result = match tokio::time::timeout(limit, run(url)).await {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "stopped after the time limit of {}s",
+                    limit.as_secs()
+                )),
+            };
+            cleanup.run().await;
+            result
+        })
+}
+
 /// Removes a scratch database.
 pub(crate) enum Cleanup {
     Sqlite(std::path::PathBuf),

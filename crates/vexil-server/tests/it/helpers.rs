@@ -373,32 +373,13 @@ pub(crate) async fn error_of(response: Response, status: u16, code: &str) -> Val
     body["error"].clone()
 }
 
-/// An RFC 3339 UTC time `ms` milliseconds from now (negative: ago), without a date crate.
+/// An RFC 3339 UTC time `ms` milliseconds from now (negative: ago).
 pub(crate) fn utc_in(ms: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let secs = (now + ms) / 1000;
-    let millis = (now + ms) % 1000;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+        .expect("a clock after 1970")
+        .as_millis();
+    vexil_core::time::format_rfc3339(i64::try_from(now).expect("a clock before 2262") + ms)
 }
 
 /// Runs each test body once on SQLite and once on PostgreSQL, with `$app` a fresh `TestApp`.
