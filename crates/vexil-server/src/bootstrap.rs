@@ -41,13 +41,7 @@ pub(crate) async fn run(
         };
         organizations::insert(tx.conn(), &org).await?;
         change
-            .record(
-                tx.conn(),
-                Action::OrganizationCreate,
-                &org.id,
-                None,
-                Some(&org),
-            )
+            .created(tx.conn(), Action::OrganizationCreate, &org.id, &org)
             .await?;
         let project = Project {
             id: new_id(),

@@ -11,10 +11,10 @@ use axum::routing::get;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
+use super::extract::{Aimed, Db, Id, Json, Page, Pagination, Query, versioned, with_etag};
+use crate::manage::By;
 use crate::manage::environments::{self, NewEnvironment};
 use crate::manage::fields::Patch;
-use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::environments::Environment;
 
@@ -66,12 +66,8 @@ pub(crate) async fn create_environment(
     params(("id" = String, Path, description = "Environment id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Environment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_environment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let env: Environment = manage::get(&store, &id).await?;
-    Ok(with_etag(env.version, &env))
+pub(crate) async fn get_environment(store: Db, id: Id) -> ApiResult<Response> {
+    versioned::<Environment>(&store, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/environments/{id}", tag = "environments",
@@ -79,14 +75,8 @@ pub(crate) async fn get_environment(
     request_body(content = super::openapi::bodies::EnvironmentPatch, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Updated", body = Environment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn update_environment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-    Json(patch): Json<Patch>,
-) -> ApiResult<Response> {
-    let env = environments::update(&store, &by, (&id, if_match.0), &patch).await?;
+pub(crate) async fn update_environment(a: Aimed, Json(patch): Json<Patch>) -> ApiResult<Response> {
+    let env = environments::update(&a.store, &a.by, a.at(), &patch).await?;
     Ok(with_etag(env.version, &env))
 }
 
@@ -94,12 +84,7 @@ pub(crate) async fn update_environment(
     params(("id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The expected version, e.g. `\"3\"` (or `*`); a mismatch is 412")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 204, description = "Deleted with its flag configurations, revisions and API keys")))]
-pub(crate) async fn delete_environment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-) -> ApiResult<StatusCode> {
-    environments::delete(&store, &by, (&id, if_match.0)).await?;
+pub(crate) async fn delete_environment(a: Aimed) -> ApiResult<StatusCode> {
+    environments::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

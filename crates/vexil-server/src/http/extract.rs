@@ -249,6 +249,70 @@ impl<S: Send + Sync> FromRequestParts<S> for By {
     }
 }
 
+/// The store, as handlers take it.
+pub(crate) type Db = axum::extract::State<std::sync::Arc<crate::store::Store>>;
+/// The path's one parameter (`{id}`).
+pub(crate) type Id = axum::extract::Path<String>;
+
+/// The answer to `GET` of a record people change by id: the record, with its version as
+/// the `ETag`.
+pub(crate) async fn versioned<T: crate::store::Record>(
+    store: &crate::store::Store,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let record: T = crate::manage::get(store, id).await?;
+    Ok(with_etag(record.version(), &record))
+}
+
+/// A change aimed at what the path names (by default its one `{id}`; `(String, String)`
+/// for a flag in an environment): the store, the path's parameters, who asks (and as whom
+/// it is recorded), and the version `If-Match` expects.
+pub(crate) struct Aimed<P = String> {
+    pub(crate) store: std::sync::Arc<crate::store::Store>,
+    pub(crate) id: P,
+    pub(crate) principal: crate::access::Principal,
+    pub(crate) by: By,
+    pub(crate) expected: Option<i64>,
+}
+
+impl Aimed<(String, String)> {
+    /// The flag and environment ids, as operations take them.
+    pub(crate) fn pair(&self) -> (&str, &str) {
+        (&self.id.0, &self.id.1)
+    }
+}
+
+impl Aimed {
+    /// The id and the expected version, as operations take them.
+    pub(crate) fn at(&self) -> crate::manage::At<'_> {
+        (&self.id, self.expected)
+    }
+}
+
+impl<P: DeserializeOwned + Send> FromRequestParts<super::AppState> for Aimed<P> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Response> {
+        let axum::extract::Path(id) = axum::extract::Path::<P>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let principal = crate::access::Principal::from_request_parts(parts, state).await;
+        let by = By::from_request_parts(parts, state).await;
+        let expected = IfMatch::from_request_parts(parts, state).await;
+        let fail = IntoResponse::into_response;
+        Ok(Aimed {
+            store: state.store.clone(),
+            id,
+            principal: principal.map_err(fail)?,
+            by: by.map_err(fail)?,
+            expected: expected.map_err(fail)?.0,
+        })
+    }
+}
+
 /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`): addresses or CIDR
 /// blocks. Without any, the client is the TCP peer, whatever the headers say.
 #[derive(Debug, Clone, Default)]

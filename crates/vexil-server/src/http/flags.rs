@@ -14,13 +14,13 @@ use serde_json::Value;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{
-    CommentBody, IfMatch, Json, OptionalJson, Page, Pagination, Query, with_etag,
+    Aimed, CommentBody, Db, Id, Json, OptionalJson, Page, Pagination, Query, versioned, with_etag,
 };
 use crate::access::Principal;
+use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::flags::actions::{self, Bulk, KillSwitch};
 use crate::manage::flags::{self, ListFlags, NewFlag};
-use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::flags::Flag;
 
@@ -89,12 +89,8 @@ pub(crate) async fn create_flag(
     params(("id" = String, Path, description = "Flag id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_flag(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let flag: Flag = manage::get(&store, &id).await?;
-    Ok(with_etag(flag.version, &flag))
+pub(crate) async fn get_flag(store: Db, id: Id) -> ApiResult<Response> {
+    versioned::<Flag>(&store, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/feature-flags/{id}", tag = "flags",
@@ -103,15 +99,8 @@ pub(crate) async fn get_flag(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Updated", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
         (status = 400, description = "Invalid input, a bad `If-Match`, or new variations that a configuration or prerequisite no longer resolves against (`details.fields` as `environments.<key>.…`)", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn update_flag(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    principal: Principal,
-    by: By,
-    if_match: IfMatch,
-    Json(patch): Json<Patch>,
-) -> ApiResult<Response> {
-    let flag = flags::update(&store, &principal, &by, (&id, if_match.0), &patch).await?;
+pub(crate) async fn update_flag(a: Aimed, Json(patch): Json<Patch>) -> ApiResult<Response> {
+    let flag = flags::update(&a.store, &a.principal, &a.by, a.at(), &patch).await?;
     Ok(with_etag(flag.version, &flag))
 }
 
@@ -120,13 +109,8 @@ pub(crate) async fn update_flag(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 204, description = "Deleted with its configurations and revisions"),
         (status = 409, description = "The flag is a prerequisite of other flags (archived ones included); `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn delete_flag(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-) -> ApiResult<StatusCode> {
-    flags::delete(&store, &by, (&id, if_match.0)).await?;
+pub(crate) async fn delete_flag(a: Aimed) -> ApiResult<StatusCode> {
+    flags::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,15 +154,9 @@ pub(crate) async fn bulk_update_flags(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Archived: a new flag version and a new ruleset version in every environment of the project (unchanged when already archived)", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
         (status = 409, description = "The flag is a prerequisite of an active flag; `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn archive_flag(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-    OptionalJson(body): OptionalJson<CommentBody>,
-) -> ApiResult<Response> {
-    let comment = body.comment.as_deref();
-    let flag = actions::archive(&store, &by, &id, if_match.0, true, comment).await?;
+pub(crate) async fn archive_flag(a: Aimed, body: OptionalJson<CommentBody>) -> ApiResult<Response> {
+    let comment = body.0.comment.as_deref();
+    let flag = actions::archive(&a.store, &a.by, &a.id, a.expected, true, comment).await?;
     Ok(with_etag(flag.version, &flag))
 }
 
@@ -187,14 +165,8 @@ pub(crate) async fn archive_flag(
     request_body(content = Option<CommentBody>, description = "Optional: `{comment?}` for the audit trail; the body may be left out"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Restored: a new flag version and a new ruleset version in every environment of the project (unchanged when not archived)", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn restore_flag(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-    OptionalJson(body): OptionalJson<CommentBody>,
-) -> ApiResult<Response> {
-    let comment = body.comment.as_deref();
-    let flag = actions::archive(&store, &by, &id, if_match.0, false, comment).await?;
+pub(crate) async fn restore_flag(a: Aimed, body: OptionalJson<CommentBody>) -> ApiResult<Response> {
+    let comment = body.0.comment.as_deref();
+    let flag = actions::archive(&a.store, &a.by, &a.id, a.expected, false, comment).await?;
     Ok(with_etag(flag.version, &flag))
 }

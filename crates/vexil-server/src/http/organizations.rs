@@ -3,18 +3,18 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
+use super::extract::{Aimed, Db, Id, Json, Page, Pagination, Query, versioned, with_etag};
 use crate::access::Principal;
+use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::organizations::{self, NewOrganization};
-use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::organizations::Organization;
 
@@ -66,12 +66,8 @@ pub(crate) async fn create_organization(
     params(("id" = String, Path, description = "Organization id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Organization, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_organization(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let org: Organization = manage::get(&store, &id).await?;
-    Ok(with_etag(org.version, &org))
+pub(crate) async fn get_organization(store: Db, id: Id) -> ApiResult<Response> {
+    versioned::<Organization>(&store, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations",
@@ -79,14 +75,8 @@ pub(crate) async fn get_organization(
     request_body(content = super::openapi::bodies::OrganizationPatch, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Updated", body = Organization, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn update_organization(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-    Json(patch): Json<Patch>,
-) -> ApiResult<Response> {
-    let org = organizations::update(&store, &by, (&id, if_match.0), &patch).await?;
+pub(crate) async fn update_organization(a: Aimed, Json(patch): Json<Patch>) -> ApiResult<Response> {
+    let org = organizations::update(&a.store, &a.by, a.at(), &patch).await?;
     Ok(with_etag(org.version, &org))
 }
 
@@ -95,12 +85,7 @@ pub(crate) async fn update_organization(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 204, description = "Deleted"),
         (status = 409, description = "The organization still has projects; `details` says which", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn delete_organization(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-) -> ApiResult<StatusCode> {
-    organizations::delete(&store, &by, (&id, if_match.0)).await?;
+pub(crate) async fn delete_organization(a: Aimed) -> ApiResult<StatusCode> {
+    organizations::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

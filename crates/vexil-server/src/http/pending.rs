@@ -2,10 +2,7 @@
 //! (`…/change-requests`, approve, reject, apply), per flag and environment and per project.
 //! The operations are in `manage::pending`.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,9 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{Json, OptionalJson, Page, Pagination, Query};
-use crate::access::Principal;
-use crate::manage::By;
+use super::extract::{Aimed, Db, Id, Json, OptionalJson, Page, Pagination, Query};
 use crate::manage::pending::{
     self, ChangeRequest, Decision, Listing, NewPending, ReviewInput, ScheduledChange, View,
 };
@@ -83,9 +78,12 @@ async fn listing<T: View>(
     Ok(Json(Page::new(items, total, p)))
 }
 
-fn created<T: serde::Serialize>(item: T) -> Response {
-    (StatusCode::CREATED, Json(item)).into_response()
-}
+/// A flag in an environment, as the paths name them.
+type FlagEnv = Aimed<(String, String)>;
+/// A page of held changes.
+type Listed<T> = ApiResult<Json<Page<T>>>;
+/// A change request after a step.
+type Reviewed = ApiResult<Json<ChangeRequest>>;
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes", tag = "release control",
     params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
@@ -94,16 +92,11 @@ fn created<T: serde::Serialize>(item: T) -> Response {
         (status = 201, description = "Scheduled", body = ScheduledChange),
         (status = 409, description = "`approval_required`: the environment requires approval (propose a change request with `execute_at` instead)", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_scheduled(
-    State(store): State<Arc<Store>>,
-    Path((flag_id, env_id)): Path<(String, String)>,
-    principal: Principal,
-    by: By,
+    a: FlagEnv,
     Json(body): Json<NewPending>,
 ) -> ApiResult<Response> {
-    let at = (flag_id.as_str(), env_id.as_str());
-    Ok(created(
-        pending::schedule(&store, &principal, &by, at, body).await?,
-    ))
+    let made = pending::schedule(&a.store, &a.principal, &a.by, a.pair(), body).await?;
+    Ok((StatusCode::CREATED, Json(made)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes", tag = "release control",
@@ -112,12 +105,8 @@ pub(crate) async fn create_scheduled(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
         (status = 200, description = "The flag's scheduled changes in the environment, soonest first", body = Page<ScheduledChange>)))]
-pub(crate) async fn list_scheduled(
-    State(store): State<Arc<Store>>,
-    Path((flag_id, env_id)): Path<(String, String)>,
-    Query(q): Query<ListPending>,
-) -> ApiResult<Json<Page<ScheduledChange>>> {
-    listing(&store, Listing::Flag(&flag_id, &env_id), &q).await
+pub(crate) async fn list_scheduled(a: FlagEnv, q: Query<ListPending>) -> Listed<ScheduledChange> {
+    listing(&a.store, Listing::Flag(&a.id.0, &a.id.1), &q.0).await
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/scheduled-changes", tag = "release control",
@@ -128,22 +117,23 @@ pub(crate) async fn list_scheduled(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
         (status = 200, description = "The project's scheduled changes, soonest first", body = Page<ScheduledChange>)))]
 pub(crate) async fn project_scheduled(
-    State(store): State<Arc<Store>>,
-    Path(project_id): Path<String>,
-    Query(q): Query<ListPending>,
-) -> ApiResult<Json<Page<ScheduledChange>>> {
-    let place = Listing::Project(&project_id, q.environment_id.as_deref());
-    listing(&store, place, &q).await
+    store: Db,
+    id: Id,
+    q: Query<ListPending>,
+) -> Listed<ScheduledChange> {
+    listing(
+        &store,
+        Listing::Project(&id, q.0.environment_id.as_deref()),
+        &q.0,
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/scheduled-changes/{id}", tag = "release control",
     params(("id" = String, Path, description = "Scheduled change id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = ScheduledChange)))]
-pub(crate) async fn get_scheduled(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ScheduledChange>> {
+pub(crate) async fn get_scheduled(store: Db, id: Id) -> ApiResult<Json<ScheduledChange>> {
     Ok(Json(pending::get(&store, &id).await?))
 }
 
@@ -152,13 +142,10 @@ pub(crate) async fn get_scheduled(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Cancelled (kept, with status `cancelled`)", body = ScheduledChange),
         (status = 409, description = "Already applied, failed or cancelled", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn cancel_scheduled(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    principal: Principal,
-    by: By,
-) -> ApiResult<Json<ScheduledChange>> {
-    Ok(Json(pending::cancel(&store, &principal, &by, &id).await?))
+pub(crate) async fn cancel_scheduled(a: Aimed) -> ApiResult<Json<ScheduledChange>> {
+    Ok(Json(
+        pending::cancel(&a.store, &a.principal, &a.by, &a.id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests", tag = "release control",
@@ -167,16 +154,11 @@ pub(crate) async fn cancel_scheduled(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
         (status = 201, description = "Proposed (status `open`)", body = ChangeRequest)))]
 pub(crate) async fn create_request(
-    State(store): State<Arc<Store>>,
-    Path((flag_id, env_id)): Path<(String, String)>,
-    principal: Principal,
-    by: By,
+    a: FlagEnv,
     Json(body): Json<NewPending>,
 ) -> ApiResult<Response> {
-    let at = (flag_id.as_str(), env_id.as_str());
-    Ok(created(
-        pending::propose(&store, &principal, &by, at, body).await?,
-    ))
+    let made = pending::propose(&a.store, &a.principal, &a.by, a.pair(), body).await?;
+    Ok((StatusCode::CREATED, Json(made)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests", tag = "release control",
@@ -185,12 +167,8 @@ pub(crate) async fn create_request(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
         (status = 200, description = "The flag's change requests in the environment", body = Page<ChangeRequest>)))]
-pub(crate) async fn list_requests(
-    State(store): State<Arc<Store>>,
-    Path((flag_id, env_id)): Path<(String, String)>,
-    Query(q): Query<ListPending>,
-) -> ApiResult<Json<Page<ChangeRequest>>> {
-    listing(&store, Listing::Flag(&flag_id, &env_id), &q).await
+pub(crate) async fn list_requests(a: FlagEnv, q: Query<ListPending>) -> Listed<ChangeRequest> {
+    listing(&a.store, Listing::Flag(&a.id.0, &a.id.1), &q.0).await
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/change-requests", tag = "release control",
@@ -201,22 +179,23 @@ pub(crate) async fn list_requests(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
         (status = 200, description = "The project's change requests", body = Page<ChangeRequest>)))]
 pub(crate) async fn project_requests(
-    State(store): State<Arc<Store>>,
-    Path(project_id): Path<String>,
-    Query(q): Query<ListPending>,
-) -> ApiResult<Json<Page<ChangeRequest>>> {
-    let place = Listing::Project(&project_id, q.environment_id.as_deref());
-    listing(&store, place, &q).await
+    store: Db,
+    id: Id,
+    q: Query<ListPending>,
+) -> Listed<ChangeRequest> {
+    listing(
+        &store,
+        Listing::Project(&id, q.0.environment_id.as_deref()),
+        &q.0,
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/change-requests/{id}", tag = "release control",
     params(("id" = String, Path, description = "Change request id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = ChangeRequest)))]
-pub(crate) async fn get_request(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ChangeRequest>> {
+pub(crate) async fn get_request(store: Db, id: Id) -> ApiResult<Json<ChangeRequest>> {
     Ok(Json(pending::get(&store, &id).await?))
 }
 
@@ -225,13 +204,10 @@ pub(crate) async fn get_request(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Cancelled, by its author or a member with the role the change needs", body = ChangeRequest),
         (status = 409, description = "Already applied, rejected, failed or cancelled", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn cancel_request(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    principal: Principal,
-    by: By,
-) -> ApiResult<Json<ChangeRequest>> {
-    Ok(Json(pending::cancel(&store, &principal, &by, &id).await?))
+pub(crate) async fn cancel_request(a: Aimed) -> ApiResult<Json<ChangeRequest>> {
+    Ok(Json(
+        pending::cancel(&a.store, &a.principal, &a.by, &a.id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/change-requests/{id}/approve", tag = "release control",
@@ -241,14 +217,9 @@ pub(crate) async fn cancel_request(
         (status = 200, description = "Approved at the configuration's current version", body = ChangeRequest),
         (status = 403, description = "The caller proposed it, or lacks the role the change needs", body = super::openapi::errors::ErrorBody),
         (status = 409, description = "Not open", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn approve_request(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    OptionalJson(body): OptionalJson<ReviewInput>,
-) -> ApiResult<Json<ChangeRequest>> {
+pub(crate) async fn approve_request(a: Aimed, body: OptionalJson<ReviewInput>) -> Reviewed {
     Ok(Json(
-        pending::review(&store, &by, &id, Decision::Approve, body).await?,
+        pending::review(&a.store, &a.by, &a.id, Decision::Approve, body.0).await?,
     ))
 }
 
@@ -259,14 +230,9 @@ pub(crate) async fn approve_request(
         (status = 200, description = "Rejected (final)", body = ChangeRequest),
         (status = 403, description = "The caller proposed it, or lacks the role the change needs", body = super::openapi::errors::ErrorBody),
         (status = 409, description = "Not open", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn reject_request(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    OptionalJson(body): OptionalJson<ReviewInput>,
-) -> ApiResult<Json<ChangeRequest>> {
+pub(crate) async fn reject_request(a: Aimed, body: OptionalJson<ReviewInput>) -> Reviewed {
     Ok(Json(
-        pending::review(&store, &by, &id, Decision::Reject, body).await?,
+        pending::review(&a.store, &a.by, &a.id, Decision::Reject, body.0).await?,
     ))
 }
 
@@ -276,10 +242,6 @@ pub(crate) async fn reject_request(
         (status = 200, description = "Applied: the configuration has a new version", body = ChangeRequest),
         (status = 403, description = "Only the author or an approver applies", body = super::openapi::errors::ErrorBody),
         (status = 409, description = "Not approved; or `stale`: the configuration changed after the approval (the request is open again and needs a new approval)", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn apply_request(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-) -> ApiResult<Json<ChangeRequest>> {
-    Ok(Json(pending::apply(&store, &by, &id).await?))
+pub(crate) async fn apply_request(a: Aimed) -> Reviewed {
+    Ok(Json(pending::apply(&a.store, &a.by, &a.id).await?))
 }

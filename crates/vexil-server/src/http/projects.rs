@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
+use super::extract::{Aimed, Db, Id, Json, Page, Pagination, Query, versioned, with_etag};
 use crate::access::Principal;
+use crate::manage::By;
 use crate::manage::fields::{Patch, default_limit};
 use crate::manage::projects::{self, NewProject};
-use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::projects::Project;
 
@@ -80,12 +80,8 @@ pub(crate) async fn create_project(
     params(("id" = String, Path, description = "Project id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Project, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_project(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let project: Project = manage::get(&store, &id).await?;
-    Ok(with_etag(project.version, &project))
+pub(crate) async fn get_project(store: Db, id: Id) -> ApiResult<Response> {
+    versioned::<Project>(&store, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
@@ -93,14 +89,8 @@ pub(crate) async fn get_project(
     request_body(content = super::openapi::bodies::ProjectPatch, description = "JSON merge patch, plus an optional top-level `comment` for the audit trail"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Updated", body = Project, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn update_project(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-    Json(patch): Json<Patch>,
-) -> ApiResult<Response> {
-    let project = projects::update(&store, &by, (&id, if_match.0), &patch).await?;
+pub(crate) async fn update_project(a: Aimed, Json(patch): Json<Patch>) -> ApiResult<Response> {
+    let project = projects::update(&a.store, &a.by, a.at(), &patch).await?;
     Ok(with_etag(project.version, &project))
 }
 
@@ -109,12 +99,7 @@ pub(crate) async fn update_project(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 204, description = "Deleted with its environments and API keys"),
         (status = 409, description = "The project still holds flags or segments; `details` says how many", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn delete_project(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-) -> ApiResult<StatusCode> {
-    projects::delete(&store, &by, (&id, if_match.0)).await?;
+pub(crate) async fn delete_project(a: Aimed) -> ApiResult<StatusCode> {
+    projects::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,11 +12,10 @@ use axum::routing::get;
 
 use super::AppState;
 use super::error::ApiResult;
-use super::extract::{IfMatch, Json, Page, Pagination, Query, with_etag};
-use crate::access::Principal;
+use super::extract::{Aimed, Db, Id, Json, Page, Pagination, Query, versioned, with_etag};
+use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::segments::{self, NewSegment};
-use crate::manage::{self, By};
 use crate::store::Store;
 use crate::store::segments::Segment;
 
@@ -69,12 +68,8 @@ pub(crate) async fn create_segment(
     params(("id" = String, Path, description = "Segment id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Segment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_segment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
-    let segment: Segment = manage::get(&store, &id).await?;
-    Ok(with_etag(segment.version, &segment))
+pub(crate) async fn get_segment(store: Db, id: Id) -> ApiResult<Response> {
+    versioned::<Segment>(&store, &id).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/segments/{id}", tag = "segments",
@@ -83,15 +78,8 @@ pub(crate) async fn get_segment(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 200, description = "Updated; every environment of the project gets a new ruleset version", body = Segment, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
         (status = 400, description = "Invalid input, a bad `If-Match`, or a definition invalid among the project's segments; `details.fields` maps each field path to its problem", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn update_segment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    principal: Principal,
-    by: By,
-    if_match: IfMatch,
-    Json(patch): Json<Patch>,
-) -> ApiResult<Response> {
-    let segment = segments::update(&store, &principal, &by, (&id, if_match.0), &patch).await?;
+pub(crate) async fn update_segment(a: Aimed, Json(patch): Json<Patch>) -> ApiResult<Response> {
+    let segment = segments::update(&a.store, &a.principal, &a.by, a.at(), &patch).await?;
     Ok(with_etag(segment.version, &segment))
 }
 
@@ -100,12 +88,7 @@ pub(crate) async fn update_segment(
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound, super::openapi::errors::IfMatch,
         (status = 204, description = "Deleted"),
         (status = 409, description = "Still used by flag configurations or segments; `details.referrers` lists them", body = super::openapi::errors::ErrorBody)))]
-pub(crate) async fn delete_segment(
-    State(store): State<Arc<Store>>,
-    Path(id): Path<String>,
-    by: By,
-    if_match: IfMatch,
-) -> ApiResult<StatusCode> {
-    segments::delete(&store, &by, (&id, if_match.0)).await?;
+pub(crate) async fn delete_segment(a: Aimed) -> ApiResult<StatusCode> {
+    segments::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -127,13 +127,7 @@ pub(crate) async fn create(
     api_keys::insert(tx.conn(), &record, &hash_secret(&secret)).await?;
     let change = by.because(input.comment.as_deref());
     change
-        .record(
-            tx.conn(),
-            Action::ApiKeyCreate,
-            &record.id,
-            None,
-            Some(&record),
-        )
+        .created(tx.conn(), Action::ApiKeyCreate, &record.id, &record)
         .await?;
     tx.keys_changed();
     tx.commit().await?;

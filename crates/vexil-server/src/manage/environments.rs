@@ -4,12 +4,12 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Error, Result, edit, load, remove};
+use super::fields::{Patch, check_comment, check_description, check_name, check_new};
+use super::{At, By, Error, Result, edit, load, remove};
 use crate::audit::Action;
 use crate::store::environments::{self, Environment};
 use crate::store::projects::Project;
-use crate::store::{Conn, Record as _, Store, flags, new_id, now_rfc3339};
+use crate::store::{Conn, Record as _, Store, WriteTx, flags, new_id, now_rfc3339};
 
 pub(crate) async fn list(
     store: &Store,
@@ -71,9 +71,7 @@ pub(crate) async fn create(
     project_id: &str,
     input: NewEnvironment,
 ) -> Result<Environment> {
-    check_key("key", &input.key)?;
-    let name = input.name.unwrap_or_else(|| input.key.clone());
-    check_name("name", &name)?;
+    let name = check_new(&input.key, input.name)?;
     check_description("description", &input.description)?;
     check_comment(input.comment.as_deref())?;
     let mut tx = store.write().await?;
@@ -107,13 +105,7 @@ pub(crate) async fn create(
     environments::insert(tx.conn(), &env).await?;
     flags::configs::create_for_environment(tx.conn(), &env, &by.actor).await?;
     change
-        .record(
-            tx.conn(),
-            Action::EnvironmentCreate,
-            &env.id,
-            None,
-            Some(&env),
-        )
+        .created(tx.conn(), Action::EnvironmentCreate, &env.id, &env)
         .await?;
     tx.commit().await?;
     Ok(env)
@@ -132,7 +124,7 @@ struct EnvironmentChanges {
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    at: (&str, Option<i64>),
+    at: At<'_>,
     patch: &Patch,
 ) -> Result<Environment> {
     let change = by.because(patch.comment.as_deref());
@@ -166,20 +158,12 @@ pub(crate) async fn update(
 
 /// Deletes an environment. Its flag configurations and revisions go with it (ON DELETE
 /// CASCADE), and so do its API keys; the audit entry keeps what was deleted.
-pub(crate) async fn delete(
-    store: &Store,
-    by: &By,
-    (id, expected): (&str, Option<i64>),
-) -> Result<()> {
-    remove(
-        store,
-        by,
-        (id, expected),
-        Action::EnvironmentDelete,
-        async |tx, _: &Environment| {
-            tx.keys_changed();
-            Ok(())
-        },
-    )
-    .await
+pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
+    remove(store, by, at, Action::EnvironmentDelete, keys_go_too).await
+}
+
+/// The environment's API keys go with it: the key ring reloads.
+async fn keys_go_too(tx: &mut WriteTx<'_>, _: &Environment) -> Result<()> {
+    tx.keys_changed();
+    Ok(())
 }

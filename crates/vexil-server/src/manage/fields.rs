@@ -82,6 +82,15 @@ fn check_text(field: &str, text: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The key and name of a new record (the name defaults to the key), checked; returns the
+/// name.
+pub(crate) fn check_new(key: &str, name: Option<String>) -> Result<String, Error> {
+    check_key("key", key)?;
+    let name = name.unwrap_or_else(|| key.to_owned());
+    check_name("name", &name)?;
+    Ok(name)
+}
+
 pub(crate) fn check_name(field: &str, name: &str) -> Result<(), Error> {
     check_text(field, name)?;
     let n = name.chars().count();

@@ -11,12 +11,14 @@ use vexil_core::{FlagType, Variation};
 
 use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_name};
-use super::{By, Change, Error, Result, environments, load, load_at, remove, unchanged, update_in};
+use super::{
+    At, By, Change, Error, Result, environments, load, load_at, remove, unchanged, update_in,
+};
 use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
 use crate::store::projects::Project;
-use crate::store::{Conn, Store, environments as env_store, scopes};
+use crate::store::{Conn, Store, WriteTx, environments as env_store, scopes};
 pub(crate) use definition::new_flag;
 use definition::{apply_flag_patch, check_configs_still_valid, check_tags};
 
@@ -199,9 +201,10 @@ pub(crate) async fn update(
     store: &Store,
     principal: &Principal,
     by: &By,
-    (id, expected): (&str, Option<i64>),
+    at: At<'_>,
     patch: &Patch,
 ) -> Result<Flag> {
+    let (id, expected) = at;
     let mut tx = store.write().await?;
     let before: Flag = load_at(tx.conn(), id, expected).await?;
     let after = apply_flag_patch(patch, &before)?;
@@ -256,26 +259,19 @@ pub(crate) async fn save_in(
 }
 
 /// Deletes a flag that no other flag has as a prerequisite.
-pub(crate) async fn delete(
-    store: &Store,
-    by: &By,
-    (id, expected): (&str, Option<i64>),
-) -> Result<()> {
-    remove(
-        store,
-        by,
-        (id, expected),
-        Action::FlagDelete,
-        async |tx, flag: &Flag| {
-            let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
-            if !referrers.is_empty() {
-                return Err(Error::conflict(
-                    format!("flag '{}' is a prerequisite of other flags", flag.key),
-                    json!({ "referrers": referrers }),
-                ));
-            }
-            bump_rulesets(tx.conn(), flag).await
-        },
-    )
-    .await
+pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
+    remove(store, by, at, Action::FlagDelete, unless_a_prerequisite).await
+}
+
+/// Refuses while another flag has this one as a prerequisite; else every environment sees
+/// the flag go.
+async fn unless_a_prerequisite(tx: &mut WriteTx<'_>, flag: &Flag) -> Result<()> {
+    let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
+    if !referrers.is_empty() {
+        return Err(Error::conflict(
+            format!("flag '{}' is a prerequisite of other flags", flag.key),
+            json!({ "referrers": referrers }),
+        ));
+    }
+    bump_rulesets(tx.conn(), flag).await
 }

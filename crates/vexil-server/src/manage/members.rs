@@ -49,6 +49,23 @@ async fn caller_role(conn: &mut Conn, principal: &Principal, org: &str) -> Resul
     found(role, "organization", org)
 }
 
+/// The caller's role and the member they change, who must not be an owner unless the
+/// caller is one.
+async fn member_for(
+    conn: &mut Conn,
+    principal: &Principal,
+    (org, user_id): (&str, &str),
+) -> Result<(Role, users::Member)> {
+    let caller = caller_role(conn, principal, org).await?;
+    let member = found(
+        users::get_member(conn, org, user_id).await?,
+        "member",
+        user_id,
+    )?;
+    require_owner_for(member.role, caller)?;
+    Ok((caller, member))
+}
+
 /// Owners alone may touch the owner role.
 fn require_owner_for(role: Role, caller: Role) -> Result<()> {
     if role == Role::Owner {
@@ -154,13 +171,7 @@ pub(crate) async fn update(
     let role = parse_role("role", &input.role)?;
     check_comment(input.comment.as_deref())?;
     let mut tx = store.write().await?;
-    let caller = caller_role(tx.conn(), principal, org).await?;
-    let before = found(
-        users::get_member(tx.conn(), org, user_id).await?,
-        "member",
-        user_id,
-    )?;
-    require_owner_for(before.role, caller)?;
+    let (caller, before) = member_for(tx.conn(), principal, (org, user_id)).await?;
     require_owner_for(role, caller)?;
     if before.role == Role::Owner
         && role != Role::Owner
@@ -198,13 +209,7 @@ pub(crate) async fn remove(
     (org, user_id): (&str, &str),
 ) -> Result<()> {
     let mut tx = store.write().await?;
-    let caller = caller_role(tx.conn(), principal, org).await?;
-    let before = found(
-        users::get_member(tx.conn(), org, user_id).await?,
-        "member",
-        user_id,
-    )?;
-    require_owner_for(before.role, caller)?;
+    let (_, before) = member_for(tx.conn(), principal, (org, user_id)).await?;
     if before.role == Role::Owner && users::count_owners(tx.conn(), org).await? <= 1 {
         return Err(Error::conflict(
             "the organization's last owner cannot be removed",

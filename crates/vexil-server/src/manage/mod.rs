@@ -107,6 +107,17 @@ impl Change<'_> {
         self.record_json(conn, action, id, before, after).await
     }
 
+    /// Appends the audit entry of a creation: the resource as it now is.
+    pub(crate) async fn created<T: Serialize>(
+        &self,
+        conn: &mut Conn,
+        action: Action,
+        id: &str,
+        resource: &T,
+    ) -> Result<()> {
+        self.record(conn, action, id, None, Some(resource)).await
+    }
+
     /// [`Change::record`] with documents already in JSON.
     pub(crate) async fn record_json(
         &self,
@@ -132,6 +143,10 @@ impl Change<'_> {
         Ok(())
     }
 }
+
+/// A record's id and the version the caller expects it at (`If-Match`), if any: where a
+/// change or deletion of a record is aimed.
+pub(crate) type At<'a> = (&'a str, Option<i64>);
 
 /// The resource, or `NotFound` naming what and which.
 pub(crate) fn found<T>(resource: Option<T>, what: &str, id: &str) -> Result<T> {
@@ -203,10 +218,11 @@ pub(crate) async fn delete_in<T: Record>(
 pub(crate) async fn remove<T: Record>(
     store: &Store,
     by: &By,
-    (id, expected): (&str, Option<i64>),
+    at: At<'_>,
     action: Action,
     steps: impl AsyncFnOnce(&mut WriteTx<'_>, &T) -> Result<()>,
 ) -> Result<()> {
+    let (id, expected) = at;
     let mut tx = store.write().await?;
     let record: T = load_at(tx.conn(), id, expected).await?;
     steps(&mut tx, &record).await?;
@@ -235,10 +251,11 @@ pub(crate) fn unchanged<T: Record>(before: &T, after: &T) -> bool {
 pub(crate) async fn edit<T: Record>(
     store: &Store,
     change: Change<'_>,
-    (id, expected): (&str, Option<i64>),
+    at: At<'_>,
     action: Action,
     edit: impl FnOnce(&T) -> Result<T> + Send,
 ) -> Result<T> {
+    let (id, expected) = at;
     let mut tx = store.write().await?;
     let before = load_at(tx.conn(), id, expected).await?;
     let after = edit(&before)?;

@@ -4,12 +4,12 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::fields::{Patch, check_comment, check_key, check_name};
-use super::{By, Error, Result, edit, remove};
+use super::fields::{Patch, check_comment, check_name, check_new};
+use super::{At, By, Error, Result, edit, remove};
 use crate::access::{Principal, Role, Subject};
 use crate::audit::Action;
 use crate::store::organizations::{self, Organization};
-use crate::store::{Record as _, Store, new_id, now_rfc3339, projects, users};
+use crate::store::{Record as _, Store, WriteTx, new_id, now_rfc3339, projects, users};
 
 pub(crate) async fn list(
     store: &Store,
@@ -53,10 +53,8 @@ pub(crate) async fn create(
             "a personal token capped below admin cannot create organizations".into(),
         ));
     }
-    check_key("key", &input.key)?;
+    let name = check_new(&input.key, input.name)?;
     check_comment(input.comment.as_deref())?;
-    let name = input.name.unwrap_or_else(|| input.key.clone());
-    check_name("name", &name)?;
     let now = now_rfc3339();
     let org = Organization {
         id: new_id(),
@@ -83,13 +81,7 @@ pub(crate) async fn create(
     let by = by.in_organization(&org.id);
     let change = by.because(input.comment.as_deref());
     change
-        .record(
-            tx.conn(),
-            Action::OrganizationCreate,
-            &org.id,
-            None,
-            Some(&org),
-        )
+        .created(tx.conn(), Action::OrganizationCreate, &org.id, &org)
         .await?;
     tx.commit().await?;
     Ok(org)
@@ -105,7 +97,7 @@ struct OrganizationChanges {
 pub(crate) async fn update(
     store: &Store,
     by: &By,
-    at: (&str, Option<i64>),
+    at: At<'_>,
     patch: &Patch,
 ) -> Result<Organization> {
     let change = by.because(patch.comment.as_deref());
@@ -131,29 +123,28 @@ pub(crate) async fn update(
 }
 
 /// Deletes an organization that holds no project.
-pub(crate) async fn delete(
-    store: &Store,
-    by: &By,
-    (id, expected): (&str, Option<i64>),
-) -> Result<()> {
+pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
     remove(
         store,
         by,
-        (id, expected),
+        at,
         Action::OrganizationDelete,
-        async |tx, org: &Organization| {
-            let n = projects::count_in_organization(tx.conn(), &org.id).await?;
-            if n > 0 {
-                return Err(Error::conflict(
-                    format!(
-                        "organization '{}' still has {n} project(s); delete them first",
-                        org.key
-                    ),
-                    json!({"projects": n}),
-                ));
-            }
-            Ok(())
-        },
+        unless_projects_left,
     )
     .await
+}
+
+/// Refuses while the organization has projects.
+async fn unless_projects_left(tx: &mut WriteTx<'_>, org: &Organization) -> Result<()> {
+    let n = projects::count_in_organization(tx.conn(), &org.id).await?;
+    if n > 0 {
+        return Err(Error::conflict(
+            format!(
+                "organization '{}' still has {n} project(s); delete them first",
+                org.key
+            ),
+            json!({"projects": n}),
+        ));
+    }
+    Ok(())
 }

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::at_least;
-use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Change, Error, Result, delete_in, edit, remove};
+use super::fields::{Patch, check_comment, check_description, check_name, check_new};
+use super::{At, By, Change, Error, Result, delete_in, edit, remove};
 use crate::access::{Principal, Role};
 use crate::audit::Action;
 use crate::store::environments::{self, Environment};
@@ -55,9 +55,7 @@ pub(crate) async fn create(
     by: &By,
     input: NewProject,
 ) -> Result<Project> {
-    check_key("key", &input.key)?;
-    let name = input.name.unwrap_or_else(|| input.key.clone());
-    check_name("name", &name)?;
+    let name = check_new(&input.key, input.name)?;
     check_description("description", &input.description)?;
     check_comment(input.comment.as_deref())?;
     let mut tx = store.write().await?;
@@ -111,13 +109,7 @@ pub(crate) async fn create_in(
 ) -> Result<()> {
     projects::insert(conn, project).await?;
     change
-        .record(
-            conn,
-            Action::ProjectCreate,
-            &project.id,
-            None,
-            Some(project),
-        )
+        .created(conn, Action::ProjectCreate, &project.id, project)
         .await?;
     for (key, name, production) in [
         ("development", "Development", false),
@@ -152,12 +144,7 @@ struct ProjectChanges {
     description: String,
 }
 
-pub(crate) async fn update(
-    store: &Store,
-    by: &By,
-    at: (&str, Option<i64>),
-    patch: &Patch,
-) -> Result<Project> {
+pub(crate) async fn update(store: &Store, by: &By, at: At<'_>, patch: &Patch) -> Result<Project> {
     let change = by.because(patch.comment.as_deref());
     edit(
         store,
@@ -183,12 +170,8 @@ pub(crate) async fn update(
 }
 
 /// Deletes a project without flags or segments, and its environments.
-pub(crate) async fn delete(
-    store: &Store,
-    by: &By,
-    (id, expected): (&str, Option<i64>),
-) -> Result<()> {
-    remove(store, by, (id, expected), Action::ProjectDelete, async |tx, project: &Project| {
+pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
+    remove(store, by, at, Action::ProjectDelete, async |tx, project: &Project| {
         let (flags, segments) = projects::count_contents(tx.conn(), &project.id).await?;
         if flags + segments > 0 {
             return Err(Error::conflict(

@@ -13,12 +13,12 @@ use self::definition::{check_bounds, validate_in_project};
 use super::access::require_admin_for;
 use super::fields::assign_rule_ids;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
-use super::{By, Error, Result, load, load_at, remove, unchanged, update_in};
+use super::{At, By, Error, Result, load, load_at, remove, unchanged, update_in};
 use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::projects::Project;
 use crate::store::segments::{self, Segment};
-use crate::store::{Conn, Record as _, Store, environments, new_id, now_rfc3339};
+use crate::store::{Conn, Record as _, Store, WriteTx, environments, new_id, now_rfc3339};
 
 pub(crate) async fn list(
     store: &Store,
@@ -114,13 +114,7 @@ pub(crate) async fn create(
     segments::insert(tx.conn(), &segment).await?;
     let change = by.because(comment.as_deref());
     change
-        .record(
-            tx.conn(),
-            Action::SegmentCreate,
-            &segment.id,
-            None,
-            Some(&segment),
-        )
+        .created(tx.conn(), Action::SegmentCreate, &segment.id, &segment)
         .await?;
     bump_rulesets(tx.conn(), &segment).await?;
     tx.commit().await?;
@@ -170,9 +164,10 @@ pub(crate) async fn update(
     store: &Store,
     principal: &Principal,
     by: &By,
-    (id, expected): (&str, Option<i64>),
+    at: At<'_>,
     patch: &Patch,
 ) -> Result<Segment> {
+    let (id, expected) = at;
     let mut tx = store.write().await?;
     let before: Segment = load_at(tx.conn(), id, expected).await?;
     let mut after = patched(&before, patch)?;
@@ -209,34 +204,26 @@ pub(crate) async fn update(
 }
 
 /// Deletes a segment that no flag configuration or segment references.
-pub(crate) async fn delete(
-    store: &Store,
-    by: &By,
-    (id, expected): (&str, Option<i64>),
-) -> Result<()> {
-    remove(
-        store,
-        by,
-        (id, expected),
-        Action::SegmentDelete,
-        async |tx, segment: &Segment| {
-            let referrers =
-                segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
-            if !referrers.is_empty() {
-                return Err(Error::conflict(
-                    format!(
-                        "segment '{}' is still used by {} flag configuration(s) or segment(s); \
-                     remove those references first",
-                        segment.key,
-                        referrers.len()
-                    ),
-                    json!({"referrers": referrers}),
-                ));
-            }
-            bump_rulesets(tx.conn(), segment).await
-        },
-    )
-    .await
+pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
+    remove(store, by, at, Action::SegmentDelete, unless_referenced).await
+}
+
+/// Refuses while a configuration or segment references the segment; else every
+/// environment sees it go.
+async fn unless_referenced(tx: &mut WriteTx<'_>, segment: &Segment) -> Result<()> {
+    let referrers = segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
+    if !referrers.is_empty() {
+        return Err(Error::conflict(
+            format!(
+                "segment '{}' is still used by {} flag configuration(s) or segment(s); \
+                 remove those references first",
+                segment.key,
+                referrers.len()
+            ),
+            json!({"referrers": referrers}),
+        ));
+    }
+    bump_rulesets(tx.conn(), segment).await
 }
 
 /// A new ruleset version for every environment of the segment's project, naming it: all

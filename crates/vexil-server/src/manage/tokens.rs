@@ -156,13 +156,7 @@ pub(crate) async fn create(
     tokens::insert(tx.conn(), &token, &hash_secret(&secret)).await?;
     let change = by.because(input.comment.as_deref());
     change
-        .record(
-            tx.conn(),
-            Action::TokenCreate,
-            &token.id,
-            None,
-            Some(&token),
-        )
+        .created(tx.conn(), Action::TokenCreate, &token.id, &token)
         .await?;
     tx.commit().await?;
     let mut out = json!(token);

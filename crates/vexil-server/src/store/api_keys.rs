@@ -75,19 +75,17 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(
+        conn,
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[at, id],
+    )
+    .await?;
     Ok(())
 }
 
 pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM api_keys WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(conn, "DELETE FROM api_keys WHERE id = $1", &[id]).await?;
     Ok(())
 }
 

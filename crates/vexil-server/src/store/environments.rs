@@ -133,22 +133,7 @@ pub(crate) async fn bump_ruleset(
     environment_id: &str,
     change: RulesetChange<'_>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1")
-        .bind(environment_id)
-        .execute(&mut *conn)
-        .await?;
-    let (kind, key) = change.parts();
-    sqlx::query(
-        "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
-         SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE id = $1",
-    )
-    .bind(environment_id)
-    .bind(kind)
-    .bind(key)
-    .bind(super::now_rfc3339())
-    .execute(conn)
-    .await?;
-    Ok(())
+    bump_where(conn, Scope::Environment, environment_id, change).await
 }
 
 /// Bumps the ruleset version of every environment of a project (after a flag definition or
@@ -158,23 +143,37 @@ pub(crate) async fn bump_project_rulesets(
     project_id: &str,
     change: RulesetChange<'_>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE project_id = $1",
-    )
-    .bind(project_id)
-    .execute(&mut *conn)
-    .await?;
+    bump_where(conn, Scope::Project, project_id, change).await
+}
+
+/// Which environments a bump is for: one, or a project's.
+#[derive(Clone, Copy)]
+enum Scope {
+    Environment,
+    Project,
+}
+
+async fn bump_where(
+    conn: &mut AnyConnection,
+    scope: Scope,
+    id: &str,
+    change: RulesetChange<'_>,
+) -> StoreResult<()> {
+    let (bump, log) = match scope {
+        Scope::Environment => (
+            "UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE id = $1",
+            "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
+             SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE id = $1",
+        ),
+        Scope::Project => (
+            "UPDATE environments SET ruleset_version = ruleset_version + 1 WHERE project_id = $1",
+            "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
+             SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE project_id = $1",
+        ),
+    };
+    super::execute(conn, bump, &[id]).await?;
     let (kind, key) = change.parts();
-    sqlx::query(
-        "INSERT INTO ruleset_changes (environment_id, version, kind, key, at) \
-         SELECT id, ruleset_version, $2, $3, $4 FROM environments WHERE project_id = $1",
-    )
-    .bind(project_id)
-    .bind(kind)
-    .bind(key)
-    .bind(super::now_rfc3339())
-    .execute(conn)
-    .await?;
+    super::execute(conn, log, &[id, kind, key, &super::now_rfc3339()]).await?;
     Ok(())
 }
 

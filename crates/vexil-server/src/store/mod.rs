@@ -349,6 +349,20 @@ where
     Ok(query.fetch_optional(conn).await?)
 }
 
+/// Runs `sql` (a statement without rows) with `params` bound to `$1…` in order; returns
+/// how many rows it touched.
+pub(crate) async fn execute(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    params: &[&str],
+) -> StoreResult<u64> {
+    let mut query = sqlx::query(sql);
+    for p in params {
+        query = query.bind(*p);
+    }
+    Ok(query.execute(conn).await?.rows_affected())
+}
+
 /// A page of `SELECT {columns} {from_where} ORDER BY {order}` and the count of all its
 /// rows, with `params` bound to `$1…` (and the window after them).
 pub(crate) async fn fetch_page<T>(

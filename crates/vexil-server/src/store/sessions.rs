@@ -41,28 +41,22 @@ pub(crate) async fn find_by_hash(
     conn: &mut AnyConnection,
     hash: &str,
 ) -> StoreResult<Option<Session>> {
-    Ok(sqlx::query_as(
-        "SELECT id, user_id, created_at, last_seen_at, expires_at FROM sessions WHERE token_hash = $1",
-    )
-    .bind(hash)
-    .fetch_optional(conn)
-    .await?)
+    let sql = "SELECT id, user_id, created_at, last_seen_at, expires_at FROM sessions WHERE token_hash = $1";
+    super::fetch_opt(conn, sql.to_owned(), &[hash]).await
 }
 
 pub(crate) async fn touch(conn: &mut AnyConnection, id: &str, now: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(
+        conn,
+        "UPDATE sessions SET last_seen_at = $1 WHERE id = $2",
+        &[now, id],
+    )
+    .await?;
     Ok(())
 }
 
 pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM sessions WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(conn, "DELETE FROM sessions WHERE id = $1", &[id]).await?;
     Ok(())
 }
 

@@ -158,28 +158,27 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn revoke(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(
+        conn,
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        &[at, id],
+    )
+    .await?;
     Ok(())
 }
 
 pub(crate) async fn delete(conn: &mut AnyConnection, id: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(conn, "DELETE FROM api_tokens WHERE id = $1", &[id]).await?;
     Ok(())
 }
 
 pub(crate) async fn touch(conn: &mut AnyConnection, id: &str, at: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    super::execute(
+        conn,
+        "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
+        &[at, id],
+    )
+    .await?;
     Ok(())
 }
 

@@ -153,12 +153,7 @@ pub(crate) async fn of_flag(
     conn: &mut AnyConnection,
     flag_id: &str,
 ) -> StoreResult<Vec<FlagConfig>> {
-    let sql = format!("{SELECT} WHERE c.flag_id = $1 ORDER BY e.key");
-    let rows: Vec<ConfigRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(flag_id)
-        .fetch_all(conn)
-        .await?;
-    rows_to_configs(rows)
+    select_where(conn, "c.flag_id = $1 ORDER BY e.key", flag_id).await
 }
 
 /// Every configuration of an environment, ordered by flag key.
@@ -166,9 +161,18 @@ pub(crate) async fn of_environment(
     conn: &mut AnyConnection,
     environment_id: &str,
 ) -> StoreResult<Vec<FlagConfig>> {
-    let sql = format!("{SELECT} WHERE c.environment_id = $1 ORDER BY f.key");
+    select_where(conn, "c.environment_id = $1 ORDER BY f.key", environment_id).await
+}
+
+/// The configurations matching `filter` (with one parameter, `$1`) in its order.
+async fn select_where(
+    conn: &mut AnyConnection,
+    filter: &str,
+    param: &str,
+) -> StoreResult<Vec<FlagConfig>> {
+    let sql = format!("{SELECT} WHERE {filter}");
     let rows: Vec<ConfigRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(environment_id)
+        .bind(param)
         .fetch_all(conn)
         .await?;
     rows_to_configs(rows)
