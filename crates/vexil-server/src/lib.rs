@@ -15,6 +15,7 @@ mod login_limit;
 mod manage;
 mod metrics;
 pub mod operator;
+mod schemas;
 mod snapshots;
 pub mod store;
 pub mod ui;

@@ -36,7 +36,7 @@ const MAX_FLAG_KEYS: usize = 1000;
 pub(crate) struct EvaluateRequest {
     flag_key: String,
     #[serde(default)]
-    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
+    #[schema(value_type = crate::schemas::EvaluationContext)]
     context: Context,
 }
 
@@ -51,7 +51,7 @@ fn snapshot_for(snapshots: &Snapshots, key: &EvalKey) -> ApiResult<Arc<EnvSnapsh
 #[utoipa::path(post, path = "/api/v1/evaluate", tag = "evaluation", security(("api_key" = [])),
     request_body(content = EvaluateRequest, description = "The flag and the context; `context.targetingKey` is the unit id"),
     responses(super::openapi::errors::EvaluationKey, super::openapi::errors::JsonBody,
-        (status = 200, description = "The result; evaluation errors (FLAG_NOT_FOUND, TARGETING_KEY_MISSING) are results with `value: null` and `reason.error_code`", body = super::openapi::engine::Evaluation)))]
+        (status = 200, description = "The result; evaluation errors (FLAG_NOT_FOUND, TARGETING_KEY_MISSING) are results with `value: null` and `reason.error_code`", body = crate::schemas::Evaluation)))]
 pub(crate) async fn evaluate(
     State(snapshots): State<Arc<Snapshots>>,
     key: EvalKey,
@@ -82,7 +82,7 @@ fn visible_to(env: &EnvSnapshot, key: &EvalKey, flag_key: &str) -> bool {
 #[schema(example = json!({"context": {"targetingKey": "user-123"}, "flag_keys": ["new-checkout", "dark-mode"]}))]
 pub(crate) struct BulkRequest {
     #[serde(default)]
-    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
+    #[schema(value_type = crate::schemas::EvaluationContext)]
     context: Context,
     /// At most 1000; without it, every flag the key may see.
     #[schema(max_items = 1000)]
@@ -138,7 +138,7 @@ pub(crate) async fn evaluate_bulk(
 #[utoipa::path(get, path = "/api/v1/sdk/config", tag = "evaluation", security(("api_key" = [])),
     params(("If-None-Match" = Option<String>, Header, description = "The ETag of a ruleset already held")),
     responses(super::openapi::errors::EvaluationKey,
-        (status = 200, description = "The environment's ruleset for local evaluation (archived flags left out)", body = super::openapi::engine::Ruleset,
+        (status = 200, description = "The environment's ruleset for local evaluation (archived flags left out)", body = crate::schemas::Ruleset,
             headers(("ETag" = String, description = "The ruleset's version, e.g. `\"12\"`"))),
         (status = 304, description = "Unchanged since If-None-Match", headers(("ETag" = String))),
         (status = 403, description = "Client and mobile keys may not read rules (`forbidden`)", body = super::openapi::errors::ErrorBody)))]

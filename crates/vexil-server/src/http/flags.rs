@@ -47,7 +47,7 @@ pub(crate) fn router() -> Router<AppState> {
     params(("project_id" = String, Path, description = "Project id"),
         ("q" = Option<String>, Query, description = "Case-insensitive substring of the key, name or description"),
         ("tag" = Option<String>, Query, description = "Only flags with this tag (case-insensitive)"),
-        ("type" = Option<super::openapi::engine::FlagType>, Query, description = "Only flags of this type"),
+        ("type" = Option<crate::schemas::FlagType>, Query, description = "Only flags of this type"),
         ("archived" = Option<bool>, Query, description = "true: archived flags only; default false: non-archived only"),
         ("environment_id" = Option<String>, Query, description = "An environment of the project, for `enabled`"),
         ("enabled" = Option<bool>, Query, description = "Only flags (not) enabled in `environment_id`, which it requires"),

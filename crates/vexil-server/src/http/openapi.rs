@@ -2,7 +2,6 @@
 //! at `/api-docs/openapi.json`, with the vendored Swagger UI at `/docs` (works offline).
 
 pub(crate) mod bodies;
-pub(crate) mod engine;
 pub(crate) mod errors;
 
 use axum::Router;

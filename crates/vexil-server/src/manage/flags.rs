@@ -111,10 +111,10 @@ pub(crate) struct NewFlag {
     pub(crate) description: String,
     /// Default `boolean`.
     #[serde(rename = "type")]
-    #[schema(value_type = Option<crate::http::openapi::engine::FlagType>)]
+    #[schema(value_type = Option<crate::schemas::FlagType>)]
     pub(crate) kind: Option<FlagType>,
     /// Default for booleans: `on` (true) and `off` (false); required for other types.
-    #[schema(value_type = Option<Vec<crate::http::openapi::engine::Variation>>)]
+    #[schema(value_type = Option<Vec<crate::schemas::Variation>>)]
     pub(crate) variations: Option<Vec<Variation>>,
     #[serde(default)]
     pub(crate) tags: Vec<String>,

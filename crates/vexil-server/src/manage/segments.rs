@@ -56,7 +56,7 @@ pub(crate) struct NewSegment {
     #[serde(default)]
     excluded: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Vec<crate::http::openapi::engine::SegmentRule>)]
+    #[schema(value_type = Vec<crate::schemas::SegmentRule>)]
     rules: Vec<SegmentRule>,
     #[schema(max_length = 1000)]
     comment: Option<String>,

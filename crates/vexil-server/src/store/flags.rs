@@ -31,9 +31,9 @@ pub(crate) struct Flag {
     pub(crate) name: String,
     pub(crate) description: String,
     #[serde(rename = "type")]
-    #[schema(value_type = crate::http::openapi::engine::FlagType)]
+    #[schema(value_type = crate::schemas::FlagType)]
     pub(crate) kind: FlagType,
-    #[schema(value_type = Vec<crate::http::openapi::engine::Variation>)]
+    #[schema(value_type = Vec<crate::schemas::Variation>)]
     pub(crate) variations: Vec<Variation>,
     pub(crate) tags: Vec<String>,
     pub(crate) client_side: bool,

@@ -35,7 +35,7 @@ pub(crate) struct Segment {
     pub(crate) name: String,
     pub(crate) description: String,
     #[serde(flatten)]
-    #[schema(value_type = crate::http::openapi::engine::SegmentDef)]
+    #[schema(value_type = crate::schemas::SegmentDef)]
     pub(crate) definition: SegmentDef,
     pub(crate) version: i64,
     pub(crate) created_at: String,

@@ -24,7 +24,7 @@ use crate::keys::KeyKind;
 #[schema(example = json!({"context": {"targetingKey": "user-123", "plan": "pro"}}))]
 #[schema(as = OfrepEvaluationRequest)]
 pub(crate) struct EvaluationRequest {
-    #[schema(value_type = crate::http::openapi::engine::EvaluationContext)]
+    #[schema(value_type = crate::schemas::EvaluationContext)]
     context: Option<Context>,
 }
 

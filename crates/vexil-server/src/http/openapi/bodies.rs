@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::engine::{Prerequisite, Rule, SegmentRule, Serve, Target, Variation};
 use crate::access::Role;
 use crate::audit::Actor;
+use crate::schemas::{Prerequisite, Rule, SegmentRule, Serve, Target, Variation};
 use crate::store::flags::{Flag, FlagConfig};
 use crate::store::tokens::Token;
 use crate::store::users::{Member, User, UserOrganization};
@@ -293,7 +293,7 @@ pub(crate) struct Readiness {
 #[schema(example = json!({"flags": {"new-checkout": {"flag_key": "new-checkout", "value": true, "variation": "on",
     "reason": {"kind": "FALLTHROUGH", "in_rollout": false}, "flag_version": 3}}}))]
 pub(crate) struct BulkEvaluation {
-    flags: BTreeMap<String, super::engine::Evaluation>,
+    flags: BTreeMap<String, crate::schemas::Evaluation>,
 }
 
 /// Why OFREP served a value.
@@ -345,23 +345,6 @@ pub(crate) struct OfrepGeneralError {
     error_details: String,
 }
 
-/// The fields of a flag's configuration as `FlagConfig` shows them, next to its own: the
-/// same as `Config`, which (as a request) also rejects unknown fields.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ConfigFields {
-    enabled: bool,
-    /// The variation served while disabled.
-    off_variation: String,
-    /// What is served when no target or rule matches.
-    fallthrough: Serve,
-    #[serde(default)]
-    targets: Vec<Target>,
-    #[serde(default)]
-    rules: Vec<Rule>,
-    #[serde(default)]
-    prerequisites: Vec<Prerequisite>,
-}
-
 /// One server-sent event (comments, such as the heartbeat, are not events).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"event": "patch", "id": "13",
@@ -384,28 +367,4 @@ pub(crate) struct SseEvent {
 pub(crate) enum OfrepStreamError {
     Api(super::errors::ErrorBody),
     Ofrep(OfrepBulkFailure),
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use utoipa::PartialSchema;
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::Schema;
-
-    fn properties<T: PartialSchema>() -> BTreeSet<String> {
-        let RefOr::T(Schema::Object(object)) = T::schema() else {
-            panic!("not an object schema");
-        };
-        object.properties.keys().cloned().collect()
-    }
-
-    #[test]
-    fn config_fields_are_those_of_config() {
-        assert_eq!(
-            properties::<super::ConfigFields>(),
-            properties::<crate::store::flags::Config>()
-        );
-    }
 }

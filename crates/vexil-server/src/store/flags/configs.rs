@@ -19,16 +19,16 @@ pub(crate) struct Config {
     /// The variation served while disabled.
     pub(crate) off_variation: String,
     /// What is served when no target or rule matches.
-    #[schema(value_type = crate::http::openapi::engine::Serve)]
+    #[schema(value_type = crate::schemas::Serve)]
     pub(crate) fallthrough: Serve,
     #[serde(default)]
-    #[schema(value_type = Vec<crate::http::openapi::engine::Target>)]
+    #[schema(value_type = Vec<crate::schemas::Target>)]
     pub(crate) targets: Vec<Target>,
     #[serde(default)]
-    #[schema(value_type = Vec<crate::http::openapi::engine::Rule>)]
+    #[schema(value_type = Vec<crate::schemas::Rule>)]
     pub(crate) rules: Vec<Rule>,
     #[serde(default)]
-    #[schema(value_type = Vec<crate::http::openapi::engine::Prerequisite>)]
+    #[schema(value_type = Vec<crate::schemas::Prerequisite>)]
     pub(crate) prerequisites: Vec<Prerequisite>,
 }
 
@@ -93,7 +93,7 @@ pub(crate) struct FlagConfig {
     pub(crate) environment_id: String,
     pub(crate) environment_key: String,
     #[serde(flatten)]
-    #[schema(value_type = crate::http::openapi::bodies::ConfigFields)]
+    #[schema(value_type = crate::schemas::ConfigFields)]
     pub(crate) config: Config,
     pub(crate) version: i64,
     pub(crate) updated_at: String,

@@ -317,6 +317,23 @@ pub(crate) struct Evaluation {
     flag_version: Option<u64>,
 }
 
+/// The fields of a flag's configuration as `FlagConfig` shows them, next to its own: the
+/// same as `Config`, which (as a request) also rejects unknown fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConfigFields {
+    enabled: bool,
+    /// The variation served while disabled.
+    off_variation: String,
+    /// What is served when no target or rule matches.
+    fallthrough: Serve,
+    #[serde(default)]
+    targets: Vec<Target>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+    #[serde(default)]
+    prerequisites: Vec<Prerequisite>,
+}
+
 #[cfg(test)]
 mod tests {
     //! The mirrors describe the engine's JSON: every field the engine writes for a fully
@@ -414,5 +431,13 @@ mod tests {
         let json = serde_json::to_value(evaluation).expect("serializes");
         assert_eq!(keys(&json), properties::<super::Evaluation>());
         assert_eq!(keys(&json["reason"]), properties::<super::Reason>());
+    }
+
+    #[test]
+    fn config_fields_are_those_of_config() {
+        assert_eq!(
+            properties::<super::ConfigFields>(),
+            properties::<crate::store::flags::Config>()
+        );
     }
 }
