@@ -322,11 +322,12 @@ pub(crate) async fn hold(
         comment: Some(draft.comment.clone()).filter(|c| !c.is_empty()),
     };
     let at = (flag.id.as_str(), env.id.as_str());
+    let (store, principal, by) = (&cx.store, &cx.principal, &cx.by);
     let result = match kind {
-        "schedule" => pending::schedule(&cx.store, &cx.principal, &cx.by, at, input)
+        "schedule" => pending::schedule(store, principal, by, at, input)
             .await
             .map(|_| "scheduled"),
-        _ => pending::propose(&cx.store, &cx.principal, &cx.by, at, input)
+        _ => pending::propose(store, principal, by, at, input)
             .await
             .map(|_| "proposed"),
     };
@@ -337,7 +338,15 @@ pub(crate) async fn hold(
             url_encode(&flag.key),
             url_encode(&env.key)
         ))),
-        Err(Error::Invalid { message, fields }) => {
+        Err(e) => show_refusal(&cx, &place, draft, e).await,
+    }
+}
+
+/// The editor again with why the change was refused (the patch's field problems beside
+/// their fields), or the error page for anything else.
+async fn show_refusal(cx: &Ctx, place: &Place, mut draft: Draft, e: Error) -> PageResult {
+    let message = match e {
+        Error::Invalid { message, fields } => {
             draft.errors = fields
                 .into_iter()
                 .map(|(k, v)| {
@@ -345,18 +354,17 @@ pub(crate) async fn hold(
                     (k, v.as_str().unwrap_or_default().to_owned())
                 })
                 .collect();
-            let message = message.replace("execute_at", "time");
-            super::flag::render(&cx, &place, draft, Some(message), None).await
+            message.replace("execute_at", "time")
         }
-        Err(e @ (Error::Refused { .. } | Error::Conflict { .. } | Error::Forbidden(_))) => {
-            super::flag::render(&cx, &place, draft, Some(e.to_string()), None).await
-        }
-        Err(e) => Err(e.into()),
-    }
+        e @ (Error::Refused { .. } | Error::Conflict { .. } | Error::Forbidden(_)) => e.to_string(),
+        e => return Err(e.into()),
+    };
+    super::flag::render(cx, place, draft, Some(message), None).await
 }
 
 /// `POST …/changes/{change_id}/{action}`: approve, reject, apply or cancel a held change of
-/// this project, then back to where the form came from.
+/// this project, then back to where the form came from (with `?done=` saying what
+/// happened; a stale approval sends the request back for review).
 pub(crate) async fn act(
     cx: Ctx,
     Extension(place): Extension<Place>,
@@ -374,37 +382,47 @@ pub(crate) async fn act(
         .filter(|r| r.project_id == place.project.id)
         .ok_or_else(|| Page::not_found("change"))?;
     drop(conn);
+    let done = match perform(&cx, &row, action).await {
+        Ok(done) => done,
+        Err(Error::Refused { code: "stale", .. }) => "stale",
+        Err(Error::Refused { .. }) => "refused",
+        Err(e) => return Err(e.into()),
+    };
+    let back = local_next(cx.form.get("back"));
+    let back = back.split('?').next().unwrap_or("/ui/");
+    Ok(Page::redirect(format!("{back}?done={done}")))
+}
+
+/// Does `action` to a held change; says what was done.
+async fn perform(
+    cx: &Ctx,
+    row: &crate::store::pending::PendingChange,
+    action: &str,
+) -> Result<&'static str, Error> {
+    let (store, principal, by, id) = (&cx.store, &cx.principal, &cx.by, row.id.as_str());
     let comment = || ReviewInput {
         comment: cx.form.optional("comment"),
     };
-    let scheduled = row.kind == crate::store::pending::Kind::Scheduled;
-    let (store, principal, by) = (&cx.store, &cx.principal, &cx.by);
-    let done = match action {
-        "approve" => pending::review(store, by, id, Decision::Approve, comment())
-            .await
-            .map(|_| "approved"),
-        "reject" => pending::review(store, by, id, Decision::Reject, comment())
-            .await
-            .map(|_| "rejected"),
-        "apply" => pending::apply(store, by, id).await.map(|_| "applied"),
-        _ if scheduled => pending::cancel::<ScheduledChange>(store, principal, by, id)
-            .await
-            .map(|_| "cancelled"),
-        _ => pending::cancel::<ChangeRequest>(store, principal, by, id)
-            .await
-            .map(|_| "cancelled"),
-    };
-    let back = local_next(cx.form.get("back"));
-    let back = back.split('?').next().unwrap_or("/ui/").to_owned();
-    match done {
-        Ok(done) => Ok(Page::redirect(format!("{back}?done={done}"))),
-        Err(e @ Error::Refused { .. }) => Ok(Page::redirect(format!(
-            "{back}?done={}",
-            match e {
-                Error::Refused { code: "stale", .. } => "stale",
-                _ => "refused",
-            }
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    Ok(match action {
+        "approve" => {
+            pending::review(store, by, id, Decision::Approve, comment()).await?;
+            "approved"
+        }
+        "reject" => {
+            pending::review(store, by, id, Decision::Reject, comment()).await?;
+            "rejected"
+        }
+        "apply" => {
+            pending::apply(store, by, id).await?;
+            "applied"
+        }
+        _ if row.kind == crate::store::pending::Kind::Scheduled => {
+            pending::cancel::<ScheduledChange>(store, principal, by, id).await?;
+            "cancelled"
+        }
+        _ => {
+            pending::cancel::<ChangeRequest>(store, principal, by, id).await?;
+            "cancelled"
+        }
+    })
 }
