@@ -36,6 +36,25 @@ pub enum Resolve {
     PendingChange(&'static str),
 }
 
+impl Resolve {
+    /// The kind of resource one path parameter names, what a person calls it, and the
+    /// parameter (`None` for `FlagInEnvironment`, which names two).
+    fn one(self) -> Option<(scopes::Of, &'static str, &'static str)> {
+        use scopes::Of;
+        Some(match self {
+            Organization(p) => (Of::Organization, "organization", p),
+            Project(p) => (Of::Project, "project", p),
+            Environment(p) => (Of::Environment, "environment", p),
+            Flag(p) => (Of::Flag, "flag", p),
+            FlagLifecycle(p) => (Of::FlagLifecycle, "flag", p),
+            Segment(p) => (Of::Segment, "segment", p),
+            ApiKey(p) => (Of::ApiKey, "API key", p),
+            PendingChange(p) => (Of::PendingChange, "change", p),
+            FlagInEnvironment => return None,
+        })
+    }
+}
+
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
@@ -308,28 +327,12 @@ pub(crate) async fn check_scope(
 ) -> Result<String, ApiError> {
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     let mut conn = store.read().await?;
-    let (scope, not_found) = match resolve {
-        Organization(p) => (
-            scopes::organization(&mut conn, param(p)).await?,
-            Error::not_found("organization", param(p)),
+    let (scope, not_found) = match resolve.one() {
+        Some((of, what, p)) => (
+            scopes::of(&mut conn, of, param(p)).await?,
+            Error::not_found(what, param(p)),
         ),
-        Project(p) => (
-            scopes::project(&mut conn, param(p)).await?,
-            Error::not_found("project", param(p)),
-        ),
-        Environment(p) => (
-            scopes::environment(&mut conn, param(p)).await?,
-            Error::not_found("environment", param(p)),
-        ),
-        Flag(p) => (
-            scopes::flag(&mut conn, param(p)).await?,
-            Error::not_found("flag", param(p)),
-        ),
-        FlagLifecycle(p) => (
-            scopes::flag_lifecycle(&mut conn, param(p)).await?,
-            Error::not_found("flag", param(p)),
-        ),
-        FlagInEnvironment => {
+        None => {
             let (flag, env) = (param("flag_id"), param("env_id"));
             let scope = scopes::flag_in_environment(&mut conn, flag, env).await?;
             // Say which of the two is unknown, as the handlers do — but only to members of
@@ -337,7 +340,7 @@ pub(crate) async fn check_scope(
             // (Worked out only when the pair is unknown; the common case needs nothing.)
             let environment_unknown = match &scope {
                 Some(_) => false,
-                None => match scopes::flag(&mut conn, flag).await? {
+                None => match scopes::of(&mut conn, scopes::Of::Flag, flag).await? {
                     Some(f) => principal
                         .role_in(&mut conn, &f.organization_id)
                         .await?
@@ -352,18 +355,6 @@ pub(crate) async fn check_scope(
             };
             (scope, not_found)
         }
-        Segment(p) => (
-            scopes::segment(&mut conn, param(p)).await?,
-            Error::not_found("segment", param(p)),
-        ),
-        ApiKey(p) => (
-            scopes::api_key(&mut conn, param(p)).await?,
-            Error::not_found("API key", param(p)),
-        ),
-        PendingChange(p) => (
-            scopes::pending_change(&mut conn, param(p)).await?,
-            Error::not_found("change", param(p)),
-        ),
     };
     let Some(scope) = scope else {
         return Err(not_found.into());

@@ -224,7 +224,7 @@ async fn resolve(
     let env_key = scope.environment.unwrap_or_else(|| "production".into());
     let mut visible = Vec::new();
     for id in flags::project_ids_by_key(conn, &project).await? {
-        if let Some(s) = scopes::project(conn, &id).await?
+        if let Some(s) = scopes::of(conn, scopes::Of::Project, &id).await?
             && let Some(role) = principal.role_in(conn, &s.organization_id).await?
         {
             visible.push((id, s.organization_id, role));

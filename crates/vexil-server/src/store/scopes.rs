@@ -14,59 +14,71 @@ pub(crate) struct Scope {
     pub(crate) protected: bool,
 }
 
-async fn one(conn: &mut AnyConnection, sql: &'static str, id: &str) -> StoreResult<Option<Scope>> {
-    Ok(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?)
+/// What a scope is looked up for, by the id of one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Of {
+    Organization,
+    Project,
+    Environment,
+    Flag,
+    /// A flag, `protected` when it is enabled in some protected environment: deleting,
+    /// archiving or restoring it then changes what that environment serves.
+    FlagLifecycle,
+    Segment,
+    /// An API key, protected as its environment.
+    ApiKey,
+    /// A scheduled change or change request, protected as its environment.
+    PendingChange,
 }
 
-pub(crate) async fn organization(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(conn, "SELECT id AS organization_id, CAST(0 AS BIGINT) AS protected FROM organizations WHERE id = $1", id).await
+impl Of {
+    fn sql(self) -> &'static str {
+        match self {
+            Of::Organization => {
+                "SELECT id AS organization_id, CAST(0 AS BIGINT) AS protected FROM organizations \
+                 WHERE id = $1"
+            }
+            Of::Project => {
+                "SELECT organization_id, CAST(0 AS BIGINT) AS protected FROM projects WHERE id = $1"
+            }
+            Of::Environment => {
+                "SELECT p.organization_id, e.protected FROM environments e \
+                 JOIN projects p ON p.id = e.project_id WHERE e.id = $1"
+            }
+            Of::Flag => {
+                "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM flags f \
+                 JOIN projects p ON p.id = f.project_id WHERE f.id = $1"
+            }
+            Of::FlagLifecycle => {
+                "SELECT p.organization_id, CAST( \
+                   CASE WHEN EXISTS (SELECT 1 FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
+                                     WHERE c.flag_id = f.id AND c.enabled = 1 AND e.protected = 1) \
+                        THEN 1 ELSE 0 END AS BIGINT) AS protected \
+                 FROM flags f JOIN projects p ON p.id = f.project_id WHERE f.id = $1"
+            }
+            Of::Segment => {
+                "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM segments s \
+                 JOIN projects p ON p.id = s.project_id WHERE s.id = $1"
+            }
+            Of::ApiKey => {
+                "SELECT p.organization_id, e.protected FROM api_keys k \
+                 JOIN projects p ON p.id = k.project_id \
+                 JOIN environments e ON e.id = k.environment_id WHERE k.id = $1"
+            }
+            Of::PendingChange => {
+                "SELECT c.organization_id, e.protected FROM pending_changes c \
+                 JOIN environments e ON e.id = c.environment_id WHERE c.id = $1"
+            }
+        }
+    }
 }
 
-pub(crate) async fn project(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT organization_id, CAST(0 AS BIGINT) AS protected FROM projects WHERE id = $1",
-        id,
-    )
-    .await
-}
-
-pub(crate) async fn environment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT p.organization_id, e.protected FROM environments e \
-         JOIN projects p ON p.id = e.project_id WHERE e.id = $1",
-        id,
-    )
-    .await
-}
-
-pub(crate) async fn flag(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM flags f \
-         JOIN projects p ON p.id = f.project_id WHERE f.id = $1",
-        id,
-    )
-    .await
-}
-
-/// A flag, `protected` when it is enabled in some protected environment: deleting,
-/// archiving or restoring it then changes what that environment serves.
-pub(crate) async fn flag_lifecycle(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT p.organization_id, CAST( \
-           CASE WHEN EXISTS (SELECT 1 FROM flag_configs c JOIN environments e ON e.id = c.environment_id \
-                             WHERE c.flag_id = f.id AND c.enabled = 1 AND e.protected = 1) \
-                THEN 1 ELSE 0 END AS BIGINT) AS protected \
-         FROM flags f JOIN projects p ON p.id = f.project_id WHERE f.id = $1",
-        id,
-    )
-    .await
+/// The scope of the resource `id` of kind `of` (`None`: there is no such resource).
+pub(crate) async fn of(conn: &mut AnyConnection, of: Of, id: &str) -> StoreResult<Option<Scope>> {
+    Ok(sqlx::query_as(of.sql())
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// A flag's configuration in an environment: both must exist in the same project.
@@ -85,41 +97,6 @@ pub(crate) async fn flag_in_environment(
     .bind(environment_id)
     .fetch_optional(conn)
     .await?)
-}
-
-pub(crate) async fn segment(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM segments s \
-         JOIN projects p ON p.id = s.project_id WHERE s.id = $1",
-        id,
-    )
-    .await
-}
-
-pub(crate) async fn api_key(conn: &mut AnyConnection, id: &str) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT p.organization_id, e.protected FROM api_keys k \
-         JOIN projects p ON p.id = k.project_id \
-         JOIN environments e ON e.id = k.environment_id WHERE k.id = $1",
-        id,
-    )
-    .await
-}
-
-/// A pending change (scheduled change or change request), protected as its environment.
-pub(crate) async fn pending_change(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> StoreResult<Option<Scope>> {
-    one(
-        conn,
-        "SELECT c.organization_id, e.protected FROM pending_changes c \
-         JOIN environments e ON e.id = c.environment_id WHERE c.id = $1",
-        id,
-    )
-    .await
 }
 
 /// Whether any of these flags is enabled in a protected environment (optionally: in
