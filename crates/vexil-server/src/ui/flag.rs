@@ -181,26 +181,36 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
             flag_url(&place, flag),
             url_encode(&env.key)
         ))),
-        Err(Error::Invalid { message, fields }) => {
+        Err(e) => refused(&cx, &place, draft, e).await,
+    }
+}
+
+/// The editor again with why a change of the configuration was refused (field problems
+/// beside their fields, under the configuration's own paths; a concurrent change with who
+/// made it), or the error page for anything else.
+pub(crate) async fn refused(cx: &Ctx, place: &Place, mut draft: Draft, e: Error) -> PageResult {
+    let message = match e {
+        Error::Invalid { message, fields } => {
             draft.errors = fields
                 .into_iter()
-                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .map(|(k, v)| {
+                    let k = k.strip_prefix("patch.").unwrap_or(&k).to_owned();
+                    (k, v.as_str().unwrap_or_default().to_owned())
+                })
                 .collect();
-            render(&cx, &place, draft, Some(message), None).await
+            message.replace("execute_at", "time")
         }
-        Err(Error::VersionMismatch { current }) => {
-            let who = last_change(&cx.store, ids).await;
-            let message = format!(
+        Error::VersionMismatch { current } => {
+            let (flag, env) = (place.flag()?, place.env()?);
+            let who = last_change(&cx.store, (&flag.id, &env.id)).await;
+            format!(
                 "This configuration changed while you were editing it (now version {current}{who}). Your changes are not saved; reload the page to start from the latest version."
-            );
-            render(&cx, &place, draft, Some(message), None).await
+            )
         }
-        Err(e @ (Error::Conflict { .. } | Error::Forbidden(_) | Error::Refused { .. })) => {
-            let message = e.to_string();
-            render(&cx, &place, draft, Some(message), None).await
-        }
-        Err(e) => Err(e.into()),
-    }
+        e @ (Error::Refused { .. } | Error::Conflict { .. } | Error::Forbidden(_)) => e.to_string(),
+        e => return Err(e.into()),
+    };
+    render(cx, place, draft, Some(message), None).await
 }
 
 /// Who made the latest change of a configuration, and when (for a version conflict).
@@ -335,48 +345,20 @@ pub(crate) async fn edit(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
     let mut changes = serde_json::Map::new();
     changes.insert("name".into(), json!(cx.form.text("name")));
     changes.insert("description".into(), json!(cx.form.text("description")));
-    changes.insert(
-        "tags".into(),
-        json!(super::form::items(&cx.form.text("tags"))),
-    );
+    let tags = super::form::items(&cx.form.text("tags"));
+    changes.insert("tags".into(), json!(tags));
     changes.insert("temporary".into(), json!(cx.form.checked("temporary")));
     changes.insert("client_side".into(), json!(cx.form.checked("client_side")));
     if flag.kind != vexil_core::FlagType::Boolean || cx.form.get("variations").is_some() {
-        let variations = super::flags::parse_variations(
-            flag.kind,
-            cx.form.get("variations").unwrap_or_default(),
-        );
-        match variations {
-            Ok(v) => {
-                // Keep each variation's name and description.
-                let merged: Vec<Value> = v
-                    .into_iter()
-                    .map(|nv| {
-                        let old = flag.variations.iter().find(|o| o.key == nv.key);
-                        json!({"key": nv.key, "value": nv.value,
-                               "name": old.and_then(|o| o.name.clone()),
-                               "description": old.and_then(|o| o.description.clone())})
-                    })
-                    .collect();
-                changes.insert("variations".into(), Value::Array(merged));
-            }
-            Err(e) => return Err(Page::status(StatusCode::BAD_REQUEST, &e.to_string())),
-        }
+        let text = cx.form.get("variations").unwrap_or_default();
+        changes.insert("variations".into(), variations_of(flag, text)?);
     }
     let patch = Patch {
         changes,
         comment: cx.form.optional("comment"),
     };
-    let expected = cx.form.text("version").parse().ok();
-    match manage::flags::update(
-        &cx.store,
-        &cx.principal,
-        &cx.by,
-        (&flag.id, expected),
-        &patch,
-    )
-    .await
-    {
+    let at = (flag.id.as_str(), cx.form.text("version").parse().ok());
+    match manage::flags::update(&cx.store, &cx.principal, &cx.by, at, &patch).await {
         Ok(_) => Ok(Page::redirect(format!(
             "{}?done=saved",
             flag_url(&place, flag)
@@ -386,6 +368,23 @@ pub(crate) async fn edit(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
         ) => Err(Page::status(StatusCode::BAD_REQUEST, &e.to_string())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The variations the form's `key = value` lines give, each keeping its name and
+/// description.
+fn variations_of(flag: &Flag, text: &str) -> Result<Value, Page> {
+    let variations = super::flags::parse_variations(flag.kind, text)
+        .map_err(|e| Page::status(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let merged = variations
+        .into_iter()
+        .map(|nv| {
+            let old = flag.variations.iter().find(|o| o.key == nv.key);
+            json!({"key": nv.key, "value": nv.value,
+                   "name": old.and_then(|o| o.name.clone()),
+                   "description": old.and_then(|o| o.description.clone())})
+        })
+        .collect();
+    Ok(Value::Array(merged))
 }
 
 #[derive(Debug, Deserialize)]

@@ -158,6 +158,17 @@ fn request_view(
     }
 }
 
+/// The URL of the page's flag in its environment.
+fn flag_tab(place: &Place) -> Result<String, Page> {
+    let (flag, env) = (place.flag()?, place.env()?);
+    Ok(format!(
+        "{}/flags/{}/in/{}",
+        place.base(),
+        url_encode(&flag.key),
+        url_encode(&env.key)
+    ))
+}
+
 /// The held changes of the page's flag in its environment that may still happen.
 pub(crate) async fn held_here(cx: &Ctx, place: &Place, frame: &Frame) -> Result<Vec<Held>, Page> {
     let (flag, env) = (place.flag()?, place.env()?);
@@ -167,12 +178,7 @@ pub(crate) async fn held_here(cx: &Ctx, place: &Place, frame: &Frame) -> Result<
     }
     let current = manage::flag_configs::get(&cx.store, &flag.id, &env.id).await?;
     let rights = Rights::of(frame, cx, env);
-    let href = format!(
-        "{}/flags/{}/in/{}",
-        place.base(),
-        url_encode(&flag.key),
-        url_encode(&env.key)
-    );
+    let href = flag_tab(place)?;
     let at = || (flag.key.as_str(), env, href.clone());
     let mut held: Vec<Held> = scheduled
         .into_iter()
@@ -323,7 +329,7 @@ pub(crate) async fn hold(
     };
     let at = (flag.id.as_str(), env.id.as_str());
     let (store, principal, by) = (&cx.store, &cx.principal, &cx.by);
-    let result = match kind {
+    let done = match kind {
         "schedule" => pending::schedule(store, principal, by, at, input)
             .await
             .map(|_| "scheduled"),
@@ -331,35 +337,10 @@ pub(crate) async fn hold(
             .await
             .map(|_| "proposed"),
     };
-    match result {
-        Ok(done) => Ok(Page::redirect(format!(
-            "{}/flags/{}/in/{}?done={done}",
-            place.base(),
-            url_encode(&flag.key),
-            url_encode(&env.key)
-        ))),
-        Err(e) => show_refusal(&cx, &place, draft, e).await,
+    match done {
+        Ok(done) => Ok(Page::redirect(format!("{}?done={done}", flag_tab(&place)?))),
+        Err(e) => super::flag::refused(&cx, &place, draft, e).await,
     }
-}
-
-/// The editor again with why the change was refused (the patch's field problems beside
-/// their fields), or the error page for anything else.
-async fn show_refusal(cx: &Ctx, place: &Place, mut draft: Draft, e: Error) -> PageResult {
-    let message = match e {
-        Error::Invalid { message, fields } => {
-            draft.errors = fields
-                .into_iter()
-                .map(|(k, v)| {
-                    let k = k.strip_prefix("patch.").unwrap_or(&k).to_owned();
-                    (k, v.as_str().unwrap_or_default().to_owned())
-                })
-                .collect();
-            message.replace("execute_at", "time")
-        }
-        e @ (Error::Refused { .. } | Error::Conflict { .. } | Error::Forbidden(_)) => e.to_string(),
-        e => return Err(e.into()),
-    };
-    super::flag::render(cx, place, draft, Some(message), None).await
 }
 
 /// `POST …/changes/{change_id}/{action}`: approve, reject, apply or cancel a held change of

@@ -11,7 +11,7 @@ use serde_json::json;
 use vexil_core::SegmentRule;
 
 use super::draft::{ClauseDraft, OPERATORS, clauses_of, errors_at};
-use super::form::{lines, url_encode};
+use super::form::{FormData, lines, url_encode};
 use super::{Ctx, Done, Frame, Page, PageResult, Place};
 use crate::manage::fields::Patch;
 use crate::manage::{self, Error};
@@ -170,22 +170,6 @@ async fn blank(
 /// `POST /ui/{org}/{project}/segments/{segment}`: saves, or adds a rule or condition row.
 pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageResult {
     let segment = place.segment()?.clone();
-    let mut rules: Vec<RuleRow> = cx
-        .form
-        .indexed("rules")
-        .into_iter()
-        .take(500)
-        .map(|(_, r)| RuleRow {
-            id: r.text("id"),
-            clauses: ClauseDraft::read_all(&r),
-            remove: r.checked("remove"),
-        })
-        .collect();
-    let blank_clause = || ClauseDraft {
-        op: "in".into(),
-        ..ClauseDraft::default()
-    };
-    let op = cx.form.text("op");
     let mut page = SegmentPage {
         name: cx.form.text("name"),
         description: cx.form.text("description"),
@@ -194,27 +178,66 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
         version: cx.form.text("version").parse().unwrap_or(0),
         ..blank(&cx, &place, segment.clone(), None).await?
     };
-    match op.split_once(':') {
-        None if op == "add_rule" => {
-            rules.push(RuleRow {
-                id: String::new(),
-                clauses: vec![blank_clause()],
-                remove: false,
-            });
-            page.rules = rules;
-            return Ok(Page::render(&page));
+    page.rules = rule_rows(&cx.form);
+    if edit_rows(&mut page.rules, &cx.form.text("op")) {
+        return Ok(Page::render(&page));
+    }
+    let patch = match patch_of(&page, cx.form.optional("comment")) {
+        Ok(patch) => patch,
+        Err(errors) => {
+            page.errors = errors;
+            page.error = Some("Some fields need attention (see below).".into());
+            return Ok(Page::render_status(StatusCode::BAD_REQUEST, &page));
         }
+    };
+    let at = (segment.id.as_str(), Some(page.version));
+    match manage::segments::update(&cx.store, &cx.principal, &cx.by, at, &patch).await {
+        Ok(_) => Ok(Page::redirect(format!("{}?done=saved", page.here))),
+        Err(e) => refused(page, e),
+    }
+}
+
+/// The rule rows of a submitted segment form (at most 500).
+fn rule_rows(form: &FormData) -> Vec<RuleRow> {
+    form.indexed("rules")
+        .into_iter()
+        .take(500)
+        .map(|(_, r)| RuleRow {
+            id: r.text("id"),
+            clauses: ClauseDraft::read_all(&r),
+            remove: r.checked("remove"),
+        })
+        .collect()
+}
+
+/// The editor's row buttons (`add_rule`, `add_clause:i`): whether `op` was one (then the
+/// form is shown again, nothing saved).
+fn edit_rows(rules: &mut Vec<RuleRow>, op: &str) -> bool {
+    let blank_clause = || ClauseDraft {
+        op: "in".into(),
+        ..ClauseDraft::default()
+    };
+    match op.split_once(':') {
+        None if op == "add_rule" => rules.push(RuleRow {
+            id: String::new(),
+            clauses: vec![blank_clause()],
+            remove: false,
+        }),
         Some(("add_clause", i)) => {
             if let Some(rule) = i.parse::<usize>().ok().and_then(|i| rules.get_mut(i)) {
                 rule.clauses.push(blank_clause());
             }
-            page.rules = rules;
-            return Ok(Page::render(&page));
         }
-        _ => {}
+        _ => return false,
     }
+    true
+}
+
+/// The merge patch of the segment as the form shows it, or the problems of its rows.
+fn patch_of(page: &SegmentPage, comment: Option<String>) -> Result<Patch, HashMap<String, String>> {
     let mut errors = HashMap::new();
-    let definition_rules: Vec<SegmentRule> = rules
+    let rules: Vec<SegmentRule> = page
+        .rules
         .iter()
         .filter(|r| !r.remove)
         .enumerate()
@@ -223,33 +246,22 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
             clauses: clauses_of(&r.clauses, &format!("rules[{i}]"), &mut errors),
         })
         .collect();
-    page.rules = rules;
     if !errors.is_empty() {
-        page.errors = errors;
-        page.error = Some("Some fields need attention (see below).".into());
-        return Ok(Page::render_status(StatusCode::BAD_REQUEST, &page));
+        return Err(errors);
     }
     let mut changes = serde_json::Map::new();
     changes.insert("name".into(), json!(page.name));
     changes.insert("description".into(), json!(page.description));
     changes.insert("included".into(), json!(lines(&page.included)));
     changes.insert("excluded".into(), json!(lines(&page.excluded)));
-    changes.insert("rules".into(), json!(definition_rules));
-    let patch = Patch {
-        changes,
-        comment: cx.form.optional("comment"),
-    };
-    match manage::segments::update(
-        &cx.store,
-        &cx.principal,
-        &cx.by,
-        (&segment.id, Some(page.version)),
-        &patch,
-    )
-    .await
-    {
-        Ok(_) => Ok(Page::redirect(format!("{}?done=saved", page.here))),
-        Err(Error::Invalid { message, fields }) => {
+    changes.insert("rules".into(), json!(rules));
+    Ok(Patch { changes, comment })
+}
+
+/// The form again with why the segment was not saved.
+fn refused(mut page: SegmentPage, e: Error) -> PageResult {
+    match e {
+        Error::Invalid { message, fields } => {
             page.errors = fields
                 .into_iter()
                 .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
@@ -257,13 +269,13 @@ pub(crate) async fn save(cx: Ctx, Extension(place): Extension<Place>) -> PageRes
             page.error = Some(message);
             Ok(Page::render_status(StatusCode::BAD_REQUEST, &page))
         }
-        Err(e @ (Error::VersionMismatch { .. } | Error::Conflict { .. } | Error::Forbidden(_))) => {
+        e @ (Error::VersionMismatch { .. } | Error::Conflict { .. } | Error::Forbidden(_)) => {
             page.error = Some(format!(
                 "{e}. Your changes are not saved; reload the page to start from the latest version."
             ));
             Ok(Page::render_status(StatusCode::CONFLICT, &page))
         }
-        Err(e) => Err(e.into()),
+        e => Err(e.into()),
     }
 }
 

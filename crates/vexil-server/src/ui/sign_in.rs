@@ -124,21 +124,7 @@ pub(crate) async fn submit(
         );
     }
     let password = form.get("password").unwrap_or_default().to_owned();
-    let result = async {
-        let email = manage::fields::check_email("email", &email)?;
-        if password.is_empty() || password.len() > credentials::MAX_PASSWORD_LEN {
-            return Err(ApiError::BadCredentials);
-        }
-        if let Err(wait) = settings.limiter.check(&email, meta.ip.as_deref()) {
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
-        let user = manage::sessions::check_password(&store, &meta, &email, password).await?;
-        settings.limiter.record_success(&email, meta.ip.as_deref());
-        start_session(&store, &settings, &user, &meta, "password", Some(&next)).await
-    }
-    .await;
+    let result = sign_in(&store, &settings, &meta, (&email, password), &next).await;
     match result {
         Ok(mut response) => {
             // The form's token has served its purpose.
@@ -147,25 +133,55 @@ pub(crate) async fn submit(
             }
             response
         }
-        Err(e) => {
-            let (status, message) = match &e {
-                ApiError::Invalid { .. } => (
-                    StatusCode::BAD_REQUEST,
-                    "Enter a valid email address.".to_owned(),
-                ),
-                ApiError::BadCredentials => (
-                    StatusCode::UNAUTHORIZED,
-                    "Wrong email or password.".to_owned(),
-                ),
-                ApiError::TooManyRequests { retry_after_secs } => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
-                ),
-                _ => return Page::from(e).into_response(),
-            };
-            render_form(&settings, &next, &email, Some(&message), None, status)
-        }
+        Err(e) => match refusal(&e) {
+            Some((status, message)) => {
+                render_form(&settings, &next, &email, Some(&message), None, status)
+            }
+            None => Page::from(e).into_response(),
+        },
     }
+}
+
+/// What the sign-in form says when a sign-in is refused (`None`: an error page instead).
+fn refusal(e: &ApiError) -> Option<(StatusCode, String)> {
+    Some(match e {
+        ApiError::Invalid { .. } => (
+            StatusCode::BAD_REQUEST,
+            "Enter a valid email address.".to_owned(),
+        ),
+        ApiError::BadCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "Wrong email or password.".to_owned(),
+        ),
+        ApiError::TooManyRequests { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
+        ),
+        _ => return None,
+    })
+}
+
+/// Checks the password under the sign-in limits and opens a session (its answer goes on
+/// to `next`).
+async fn sign_in(
+    store: &Store,
+    settings: &AuthSettings,
+    meta: &RequestMeta,
+    (email, password): (&str, String),
+    next: &str,
+) -> Result<Response, ApiError> {
+    let email = manage::fields::check_email("email", email)?;
+    if password.is_empty() || password.len() > credentials::MAX_PASSWORD_LEN {
+        return Err(ApiError::BadCredentials);
+    }
+    if let Err(wait) = settings.limiter.check(&email, meta.ip.as_deref()) {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let user = manage::sessions::check_password(store, meta, &email, password).await?;
+    settings.limiter.record_success(&email, meta.ip.as_deref());
+    start_session(store, settings, &user, meta, "password", Some(next)).await
 }
 
 /// `POST /ui/logout`: ends the session.
@@ -258,31 +274,14 @@ pub(crate) async fn change_password(
         .to_owned();
     let new = cx.form.get("new_password").unwrap_or_default().to_owned();
     let message = if new != cx.form.get("repeat_password").unwrap_or_default() {
-        Some("The two new passwords differ.".to_owned())
+        "The two new passwords differ.".to_owned()
     } else {
-        match manage::users::change_own_password(
-            &cx.store,
-            &settings.limiter,
-            &cx.principal,
-            &cx.by,
-            current,
-            new,
-        )
-        .await
-        {
+        let (store, limiter) = (&cx.store, &settings.limiter);
+        let changed =
+            manage::users::change_own_password(store, limiter, &cx.principal, &cx.by, current, new);
+        match changed.await {
             Ok(()) => return Ok(Page::redirect("/ui/login?done=password")),
-            Err(manage::Error::Invalid { fields, .. }) => Some(format!(
-                "The new password {}.",
-                fields
-                    .values()
-                    .next()
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("is not acceptable")
-            )),
-            Err(e @ (manage::Error::WrongCurrentPassword | manage::Error::RateLimited { .. })) => {
-                Some(format!("{}.", capitalized(&e.to_string())))
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => why_not(e)?,
         }
     };
     let must = manage::users::must_change_password(&cx.store, &cx.principal).await?;
@@ -292,10 +291,28 @@ pub(crate) async fn change_password(
             user: &cx.principal.actor.name,
             csrf: &cx.csrf.0,
             must,
-            error: message.as_deref(),
+            error: Some(&message),
             asset_css: super::assets::CSS_URL.as_str(),
         },
     ))
+}
+
+/// Why a new password was refused, as the account page says it.
+fn why_not(e: manage::Error) -> Result<String, Page> {
+    Ok(match e {
+        manage::Error::Invalid { fields, .. } => format!(
+            "The new password {}.",
+            fields
+                .values()
+                .next()
+                .and_then(|v| v.as_str())
+                .unwrap_or("is not acceptable")
+        ),
+        e @ (manage::Error::WrongCurrentPassword | manage::Error::RateLimited { .. }) => {
+            format!("{}.", capitalized(&e.to_string()))
+        }
+        e => return Err(e.into()),
+    })
 }
 
 fn capitalized(s: &str) -> String {
