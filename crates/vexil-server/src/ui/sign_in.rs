@@ -105,20 +105,13 @@ pub(crate) async fn submit(
     let form = FormData::parse(&body);
     let next = local_next(form.get("next"));
     let email = form.text("email");
-    let name = if settings.secure_cookies {
-        SECURE_LOGIN_COOKIE
-    } else {
-        LOGIN_COOKIE
-    };
-    let expected = cookie_value(&headers, name).unwrap_or_default();
-    let given = form.get("token").unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        let message = "The sign-in form expired. Please try again.";
+    if !form_token_ok(&settings, &headers, &form) {
+        let message = Some("The sign-in form expired. Please try again.");
         return render_form(
             &settings,
             &next,
             &email,
-            Some(message),
+            message,
             None,
             StatusCode::FORBIDDEN,
         );
@@ -140,6 +133,18 @@ pub(crate) async fn submit(
             None => Page::from(e).into_response(),
         },
     }
+}
+
+/// Whether the form carries the token its double-submit cookie holds.
+fn form_token_ok(settings: &AuthSettings, headers: &HeaderMap, form: &FormData) -> bool {
+    let name = if settings.secure_cookies {
+        SECURE_LOGIN_COOKIE
+    } else {
+        LOGIN_COOKIE
+    };
+    let expected = cookie_value(headers, name).unwrap_or_default();
+    let given = form.get("token").unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
 /// What the sign-in form says when a sign-in is refused (`None`: an error page instead).
