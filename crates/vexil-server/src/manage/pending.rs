@@ -596,6 +596,14 @@ pub(crate) async fn review(
     let (_, config) =
         flag_configs::load(tx.conn(), &before.flag_id, &before.environment_id).await?;
     let mut reviews = reviews_of(&before)?;
+    // Approving again what one has approved at this version changes nothing.
+    let mine = |r: &Review| r.decision == Decision::Approve && r.reviewer.id == by.actor.id;
+    if decision == Decision::Approve
+        && before.approved_version == Some(config.version)
+        && reviews.iter().any(mine)
+    {
+        return ChangeRequest::of(&before);
+    }
     reviews.push(Review {
         reviewer: by.actor.clone(),
         decision,

@@ -293,6 +293,9 @@ both_backends! {
         assert_eq!(approved["approved_version"], 2);
         assert_eq!(approved["reviews"][0]["decision"], "approve");
         assert_eq!(approved["reviews"][0]["comment"], "ship it");
+        // Approving it again changes nothing.
+        let again = json_ok(send(&app, &admin, Method::POST, &format!("{cr_path}/approve"), None).await).await;
+        assert_eq!(again["reviews"].as_array().unwrap().len(), 1, "{again}");
 
         // The kill switch is never held: it changes the configuration (version 3)…
         json_ok(app.post(&format!("/api/v1/feature-flags/{}/kill-switch", s.flag), json!({"reason": "incident"})).await).await;
