@@ -241,7 +241,17 @@ impl Store {
     /// Starts a serialized write transaction.
     pub(crate) async fn write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
-        let mut tx = self.connected(self.pool.begin()).await?;
+        let mut tx = match self.backend {
+            // Take SQLite's write lock at the start: a deferred transaction that reads first
+            // fails with SQLITE_BUSY_SNAPSHOT (which no busy timeout resolves) when a write
+            // outside this lock (a token's `last_used_at`) commits between its first read
+            // and its first write.
+            Backend::Sqlite => {
+                self.connected(self.pool.begin_with("BEGIN IMMEDIATE"))
+                    .await?
+            }
+            Backend::Postgres => self.connected(self.pool.begin()).await?,
+        };
         if self.backend == Backend::Postgres {
             // Other nodes of a cluster write too: serialize across processes as well.
             postgres::lock_writes(&mut tx).await?;
