@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::counts::Counters;
 use crate::clause::{Attr, CompiledClause, compile_clause};
 use crate::error::{ValidationError, ValidationErrors};
 use crate::fxhash::{FxHashMap, FxHashSet};
@@ -39,7 +40,7 @@ pub(crate) struct CompiledPrereq {
 }
 
 /// A flag ready for evaluation in one environment.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct CompiledFlag {
     pub key: Arc<str>,
     pub kind: FlagType,
@@ -55,6 +56,8 @@ pub(crate) struct CompiledFlag {
     pub version: u64,
     /// No targets, rules or prerequisites and a fixed fallthrough (OFREP reason `STATIC`).
     pub is_static: bool,
+    /// Evaluations counted per variation since the last drain (`counts.rs`).
+    pub counts: Counters,
 }
 
 /// A segment ready for membership tests.
@@ -405,6 +408,7 @@ pub(crate) fn compile_flag(
         archived: def.archived,
         version: def.version,
         is_static,
+        counts: Counters::new(def.variations.len()),
     })
 }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::clause::{Attr, Env, MAX_DEPTH, Segments};
 use crate::compile::{CompiledFlag, CompiledSegment, CompiledServe, Snapshot};
 use crate::context::Context;
+use crate::counts::Counter;
 use crate::hash::{Murmur3, bucket_of_hash, format_int};
 use crate::model::FlagType;
 
@@ -87,6 +88,7 @@ pub struct Detail<'s> {
     /// The flag's type; `None` when the flag was not found.
     pub flag_type: Option<FlagType>,
     is_static: bool,
+    counter: Counter<'s>,
 }
 
 impl<'s> Detail<'s> {
@@ -98,6 +100,7 @@ impl<'s> Detail<'s> {
             flag_version: flag.map(|f| f.version),
             flag_type: flag.map(|f| f.kind),
             is_static: false,
+            counter: Counter::default(),
         }
     }
 
@@ -117,6 +120,12 @@ impl<'s> Detail<'s> {
             ReasonKind::Fallthrough => "DEFAULT",
             ReasonKind::Error => "ERROR",
         }
+    }
+
+    /// Counts this result as one evaluation served of its flag's variation (for insights);
+    /// an error result counts nothing. One relaxed atomic add, no lock, no allocation.
+    pub fn count(&self) {
+        self.counter.add();
     }
 
     /// The JSON record of `POST /api/v1/evaluate` and `vexil eval`.
@@ -222,6 +231,7 @@ impl Snapshot {
             flag_version: Some(flag.version),
             flag_type: Some(flag.kind),
             is_static: flag.is_static,
+            counter: Counter(flag.counts.cell(index)),
         };
         if !flag.enabled {
             return served(flag.off, Reason::simple(ReasonKind::Off));

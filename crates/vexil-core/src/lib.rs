@@ -18,6 +18,7 @@
 mod clause;
 mod compile;
 mod context;
+mod counts;
 mod error;
 mod eval;
 mod fxhash;
@@ -29,6 +30,7 @@ mod update;
 
 pub use clause::NOW_ATTRIBUTE;
 pub use compile::{Snapshot, TOTAL_WEIGHT, is_valid_key};
+pub use counts::Tally;
 pub use context::{Context, MAX_CONTEXT_ATTRIBUTES, MAX_CONTEXT_DEPTH};
 pub use error::{ValidationError, ValidationErrors};
 pub use eval::{Detail, ErrorCode, Evaluation, FlagInfo, Reason, ReasonKind};

@@ -80,6 +80,28 @@ pub struct Config {
     /// Seconds a connection may take to send a request's headers before it is closed.
     #[arg(long, env = "VEXIL_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Do not count the evaluations this server serves (insights then show only what SDKs
+    /// report); for measuring what counting costs.
+    #[arg(long, env = "VEXIL_NO_EVALUATION_COUNTS")]
+    pub no_evaluation_counts: bool,
+    /// Days hour-resolution insights are kept (minute resolution is kept 48 hours).
+    #[arg(long, env = "VEXIL_INSIGHTS_RETENTION_DAYS", default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub insights_retention_days: u32,
+    /// Milliseconds between writes of counted evaluations and tracked events.
+    #[arg(long, env = "VEXIL_INSIGHTS_FLUSH_MS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub insights_flush_ms: u64,
+    /// A flag evaluated in no environment for this many days is stale.
+    #[arg(long, env = "VEXIL_STALE_UNUSED_DAYS", default_value_t = 30)]
+    pub stale_unused_days: u32,
+    /// A flag that served one variation to every evaluation in every environment for this
+    /// many days is stale.
+    #[arg(long, env = "VEXIL_STALE_SINGLE_VARIATION_DAYS", default_value_t = 14)]
+    pub stale_single_variation_days: u32,
+    /// A `temporary` flag older than this many days is stale.
+    #[arg(long, env = "VEXIL_STALE_TEMPORARY_DAYS", default_value_t = 40)]
+    pub stale_temporary_days: u32,
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "VEXIL_LOG_FORMAT", default_value = "json", value_parser = ["json", "pretty"])]
     pub log_format: String,
@@ -119,6 +141,12 @@ impl Config {
             metrics_token: None,
             max_connections: 0,
             header_read_timeout: 10,
+            no_evaluation_counts: false,
+            insights_retention_days: 90,
+            insights_flush_ms: 10_000,
+            stale_unused_days: 30,
+            stale_single_variation_days: 14,
+            stale_temporary_days: 40,
             log_format: "json".into(),
         }
     }

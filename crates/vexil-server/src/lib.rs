@@ -9,6 +9,7 @@ mod clock;
 mod config;
 pub mod credentials;
 pub mod http;
+mod insights;
 mod jobs;
 mod keys;
 mod login_limit;
@@ -51,7 +52,7 @@ impl App {
             per_second: f64::from(config.key_rate_limit),
         });
         let plane = Arc::new(EvalPlane {
-            snapshots: Arc::default(),
+            snapshots: Arc::new(snapshots::Snapshots::new(!config.no_evaluation_counts)),
             keys: Arc::new(keys::KeyRing::new(rate_limit)),
         });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -70,6 +71,7 @@ impl App {
             metrics: Arc::default(),
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
+            insights: Arc::new(insights::Insights::new(insights::Settings::from_config(config))),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
             auth: Arc::new(http::auth::AuthSettings::from_config(config)?),
             trusted_proxies: http::extract::TrustedProxies::parse(
@@ -102,6 +104,11 @@ impl App {
             self.state.auth.session_idle,
         );
         all.extend(jobs::release(&store));
+        all.extend(jobs::insights(
+            &store,
+            &self.state.snapshots,
+            &self.state.insights,
+        ));
         let mut jobs = jobs::Runner::start(all);
         let listener = (store.backend() == store::Backend::Postgres).then(|| {
             let (store, snapshots, keys) = (
@@ -122,6 +129,7 @@ impl App {
                 .await;
             })
         });
+        let (snapshots, insights) = (self.state.snapshots.clone(), self.state.insights.clone());
         let router = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
         // Long-lived streams end when the signal flips, so that draining can finish.
@@ -133,6 +141,10 @@ impl App {
         });
         http::serve::serve(self.listener, router, self.limits, stopped).await;
         jobs.stop();
+        // What was counted since the last flush is written before the store closes.
+        if let Err(e) = jobs::flush_insights(&store, &snapshots, &insights).await {
+            tracing::warn!(error = format!("{e:#}"), "the last insights flush failed");
+        }
         if let Some(listener) = listener {
             listener.abort();
         }

@@ -332,6 +332,11 @@ pub(crate) struct ConfigFields {
     rules: Vec<Rule>,
     #[serde(default)]
     prerequisites: Vec<Prerequisite>,
+    /// Tracked event keys (`POST /api/v1/track`) attributed to the variation this
+    /// configuration serves, for insights; at most 20.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    watch_events: Vec<String>,
 }
 
 #[cfg(test)]

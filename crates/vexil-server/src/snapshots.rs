@@ -6,11 +6,11 @@
 //! snapshots keep serving.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::body::Bytes;
 use serde::Serialize;
-use vexil_core::{Change, FlagDef, Ruleset, SegmentDef, Snapshot};
+use vexil_core::{Change, Detail, FlagDef, Ruleset, SegmentDef, Snapshot, Tally};
 
 use crate::store::Conn;
 use crate::store::{Store, StoreResult, environments, flags, segments};
@@ -22,7 +22,12 @@ pub(crate) struct EnvSnapshot {
     pub(crate) project_id: String,
     /// The environment's ruleset version (also the SSE event id and the `ETag`).
     pub(crate) version: u64,
-    pub(crate) snapshot: Snapshot,
+    /// Shared with the insights tally once replaced, until its evaluation counts are taken.
+    pub(crate) snapshot: Arc<Snapshot>,
+    /// The tracked event keys each flag watches (flags watching none left out).
+    watching: BTreeMap<String, Arc<[String]>>,
+    /// `watching` by event key, built by the first tracked event of this version.
+    watchers: OnceLock<HashMap<String, Vec<String>>>,
     /// Source definitions, shared between versions, for serving and for incremental updates.
     flags: BTreeMap<String, Arc<FlagDef>>,
     segments: BTreeMap<String, Arc<SegmentDef>>,
@@ -111,14 +116,20 @@ impl EnvSnapshot {
     fn new(
         environment_id: String,
         project_id: String,
-        ruleset: Ruleset,
+        (ruleset, watching): (Ruleset, BTreeMap<String, Vec<String>>),
     ) -> Result<EnvSnapshot, vexil_core::ValidationErrors> {
         let snapshot = Snapshot::compile(&ruleset)?;
         Ok(EnvSnapshot {
             environment_id,
             project_id,
             version: ruleset.version,
-            snapshot,
+            snapshot: Arc::new(snapshot),
+            watching: watching
+                .into_iter()
+                .filter(|(_, events)| !events.is_empty())
+                .map(|(k, v)| (k, Arc::from(v)))
+                .collect(),
+            watchers: OnceLock::new(),
             flags: ruleset
                 .flags
                 .into_iter()
@@ -165,6 +176,23 @@ impl EnvSnapshot {
         self.ruleset_bytes
             .get_or_init(|| Bytes::from_owner(SharedText(self.ruleset_json())))
             .clone()
+    }
+
+    /// The flags watching tracked event `event_key` (their served variation is what an
+    /// event of that key is attributed to).
+    pub(crate) fn watchers_of(&self, event_key: &str) -> &[String] {
+        self.watchers
+            .get_or_init(|| {
+                let mut by_event: HashMap<String, Vec<String>> = HashMap::new();
+                for (flag, events) in &self.watching {
+                    for event in events.iter() {
+                        by_event.entry(event.clone()).or_default().push(flag.clone());
+                    }
+                }
+                by_event
+            })
+            .get(event_key)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The definition of flag `key` (archived ones included).
@@ -219,23 +247,79 @@ impl AsRef<[u8]> for SharedText {
 pub(crate) struct Snapshots {
     updates: tokio::sync::broadcast::Sender<Arc<Update>>,
     envs: RwLock<HashMap<String, Arc<EnvSnapshot>>>,
+    /// Whether evaluations served are counted (`--no-evaluation-counts` turns it off).
+    counting: bool,
+    /// Per environment, replaced snapshots whose evaluation counts are still to be taken.
+    retired: Mutex<HashMap<String, Tally>>,
     /// Serializes synchronisations; held across `.await` (database reads), hence tokio's.
     sync_lock: tokio::sync::Mutex<()>,
 }
 
 impl Default for Snapshots {
     fn default() -> Self {
+        Snapshots::new(true)
+    }
+}
+
+impl Snapshots {
+    /// No snapshots yet; `counting`: whether evaluations served are counted.
+    pub(crate) fn new(counting: bool) -> Snapshots {
         // A subscriber that falls this far behind is dropped (it resumes by reconnecting).
         let (updates, _) = tokio::sync::broadcast::channel(4096);
         Snapshots {
             updates,
             envs: RwLock::default(),
+            counting,
+            retired: Mutex::default(),
             sync_lock: tokio::sync::Mutex::default(),
         }
     }
-}
 
-impl Snapshots {
+    /// Counts an evaluation served (one atomic add in the snapshot; nothing else).
+    pub(crate) fn count(&self, detail: &Detail<'_>) {
+        if self.counting {
+            detail.count();
+        }
+    }
+
+    /// Takes the evaluation counts of every environment since the last call, replaced
+    /// snapshots included, as `f(environment id, flag key, variation, count)`.
+    pub(crate) fn drain_counts(&self, mut f: impl FnMut(&str, &str, &str, u64)) {
+        let current: Vec<Arc<EnvSnapshot>> = self
+            .envs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        for env in &current {
+            let id = env.environment_id.as_str();
+            let tally = retired.entry(id.to_owned()).or_default();
+            tally.drain(Some(&env.snapshot), |flag, variation, n| {
+                f(id, flag, variation, n)
+            });
+        }
+        // Environments deleted meanwhile: their last counts, once.
+        retired.retain(|id, tally| {
+            if current.iter().any(|e| e.environment_id == *id) {
+                return true;
+            }
+            tally.drain(None, |flag, variation, n| f(id, flag, variation, n));
+            false
+        });
+    }
+
+    /// Keeps a replaced snapshot's counts for the next drain.
+    fn retire(&self, old: &EnvSnapshot) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(old.environment_id.clone())
+            .or_default()
+            .retire(old.snapshot.clone());
+    }
+
     /// Updates from now on (subscribe before reading a snapshot, so none is missed).
     pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Update>> {
         self.updates.subscribe()
@@ -264,10 +348,14 @@ impl Snapshots {
     }
 
     fn put(&self, env: EnvSnapshot) {
-        self.envs
+        let old = self
+            .envs
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(env.environment_id.clone(), Arc::new(env));
+        if let Some(old) = old {
+            self.retire(&old);
+        }
     }
 
     /// Brings every environment up to its stored ruleset version.
@@ -277,10 +365,20 @@ impl Snapshots {
         let versions = environments::ruleset_versions(&mut conn).await?;
         let live: std::collections::HashSet<&str> =
             versions.iter().map(|(id, _, _)| id.as_str()).collect();
+        let mut gone = Vec::new();
         self.envs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|id, _| live.contains(id.as_str()));
+            .retain(|id, env| {
+                let keep = live.contains(id.as_str());
+                if !keep {
+                    gone.push(env.clone());
+                }
+                keep
+            });
+        for env in gone {
+            self.retire(&env);
+        }
         for (env_id, project_id, version) in &versions {
             let version = u64::try_from(*version).unwrap_or(0);
             match self.get(env_id) {
@@ -351,6 +449,7 @@ impl Snapshots {
             return Ok(None);
         }
         let mut flag_keys: BTreeMap<String, Option<FlagDef>> = BTreeMap::new();
+        let mut watching = current.watching.clone();
         let mut segment_keys: BTreeMap<String, Option<SegmentDef>> = BTreeMap::new();
         for c in &log {
             if c.kind == "segment" {
@@ -365,6 +464,13 @@ impl Snapshots {
                     flags::configs::get(conn, &flag.id, &current.environment_id).await?
             {
                 *slot = Some(config.config.to_def(&flag, config.version));
+                if config.config.watch_events.is_empty() {
+                    watching.remove(key);
+                } else {
+                    watching.insert(key.clone(), Arc::from(config.config.watch_events.clone()));
+                }
+            } else {
+                watching.remove(key);
             }
         }
         for (key, slot) in segment_keys.iter_mut() {
@@ -420,7 +526,9 @@ impl Snapshots {
             environment_id: current.environment_id.clone(),
             project_id: current.project_id.clone(),
             version,
-            snapshot,
+            snapshot: Arc::new(snapshot),
+            watching,
+            watchers: OnceLock::new(),
             flags: flags_map,
             segments: segments_map,
             ruleset_json: OnceLock::new(),

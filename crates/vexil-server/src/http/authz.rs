@@ -159,6 +159,10 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ) => ChangeEnvironment(PendingChange("id")),
         ("DELETE", "/api/v1/change-requests/{id}")
         | ("POST", "/api/v1/change-requests/{id}/apply") => Needs(PendingChange("id"), Editor),
+        ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/insights") => {
+            Needs(FlagInEnvironment, Viewer)
+        }
+        ("GET", "/api/v1/environments/{env_id}/insights") => Needs(Environment("env_id"), Viewer),
         ("GET", "/api/v1/environments/{env_id}/flag-configs") => {
             Needs(Environment("env_id"), Viewer)
         }

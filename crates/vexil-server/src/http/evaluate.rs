@@ -65,6 +65,7 @@ pub(crate) async fn evaluate(
     } else {
         Detail::flag_not_found()
     };
+    snapshots.count(&detail);
     Ok(axum::Json(detail.record(&body.flag_key)).into_response())
 }
 
@@ -122,6 +123,7 @@ pub(crate) async fn evaluate_bulk(
                 } else {
                     Detail::flag_not_found()
                 };
+                snapshots.count(&detail);
                 (k.as_str(), detail.record(k))
             })
             .collect(),
@@ -129,6 +131,7 @@ pub(crate) async fn evaluate_bulk(
             .snapshot
             .evaluate_all(&body.context, now)
             .filter(|(info, _)| server || info.client_side)
+            .inspect(|(_, detail)| snapshots.count(detail))
             .map(|(info, detail)| (info.key, detail.record(info.key)))
             .collect(),
     };

@@ -14,6 +14,7 @@ pub(crate) mod extract;
 pub(crate) mod flag_configs;
 pub(crate) mod flags;
 pub(crate) mod headers;
+pub(crate) mod insights;
 pub(crate) mod members;
 pub(crate) mod ofrep;
 pub(crate) mod oidc;
@@ -57,6 +58,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) snapshots: Arc<Snapshots>,
     pub(crate) keys: Arc<KeyRing>,
+    pub(crate) insights: Arc<crate::insights::Insights>,
     pub(crate) shutdown: stream::ShutdownSignal,
     pub(crate) auth: Arc<auth::AuthSettings>,
     pub(crate) trusted_proxies: extract::TrustedProxies,
@@ -77,6 +79,12 @@ impl FromRef<AppState> for stream::ShutdownSignal {
 impl FromRef<AppState> for Arc<Snapshots> {
     fn from_ref(s: &AppState) -> Arc<Snapshots> {
         s.snapshots.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::insights::Insights> {
+    fn from_ref(s: &AppState) -> Arc<crate::insights::Insights> {
+        s.insights.clone()
     }
 }
 
@@ -111,6 +119,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(flags::router())
         .merge(flag_configs::router())
         .merge(pending::router())
+        .merge(insights::router())
         .merge(segments::router())
         .merge(api_keys::router())
         .merge(audit_logs::router())
@@ -145,6 +154,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let evaluation = Router::new()
         .merge(ofrep::router())
         .merge(evaluate::router())
+        .merge(insights::evaluation_router())
         .merge(stream::router())
         .layer(evaluation_cors());
 
@@ -218,6 +228,7 @@ pub(crate) fn is_evaluation(path: &str) -> bool {
     path.starts_with("/ofrep/")
         || path.starts_with("/api/v1/evaluate")
         || path.starts_with("/api/v1/sdk/")
+        || path == "/api/v1/track"
 }
 
 /// Assigns the request id, then logs and measures the request once it is answered.

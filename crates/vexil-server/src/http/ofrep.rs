@@ -66,6 +66,7 @@ pub(crate) async fn evaluate_flag(
         return Err(Failure::Flag(FailureBody::not_found(&flag_key)));
     }
     let detail = env.snapshot.evaluate(&flag_key, &context, now_ms());
+    snapshots.count(&detail);
     Ok(wire::outcome(&flag_key, &detail, key.kind).into_response())
 }
 
@@ -101,6 +102,7 @@ pub(crate) async fn evaluate_flags(
         .snapshot
         .evaluate_all(&context, now_ms())
         .filter(|(info, _)| key.kind.is_server() || info.client_side)
+        .inspect(|(_, detail)| snapshots.count(detail))
         .collect();
     results.sort_unstable_by_key(|(info, _)| info.key);
     let bulk = Bulk {

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, members, ofrep,
+    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, insights, members, ofrep,
     oidc, ops, organizations, pending, projects, segments, sessions, simple, stream, tokens, users,
 };
 
@@ -42,6 +42,7 @@ use super::{
         pending::cancel_scheduled, pending::create_request, pending::list_requests, pending::project_requests,
         pending::get_request, pending::cancel_request, pending::approve_request, pending::reject_request,
         pending::apply_request,
+        insights::sdk_metrics, insights::track, insights::flag_insights, insights::environment_insights,
         segments::list_segments, segments::create_segment, segments::get_segment, segments::update_segment,
         segments::delete_segment,
         api_keys::list_api_keys, api_keys::create_api_key, api_keys::revoke_api_key, api_keys::delete_api_key,
@@ -65,6 +66,7 @@ use super::{
         (name = "flag configurations", description = "A flag's configuration in one environment, validated against the environment's whole ruleset; every change is a new version with a revision"),
         (name = "revisions", description = "The history of a flag configuration; restoring an old revision creates a new version"),
         (name = "release control", description = "Configuration changes held until a time (scheduled changes) or until another member approves them (change requests); environments with `requires_approval` refuse direct changes with 409 `approval_required`, except the kill switch"),
+        (name = "insights", description = "How flags are used: evaluations counted by the server and reported by SDKs, tracked events attributed to the variation each watching flag serves, per flag and environment over time and per environment, as JSON or CSV"),
         (name = "segments", description = "Reusable audiences of a project, seen by every environment"),
         (name = "API keys", description = "Evaluation-plane keys of a project, each bound to one environment; the secret is shown once, at creation"),
         (name = "audit logs", description = "The hash-chained audit trail of every change, and its verification"),

@@ -62,6 +62,7 @@ pub(crate) async fn ready(
 pub(crate) async fn metrics(
     State(metrics): State<Arc<Metrics>>,
     State(auth): State<Arc<AuthSettings>>,
+    State(insights): State<Arc<crate::insights::Insights>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(expected) = &auth.metrics_token_hash {
@@ -76,6 +77,13 @@ pub(crate) async fn metrics(
     }
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
+        format!(
+            "{}# HELP vexil_insights_dropped_total Counts dropped because too many distinct \
+             insights buckets waited for one flush.\n\
+             # TYPE vexil_insights_dropped_total counter\n\
+             vexil_insights_dropped_total {}\n",
+            metrics.render(),
+            insights.dropped()
+        ),
     ))
 }

@@ -5,6 +5,7 @@
 //! A failing run is logged with the job's name and retried at the next tick; evaluation
 //! never waits on a job.
 
+mod insights;
 mod release;
 mod upkeep;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub(crate) use insights::{flush_insights, insights};
 pub(crate) use release::release;
 pub(crate) use upkeep::upkeep;
 

@@ -228,6 +228,7 @@ pub(crate) async fn check_in(
             json!({"archived": true}),
         ));
     }
+    check_watch_events(&config.watch_events)?;
     // Whether a flag is enabled never affects validity: toggles skip the ruleset check.
     let probe = Config {
         enabled: before.config.enabled,
@@ -238,6 +239,34 @@ pub(crate) async fn check_in(
         let problems = new_problems(conn, &before.environment_id, &flag.key, def, false).await?;
         if !problems.is_empty() {
             return Err(relative_to_flag(problems, &flag.key).into());
+        }
+    }
+    Ok(())
+}
+
+/// Most tracked event keys one configuration may watch.
+pub(crate) const MAX_WATCH_EVENTS: usize = 20;
+
+/// Watched event keys are keys, distinct, and few.
+fn check_watch_events(events: &[String]) -> Result<()> {
+    if events.len() > MAX_WATCH_EVENTS {
+        return Err(Error::invalid_field(
+            "watch_events",
+            format!("at most {MAX_WATCH_EVENTS} event keys"),
+        ));
+    }
+    for (i, event) in events.iter().enumerate() {
+        if !vexil_core::is_valid_key(event) {
+            return Err(Error::invalid_field(
+                &format!("watch_events[{i}]"),
+                "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+            ));
+        }
+        if events[..i].contains(event) {
+            return Err(Error::invalid_field(
+                &format!("watch_events[{i}]"),
+                format!("'{event}' is listed twice"),
+            ));
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ mod error;
 pub(crate) mod fields;
 pub(crate) mod flag_configs;
 pub(crate) mod flags;
+pub(crate) mod insights;
 pub(crate) mod members;
 pub(crate) mod organizations;
 pub(crate) mod pending;

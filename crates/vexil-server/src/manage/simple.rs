@@ -286,7 +286,7 @@ async fn snapshot(conn: &mut Conn, snapshots: &Snapshots, env: &Environment) -> 
     if let Some(shared) = snapshots.get(&env.id) {
         return Ok(Compiled::Shared(shared));
     }
-    let ruleset = flags::load_ruleset(conn, &env.id)
+    let (ruleset, _) = flags::load_ruleset(conn, &env.id)
         .await?
         .ok_or_else(|| Error::not_found("environment", &env.key))?;
     let compiled = Snapshot::compile(&ruleset).map_err(|e| {

@@ -402,13 +402,14 @@ pub(crate) async fn referrers(
     Ok(out)
 }
 
-/// The full ruleset of an environment (docs/concepts.md): every flag of its project with its
+/// The full ruleset of an environment (docs/concepts.md), and the tracked event keys each
+/// flag watches there: every flag of its project with its
 /// configuration there (archived flags included, marked `archived`), and every segment.
 /// `None` when the environment does not exist.
 pub(crate) async fn load_ruleset(
     conn: &mut AnyConnection,
     environment_id: &str,
-) -> StoreResult<Option<Ruleset>> {
+) -> StoreResult<Option<(Ruleset, BTreeMap<String, Vec<String>>)>> {
     let Some(env) = environments::get(conn, environment_id).await? else {
         return Ok(None);
     };
@@ -421,18 +422,22 @@ pub(crate) async fn load_ruleset(
         version: u64::try_from(env.ruleset_version).unwrap_or(0),
         ..Ruleset::default()
     };
+    let mut watching = BTreeMap::new();
     for (flag_id, config, version) in configs::raw_of_environment(conn, environment_id).await? {
         if let Some(flag) = flags.get(&flag_id) {
             ruleset
                 .flags
                 .insert(flag.key.clone(), config.to_def(flag, version));
+            if !config.watch_events.is_empty() {
+                watching.insert(flag.key.clone(), config.watch_events);
+            }
         }
     }
     ruleset.segments = segments::definitions(conn, &env.project_id)
         .await?
         .into_iter()
         .collect();
-    Ok(Some(ruleset))
+    Ok(Some((ruleset, watching)))
 }
 
 /// Flag `key`'s definition in an environment, if the flag exists there.

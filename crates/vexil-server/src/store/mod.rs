@@ -10,6 +10,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod environments;
 pub(crate) mod flags;
+pub(crate) mod insights;
 pub(crate) mod organizations;
 pub(crate) mod pending;
 pub(crate) mod postgres;

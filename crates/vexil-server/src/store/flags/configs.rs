@@ -30,6 +30,9 @@ pub(crate) struct Config {
     #[serde(default)]
     #[schema(value_type = Vec<crate::schemas::Prerequisite>)]
     pub(crate) prerequisites: Vec<Prerequisite>,
+    /// Tracked event keys attributed to the variation this configuration serves (insights).
+    #[serde(default)]
+    pub(crate) watch_events: Vec<String>,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             targets: Vec::new(),
             rules: Vec::new(),
             prerequisites: Vec::new(),
+            watch_events: Vec::new(),
         }
     }
 
