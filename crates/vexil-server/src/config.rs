@@ -116,7 +116,8 @@ pub struct DatabaseConfig {
 }
 
 impl Config {
-    /// A configuration for tests and embedding: given database, port 0, no bootstrap token.
+    /// A configuration for tests and embedding: given database, port 0, no bootstrap token,
+    /// insights flushed every 250 ms.
     pub fn for_tests(database_url: impl Into<String>) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -143,7 +144,8 @@ impl Config {
             header_read_timeout: 10,
             no_evaluation_counts: false,
             insights_retention_days: 90,
-            insights_flush_ms: 10_000,
+            // Tests read insights soon after counting.
+            insights_flush_ms: 250,
             stale_unused_days: 30,
             stale_single_variation_days: 14,
             stale_temporary_days: 40,

@@ -195,6 +195,11 @@ impl EnvSnapshot {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// The tracked event keys flag `key` watches here.
+    pub(crate) fn watched_by(&self, key: &str) -> Vec<String> {
+        self.watching.get(key).map(|e| e.to_vec()).unwrap_or_default()
+    }
+
     /// The definition of flag `key` (archived ones included).
     pub(crate) fn flag_def(&self, key: &str) -> Option<&FlagDef> {
         self.flags.get(key).map(|f| &**f)

@@ -206,6 +206,7 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             | "/ui/{org}/{project}/audit"
             | "/ui/{org}/{project}/people"
             | "/ui/{org}/{project}/settings"
+            | "/ui/{org}/{project}/insights"
             | "/ui/{org}/{project}/playground",
         ) => Needs(Project("project"), Viewer),
         ("POST", "/ui/{org}/{project}/flags" | "/ui/{org}/{project}/flags/bulk")
@@ -244,7 +245,8 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         (
             "GET",
             "/ui/{org}/{project}/flags/{flag}/in/{env}"
-            | "/ui/{org}/{project}/flags/{flag}/in/{env}/history",
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/history"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/insights",
         ) => Needs(FlagInEnvironment, Viewer),
         (
             "POST",

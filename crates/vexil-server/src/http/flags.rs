@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use serde_json::Value;
 
+use crate::insights::Insights;
+use crate::manage::insights::WithLifecycle;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{
-    Aimed, CommentBody, Db, Id, Json, OptionalJson, Page, Pagination, Query, versioned, with_etag,
+    Aimed, CommentBody, Db, Id, Json, OptionalJson, Page, Pagination, Query, with_etag,
 };
 use crate::access::Principal;
 use crate::manage::By;
@@ -57,15 +59,16 @@ pub(crate) fn router() -> Router<AppState> {
         (status = 200, description = "A page of flags", body = Page<Flag>)))]
 pub(crate) async fn list_flags(
     State(store): State<Arc<Store>>,
+    State(insights): State<Arc<Insights>>,
     Path(project_id): Path<String>,
     Query(q): Query<ListFlags>,
-) -> ApiResult<Json<Page<Flag>>> {
+) -> ApiResult<Json<Page<WithLifecycle>>> {
     let p = Pagination {
         limit: q.limit,
         offset: q.offset,
     }
     .validate()?;
-    let (items, total) = flags::list(&store, &project_id, q).await?;
+    let (items, total) = flags::list(&store, &project_id, q, &insights.settings).await?;
     Ok(Json(Page::new(items, total, p)))
 }
 
@@ -89,8 +92,13 @@ pub(crate) async fn create_flag(
     params(("id" = String, Path, description = "Flag id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
         (status = 200, description = "Found", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
-pub(crate) async fn get_flag(store: Db, id: Id) -> ApiResult<Response> {
-    versioned::<Flag>(&store, &id).await
+pub(crate) async fn get_flag(
+    store: Db,
+    State(insights): State<Arc<Insights>>,
+    id: Id,
+) -> ApiResult<Response> {
+    let flag = flags::get_with_lifecycle(&store, &id, &insights.settings).await?;
+    Ok(with_etag(flag.flag.version, &flag))
 }
 
 #[utoipa::path(patch, path = "/api/v1/feature-flags/{id}", tag = "flags",

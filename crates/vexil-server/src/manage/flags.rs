@@ -9,11 +9,13 @@ use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{FlagType, Variation};
 
+use super::insights::{WithLifecycle, with_lifecycles};
 use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_name};
 use super::{
     At, By, Change, Error, Result, environments, load, load_at, remove, unchanged, update_in,
 };
+use crate::insights::Settings;
 use crate::access::Principal;
 use crate::audit::Action;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
@@ -34,6 +36,8 @@ pub(crate) struct ListFlags {
     pub(crate) environment_id: Option<String>,
     pub(crate) enabled: Option<bool>,
     pub(crate) sort: Option<String>,
+    /// Only stale flags (`true`) or only flags that are not stale (`false`).
+    pub(crate) stale: Option<bool>,
     #[serde(default = "super::fields::default_limit")]
     pub(crate) limit: i64,
     #[serde(default)]
@@ -46,12 +50,45 @@ pub(crate) async fn list(
     store: &Store,
     project_id: &str,
     q: ListFlags,
-) -> Result<(Vec<Flag>, i64)> {
+    settings: &Settings,
+) -> Result<(Vec<WithLifecycle>, i64)> {
     let mut conn = store.read().await?;
     load::<Project>(&mut conn, project_id).await?;
-    let (limit, offset) = (q.limit, q.offset);
+    let (limit, offset, stale) = (q.limit, q.offset, q.stale);
     let filter = list_filter(&mut conn, project_id, q).await?;
-    Ok(flags::list(&mut conn, project_id, &filter, limit, offset).await?)
+    let Some(stale) = stale else {
+        let (page, total) = flags::list(&mut conn, project_id, &filter, limit, offset).await?;
+        let page = with_lifecycles(&mut conn, project_id, page, settings).await?;
+        return Ok((page, total));
+    };
+    // Staleness is computed, not stored: filter the whole matching list, then cut the page.
+    let (all, _) = flags::list(&mut conn, project_id, &filter, i64::MAX, 0).await?;
+    let matching: Vec<WithLifecycle> = with_lifecycles(&mut conn, project_id, all, settings)
+        .await?
+        .into_iter()
+        .filter(|f| f.lifecycle.stale == stale)
+        .collect();
+    let total = matching.len() as i64;
+    let page = matching
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(0))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect();
+    Ok((page, total))
+}
+
+/// A flag with its lifecycle (`GET /feature-flags/{id}`).
+pub(crate) async fn get_with_lifecycle(
+    store: &Store,
+    id: &str,
+    settings: &Settings,
+) -> Result<WithLifecycle> {
+    let mut conn = store.read().await?;
+    let flag: Flag = load(&mut conn, id).await?;
+    let project_id = flag.project_id.clone();
+    let mut one = with_lifecycles(&mut conn, &project_id, vec![flag], settings).await?;
+    one.pop()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("a flag went missing")))
 }
 
 async fn list_filter(conn: &mut Conn, project_id: &str, q: ListFlags) -> Result<FlagFilter> {

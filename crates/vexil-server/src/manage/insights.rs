@@ -311,6 +311,29 @@ impl Window {
     }
 }
 
+impl Window {
+    /// `(from, to)` in whole hours (a summary's window; `step` is not used), at most 366
+    /// days wide.
+    fn hours(&self) -> Result<(i64, i64)> {
+        let to = match &self.to {
+            Some(t) => instant("to", t)?,
+            None => now_ms(),
+        };
+        let from = match &self.from {
+            Some(f) => instant("from", f)?,
+            None => to - DAY_MS,
+        };
+        let (from, to) = (floor(from, HOUR_MS), ceil(to, HOUR_MS));
+        if to <= from {
+            return Err(Error::invalid_field("to", "must be after from"));
+        }
+        if to - from > 366 * DAY_MS {
+            return Err(Error::invalid_field("from", "a window spans at most 366 days"));
+        }
+        Ok((from, to))
+    }
+}
+
 impl Step {
     fn name(self) -> &'static str {
         match self {
@@ -588,13 +611,7 @@ pub(crate) async fn summary(
     window: &Window,
     settings: &Settings,
 ) -> Result<Summary> {
-    let (from, to, _) = Window {
-        step: Some(Step::Day),
-        from: window.from.clone(),
-        to: window.to.clone(),
-    }
-    .resolve()
-    .map(|(f, t, s)| (floor(f, HOUR_MS), t, s))?;
+    let (from, to) = window.hours()?;
     let mut conn = store.read().await?;
     let env: Environment = load(&mut conn, env_id).await?;
     let flags = flags::list_all(&mut conn, &env.project_id).await?;

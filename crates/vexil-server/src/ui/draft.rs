@@ -91,6 +91,8 @@ pub(crate) struct Draft {
     pub(crate) rules: Vec<RuleDraft>,
     pub(crate) fallthrough: ServeDraft,
     pub(crate) prerequisites: Vec<PrereqDraft>,
+    /// Tracked event keys attributed to this configuration's variations, comma-separated.
+    pub(crate) watch_events: String,
     pub(crate) comment: String,
     /// Problems by field path, from the domain layer or from reading the form.
     pub(crate) errors: HashMap<String, String>,
@@ -136,6 +138,7 @@ impl Draft {
                     variations: p.variations.join(", "),
                 })
                 .collect(),
+            watch_events: config.watch_events.join(", "),
             comment: String::new(),
             errors: HashMap::new(),
         }
@@ -178,6 +181,7 @@ impl Draft {
                 })
                 .filter(|p| !p.flag.is_empty() || !p.variations.is_empty())
                 .collect(),
+            watch_events: form.text("watch_events"),
             comment: form.text("comment"),
             errors: HashMap::new(),
         }
@@ -235,6 +239,7 @@ impl Draft {
         patch.insert("rules".into(), json!(rules));
         patch.insert("fallthrough".into(), json!(fallthrough));
         patch.insert("prerequisites".into(), json!(prerequisites));
+        patch.insert("watch_events".into(), json!(items(&self.watch_events)));
         Ok(patch)
     }
 

@@ -17,6 +17,7 @@ use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::flags::actions::{Bulk, BulkAction};
 use crate::manage::flags::{ListFlags, NewFlag};
 use crate::manage::{self, Error};
+use crate::manage::insights::{Lifecycle, WithLifecycle};
 use crate::store::flags::Flag;
 
 /// Flags per page.
@@ -45,6 +46,9 @@ pub(crate) struct ListQuery {
     state: String,
     #[serde(default)]
     sort: String,
+    /// `yes`: stale flags only.
+    #[serde(default)]
+    stale: String,
     #[serde(default)]
     page: Option<String>,
     #[serde(default)]
@@ -54,6 +58,7 @@ pub(crate) struct ListQuery {
 /// A flag's row: its switch in each environment, in the header's environment order.
 struct Row {
     flag: Flag,
+    lifecycle: Lifecycle,
     switches: Vec<Switch>,
 }
 
@@ -132,10 +137,18 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
             _ => None,
         }),
         sort: Some(q.sort.clone()).filter(|s| !s.is_empty()),
+        stale: (q.stale == "yes").then_some(true),
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
     };
-    let (flags, total) = match manage::flags::list(&cx.store, &place.project.id, query).await {
+    let (flags, total) = match manage::flags::list(
+        &cx.store,
+        &place.project.id,
+        query,
+        &cx.insights.settings,
+    )
+    .await
+    {
         Ok(found) => found,
         // A bad filter in a hand-made URL: say so on the page rather than fail it.
         Err(Error::Invalid { message, .. }) => {
@@ -143,7 +156,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
         }
         Err(e) => return Err(e.into()),
     };
-    let ids: Vec<String> = flags.iter().map(|f| f.id.clone()).collect();
+    let ids: Vec<String> = flags.iter().map(|f| f.flag.id.clone()).collect();
     let switches = manage::flag_configs::switches(&cx.store, &ids).await?;
     let on: HashMap<(&str, &str), bool> = switches
         .iter()
@@ -151,7 +164,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
         .collect();
     let rows = flags
         .into_iter()
-        .map(|flag| {
+        .map(|WithLifecycle { flag, lifecycle }| {
             let switches = frame
                 .environments
                 .iter()
@@ -165,7 +178,11 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
                     protected: e.protected,
                 })
                 .collect();
-            Row { flag, switches }
+            Row {
+                flag,
+                lifecycle,
+                switches,
+            }
         })
         .collect();
     let keep = query_string(&[
@@ -176,6 +193,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
         ("env", &q.env),
         ("state", &q.state),
         ("sort", &q.sort),
+        ("stale", &q.stale),
     ]);
     let filtered = !keep.is_empty();
     let refused = new.error.is_some();

@@ -15,6 +15,7 @@ mod draft;
 mod flag;
 mod flags;
 mod form;
+mod insights;
 mod frame;
 mod keys;
 mod people;
@@ -59,7 +60,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 48] = [
+pub const ROUTES: [(&str, &str); 50] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -86,6 +87,8 @@ pub const ROUTES: [(&str, &str); 48] = [
     ("POST", "/ui/{org}/{project}/changes/{change_id}/apply"),
     ("POST", "/ui/{org}/{project}/changes/{change_id}/cancel"),
     ("GET", "/ui/{org}/{project}/flags/{flag}/in/{env}/history"),
+    ("GET", "/ui/{org}/{project}/flags/{flag}/in/{env}/insights"),
+    ("GET", "/ui/{org}/{project}/insights"),
     (
         "POST",
         "/ui/{org}/{project}/flags/{flag}/in/{env}/history/{version}/restore",
@@ -155,6 +158,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
             post(|cx, place, id| release::act(cx, place, id, "cancel"))
         }
         ("GET", "/flags/{flag}/in/{env}/history") => get(flag::history),
+        ("GET", "/flags/{flag}/in/{env}/insights") => get(insights::flag_page),
+        ("GET", "/insights") => get(insights::overview),
         ("POST", "/flags/{flag}/in/{env}/history/{version}/restore") => {
             post(flag::restore_revision)
         }
@@ -270,6 +275,8 @@ pub(crate) struct Ctx {
     pub(crate) store: Arc<Store>,
     /// The evaluation plane's in-memory rulesets (the playground, the live version).
     pub(crate) snapshots: Arc<crate::snapshots::Snapshots>,
+    /// Insights settings (the stale rules) and pending counts.
+    pub(crate) insights: Arc<crate::insights::Insights>,
     pub(crate) principal: Principal,
     pub(crate) by: manage::By,
     pub(crate) csrf: Csrf,
@@ -288,6 +295,7 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Ctx {
             store: state.store.clone(),
             snapshots: state.snapshots.clone(),
+            insights: state.insights.clone(),
             principal: principal.clone(),
             by,
             csrf: csrf.clone(),

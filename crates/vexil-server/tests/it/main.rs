@@ -16,6 +16,7 @@ mod flag_configs;
 mod flags;
 mod hardening;
 mod helpers;
+mod insights;
 mod management;
 mod ofrep;
 mod oidc;
