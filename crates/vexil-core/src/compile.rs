@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::counts::Counters;
 use crate::clause::{Attr, CompiledClause, compile_clause};
+use crate::counts::Counters;
 use crate::error::{ValidationError, ValidationErrors};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::model::{FlagDef, FlagType, Ruleset, SegmentDef, Serve};

@@ -30,8 +30,8 @@ mod update;
 
 pub use clause::NOW_ATTRIBUTE;
 pub use compile::{Snapshot, TOTAL_WEIGHT, is_valid_key};
-pub use counts::Tally;
 pub use context::{Context, MAX_CONTEXT_ATTRIBUTES, MAX_CONTEXT_DEPTH};
+pub use counts::Tally;
 pub use error::{ValidationError, ValidationErrors};
 pub use eval::{Detail, ErrorCode, Evaluation, FlagInfo, Reason, ReasonKind};
 pub use model::{

@@ -71,7 +71,9 @@ impl App {
             metrics: Arc::default(),
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
-            insights: Arc::new(insights::Insights::new(insights::Settings::from_config(config))),
+            insights: Arc::new(insights::Insights::new(insights::Settings::from_config(
+                config,
+            ))),
             shutdown: http::stream::ShutdownSignal(shutdown_rx),
             auth: Arc::new(http::auth::AuthSettings::from_config(config)?),
             trusted_proxies: http::extract::TrustedProxies::parse(

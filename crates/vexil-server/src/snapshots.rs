@@ -186,7 +186,10 @@ impl EnvSnapshot {
                 let mut by_event: HashMap<String, Vec<String>> = HashMap::new();
                 for (flag, events) in &self.watching {
                     for event in events.iter() {
-                        by_event.entry(event.clone()).or_default().push(flag.clone());
+                        by_event
+                            .entry(event.clone())
+                            .or_default()
+                            .push(flag.clone());
                     }
                 }
                 by_event
@@ -197,7 +200,10 @@ impl EnvSnapshot {
 
     /// The tracked event keys flag `key` watches here.
     pub(crate) fn watched_by(&self, key: &str) -> Vec<String> {
-        self.watching.get(key).map(|e| e.to_vec()).unwrap_or_default()
+        self.watching
+            .get(key)
+            .map(|e| e.to_vec())
+            .unwrap_or_default()
     }
 
     /// The definition of flag `key` (archived ones included).
@@ -573,7 +579,8 @@ mod history_tests {
     #[test]
     fn a_version_cut_in_half_by_trimming_is_not_resumable() {
         let ruleset = Ruleset::from_json(r#"{"version": 4, "flags": {}}"#).unwrap();
-        let mut snap = EnvSnapshot::new("e".into(), "p".into(), ruleset).unwrap();
+        let mut snap =
+            EnvSnapshot::new("e".into(), "p".into(), (ruleset, BTreeMap::new())).unwrap();
         // Version 5 changed a, b, c; version 6 changed d; only 3 entries are kept.
         let mut history: VecDeque<Changed> = [
             changed(5, "a"),
@@ -597,7 +604,8 @@ mod history_tests {
     #[test]
     fn each_change_is_replayed_once_at_its_latest_version() {
         let ruleset = Ruleset::from_json(r#"{"version": 4, "flags": {}}"#).unwrap();
-        let mut snap = EnvSnapshot::new("e".into(), "p".into(), ruleset).unwrap();
+        let mut snap =
+            EnvSnapshot::new("e".into(), "p".into(), (ruleset, BTreeMap::new())).unwrap();
         snap.history = [
             changed(5, "a"),
             changed(6, "b"),
@@ -624,5 +632,63 @@ mod history_tests {
         assert_eq!(replay.after(4), "b6a7c7");
         assert_eq!(replay.after(6), "a7c7");
         assert_eq!(replay.after(7), "");
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+    use vexil_core::Context;
+
+    fn env(version: u64, on: &str) -> EnvSnapshot {
+        let ruleset = Ruleset::from_json(&format!(
+            r#"{{"version": {version}, "flags": {{"f": {{"type": "boolean",
+            "variations": [{{"key": "on", "value": true}}, {{"key": "off", "value": false}}],
+            "enabled": true, "off_variation": "off", "fallthrough": {{"variation": "{on}"}}}}}}}}"#
+        ))
+        .unwrap();
+        EnvSnapshot::new("e".into(), "p".into(), (ruleset, BTreeMap::new())).unwrap()
+    }
+
+    #[test]
+    fn counts_of_a_replaced_snapshot_held_by_a_request_are_not_lost() {
+        let snapshots = Snapshots::new(true);
+        snapshots.put(env(1, "on"));
+        let held = snapshots.get("e").unwrap();
+        let ctx = Context::new();
+        snapshots.count(&held.snapshot.evaluate("f", &ctx, 0));
+        // A change replaces the snapshot while a request still holds the old one.
+        snapshots.put(env(2, "off"));
+        snapshots.count(&held.snapshot.evaluate("f", &ctx, 0));
+        let current = snapshots.get("e").unwrap();
+        snapshots.count(&current.snapshot.evaluate("f", &ctx, 0));
+        let mut taken = Vec::new();
+        snapshots
+            .drain_counts(|e, f, v, n| taken.push((e.to_owned(), f.to_owned(), v.to_owned(), n)));
+        taken.sort();
+        assert_eq!(
+            taken,
+            [
+                ("e".into(), "f".into(), "off".into(), 1),
+                ("e".into(), "f".into(), "on".into(), 2)
+            ]
+        );
+        // Counted after that drain, into the old snapshot: taken by the next one, after
+        // which the old snapshot is let go.
+        snapshots.count(&held.snapshot.evaluate("f", &ctx, 0));
+        drop(held);
+        let mut later = Vec::new();
+        snapshots.drain_counts(|_, _, v, n| later.push((v.to_owned(), n)));
+        assert_eq!(later, [("on".to_owned(), 1)]);
+        let mut none = Vec::new();
+        snapshots.drain_counts(|_, _, v, n| none.push((v.to_owned(), n)));
+        assert!(none.is_empty());
+        // Switched off, nothing is counted.
+        let off = Snapshots::new(false);
+        off.put(env(1, "on"));
+        off.count(&off.get("e").unwrap().snapshot.evaluate("f", &ctx, 0));
+        let mut nothing = Vec::new();
+        off.drain_counts(|_, _, v, n| nothing.push((v.to_owned(), n)));
+        assert!(nothing.is_empty());
     }
 }

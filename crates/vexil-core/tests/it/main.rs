@@ -1,6 +1,7 @@
 //! Integration tests of `vexil-core` through its public API: the shared JSON vectors,
-//! validation messages, and property tests.
+//! validation messages, evaluation counts, and property tests.
 
+mod counts;
 mod properties;
 mod update;
 mod validation;

@@ -11,18 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use serde_json::Value;
 
-use crate::insights::Insights;
-use crate::manage::insights::WithLifecycle;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::{
     Aimed, CommentBody, Db, Id, Json, OptionalJson, Page, Pagination, Query, with_etag,
 };
 use crate::access::Principal;
+use crate::insights::Insights;
 use crate::manage::By;
 use crate::manage::fields::Patch;
 use crate::manage::flags::actions::{self, Bulk, KillSwitch};
 use crate::manage::flags::{self, ListFlags, NewFlag};
+use crate::manage::insights::WithLifecycle;
 use crate::store::Store;
 use crate::store::flags::Flag;
 

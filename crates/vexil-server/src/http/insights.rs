@@ -38,7 +38,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/api/v1/flags/{flag_id}/environments/{env_id}/insights",
             get(flag_insights),
         )
-        .route("/api/v1/environments/{env_id}/insights", get(environment_insights))
+        .route(
+            "/api/v1/environments/{env_id}/insights",
+            get(environment_insights),
+        )
 }
 
 #[utoipa::path(post, path = "/api/v1/sdk/metrics", tag = "insights", security(("api_key" = [])),
@@ -122,7 +125,10 @@ pub(crate) async fn flag_insights(
 ) -> ApiResult<Response> {
     let series = insights::series(&store, &flag_id, &env_id, &q.window()).await?;
     Ok(if q.csv() {
-        csv_response(&format!("{}-insights.csv", series.flag_key), &series_csv(&series))
+        csv_response(
+            &format!("{}-insights.csv", series.flag_key),
+            &series_csv(&series),
+        )
     } else {
         axum::Json(series).into_response()
     })

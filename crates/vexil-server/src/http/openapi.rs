@@ -10,8 +10,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, insights, members, ofrep,
-    oidc, ops, organizations, pending, projects, segments, sessions, simple, stream, tokens, users,
+    AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, insights, members,
+    ofrep, oidc, ops, organizations, pending, projects, segments, sessions, simple, stream, tokens,
+    users,
 };
 
 #[derive(OpenApi)]

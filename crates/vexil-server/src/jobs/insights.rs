@@ -73,5 +73,76 @@ pub(crate) async fn flush_insights(
 pub(crate) async fn purge(store: &Store, now: i64, retention_days: u32) -> anyhow::Result<u64> {
     let mut conn = store.read().await?;
     let hours_before = now - i64::from(retention_days) * 24 * store::insights::HOUR_MS;
-    Ok(store::insights::purge(&mut conn, now - store::insights::MINUTES_KEPT_MS, hours_before).await?)
+    Ok(store::insights::purge(
+        &mut conn,
+        now - store::insights::MINUTES_KEPT_MS,
+        hours_before,
+    )
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::insights::{Addition, HOUR_MS, Resolution, buckets};
+
+    fn addition(minute: i64, count: i64) -> Addition {
+        Addition {
+            environment_id: "env".into(),
+            flag_key: "flag".into(),
+            variation: "on".into(),
+            event_key: String::new(),
+            minute,
+            count,
+            total: 0.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn minutes_go_after_48_hours_and_hours_after_the_retention() {
+        let path = std::env::temp_dir().join(format!("vexil-purge-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let now = 1_000 * 24 * HOUR_MS;
+        // 3 days, 10 days and 100 days ago, each in its minute and its hour bucket; two
+        // minutes of one hour add up in the hour.
+        let rows = [
+            addition(now - 100 * 24 * HOUR_MS, 1),
+            addition(now - 10 * 24 * HOUR_MS, 2),
+            addition(now - 3 * 24 * HOUR_MS, 3),
+            addition(now - 60_000, 4),
+            addition(now - 120_000, 5),
+        ];
+        let mut sorted = rows.to_vec();
+        sorted.sort_by_key(|r| r.minute);
+        store::insights::save(&store, &sorted, &[]).await.unwrap();
+        let count = |resolution| {
+            let store = store.clone();
+            async move {
+                let mut conn = store.read().await.unwrap();
+                buckets(&mut conn, "env", "flag", resolution, (0, i64::MAX))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|b| (b.bucket, b.count))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(count(Resolution::Minute).await.len(), 5);
+        assert_eq!(count(Resolution::Hour).await.len(), 4);
+        purge(&store, now, 90).await.unwrap();
+        let minutes = count(Resolution::Minute).await;
+        assert_eq!(minutes, [(now - 120_000, 5), (now - 60_000, 4)]);
+        let hours: Vec<i64> = count(Resolution::Hour).await.iter().map(|h| h.1).collect();
+        assert_eq!(hours, [2, 3, 9], "the 100-day-old hour is gone");
+        purge(&store, now, 5).await.unwrap();
+        let hours: Vec<i64> = count(Resolution::Hour).await.iter().map(|h| h.1).collect();
+        assert_eq!(hours, [3, 9]);
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }

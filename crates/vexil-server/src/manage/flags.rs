@@ -9,15 +9,15 @@ use serde::Deserialize;
 use serde_json::json;
 use vexil_core::{FlagType, Variation};
 
-use super::insights::{WithLifecycle, with_lifecycles};
 use super::access::require_admin_for;
 use super::fields::{Patch, check_comment, check_description, check_name};
+use super::insights::{WithLifecycle, with_lifecycles};
 use super::{
     At, By, Change, Error, Result, environments, load, load_at, remove, unchanged, update_in,
 };
-use crate::insights::Settings;
 use crate::access::Principal;
 use crate::audit::Action;
+use crate::insights::Settings;
 use crate::store::flags::{self, Config, Flag, FlagConfig, FlagFilter, FlagSort, configs};
 use crate::store::projects::Project;
 use crate::store::{Conn, Store, WriteTx, environments as env_store, scopes};

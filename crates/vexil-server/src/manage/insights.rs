@@ -56,8 +56,7 @@ pub(crate) struct Accepted {
 
 /// An instant sent by a client: RFC 3339.
 fn instant(field: &str, text: &str) -> Result<i64> {
-    parse_rfc3339(text)
-        .ok_or_else(|| Error::invalid_field(field, "must be an RFC 3339 date-time"))
+    parse_rfc3339(text).ok_or_else(|| Error::invalid_field(field, "must be an RFC 3339 date-time"))
 }
 
 /// Takes an SDK's evaluation counts: flags and variations the key's environment has (and,
@@ -91,7 +90,9 @@ pub(crate) fn report(
             format!("at most {MAX_REPORT_VARIATIONS} variations"),
         ));
     }
-    let env = snapshots.get(&key.environment_id).ok_or(Error::Unavailable)?;
+    let env = snapshots
+        .get(&key.environment_id)
+        .ok_or(Error::Unavailable)?;
     let now = now_ms();
     let at = end.min(now);
     let mut accepted = 0;
@@ -209,7 +210,9 @@ pub(crate) fn track(
         };
         times.push(at.min(now + SKEW_MS).min(now));
     }
-    let env = snapshots.get(&key.environment_id).ok_or(Error::Unavailable)?;
+    let env = snapshots
+        .get(&key.environment_id)
+        .ok_or(Error::Unavailable)?;
     let oldest = now - stored::MINUTES_KEPT_MS;
     let mut ignored = BTreeSet::new();
     let mut served = Vec::new();
@@ -328,7 +331,10 @@ impl Window {
             return Err(Error::invalid_field("to", "must be after from"));
         }
         if to - from > 366 * DAY_MS {
-            return Err(Error::invalid_field("from", "a window spans at most 366 days"));
+            return Err(Error::invalid_field(
+                "from",
+                "a window spans at most 366 days",
+            ));
         }
         Ok((from, to))
     }
@@ -620,7 +626,11 @@ pub(crate) async fn summary(
     for (flag, variation, n) in
         stored::evaluations_by_flag(&mut conn, std::slice::from_ref(&env.id), (from, to)).await?
     {
-        *by_flag.entry(flag).or_default().entry(variation).or_default() += n;
+        *by_flag
+            .entry(flag)
+            .or_default()
+            .entry(variation)
+            .or_default() += n;
     }
     let last: HashMap<String, i64> =
         stored::last_evaluated(&mut conn, std::slice::from_ref(&env.id))

@@ -16,8 +16,8 @@ use super::form::{items, query_string, url_encode};
 use super::{Ctx, Frame, Page, PageResult, Place};
 use crate::manage::flags::actions::{Bulk, BulkAction};
 use crate::manage::flags::{ListFlags, NewFlag};
-use crate::manage::{self, Error};
 use crate::manage::insights::{Lifecycle, WithLifecycle};
+use crate::manage::{self, Error};
 use crate::store::flags::Flag;
 
 /// Flags per page.
@@ -141,21 +141,16 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
     };
-    let (flags, total) = match manage::flags::list(
-        &cx.store,
-        &place.project.id,
-        query,
-        &cx.insights.settings,
-    )
-    .await
-    {
-        Ok(found) => found,
-        // A bad filter in a hand-made URL: say so on the page rather than fail it.
-        Err(Error::Invalid { message, .. }) => {
-            return Err(Page::status(StatusCode::BAD_REQUEST, &message));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (flags, total) =
+        match manage::flags::list(&cx.store, &place.project.id, query, &cx.insights.settings).await
+        {
+            Ok(found) => found,
+            // A bad filter in a hand-made URL: say so on the page rather than fail it.
+            Err(Error::Invalid { message, .. }) => {
+                return Err(Page::status(StatusCode::BAD_REQUEST, &message));
+            }
+            Err(e) => return Err(e.into()),
+        };
     let ids: Vec<String> = flags.iter().map(|f| f.flag.id.clone()).collect();
     let switches = manage::flag_configs::switches(&cx.store, &ids).await?;
     let on: HashMap<(&str, &str), bool> = switches

@@ -194,12 +194,7 @@ pub(crate) async fn flag_page(
             url_encode(&env.id),
             csv_query(&window)
         ),
-        evaluations_chart: chart(
-            "Evaluations by variation",
-            &starts,
-            &evaluations,
-            "",
-        ),
+        evaluations_chart: chart("Evaluations by variation", &starts, &evaluations, ""),
         total: series.variations.values().map(|t| t.evaluations).sum(),
         flag: flag.clone(),
         env_name: env.name.clone(),

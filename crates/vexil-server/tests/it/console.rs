@@ -865,3 +865,123 @@ async fn a_change_is_scheduled_and_another_approved_in_the_browser() {
         true
     );
 }
+
+fn temporary_flags_stale_at_once(config: &mut vexil_server::Config) {
+    config.stale_temporary_days = 0;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insights_tab_charts_evaluations_and_events_per_variation() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, temporary_flags_stale_at_once).await
+    else {
+        return;
+    };
+    let project = app.default_project().await;
+    let prod = app.environment(&project, "production").await;
+    let flag = json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/feature-flags"),
+            json!({"key": "checkout"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/feature-flags"),
+            json!({"key": "old-banner", "temporary": true}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_ok(
+        app.patch(
+            &format!("/api/v1/flags/{}/environments/{prod}/config", flag["id"].as_str().unwrap()),
+            json!({"enabled": true, "watch_events": ["checkout_error"],
+                "fallthrough": {"rollout": {"variations": [
+                    {"variation": "on", "weight": 50000}, {"variation": "off", "weight": 50000}]}}}),
+        )
+        .await,
+    )
+    .await;
+    let key = app.api_key(&project, &prod, "server").await;
+    let mut events = Vec::new();
+    for i in 0..120 {
+        let user = format!("user-{i}");
+        ofrep(&app, &key, "checkout", json!({"targetingKey": user})).await;
+        // The new checkout fails more often.
+        let on = vexil_core::hash::bucket("checkout", &user) < 50_000;
+        if i % if on { 4 } else { 12 } == 0 {
+            events.push(json!({"key": "checkout_error", "context": {"targetingKey": user}}));
+        }
+    }
+    let r = app
+        .anonymous(Method::POST, "/api/v1/track")
+        .bearer_auth(&key)
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // After a flush (every 250 ms in tests).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    browser_sign_in(&b, &app, "vi@example.com", "viewer").await;
+    b.goto(&app.url("/ui/default/default/flags?stale=yes"))
+        .await;
+    b.wait_for_text("old-banner").await;
+    assert_eq!(b.find_all(".pill.stale").await.len(), 1);
+    assert!(!b.page_text().await.contains("checkout"));
+
+    b.goto(&app.url("/ui/default/default/flags/checkout/in/production"))
+        .await;
+    b.click("nav.tabs a[href$='/insights']").await;
+    b.wait_for_text("Evaluations by variation").await;
+    b.wait_for_text("120 in the window").await;
+    // One line per variation in each chart: evaluations, and checkout_error per 100.
+    assert_eq!(b.find_all("svg.chart").await.len(), 2);
+    assert_eq!(b.find_all("svg.chart polyline").await.len(), 4);
+    b.wait_for_text("per 100 evaluations").await;
+    b.screenshot(&screenshots().join("console-insights.png"))
+        .await;
+    b.script(
+        "document.documentElement.setAttribute('data-theme', 'dark')",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-insights-dark.png"))
+        .await;
+    // The CSV download is the API's, with the browser's session.
+    let csv = b
+        .script(
+            "const r = new XMLHttpRequest(); r.open('GET', document.querySelector('a[download]').href, false); r.send(); return [r.status, r.getResponseHeader('content-type'), r.responseText];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(csv[0], 200, "{csv}");
+    assert_eq!(csv[1], "text/csv; charset=utf-8");
+    assert!(
+        csv[2]
+            .as_str()
+            .unwrap()
+            .starts_with("start,variation,metric,count,sum"),
+        "{csv}"
+    );
+    assert!(csv[2].as_str().unwrap().contains(",event:checkout_error,"));
+
+    b.goto(&app.url("/ui/default/default/insights")).await;
+    b.wait_for_text("Most evaluated").await;
+    b.wait_for_text("Stale flags").await;
+    let text = b.page_text().await;
+    assert!(
+        text.contains("temporary flag created more than 0 days ago"),
+        "{text}"
+    );
+    b.screenshot(&screenshots().join("console-insights-overview.png"))
+        .await;
+}

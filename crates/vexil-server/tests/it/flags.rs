@@ -77,7 +77,10 @@ both_backends! {
         error_of(app.anonymous(Method::POST, &format!("/api/v1/projects/{project}/feature-flags")).json(&json!({"key": "x"})).send().await.unwrap(), 401, "unauthorized").await;
 
         app.restart().await;
-        let again = json_ok(app.get(&format!("/api/v1/feature-flags/{}", id(&flag))).await).await;
+        let mut again = json_ok(app.get(&format!("/api/v1/feature-flags/{}", id(&flag))).await).await;
+        // A read also says how the flag is used.
+        let lifecycle = again.as_object_mut().unwrap().remove("lifecycle").unwrap();
+        assert_eq!(lifecycle, json!({"last_evaluated_at": null, "stale": false, "reasons": []}));
         assert_eq!(again, flag);
         error_of(app.get("/api/v1/feature-flags/nope").await, 404, "not_found").await;
     }

@@ -61,7 +61,12 @@ async fn post_key(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest:
 }
 
 /// The flag's insights once `done` holds (the flush runs every 250 ms in tests).
-async fn insights_when(app: &TestApp, s: &Setup, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn insights_when(
+    app: &TestApp,
+    s: &Setup,
+    query: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let path = format!(
         "/api/v1/flags/{}/environments/{}/insights{query}",
         s.flag, s.prod
@@ -90,11 +95,20 @@ fn evaluations(series: &Value, variation: &str) -> i64 {
 fn rows_of_json(series: &Value) -> Vec<String> {
     let mut rows = Vec::new();
     for p in series["points"].as_array().unwrap() {
-        let (start, variation) = (p["start"].as_str().unwrap(), p["variation"].as_str().unwrap());
-        rows.push(format!("{start},{variation},evaluations,{},0", p["evaluations"]));
+        let (start, variation) = (
+            p["start"].as_str().unwrap(),
+            p["variation"].as_str().unwrap(),
+        );
+        rows.push(format!(
+            "{start},{variation},evaluations,{},0",
+            p["evaluations"]
+        ));
         for (event, e) in p["events"].as_object().unwrap() {
             let sum = e["sum"].as_f64().unwrap();
-            rows.push(format!("{start},{variation},event:{event},{},{sum}", e["count"]));
+            rows.push(format!(
+                "{start},{variation},event:{event},{},{sum}",
+                e["count"]
+            ));
         }
     }
     rows
@@ -253,7 +267,12 @@ async fn stale_rules(backend: Backend) {
     let prod = app.environment(&project, "production").await;
     let key = app.api_key(&project, &prod, "server").await;
     let mut ids = BTreeMap::new();
-    for (flag, temporary) in [("temp", true), ("one-way", false), ("split", false), ("fresh", false)] {
+    for (flag, temporary) in [
+        ("temp", true),
+        ("one-way", false),
+        ("split", false),
+        ("fresh", false),
+    ] {
         let f = json_status(
             app.post(
                 &format!("/api/v1/projects/{project}/feature-flags"),
@@ -323,9 +342,16 @@ async fn stale_rules(backend: Backend) {
         .map(|f| f["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["fresh", "split"]);
-    assert_eq!(fresh["items"][0]["lifecycle"]["last_evaluated_at"], Value::Null);
+    assert_eq!(
+        fresh["items"][0]["lifecycle"]["last_evaluated_at"],
+        Value::Null
+    );
     // Paged like any listing.
-    let page = json_ok(app.get(&format!("{list}?stale=true&limit=1&offset=1")).await).await;
+    let page = json_ok(
+        app.get(&format!("{list}?stale=true&limit=1&offset=1"))
+            .await,
+    )
+    .await;
     assert_eq!(page["total"], 2);
     assert_eq!(page["items"][0]["key"], "temp");
 }

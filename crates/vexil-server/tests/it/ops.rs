@@ -75,6 +75,9 @@ both_backends! {
             ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes"),
             ("post", "/api/v1/flags/{flag_id}/environments/{env_id}/scheduled-changes"),
             ("get", "/api/v1/projects/{project_id}/scheduled-changes"),
+            ("post", "/api/v1/sdk/metrics"), ("post", "/api/v1/track"),
+            ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/insights"),
+            ("get", "/api/v1/environments/{env_id}/insights"),
             ("get", "/api/v1/scheduled-changes/{id}"), ("delete", "/api/v1/scheduled-changes/{id}"),
             ("get", "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests"),
             ("post", "/api/v1/flags/{flag_id}/environments/{env_id}/change-requests"),
@@ -102,7 +105,7 @@ both_backends! {
         // Every management route has an access policy (the layer refuses routes without).
         let public = ["/health", "/ready", "/metrics", "/api/v1/auth/login", "/api/v1/auth/oidc/login", "/api/v1/auth/oidc/callback"];
         for (method, path) in routes {
-            let evaluation = path.starts_with("/ofrep/") || path.starts_with("/api/v1/evaluate") || path.starts_with("/api/v1/sdk/");
+            let evaluation = path.starts_with("/ofrep/") || path.starts_with("/api/v1/evaluate") || path.starts_with("/api/v1/sdk/") || path == "/api/v1/track";
             if !evaluation && !public.contains(&path) {
                 let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 assert!(vexil_server::http::authz::policy(&m, path).is_some(), "{method} {path} has no access policy");
