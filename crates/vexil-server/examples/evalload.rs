@@ -14,7 +14,14 @@
 //!     --admin-url postgres://postgres@127.0.0.1:5432/postgres
 //! cargo run --release -p vexil-server --example evalload -- --scenario ofrep --in-process
 //! cargo run --release -p vexil-server --example evalload -- --backend postgres --scenario cluster
+//! cargo run --release -p vexil-server --example evalload -- --scenario counting
+//! cargo run --release -p vexil-server --example evalload -- --scenario track
 //! ```
+//!
+//! `--scenario counting` measures what insights counting costs: a second server that does not
+//! count evaluations (`--no-evaluation-counts`) on a database of its own, seeded alike, and
+//! OFREP single-flag rounds alternating between the two (three each), so that both see the
+//! same machine.
 //!
 //! OFREP requests go through a minimal HTTP/1.1 keep-alive client written here (one request
 //! in flight per connection, pre-serialized requests, responses framed by `Content-Length`),
@@ -53,6 +60,10 @@ const SSE_FLAG: &str = "sse-toggle";
 const FLAGS: usize = 200;
 /// Distinct evaluation contexts cycled through by the OFREP scenarios.
 const CONTEXTS: usize = 64;
+/// The event the hot flag watches (the track scenario sends it).
+const TRACKED_EVENT: &str = "checkout_error";
+/// Events per `POST /api/v1/track` in the track scenario.
+const EVENTS_PER_REQUEST: usize = 100;
 /// Spacing of the SSE scenario's flag changes.
 const CHANGE_SPACING: Duration = Duration::from_millis(200);
 
@@ -73,8 +84,10 @@ struct Args {
     /// Concurrent SSE subscribers.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
-    /// `all`, `ofrep`, `bulk` or `sse`.
-    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse", "cluster"])]
+    /// `all` (ofrep, bulk, sse, cluster), `ofrep`, `bulk`, `sse`, `cluster`, `counting`
+    /// (OFREP single with insights counting on and off, alternating, in one run), or `track`
+    /// (tracked-event ingestion).
+    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse", "cluster", "counting", "track"])]
     scenario: String,
     /// Run the server inside this process (sharing the load generator's runtime) instead of
     /// in a child process.
@@ -195,6 +208,37 @@ async fn scenarios(args: &Args, server: &Server, url: &str) -> anyhow::Result<()
         .await?;
     }
 
+    if args.scenario == "track" {
+        // Batches of events from the same users, each attributed by the watching hot flag.
+        let requests: Vec<Vec<u8>> = contexts()
+            .chunks(8)
+            .map(|users| {
+                let events: Vec<Value> = (0..EVENTS_PER_REQUEST)
+                    .map(|i| json!({"key": TRACKED_EVENT, "context": users[i % users.len()]["context"], "value": 1}))
+                    .collect();
+                http_post(addr, "/api/v1/track", &seeded.key, &json!({"events": events}))
+            })
+            .collect();
+        println!(
+            "track: {EVENTS_PER_REQUEST} events per request, attributed by a 5-rule flag; {} connections for {}s (+{}s warm-up)…",
+            args.connections,
+            duration.as_secs(),
+            warmup.as_secs()
+        );
+        let cpu = CpuMeter::start(server.pid);
+        let stats = drive(addr, Arc::new(requests), args.connections, warmup, duration).await;
+        let rate = stats.latencies.len() as f64 / stats.elapsed.as_secs_f64();
+        stats.print("track requests", &cpu.stop());
+        println!(
+            "track: {:.0} events/s ingested",
+            rate * EVENTS_PER_REQUEST as f64
+        );
+    }
+
+    if args.scenario == "counting" {
+        counting(args, server, &seeded, addr).await?;
+    }
+
     // Two nodes on one PostgreSQL: changes through node A, subscribers on node B.
     if args.backend == "postgres" && want("cluster") {
         let mut config = Config::for_tests(url);
@@ -212,6 +256,74 @@ async fn scenarios(args: &Args, server: &Server, url: &str) -> anyhow::Result<()
         result?;
     }
     Ok(())
+}
+
+/// OFREP single-flag throughput with counting on (`server`) and off (a second server),
+/// alternating rounds.
+async fn counting(
+    args: &Args,
+    server: &Server,
+    seeded: &Seeded,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.in_process, "--scenario counting runs child processes");
+    let (url_off, cleanup) =
+        support::scratch_database(&args.backend, &args.admin_url, "evalload_nocount").await?;
+    let result = async {
+        let mut off = ChildServer::start_counting(&url_off, args.server_log, false).await?;
+        let api_off = Api {
+            client: reqwest::Client::new(),
+            base: format!("http://{}", off.addr),
+        };
+        let seeded_off = seed(&api_off).await?;
+        let requests = |addr: SocketAddr, key: &str| -> Arc<Vec<Vec<u8>>> {
+            Arc::new(
+                contexts()
+                    .iter()
+                    .map(|c| http_post(addr, &format!("/ofrep/v1/evaluate/flags/{HOT_FLAG}"), key, c))
+                    .collect(),
+            )
+        };
+        let (on_requests, off_requests) = (requests(addr, &seeded.key), requests(off.addr, &seeded_off.key));
+        let duration = Duration::from_secs(args.seconds.max(1));
+        let warmup = Duration::from_secs(1);
+        let (mut on_rates, mut off_rates) = (Vec::new(), Vec::new());
+        println!(
+            "OFREP single, counting on (pid {}) and off (pid {}): 3 rounds each, alternating, {} connections, {}s each…",
+            server.pid.unwrap_or(0),
+            off.pid,
+            args.connections,
+            duration.as_secs()
+        );
+        for round in 1..=3 {
+            for on in [true, false] {
+                let (target, reqs, pid) = if on {
+                    (addr, on_requests.clone(), server.pid)
+                } else {
+                    (off.addr, off_requests.clone(), Some(off.pid))
+                };
+                let cpu = CpuMeter::start(pid);
+                let stats = drive(target, reqs, args.connections, warmup, duration).await;
+                let rate = stats.latencies.len() as f64 / stats.elapsed.as_secs_f64();
+                if on { on_rates.push(rate) } else { off_rates.push(rate) }
+                stats.print(
+                    &format!("round {round}, counting {}", if on { "on " } else { "off" }),
+                    &cpu.stop(),
+                );
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (on, off_rate) = (mean(&on_rates), mean(&off_rates));
+        println!(
+            "counting on: {on:.0} req/s, off: {off_rate:.0} req/s (means of 3 rounds): on is {:+.1} % of off",
+            (on / off_rate - 1.0) * 100.0
+        );
+        off.stop().await;
+        anyhow::Ok(())
+    }
+    .await;
+    cleanup.run().await;
+    result
 }
 
 // ---------------------------------------------------------------------------------------
@@ -236,6 +348,7 @@ impl Server {
         if args.in_process {
             let mut config = Config::for_tests(url);
             config.bootstrap_token = Some(SecretString::from(TOKEN));
+            config.insights_flush_ms = 10_000;
             let app = App::build(&config).await?;
             let addr = app.local_addr()?;
             let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -375,7 +488,7 @@ fn hot_flag_config() -> Value {
         {"clauses": [{"op": "in_segment", "values": ["beta-testers"]}],
          "serve": {"rollout": {"bucket_by": "targetingKey", "variations": [
              {"variation": "on", "weight": 50000}, {"variation": "off", "weight": 50000}]}}}
-    ]})
+    ], "watch_events": [TRACKED_EVENT]})
 }
 
 /// The request bodies: `CONTEXTS` different users hitting different rules.
@@ -595,8 +708,8 @@ async fn drive(
                 let result = open.round_trip(&requests[i]).await;
                 let measured = t >= measure_from;
                 match result {
-                    Ok(200) if measured => latencies.push(t.elapsed()),
-                    Ok(200) => {}
+                    Ok(200 | 202) if measured => latencies.push(t.elapsed()),
+                    Ok(200 | 202) => {}
                     Ok(_) => errors += u64::from(measured),
                     Err(_) => {
                         errors += u64::from(measured);

@@ -106,6 +106,9 @@ impl Cleanup {
     }
 }
 
+/// Set on a `--serve` child that must not count evaluations.
+const NO_COUNTS: &str = "VEXIL_LOADTEST_NO_COUNTS";
+
 /// The instance token the load tests' servers are started with.
 pub(crate) const TOKEN: &str = "vx_pat_load-test-token-0123456789abcdef";
 
@@ -123,6 +126,10 @@ pub(crate) fn serve(url: &str, log: bool) -> anyhow::Result<()> {
         .block_on(async {
             let mut config = vexil_server::Config::for_tests(url);
             config.bootstrap_token = Some(secrecy::SecretString::from(TOKEN));
+            // As `vexil serve` by default: insights flushed every 10 s; counting switched
+            // off when the parent asks (the counting benchmark's second server).
+            config.insights_flush_ms = 10_000;
+            config.no_evaluation_counts = std::env::var_os(NO_COUNTS).is_some();
             let app = vexil_server::App::build(&config).await?;
             let mut out = std::io::stdout();
             writeln!(out, "{}", app.local_addr()?)?;
@@ -184,8 +191,22 @@ impl ChildServer {
     /// Starts this example again in `--serve` mode on `url` (`--server-log` with `log`)
     /// and waits for the address it prints.
     pub(crate) async fn start(url: &str, log: bool) -> anyhow::Result<ChildServer> {
+        ChildServer::start_counting(url, log, true).await
+    }
+
+    /// As `start`; `counting: false` starts a server that does not count evaluations.
+    pub(crate) async fn start_counting(
+        url: &str,
+        log: bool,
+        counting: bool,
+    ) -> anyhow::Result<ChildServer> {
         let mut command = Command::new(std::env::current_exe()?);
         command.arg("--serve").arg(url);
+        if counting {
+            command.env_remove(NO_COUNTS);
+        } else {
+            command.env(NO_COUNTS, "1");
+        }
         if log {
             command.arg("--server-log").stderr(Stdio::null());
         }
