@@ -179,6 +179,23 @@ CSRF=$(curl -s -c ann.cookies -H 'Content-Type: application/json' \
 OUT=$(curl -s -b ann.cookies $VEXIL/api/v1/users/me | jq -r .user.email)
 expect "the new password logs in" "$OUT" ann@acme.com
 
+OUT=$(curl -s -X PATCH -H "$AUTH" -H 'Content-Type: application/json' \
+  -d '{"watch_events": ["checkout_error"], "comment": "watch checkout errors"}' \
+  $VEXIL/api/v1/flags/$FLAG/environments/$PROD/config | jq -c .watch_events)
+expect "the flag watches checkout errors" "$OUT" '["checkout_error"]'
+OUT=$(for i in $(seq 1 20); do echo "{\"key\": \"checkout_error\", \"context\": {\"targetingKey\": \"user-$i\"}}"; done \
+  | jq -s -c '{events: .}' | curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d @- $VEXIL/api/v1/track | jq -c)
+expect "tracked events are taken" "$OUT" '{"accepted":20,"ignored":[]}'
+sleep 10
+OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/flags/$FLAG/environments/$PROD/insights" \
+  | jq -c '.variations | map_values({evaluations, errors: .events.checkout_error.count})')
+expect "evaluations and errors per variation" "$OUT" '{"off":{"evaluations":155,"errors":17},"on":{"evaluations":49,"errors":3}}'
+CSV=$(curl -s -H "$AUTH" "$VEXIL/api/v1/flags/$FLAG/environments/$PROD/insights?format=csv")
+expect "the CSV header" "$(head -1 <<<"$CSV" | tr -d '\r')" 'start,variation,metric,count,sum'
+# The hour bucket's start varies; the rows after it do not (unless the tour crossed an hour).
+expect "the CSV rows" "$(tail -n +2 <<<"$CSV" | tr -d '\r' | cut -d, -f2- | sort | tr '\n' ' ')" 'off,evaluations,155,0 off,event:checkout_error,17,0 on,evaluations,49,0 on,event:checkout_error,3,0 '
+
 OUT=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"reason": "checkout errors"}' \
   $VEXIL/api/v1/feature-flags/$FLAG/kill-switch | jq -c '{changed, enabled: [.items[] | {(.environment_key): .enabled}] | add}')
 expect "the kill switch" "$OUT" '{"changed":1,"enabled":{"development":false,"production":false}}'
