@@ -14,6 +14,7 @@ use vexil_core::{Ruleset, ValidationErrors};
 
 use crate::client::{Client, Clock, Inner};
 use crate::events::{Listeners, Notifier};
+use crate::report::{Queue, Reporter};
 use crate::status::{State, Status, StatusCell};
 use crate::store::{Shared, Store};
 use crate::sync::SyncTask;
@@ -33,6 +34,8 @@ pub(crate) struct Options {
     pub stream_failures_before_polling: u32,
     pub stream_retry_after: Duration,
     pub max_event_bytes: usize,
+    pub send_metrics: bool,
+    pub metrics_interval: Duration,
 }
 
 impl Default for Options {
@@ -50,6 +53,8 @@ impl Default for Options {
             stream_failures_before_polling: 3,
             stream_retry_after: Duration::from_secs(300),
             max_event_bytes: 64 << 20,
+            send_metrics: true,
+            metrics_interval: Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +121,21 @@ impl ClientBuilder {
             bootstrap: None,
             clock: None,
         }
+    }
+
+    /// Counts the evaluations this client serves and reports them to the server (its
+    /// insights), and sends [`Client::track`]'s events (default `true`); `false` counts,
+    /// reports and sends nothing.
+    pub fn send_metrics(mut self, enabled: bool) -> Self {
+        self.opts.send_metrics = enabled;
+        self
+    }
+
+    /// How often evaluation counts are reported (default 60 s; at least 100 ms). They are
+    /// also reported when the client closes.
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.opts.metrics_interval = interval.max(Duration::from_millis(100));
+        self
     }
 
     /// Streams changes over SSE (default `true`); `false` polls every
@@ -258,6 +278,9 @@ impl ClientBuilder {
             )),
             notifier: Notifier::new(listeners.clone(), runtime.as_ref()),
             listeners,
+            count: online.is_some() && self.opts.send_metrics,
+            tally: vexil_core::Tally::default(),
+            events: Queue::default(),
         });
         let mut store = Store::new(shared.clone());
         if let Some(ruleset) = &bootstrap {
@@ -276,8 +299,19 @@ impl ClientBuilder {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = match (online, &runtime) {
             (Some(http), Some(rt)) => {
+                let reporter = self.opts.send_metrics.then(|| {
+                    Reporter::new(shared.clone(), http.clone(), self.opts.metrics_interval)
+                });
                 let sync = SyncTask::new(store, http, self.opts.clone());
-                Some(rt.spawn(sync.run(shutdown_rx)))
+                let reporter_rx = shutdown_rx.clone();
+                Some(rt.spawn(async move {
+                    let report = async move {
+                        if let Some(reporter) = reporter {
+                            reporter.run(reporter_rx).await;
+                        }
+                    };
+                    tokio::join!(sync.run(shutdown_rx), report);
+                }))
             }
             _ => None,
         };

@@ -140,7 +140,11 @@ impl Client {
         };
         let now = self.now_if(loaded.uses_now);
         catch_unwind(AssertUnwindSafe(|| {
-            f(&loaded.snapshot.evaluate(key, context, now))
+            let detail = loaded.snapshot.evaluate(key, context, now);
+            if self.inner.shared.count {
+                detail.count();
+            }
+            f(&detail)
         }))
         .map_err(|_| ErrorCode::General)
     }
@@ -268,6 +272,11 @@ impl Client {
             loaded
                 .snapshot
                 .evaluate_all(context, now)
+                .inspect(|(_, d)| {
+                    if self.inner.shared.count {
+                        d.count();
+                    }
+                })
                 .map(|(info, d)| {
                     let detail = EvaluationDetail {
                         value: d.value.cloned().unwrap_or(Value::Null),
@@ -280,6 +289,19 @@ impl Client {
                 .collect()
         }))
         .unwrap_or_default()
+    }
+
+    /// Records that `key` happened to `context` (OpenFeature's tracking): the server
+    /// attributes the event to the variation each flag watching `key` serves that context,
+    /// so the error rate (say) of every variation can be compared. `value` is summed per
+    /// variation. Never blocks: the event is queued and sent in the background within about
+    /// a second, in batches of at most 1,000 (and on `close`). At most 10,000 events wait;
+    /// beyond that the oldest are dropped. Offline clients and clients built with
+    /// `send_metrics(false)` send nothing.
+    pub fn track(&self, key: &str, context: &Context, value: Option<f64>) {
+        if self.inner.shared.count {
+            self.inner.shared.events.push(key, context, value);
+        }
     }
 
     /// The keys of every flag the client knows, sorted.

@@ -63,6 +63,7 @@ mod detail;
 mod events;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
+mod report;
 mod sse;
 mod status;
 mod store;

@@ -82,6 +82,13 @@ impl VexilProvider {
         &self.client
     }
 
+    /// Tracks that `key` happened to `context` (OpenFeature's tracking API: `open-feature`
+    /// 0.3 for Rust has no tracking call, so it is a method of the provider); see
+    /// [`Client::track`].
+    pub fn track(&self, key: &str, context: &EvaluationContext, value: Option<f64>) {
+        self.client.track(key, &to_context(context), value);
+    }
+
     /// The provider's events, starting with its current state if that is `READY`, `STALE`
     /// or `ERROR`.
     pub fn events(&self) -> ProviderEvents {

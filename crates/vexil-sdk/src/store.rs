@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use vexil_core::{
-    Change, Clause, FlagDef, NOW_ATTRIBUTE, Op, Ruleset, SegmentDef, Serve, Snapshot,
+    Change, Clause, FlagDef, NOW_ATTRIBUTE, Op, Ruleset, SegmentDef, Serve, Snapshot, Tally,
     ValidationErrors,
 };
 
@@ -27,7 +27,8 @@ use crate::status::StatusCell;
 /// What evaluations read: the compiled ruleset and whether it reads the time.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
-    pub snapshot: Snapshot,
+    /// Shared with `Shared::tally` once replaced, until its evaluation counts are taken.
+    pub snapshot: Arc<Snapshot>,
     /// Some clause or rollout reads `$now`.
     pub uses_now: bool,
 }
@@ -40,6 +41,12 @@ pub(crate) struct Shared {
     pub status: StatusCell,
     pub notifier: Notifier,
     pub listeners: Arc<Listeners>,
+    /// Whether evaluations are counted (for the metrics reports).
+    pub count: bool,
+    /// Replaced snapshots whose counts the next report still takes.
+    pub tally: Tally,
+    /// Tracked events waiting to be sent.
+    pub events: crate::report::Queue,
 }
 
 /// One change received from the server: a new definition, or `None` for a removal.
@@ -177,9 +184,15 @@ impl Store {
         let version = snapshot.version();
         let uses_now = self.index.flags.values().any(|m| m.uses_now)
             || self.index.segments.values().any(|m| m.uses_now);
-        self.shared
-            .snapshot
-            .store(Some(Arc::new(Loaded { snapshot, uses_now })));
+        let previous = self.shared.snapshot.swap(Some(Arc::new(Loaded {
+            snapshot: Arc::new(snapshot),
+            uses_now,
+        })));
+        if let Some(previous) = previous
+            && self.shared.count
+        {
+            self.shared.tally.retire(previous.snapshot.clone());
+        }
         self.shared.status.set_version(version);
         let keys = self.affected(flags, &segments);
         if !keys.is_empty() {
@@ -335,6 +348,9 @@ pub(crate) mod tests {
             status: StatusCell::new(Status::new(State::NotReady, "test", None)),
             notifier: Notifier::new(listeners.clone(), None),
             listeners,
+            count: false,
+            tally: vexil_core::Tally::default(),
+            events: crate::report::Queue::default(),
         });
         let rx = shared.notifier.subscribe();
         (Store::new(shared), rx)

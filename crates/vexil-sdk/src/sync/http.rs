@@ -1,6 +1,7 @@
-//! The SDK's two requests: `GET /api/v1/sdk/config` (with `If-None-Match`) and
-//! `GET /api/v1/sdk/stream` (with `Last-Event-ID`), both authenticated by the server key,
-//! which is kept only inside a header value marked sensitive (never logged or printed).
+//! The SDK's requests: `GET /api/v1/sdk/config` (with `If-None-Match`),
+//! `GET /api/v1/sdk/stream` (with `Last-Event-ID`), and the reports `POST /api/v1/sdk/metrics`
+//! and `POST /api/v1/track`, all authenticated by the server key, which is kept only inside
+//! a header value marked sensitive (never logged or printed).
 
 use std::time::Duration;
 
@@ -49,10 +50,13 @@ pub(crate) enum Fetched {
     Ruleset(Box<Ruleset>),
 }
 
+#[derive(Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
     config_url: Url,
     stream_url: Url,
+    metrics_url: Url,
+    track_url: Url,
     auth: HeaderValue,
     request_timeout: Duration,
     max_bytes: usize,
@@ -79,10 +83,45 @@ impl Http {
             client,
             config_url: url_error::join(base, "api/v1/sdk/config")?,
             stream_url: url_error::join(base, "api/v1/sdk/stream")?,
+            metrics_url: url_error::join(base, "api/v1/sdk/metrics")?,
+            track_url: url_error::join(base, "api/v1/track")?,
             auth,
             request_timeout,
             max_bytes,
         })
+    }
+
+    /// Sends evaluation counts (`POST /api/v1/sdk/metrics`).
+    pub(crate) async fn send_metrics(&self, body: &serde_json::Value) -> Result<(), SyncError> {
+        self.post(&self.metrics_url, body).await
+    }
+
+    /// Sends tracked events (`POST /api/v1/track`).
+    pub(crate) async fn send_events(&self, body: &serde_json::Value) -> Result<(), SyncError> {
+        self.post(&self.track_url, body).await
+    }
+
+    async fn post(&self, url: &Url, body: &serde_json::Value) -> Result<(), SyncError> {
+        let request = self
+            .client
+            .post(url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let send = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| SyncError::from_reqwest(&e))?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(SyncError::Status(response.status()))
+            }
+        };
+        tokio::time::timeout(self.request_timeout, send)
+            .await
+            .unwrap_or(Err(SyncError::Timeout(self.request_timeout)))
     }
 
     /// Fetches the ruleset; `NotModified` when the server is still at `known_version`.

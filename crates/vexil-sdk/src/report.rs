@@ -1,0 +1,178 @@
+//! What the SDK tells the server: the evaluations it served locally (counted in the
+//! snapshots by `vexil-core`, one atomic add each, and reported every `metrics_interval` to
+//! `POST /api/v1/sdk/metrics`) and the events `Client::track` queued (sent about every
+//! second to `POST /api/v1/track`, in batches of at most 1,000). Both are sent once more
+//! when the client closes. A failed report keeps its counts for the next one (at most
+//! `MAX_FLAGS` flags wait); a failed batch of events goes back to the queue, which keeps
+//! at most `MAX_QUEUED` events (the oldest are dropped), so an unreachable server cannot
+//! make either grow without bound.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use vexil_core::Context;
+
+use crate::store::Shared;
+use crate::sync::http::Http;
+
+/// Most events one request carries (the server's limit).
+const BATCH: usize = 1000;
+/// Most events waiting; beyond, the oldest are dropped.
+const MAX_QUEUED: usize = 10_000;
+/// Most flags whose counts wait for a report (the server takes 1,000 per report).
+const MAX_FLAGS: usize = 1000;
+/// How often queued events are sent.
+const EVENTS_EVERY: Duration = Duration::from_secs(1);
+
+/// Tracked events waiting to be sent, as the JSON the server takes.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    events: Mutex<VecDeque<Value>>,
+}
+
+impl Queue {
+    pub(crate) fn push(&self, key: &str, context: &Context, value: Option<f64>) {
+        let mut event = json!({"key": key, "context": context, "timestamp": now_rfc3339()});
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            event["value"] = json!(v);
+        }
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.len() >= MAX_QUEUED {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    fn take(&self, n: usize) -> Vec<Value> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let n = n.min(events.len());
+        events.drain(..n).collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn now_rfc3339() -> String {
+    vexil_core::time::format_rfc3339(now_ms())
+}
+
+/// The background reporter of one client.
+pub(crate) struct Reporter {
+    shared: Arc<Shared>,
+    http: Http,
+    every: Duration,
+    /// Counts taken but not yet accepted by the server, by flag and variation.
+    pending: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Since when `pending` counts.
+    since: i64,
+}
+
+impl Reporter {
+    pub(crate) fn new(shared: Arc<Shared>, http: Http, every: Duration) -> Reporter {
+        Reporter {
+            shared,
+            http,
+            every,
+            pending: BTreeMap::new(),
+            since: now_ms(),
+        }
+    }
+
+    /// Reports until `shutdown`, then reports what is left once.
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut metrics =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.every, self.every);
+        metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events =
+            tokio::time::interval_at(tokio::time::Instant::now() + EVENTS_EVERY, EVENTS_EVERY);
+        events.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = metrics.tick() => self.report().await,
+                _ = events.tick() => self.send_events().await,
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.send_events().await;
+        self.report().await;
+    }
+
+    /// Takes the counts since the last report and sends them with any that failed before.
+    async fn report(&mut self) {
+        let current = self.shared.snapshot.load_full();
+        let pending = &mut self.pending;
+        self.shared.tally.drain(
+            current.as_ref().map(|l| &*l.snapshot),
+            |flag, variation, n| {
+                if pending.len() < MAX_FLAGS || pending.contains_key(flag) {
+                    *pending
+                        .entry(flag.to_owned())
+                        .or_default()
+                        .entry(variation.to_owned())
+                        .or_default() += n;
+                }
+            },
+        );
+        if self.pending.is_empty() {
+            return;
+        }
+        let end = now_ms();
+        let body = json!({
+            "start": vexil_core::time::format_rfc3339(self.since),
+            "end": vexil_core::time::format_rfc3339(end.max(self.since)),
+            "flags": self.pending,
+        });
+        match self.http.send_metrics(&body).await {
+            Ok(()) => {
+                self.pending.clear();
+                self.since = end;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "evaluation counts not sent; kept for the next report")
+            }
+        }
+    }
+
+    /// Sends the queued events in batches; a batch that fails goes back to the queue.
+    async fn send_events(&mut self) {
+        while !self.shared.events.is_empty() {
+            let batch = self.shared.events.take(BATCH);
+            if let Err(e) = self.http.send_events(&json!({"events": batch})).await {
+                tracing::debug!(error = %e, events = batch.len(), "tracked events not sent");
+                let mut queue = self
+                    .shared
+                    .events
+                    .events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for event in batch.into_iter().rev() {
+                    if queue.len() < MAX_QUEUED {
+                        queue.push_front(event);
+                    }
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! What the client tells the server: the evaluations it served locally add up exactly in the
+//! server's insights (across a flag change that replaced the snapshot, and with the last
+//! counts sent on close); tracked events arrive in batches and are attributed by the
+//! server; `send_metrics(false)` sends nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vexil_sdk::ContextBuilder;
+
+use crate::helpers::{DEADLINE, TestServer, fast_client};
+
+/// The production insights of a flag once `done` holds (the test server flushes every
+/// 250 ms).
+async fn insights_when(server: &TestServer, flag_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!(
+        "/api/v1/flags/{flag_id}/environments/{}/insights",
+        server.env
+    );
+    let start = Instant::now();
+    loop {
+        let series = server.get(&path).await;
+        if done(&series) {
+            return series;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "insights never got there: {series}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn evaluations(series: &Value, variation: &str) -> i64 {
+    series["variations"][variation]["evaluations"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+fn events(series: &Value, variation: &str, key: &str) -> i64 {
+    series["variations"][variation]["events"][key]["count"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_evaluations_are_reported_and_add_up_exactly() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag("dark-mode", json!({}), json!({"enabled": true}))
+        .await;
+    let client = fast_client(&server.url(), &key)
+        .metrics_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let user = ContextBuilder::new("user-1").build();
+    for _ in 0..30 {
+        assert!(client.bool_value("dark-mode", &user, false));
+    }
+    for _ in 0..5 {
+        assert_eq!(client.evaluate_all(&user).len(), 1);
+    }
+    // A missing flag counts nothing.
+    assert!(!client.bool_value("missing", &user, false));
+    // Reported while running: the first 35 arrive without closing.
+    let series = insights_when(&server, &flag, |s| evaluations(s, "on") == 35).await;
+    assert_eq!(evaluations(&series, "off"), 0);
+
+    // The flag changes (a new snapshot) between two reports; nothing is lost.
+    server
+        .configure(&flag, json!({"fallthrough": {"variation": "off"}}))
+        .await;
+    let start = Instant::now();
+    while client.bool_value("dark-mode", &user, false) {
+        assert!(start.elapsed() < DEADLINE, "the change never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Those polling evaluations served "on" until the change arrived: count them.
+    let series = insights_when(&server, &flag, |s| evaluations(s, "off") >= 1).await;
+    let on_so_far = evaluations(&series, "on");
+    for _ in 0..19 {
+        assert!(!client.bool_value("dark-mode", &user, false));
+    }
+    // The rest go with close, at once.
+    client.close().await;
+    let series = insights_when(&server, &flag, |s| evaluations(s, "off") == 20).await;
+    assert!(on_so_far >= 35);
+    assert_eq!(evaluations(&series, "on"), on_so_far);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_events_are_sent_in_batches_and_attributed_by_the_server() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag(
+            "checkout",
+            json!({}),
+            json!({"enabled": true, "watch_events": ["checkout_error"],
+                "targets": [{"variation": "off", "values": ["legacy-user"]}]}),
+        )
+        .await;
+    let client = fast_client(&server.url(), &key).build().unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    // More than two server batches (1,000 each), from users served "on", and one from a
+    // user targeted "off".
+    for i in 0..2500 {
+        let user = ContextBuilder::new(format!("user-{i}")).build();
+        client.track("checkout_error", &user, Some(2.0));
+    }
+    client.track(
+        "checkout_error",
+        &ContextBuilder::new("legacy-user").build(),
+        None,
+    );
+    client.track("nobody-watches", &ContextBuilder::new("u").build(), None);
+    let series = insights_when(&server, &flag, |s| {
+        events(s, "on", "checkout_error") == 2500 && events(s, "off", "checkout_error") == 1
+    })
+    .await;
+    assert_eq!(
+        series["variations"]["on"]["events"]["checkout_error"]["sum"],
+        5000.0
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_metrics_off_nothing_is_sent() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag(
+            "quiet",
+            json!({}),
+            json!({"enabled": true, "watch_events": ["clicked"]}),
+        )
+        .await;
+    let client = fast_client(&server.url(), &key)
+        .send_metrics(false)
+        .metrics_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let user = ContextBuilder::new("user-1").build();
+    for _ in 0..10 {
+        assert!(client.bool_value("quiet", &user, false));
+    }
+    client.track("clicked", &user, None);
+    client.close().await;
+    // Several flushes later, nothing.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let series = insights_when(&server, &flag, |_| true).await;
+    assert_eq!(evaluations(&series, "on"), 0, "{series}");
+    assert_eq!(events(&series, "on", "clicked"), 0, "{series}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_sends_the_counts_of_an_interval_not_yet_over() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag("banner", json!({}), json!({"enabled": true}))
+        .await;
+    let client = fast_client(&server.url(), &key)
+        .metrics_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let user = ContextBuilder::new("user-1").build();
+    for _ in 0..7 {
+        assert!(client.bool_value("banner", &user, false));
+    }
+    client.close().await;
+    let series = insights_when(&server, &flag, |s| evaluations(s, "on") > 0).await;
+    assert_eq!(evaluations(&series, "on"), 7);
+}
