@@ -2,10 +2,13 @@
 //! snapshots by `vexil-core`, one atomic add each, and reported every `metrics_interval` to
 //! `POST /api/v1/sdk/metrics`) and the events `Client::track` queued (sent about every
 //! second to `POST /api/v1/track`, in batches of at most 1,000). Both are sent once more
-//! when the client closes. A failed report keeps its counts for the next one (at most
-//! `MAX_FLAGS` flags wait); a failed batch of events goes back to the queue, which keeps
-//! at most `MAX_QUEUED` events (the oldest are dropped), so an unreachable server cannot
-//! make either grow without bound.
+//! when the client closes. Counts go in reports of at most 1,000 flags. A report or batch
+//! that fails for a reason that may pass (the network, a timeout, a server error, 408, 429)
+//! is kept for the next attempt — at most `MAX_FLAGS` flags and `MAX_QUEUED` events wait
+//! (beyond, new flags are not counted and the oldest events go), so an unreachable server
+//! cannot make either grow without bound; one the server refuses (another 4xx) is dropped,
+//! so it cannot block what comes after it. `track` drops events whose key the server would
+//! refuse.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,8 +25,10 @@ use crate::sync::http::Http;
 const BATCH: usize = 1000;
 /// Most events waiting; beyond, the oldest are dropped.
 const MAX_QUEUED: usize = 10_000;
-/// Most flags whose counts wait for a report (the server takes 1,000 per report).
-const MAX_FLAGS: usize = 1000;
+/// Most flags one report names (the server's limit).
+const REPORT_FLAGS: usize = 1000;
+/// Most flags whose counts wait to be reported.
+const MAX_FLAGS: usize = 10_000;
 /// How often queued events are sent.
 const EVENTS_EVERY: Duration = Duration::from_secs(1);
 
@@ -35,6 +40,10 @@ pub(crate) struct Queue {
 
 impl Queue {
     pub(crate) fn push(&self, key: &str, context: &Context, value: Option<f64>) {
+        if !vexil_core::is_valid_key(key) {
+            tracing::debug!(key, "tracked event dropped: not a valid event key");
+            return;
+        }
         let mut event = json!({"key": key, "context": context, "timestamp": now_rfc3339()});
         if let Some(v) = value.filter(|v| v.is_finite()) {
             event["value"] = json!(v);
@@ -134,24 +143,33 @@ impl Reporter {
                 }
             },
         );
-        if self.pending.is_empty() {
-            return;
-        }
         let end = now_ms();
-        let body = json!({
-            "start": vexil_core::time::format_rfc3339(self.since),
-            "end": vexil_core::time::format_rfc3339(end.max(self.since)),
-            "flags": self.pending,
-        });
-        match self.http.send_metrics(&body).await {
-            Ok(()) => {
-                self.pending.clear();
-                self.since = end;
+        while !self.pending.is_empty() {
+            let keys: Vec<String> = self.pending.keys().take(REPORT_FLAGS).cloned().collect();
+            let flags: BTreeMap<&String, &BTreeMap<String, u64>> = keys
+                .iter()
+                .filter_map(|k| self.pending.get_key_value(k))
+                .collect();
+            let body = json!({
+                "start": vexil_core::time::format_rfc3339(self.since),
+                "end": vexil_core::time::format_rfc3339(end.max(self.since)),
+                "flags": flags,
+            });
+            match self.http.send_metrics(&body).await {
+                Err(e) if e.transient() => {
+                    tracing::debug!(error = %e, "evaluation counts not sent; kept for the next report");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, flags = keys.len(), "evaluation counts refused; dropped");
+                }
+                Ok(()) => {}
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "evaluation counts not sent; kept for the next report")
+            for k in &keys {
+                self.pending.remove(k);
             }
         }
+        self.since = end;
     }
 
     /// Sends the queued events in batches; a batch that fails goes back to the queue.
@@ -159,7 +177,11 @@ impl Reporter {
         while !self.shared.events.is_empty() {
             let batch = self.shared.events.take(BATCH);
             if let Err(e) = self.http.send_events(&json!({"events": batch})).await {
-                tracing::debug!(error = %e, events = batch.len(), "tracked events not sent");
+                if !e.transient() {
+                    tracing::debug!(error = %e, events = batch.len(), "tracked events refused; dropped");
+                    continue;
+                }
+                tracing::debug!(error = %e, events = batch.len(), "tracked events not sent; kept");
                 let mut queue = self
                     .shared
                     .events

@@ -25,6 +25,20 @@ pub(crate) enum SyncError {
 }
 
 impl SyncError {
+    /// Whether trying again later may succeed (the network, a timeout, a server error, 408,
+    /// 429); other answers refuse what was sent, and sending it again would not help.
+    pub(crate) fn transient(&self) -> bool {
+        match self {
+            SyncError::Transport(_) | SyncError::Timeout(_) => true,
+            SyncError::Status(s) => {
+                s.is_server_error()
+                    || *s == StatusCode::REQUEST_TIMEOUT
+                    || *s == StatusCode::TOO_MANY_REQUESTS
+            }
+            SyncError::Invalid(_) => false,
+        }
+    }
+
     /// The server refused the key: retrying will not help until the key is fixed.
     pub(crate) fn key_rejected(&self) -> bool {
         matches!(self, SyncError::Status(s) if *s == StatusCode::UNAUTHORIZED || *s == StatusCode::FORBIDDEN)

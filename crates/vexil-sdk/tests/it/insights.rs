@@ -189,3 +189,30 @@ async fn close_sends_the_counts_of_an_interval_not_yet_over() {
     let series = insights_when(&server, &flag, |s| evaluations(s, "on") > 0).await;
     assert_eq!(evaluations(&series, "on"), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_server_would_refuse_is_dropped_without_holding_up_others() {
+    let server = TestServer::start().await;
+    let key = server.server_key().await;
+    let flag = server
+        .create_flag(
+            "checkout",
+            json!({}),
+            json!({"enabled": true, "watch_events": ["checkout_error"]}),
+        )
+        .await;
+    let client = fast_client(&server.url(), &key).build().unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    // A key the server would refuse is dropped at once (the server would refuse the whole
+    // batch with it); the valid event sent with it arrives.
+    client.track("not a key", &ContextBuilder::new("u").build(), None);
+    client.track("checkout_error", &ContextBuilder::new("u2").build(), None);
+    let series = insights_when(&server, &flag, |s| events(s, "on", "checkout_error") >= 1).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let again = insights_when(&server, &flag, |_| true).await;
+    assert_eq!(events(&again, "on", "checkout_error"), 1, "{series}");
+    client.close().await;
+}

@@ -53,10 +53,11 @@ pub(crate) fn router() -> Router<AppState> {
         ("archived" = Option<bool>, Query, description = "true: archived flags only; default false: non-archived only"),
         ("environment_id" = Option<String>, Query, description = "An environment of the project, for `enabled`"),
         ("enabled" = Option<bool>, Query, description = "Only flags (not) enabled in `environment_id`, which it requires"),
+        ("stale" = Option<bool>, Query, description = "true: stale flags only; false: flags that are not stale (see `lifecycle`)"),
         ("sort" = Option<String>, Query, pattern = "^-?(key|name|created_at|updated_at)$", description = "key (default), name, created_at or updated_at; prefix `-` for descending"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Items per page, 1 to 500 (default 50)"), ("offset" = Option<i64>, Query, minimum = 0, description = "Items to skip (default 0)")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::Invalid, super::openapi::errors::NotFound,
-        (status = 200, description = "A page of flags", body = Page<Flag>)))]
+        (status = 200, description = "A page of flags, each with its `lifecycle` (last evaluated, stale and why)", body = Page<WithLifecycle>)))]
 pub(crate) async fn list_flags(
     State(store): State<Arc<Store>>,
     State(insights): State<Arc<Insights>>,
@@ -91,7 +92,7 @@ pub(crate) async fn create_flag(
 #[utoipa::path(get, path = "/api/v1/feature-flags/{id}", tag = "flags",
     params(("id" = String, Path, description = "Flag id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
-        (status = 200, description = "Found", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
+        (status = 200, description = "Found, with its `lifecycle` (last evaluated, stale and why)", body = WithLifecycle, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`")))))]
 pub(crate) async fn get_flag(
     store: Db,
     State(insights): State<Arc<Insights>>,
