@@ -198,6 +198,14 @@ impl EnvSnapshot {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Whether a key of `kind` may see flag `key`: it exists and is not archived, and for
+    /// client and mobile keys it is `client_side` (anything else reads as "not found").
+    pub(crate) fn visible_to(&self, kind: crate::keys::KeyKind, key: &str) -> bool {
+        self.snapshot
+            .flag_info(key)
+            .is_some_and(|f| kind.is_server() || f.client_side)
+    }
+
     /// The tracked event keys flag `key` watches here.
     pub(crate) fn watched_by(&self, key: &str) -> Vec<String> {
         self.watching

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vexil_sdk::ContextBuilder;
+use vexil_sdk::{Client, ClientBuilder, ContextBuilder};
 
 use crate::helpers::{DEADLINE, TestServer, fast_client};
 
@@ -31,6 +31,27 @@ async fn insights_when(server: &TestServer, flag_id: &str, done: impl Fn(&Value)
     }
 }
 
+/// A flag (`key`, with its production configuration) and a client of the server built with
+/// `options`, initialized.
+async fn flag_and_client(
+    server: &TestServer,
+    key: &str,
+    definition: Value,
+    config: Value,
+    options: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> (String, Client) {
+    let server_key = server.server_key().await;
+    let flag = server.create_flag(key, definition, config).await;
+    let client = options(fast_client(&server.url(), &server_key))
+        .build()
+        .unwrap();
+    client
+        .wait_for_initialization(Duration::from_secs(10))
+        .await
+        .unwrap();
+    (flag, client)
+}
+
 fn evaluations(series: &Value, variation: &str) -> i64 {
     series["variations"][variation]["evaluations"]
         .as_i64()
@@ -46,18 +67,14 @@ fn events(series: &Value, variation: &str, key: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_evaluations_are_reported_and_add_up_exactly() {
     let server = TestServer::start().await;
-    let key = server.server_key().await;
-    let flag = server
-        .create_flag("dark-mode", json!({}), json!({"enabled": true}))
-        .await;
-    let client = fast_client(&server.url(), &key)
-        .metrics_interval(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    client
-        .wait_for_initialization(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (flag, client) = flag_and_client(
+        &server,
+        "dark-mode",
+        json!({}),
+        json!({"enabled": true}),
+        |b| b.metrics_interval(Duration::from_millis(200)),
+    )
+    .await;
     let user = ContextBuilder::new("user-1").build();
     for _ in 0..30 {
         assert!(client.bool_value("dark-mode", &user, false));
@@ -96,20 +113,15 @@ async fn local_evaluations_are_reported_and_add_up_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracked_events_are_sent_in_batches_and_attributed_by_the_server() {
     let server = TestServer::start().await;
-    let key = server.server_key().await;
-    let flag = server
-        .create_flag(
-            "checkout",
-            json!({}),
-            json!({"enabled": true, "watch_events": ["checkout_error"],
+    let (flag, client) = flag_and_client(
+        &server,
+        "checkout",
+        json!({}),
+        json!({"enabled": true, "watch_events": ["checkout_error"],
                 "targets": [{"variation": "off", "values": ["legacy-user"]}]}),
-        )
-        .await;
-    let client = fast_client(&server.url(), &key).build().unwrap();
-    client
-        .wait_for_initialization(Duration::from_secs(10))
-        .await
-        .unwrap();
+        |b| b,
+    )
+    .await;
     // More than two server batches (1,000 each), from users served "on", and one from a
     // user targeted "off".
     for i in 0..2500 {
@@ -136,23 +148,17 @@ async fn tracked_events_are_sent_in_batches_and_attributed_by_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_metrics_off_nothing_is_sent() {
     let server = TestServer::start().await;
-    let key = server.server_key().await;
-    let flag = server
-        .create_flag(
-            "quiet",
-            json!({}),
-            json!({"enabled": true, "watch_events": ["clicked"]}),
-        )
-        .await;
-    let client = fast_client(&server.url(), &key)
-        .send_metrics(false)
-        .metrics_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    client
-        .wait_for_initialization(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (flag, client) = flag_and_client(
+        &server,
+        "quiet",
+        json!({}),
+        json!({"enabled": true, "watch_events": ["clicked"]}),
+        |b| {
+            b.send_metrics(false)
+                .metrics_interval(Duration::from_millis(100))
+        },
+    )
+    .await;
     let user = ContextBuilder::new("user-1").build();
     for _ in 0..10 {
         assert!(client.bool_value("quiet", &user, false));
@@ -169,18 +175,14 @@ async fn with_metrics_off_nothing_is_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_sends_the_counts_of_an_interval_not_yet_over() {
     let server = TestServer::start().await;
-    let key = server.server_key().await;
-    let flag = server
-        .create_flag("banner", json!({}), json!({"enabled": true}))
-        .await;
-    let client = fast_client(&server.url(), &key)
-        .metrics_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap();
-    client
-        .wait_for_initialization(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (flag, client) = flag_and_client(
+        &server,
+        "banner",
+        json!({}),
+        json!({"enabled": true}),
+        |b| b.metrics_interval(Duration::from_secs(3600)),
+    )
+    .await;
     let user = ContextBuilder::new("user-1").build();
     for _ in 0..7 {
         assert!(client.bool_value("banner", &user, false));
@@ -193,19 +195,14 @@ async fn close_sends_the_counts_of_an_interval_not_yet_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_the_server_would_refuse_is_dropped_without_holding_up_others() {
     let server = TestServer::start().await;
-    let key = server.server_key().await;
-    let flag = server
-        .create_flag(
-            "checkout",
-            json!({}),
-            json!({"enabled": true, "watch_events": ["checkout_error"]}),
-        )
-        .await;
-    let client = fast_client(&server.url(), &key).build().unwrap();
-    client
-        .wait_for_initialization(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let (flag, client) = flag_and_client(
+        &server,
+        "checkout",
+        json!({}),
+        json!({"enabled": true, "watch_events": ["checkout_error"]}),
+        |b| b,
+    )
+    .await;
     // A key the server would refuse is dropped at once (the server would refuse the whole
     // batch with it); the valid event sent with it arrives.
     client.track("not a key", &ContextBuilder::new("u").build(), None);

@@ -58,7 +58,7 @@ pub(crate) async fn evaluate(
     Json(body): Json<EvaluateRequest>,
 ) -> ApiResult<Response> {
     let env = snapshot_for(&snapshots, &key)?;
-    let visible = visible_to(&env, &key, &body.flag_key);
+    let visible = env.visible_to(key.0.kind, &body.flag_key);
     let detail = if visible {
         env.snapshot
             .evaluate(&body.flag_key, &body.context, now_ms())
@@ -67,15 +67,6 @@ pub(crate) async fn evaluate(
     };
     snapshots.count(&detail);
     Ok(axum::Json(detail.record(&body.flag_key)).into_response())
-}
-
-/// Client and mobile keys see `client_side` flags only; anything else is "not found".
-fn visible_to(env: &EnvSnapshot, key: &EvalKey, flag_key: &str) -> bool {
-    key.0.kind.is_server()
-        || env
-            .snapshot
-            .flag_info(flag_key)
-            .is_some_and(|f| f.client_side)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -118,7 +109,7 @@ pub(crate) async fn evaluate_bulk(
         Some(keys) => keys
             .iter()
             .map(|k| {
-                let detail = if visible_to(&env, &key, k) {
+                let detail = if env.visible_to(key.0.kind, k) {
                     env.snapshot.evaluate(k, &body.context, now)
                 } else {
                     Detail::flag_not_found()

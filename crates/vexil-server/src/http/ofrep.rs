@@ -58,11 +58,7 @@ pub(crate) async fn evaluate_flag(
     let body = wire::body_bytes(body).map_err(|e| e.for_flag(&flag_key))?;
     let context = wire::parse_context(&body).map_err(|e| e.for_flag(&flag_key))?;
     let env = environment(&snapshots, &key)?;
-    let visible = env
-        .snapshot
-        .flag_info(&flag_key)
-        .is_some_and(|f| key.kind.is_server() || f.client_side);
-    if !visible {
+    if !env.visible_to(key.kind, &flag_key) {
         return Err(Failure::Flag(FailureBody::not_found(&flag_key)));
     }
     let detail = env.snapshot.evaluate(&flag_key, &context, now_ms());

@@ -13,7 +13,7 @@ use super::{Error, Result, load};
 use crate::clock::now_ms;
 use crate::insights::{Count, Insights, Settings};
 use crate::keys::KeyInfo;
-use crate::snapshots::{EnvSnapshot, Snapshots};
+use crate::snapshots::Snapshots;
 use crate::store::environments::{self, Environment};
 use crate::store::flags::{self, Flag};
 use crate::store::insights::{self as stored, HOUR_MS, MINUTE_MS, Resolution};
@@ -101,7 +101,7 @@ pub(crate) fn report(
     for (flag_key, variations) in &report.flags {
         let known = env
             .flag_def(flag_key)
-            .filter(|_| visible(&env, key, flag_key))
+            .filter(|_| env.visible_to(key.kind, flag_key))
             .map(|def| &def.variations);
         let Some(known) = known else {
             ignored.push(flag_key.clone());
@@ -139,15 +139,6 @@ pub(crate) fn report(
     }
     insights.add(counts);
     Ok(Accepted { accepted, ignored })
-}
-
-/// Whether the key may see the flag (client keys: `client_side` flags only).
-fn visible(env: &EnvSnapshot, key: &KeyInfo, flag_key: &str) -> bool {
-    key.kind.is_server()
-        || env
-            .snapshot
-            .flag_info(flag_key)
-            .is_some_and(|f| f.client_side)
 }
 
 /// `POST /api/v1/track`.
