@@ -44,6 +44,7 @@ describe("against a real vexil serve", { skip }, () => {
       enabled: true,
       rules: [{ clauses: [{ attribute: "email", op: "ends_with", values: ["@acme.com"] }], serve: { variation: "on" } }],
       fallthrough: { rollout: { variations: [{ variation: "on", weight: 25000 }, { variation: "off", weight: 75000 }] } },
+      watch_events: ["checkout_completed"],
     });
     await fx.flag("banner-text", {
       type: "string",
@@ -138,12 +139,35 @@ describe("against a real vexil serve", { skip }, () => {
     await waitFor(() => webEvents.includes(WebEvents.ConfigurationChanged), 3000, "web provider CONFIGURATION_CHANGED");
   });
 
-  it("evaluation counts and tracked events: the server has no endpoint yet, and nothing breaks", async () => {
-    client.track("checkout_completed", staff, 42);
+  it("evaluation counts and tracked events reach the server's insights", async () => {
+    type Insights = { variations: Record<string, { evaluations: number; events: Record<string, { count: number; sum: number }> }> };
+    const insights = () =>
+      server.api<Insights>("GET", `/api/v1/flags/${fx.flagIds.get("new-checkout")}/environments/${fx.env}/insights`);
+    // What the flag serves staff now (earlier tests changed its configuration).
+    const variation = client.boolDetail("new-checkout", staff, false).variation!;
     await client.flush();
     await browser.flush();
+    const counted = (v: Insights) => v.variations[variation]?.evaluations ?? 0;
+    let now = await insights();
+    for (let deadline = Date.now() + 5000; counted(now) === 0; now = await insights()) {
+      assert.ok(Date.now() < deadline, `the first report never arrived: ${JSON.stringify(now)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const before = counted(now);
+    for (let i = 0; i < 7; i++) client.boolValue("new-checkout", staff, false);
+    client.track("checkout_completed", staff, 42);
+    await client.flush();
     const loud = serverLog.lines.filter((l) => (l.level === "warn" || l.level === "error") && /metrics|track/.test(l.message));
-    assert.deepEqual(loud, [], "a 404 is tolerated quietly");
+    assert.deepEqual(loud, [], "the server takes both without complaint");
+    // Seven more evaluations of that variation (or more), and the event attributed to it.
+    for (let deadline = Date.now() + 5000; counted(now) < before + 7 || !now.variations[variation]!.events.checkout_completed; now = await insights()) {
+      assert.ok(Date.now() < deadline, `insights never showed the report: ${JSON.stringify(now)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // At least: the browser client and the web provider, still running, evaluate through
+    // OFREP too, and the server counts what it serves them.
+    assert.ok(counted(now) >= before + 7);
+    assert.deepEqual(now.variations[variation]!.events.checkout_completed, { count: 1, sum: 42 });
   });
 
   it("killing the server: values still served, STALE reported everywhere", async () => {

@@ -35,7 +35,8 @@ export class VexilServer {
   async start(): Promise<void> {
     const child = spawn(
       VEXIL_BIN!,
-      ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "vexil.db")}`],
+      // Insights written every 200 ms (10 s by default), so that tests read them soon.
+      ["serve", "--listen", `127.0.0.1:${this.port}`, "--database-url", `sqlite://${join(this.dir, "vexil.db")}`, "--insights-flush-ms", "200"],
       {
         env: { ...process.env, VEXIL_BOOTSTRAP_TOKEN: this.token, VEXIL_LOG_FORMAT: "json" },
         stdio: ["ignore", "ignore", "pipe"],

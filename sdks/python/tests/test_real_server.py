@@ -142,18 +142,29 @@ def test_a_dead_server_leaves_values_served_and_a_restart_recovers(own_server: V
         assert [s.state for s in statuses][:1] == [State.STALE]
 
 
-def test_insights_calls_are_harmless_before_the_server_has_them(
+def test_evaluation_counts_and_tracked_events_reach_the_server_insights(
     server: VexilServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="vexil")
-    server.create_flag("counted")
+    flag_id = server.create_flag("counted")
+    server.configure(flag_id, {"enabled": True, "watch_events": ["purchase"]})
     with connect(server.url, server.server_key()) as client:
         client.wait_for_initialization(10)
         for i in range(10):
-            client.bool_value("counted", {"targetingKey": f"u{i}"}, False)
+            assert client.bool_value("counted", {"targetingKey": f"u{i}"}, False) is True
         client.track("purchase", {"targetingKey": "u1"}, 12.5)
         client.flush()
     assert [r.getMessage() for r in caplog.records if r.name == "vexil"] == []
+    path = f"/api/v1/flags/{flag_id}/environments/{server.environment()}/insights"
+
+    def arrived() -> bool:
+        on = server.api("GET", path)["variations"]["on"]
+        return bool(on["evaluations"] == 10 and on["events"].get("purchase"))
+
+    wait_until(arrived, what="the counts and the event in the server's insights")
+    on = server.api("GET", path)["variations"]["on"]
+    assert on["evaluations"] == 10
+    assert on["events"]["purchase"] == {"count": 1, "sum": 12.5}
 
 
 def test_a_wrong_key_is_reported(server: VexilServer) -> None:

@@ -44,6 +44,9 @@ class VexilServer:
                 f"127.0.0.1:{self.port}",
                 "--database-url",
                 f"sqlite://{self.dir}/vexil.db",
+                # Insights written every 200 ms (10 s by default), so that tests read them soon.
+                "--insights-flush-ms",
+                "200",
             ],
             env=env,
             stdout=self._log,
