@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::insights::{Addition, MINUTE_MS};
+use crate::store::insights::{Addition, MINUTE_MS, Served};
 
 /// Most distinct (environment, flag, minute, variation, event) keys waiting for a flush.
 const MAX_PENDING: usize = 200_000;
@@ -21,12 +21,12 @@ type Key = (String, String, i64, String, String);
 #[derive(Debug, Default)]
 struct Pending {
     counts: BTreeMap<Key, (i64, f64)>,
-    /// When each `(environment, flag)` was last evaluated (ms).
-    usage: BTreeMap<(String, String), i64>,
+    /// When each `(environment, flag, variation)` was last served (ms).
+    usage: BTreeMap<(String, String, String), i64>,
 }
 
 /// What a flush takes: the counts, and the last-evaluated notes.
-pub(crate) type Taken = (Vec<Addition>, Vec<(String, String, i64)>);
+pub(crate) type Taken = (Vec<Addition>, Vec<Served>);
 
 /// How insights are kept and when a flag is stale (`Config`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,11 @@ impl Insights {
             if c.event_key.is_empty() {
                 let at = pending
                     .usage
-                    .entry((c.environment_id.to_owned(), c.flag_key.to_owned()))
+                    .entry((
+                        c.environment_id.to_owned(),
+                        c.flag_key.to_owned(),
+                        c.variation.to_owned(),
+                    ))
                     .or_insert(c.at);
                 *at = (*at).max(c.at);
             }
@@ -144,7 +148,7 @@ impl Insights {
         let usage = pending
             .usage
             .into_iter()
-            .map(|((env, flag), at)| (env, flag, at))
+            .map(|((env, flag, variation), at)| (env, flag, variation, at))
             .collect();
         (rows, usage)
     }
@@ -161,8 +165,8 @@ impl Insights {
             total: r.total,
         }));
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (env, flag, at) in usage {
-            let slot = pending.usage.entry((env, flag)).or_insert(at);
+        for (env, flag, variation, at) in usage {
+            let slot = pending.usage.entry((env, flag, variation)).or_insert(at);
             *slot = (*slot).max(at);
         }
     }

@@ -1,6 +1,6 @@
--- Insights: evaluation counts and tracked events in time buckets, and when each flag was last
--- evaluated in each environment. No foreign keys: counts of a flag or environment deleted
--- meanwhile are harmless and leave with the retention purge.
+-- Insights: evaluation counts and tracked events in time buckets, and when each variation of
+-- each flag was last served in each environment. No foreign keys: counts of a flag or
+-- environment deleted meanwhile are harmless and leave with the retention purge.
 
 CREATE TABLE insight_counts (
     environment_id TEXT NOT NULL,
@@ -19,10 +19,13 @@ CREATE TABLE insight_counts (
 );
 CREATE INDEX insight_counts_age ON insight_counts (resolution, bucket);
 
+-- When each variation of each flag was last served in each environment (a few rows per
+-- flag, so that the stale rules read no buckets).
 CREATE TABLE flag_usage (
     environment_id TEXT NOT NULL,
     flag_key TEXT NOT NULL,
+    variation TEXT NOT NULL,
     -- Milliseconds since the Unix epoch.
     last_evaluated_at INTEGER NOT NULL,
-    PRIMARY KEY (environment_id, flag_key)
+    PRIMARY KEY (environment_id, flag_key, variation)
 );

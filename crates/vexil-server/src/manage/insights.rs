@@ -529,16 +529,13 @@ pub(crate) async fn usage_of_project(
     for (flag, at) in stored::last_evaluated(conn, &env_ids).await? {
         usage.entry(flag).or_default().last_evaluated = Some(at);
     }
+    // Whole hours, like the buckets: "0 days" is the current hour.
     let since = floor(
         now - i64::from(settings.stale_single_variation_days) * DAY_MS,
         HOUR_MS,
     );
-    for (flag, variation, n) in
-        stored::evaluations_by_flag(conn, &env_ids, (since, i64::MAX)).await?
-    {
-        if n > 0 {
-            usage.entry(flag).or_default().served.insert(variation);
-        }
+    for (flag, variation) in stored::variations_since(conn, &env_ids, since).await? {
+        usage.entry(flag).or_default().served.insert(variation);
     }
     Ok(usage)
 }

@@ -3,6 +3,8 @@
 //! and to its hour bucket in the same transaction (so the hourly rollup can neither miss nor
 //! double a count); the purge drops minute buckets after 48 hours and hour buckets after
 //! the retention, so the size is bounded by flags × variations × event keys × buckets.
+//! `flag_usage` keeps when each variation was last served, per environment: what the stale
+//! rules read, a few rows per flag.
 
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
@@ -122,23 +124,26 @@ pub(crate) async fn add(conn: &mut AnyConnection, rows: &[Addition]) -> StoreRes
     Ok(())
 }
 
-/// Notes that `flag_key` was evaluated in an environment at `at` (ms), unless a later
-/// evaluation is already noted.
+/// When a variation was served: `(environment id, flag key, variation, ms)`.
+pub(crate) type Served = (String, String, String, i64);
+
+/// Notes that a variation of a flag was served in an environment at `at` (ms), unless a
+/// later evaluation is already noted.
 pub(crate) async fn touch(
     conn: &mut AnyConnection,
-    environment_id: &str,
-    flag_key: &str,
-    at: i64,
+    (environment_id, flag_key, variation, at): &Served,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO flag_usage (environment_id, flag_key, last_evaluated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (environment_id, flag_key) DO UPDATE SET last_evaluated_at = \
+        "INSERT INTO flag_usage (environment_id, flag_key, variation, last_evaluated_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (environment_id, flag_key, variation) DO UPDATE SET last_evaluated_at = \
          CASE WHEN excluded.last_evaluated_at > flag_usage.last_evaluated_at \
          THEN excluded.last_evaluated_at ELSE flag_usage.last_evaluated_at END",
     )
-    .bind(environment_id)
-    .bind(flag_key)
-    .bind(at)
+    .bind(environment_id.as_str())
+    .bind(flag_key.as_str())
+    .bind(variation.as_str())
+    .bind(*at)
     .execute(conn)
     .await?;
     Ok(())
@@ -227,6 +232,27 @@ pub(crate) async fn evaluations_by_flag(
     Ok(query.fetch_all(conn).await?)
 }
 
+/// The variations of each flag served in any of `environment_ids` since `since` (ms):
+/// `(flag key, variation)`.
+pub(crate) async fn variations_since(
+    conn: &mut AnyConnection,
+    environment_ids: &[String],
+    since: i64,
+) -> StoreResult<Vec<(String, String)>> {
+    if environment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT flag_key, variation FROM flag_usage WHERE last_evaluated_at >= $1 AND {}",
+        super::in_list("environment_id", 2, environment_ids.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql)).bind(since);
+    for id in environment_ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.fetch_all(conn).await?)
+}
+
 /// When each flag was last evaluated in any of `environment_ids` (ms), by flag key.
 pub(crate) async fn last_evaluated(
     conn: &mut AnyConnection,
@@ -253,14 +279,14 @@ pub(crate) async fn last_evaluated(
 pub(crate) async fn save(
     store: &super::Store,
     rows: &[Addition],
-    usage: &[(String, String, i64)],
+    usage: &[Served],
 ) -> StoreResult<()> {
     use sqlx::Connection as _;
     let mut conn = store.read().await?;
     let mut tx = conn.begin().await?;
     add(&mut tx, rows).await?;
-    for (environment_id, flag_key, at) in usage {
-        touch(&mut tx, environment_id, flag_key, *at).await?;
+    for served in usage {
+        touch(&mut tx, served).await?;
     }
     tx.commit().await?;
     Ok(())
