@@ -107,7 +107,18 @@ pub(crate) async fn flag_page(
         .map(|s| s.watched_by(&flag.key))
         .unwrap_or_default();
     let starts = bucket_starts(&series);
-    let variations: Vec<&String> = series.variations.keys().collect();
+    // In the flag's own order (then any other variation counted in the window).
+    let variations: Vec<&String> = flag
+        .variations
+        .iter()
+        .filter_map(|v| series.variations.get_key_value(&v.key).map(|(k, _)| k))
+        .chain(
+            series
+                .variations
+                .keys()
+                .filter(|k| !flag.variations.iter().any(|v| &v.key == *k)),
+        )
+        .collect();
     let evaluations: Vec<Line> = variations
         .iter()
         .enumerate()
