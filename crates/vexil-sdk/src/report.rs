@@ -21,8 +21,10 @@ use vexil_core::Context;
 use crate::store::Shared;
 use crate::sync::http::Http;
 
-/// Most events one request carries (the server's limit).
+/// Most events one request carries (the server's limit), and most bytes of events (the
+/// server takes bodies of up to 1 MiB).
 const BATCH: usize = 1000;
+const BATCH_BYTES: usize = 900 * 1024;
 /// Most events waiting; beyond, the oldest are dropped.
 const MAX_QUEUED: usize = 10_000;
 /// Most flags one report names (the server's limit).
@@ -55,10 +57,20 @@ impl Queue {
         events.push_back(event);
     }
 
+    /// At most `n` events from the front, and no more than fit in one request body (the
+    /// server takes 1 MiB; at least one event, so that one too large is refused and goes).
     fn take(&self, n: usize) -> Vec<Value> {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let n = n.min(events.len());
-        events.drain(..n).collect()
+        let mut bytes = 0;
+        let mut count = 0;
+        for event in events.iter().take(n) {
+            bytes += event.to_string().len() + 1;
+            if count > 0 && bytes > BATCH_BYTES {
+                break;
+            }
+            count += 1;
+        }
+        events.drain(..count).collect()
     }
 
     fn is_empty(&self) -> bool {

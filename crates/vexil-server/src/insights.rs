@@ -2,17 +2,20 @@
 //! snapshots themselves (`vexil_core::Detail::count`, one atomic add) and drained here by
 //! the flush job; SDK reports and tracked events arrive here directly, merged under a lock
 //! off the evaluation path. The pending map is bounded: past `MAX_PENDING` distinct bucket
-//! keys, new keys are dropped and counted in `dropped` (a flush every 10 s empties it).
+//! keys (or `MAX_PENDING_PER_ENV` of one environment), new keys are dropped and counted in
+//! `dropped` (a flush every 10 s empties it).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::insights::{Addition, MINUTE_MS, Served};
+use crate::store::insights::{Addition, MINUTE_MS, Served, finite_sum};
 
-/// Most distinct (environment, flag, minute, variation, event) keys waiting for a flush.
+/// Most distinct (environment, flag, minute, variation, event) keys waiting for a flush, in
+/// all and per environment (so that one environment's keys cannot crowd out the others').
 const MAX_PENDING: usize = 200_000;
+const MAX_PENDING_PER_ENV: usize = 50_000;
 
 /// `(environment id, flag key, minute, variation, event key)`: the table's key order, so a
 /// flush writes rows in one stable order.
@@ -21,6 +24,8 @@ type Key = (String, String, i64, String, String);
 #[derive(Debug, Default)]
 struct Pending {
     counts: BTreeMap<Key, (i64, f64)>,
+    /// Keys in `counts` per environment.
+    per_env: std::collections::HashMap<String, usize>,
     /// When each `(environment, flag, variation)` was last served (ms).
     usage: BTreeMap<(String, String, String), i64>,
 }
@@ -62,6 +67,8 @@ pub(crate) struct Insights {
     pending: Mutex<Pending>,
     dropped: AtomicU64,
     pub(crate) settings: Settings,
+    /// Held by a flush from taking the counts until they are written (or put back).
+    pub(crate) flushing: tokio::sync::Mutex<()>,
 }
 
 /// One count to add (see [`Addition`]); `at` is any time in its minute (ms).
@@ -97,11 +104,15 @@ impl Insights {
                 c.event_key.to_owned(),
             );
             let n = i64::try_from(c.count).unwrap_or(i64::MAX);
-            let full = pending.counts.len() >= MAX_PENDING;
+            let full = pending.counts.len() >= MAX_PENDING
+                || pending
+                    .per_env
+                    .get(c.environment_id)
+                    .is_some_and(|k| *k >= MAX_PENDING_PER_ENV);
             match pending.counts.get_mut(&key) {
                 Some(cell) => {
                     cell.0 = cell.0.saturating_add(n);
-                    cell.1 += c.total;
+                    cell.1 = finite_sum(cell.1, c.total);
                 }
                 None if full => {
                     self.dropped.fetch_add(c.count, Ordering::Relaxed);
@@ -109,6 +120,10 @@ impl Insights {
                 }
                 None => {
                     pending.counts.insert(key, (n, c.total));
+                    *pending
+                        .per_env
+                        .entry(c.environment_id.to_owned())
+                        .or_default() += 1;
                 }
             }
             if c.event_key.is_empty() {

@@ -172,9 +172,9 @@ fn csv_response(filename: &str, body: &str) -> Response {
 }
 
 /// One CSV field: quoted when it holds a separator, quote or line break; a leading `=`,
-/// `+`, `-` or `@` (a formula to spreadsheets) is defused with a `'`.
+/// `+`, `-`, `@`, tab or carriage return (a formula to spreadsheets) is defused with a `'`.
 fn field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -240,5 +240,6 @@ mod tests {
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(field("-1"), "'-1");
+        assert_eq!(field("\t=1"), "'\t=1");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::Job;
 use crate::clock::now_ms;
-use crate::insights::{Count, Insights};
+use crate::insights::{Count, Insights, Settings};
 use crate::snapshots::Snapshots;
 use crate::store::{self, Store};
 
@@ -26,11 +26,11 @@ pub(crate) fn insights(
         let (store, snapshots, insights) = (s.clone(), snaps.clone(), ins.clone());
         async move { flush_insights(&store, &snapshots, &insights).await }
     });
-    let (s, retention_days) = (store.clone(), insights.settings.retention_days);
+    let (s, settings) = (store.clone(), insights.settings);
     let purge = Job::new("insights-purge", PURGE_EVERY, move || {
         let store = s.clone();
         async move {
-            purge(&store, now_ms(), retention_days).await?;
+            purge(&store, now_ms(), &settings).await?;
             Ok(())
         }
     });
@@ -38,45 +38,59 @@ pub(crate) fn insights(
 }
 
 /// Takes the snapshots' evaluation counts and everything else pending and writes it; on
-/// failure the counts go back to wait for the next flush.
+/// failure the counts go back to wait for the next flush. The work runs on a task of its
+/// own under `Insights::flushing`: a job stopped mid-flush (at shutdown) does not cancel a
+/// write whose counts were already taken, and the final flush waits for it.
 pub(crate) async fn flush_insights(
-    store: &Store,
-    snapshots: &Snapshots,
-    insights: &Insights,
+    store: &Arc<Store>,
+    snapshots: &Arc<Snapshots>,
+    insights: &Arc<Insights>,
 ) -> anyhow::Result<()> {
-    let now = now_ms();
-    let mut drained = Vec::new();
-    snapshots.drain_counts(|env, flag, variation, n| {
-        drained.push((env.to_owned(), flag.to_owned(), variation.to_owned(), n));
-    });
-    insights.add(drained.iter().map(|(env, flag, variation, n)| Count {
-        environment_id: env,
-        flag_key: flag,
-        variation,
-        event_key: "",
-        at: now,
-        count: *n,
-        total: 0.0,
-    }));
-    let taken = insights.take();
-    if taken.0.is_empty() && taken.1.is_empty() {
-        return Ok(());
-    }
-    if let Err(e) = store::insights::save(store, &taken.0, &taken.1).await {
-        insights.restore(taken);
-        return Err(e.into());
-    }
-    Ok(())
+    let (store, snapshots, insights) = (store.clone(), snapshots.clone(), insights.clone());
+    tokio::spawn(async move {
+        let _flushing = insights.flushing.lock().await;
+        let now = now_ms();
+        let mut drained = Vec::new();
+        snapshots.drain_counts(|env, flag, variation, n| {
+            drained.push((env.to_owned(), flag.to_owned(), variation.to_owned(), n));
+        });
+        insights.add(drained.iter().map(|(env, flag, variation, n)| Count {
+            environment_id: env,
+            flag_key: flag,
+            variation,
+            event_key: "",
+            at: now,
+            count: *n,
+            total: 0.0,
+        }));
+        let taken = insights.take();
+        if taken.0.is_empty() && taken.1.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = store::insights::save(&store, &taken.0, &taken.1).await {
+            insights.restore(taken);
+            return Err(e.into());
+        }
+        Ok(())
+    })
+    .await?
 }
 
-/// Drops buckets past their keeping time at `now`; returns how many rows went.
-pub(crate) async fn purge(store: &Store, now: i64, retention_days: u32) -> anyhow::Result<u64> {
+/// Drops buckets past their keeping time at `now`; returns how many rows went. When each
+/// variation was last served is kept as long as the stale rules look back, if longer than
+/// the retention (else a flag evaluated within their window would read as unused).
+pub(crate) async fn purge(store: &Store, now: i64, settings: &Settings) -> anyhow::Result<u64> {
     let mut conn = store.read().await?;
-    let hours_before = now - i64::from(retention_days) * 24 * store::insights::HOUR_MS;
+    let days = |n: u32| now - i64::from(n) * 24 * store::insights::HOUR_MS;
+    let usage_days = settings
+        .retention_days
+        .max(settings.stale_unused_days)
+        .max(settings.stale_single_variation_days);
     Ok(store::insights::purge(
         &mut conn,
         now - store::insights::MINUTES_KEPT_MS,
-        hours_before,
+        days(settings.retention_days),
+        days(usage_days),
     )
     .await?)
 }
@@ -132,12 +146,16 @@ mod tests {
         };
         assert_eq!(count(Resolution::Minute).await.len(), 5);
         assert_eq!(count(Resolution::Hour).await.len(), 4);
-        purge(&store, now, 90).await.unwrap();
+        let settings = |retention_days| Settings {
+            retention_days,
+            ..Settings::default()
+        };
+        purge(&store, now, &settings(90)).await.unwrap();
         let minutes = count(Resolution::Minute).await;
         assert_eq!(minutes, [(now - 120_000, 5), (now - 60_000, 4)]);
         let hours: Vec<i64> = count(Resolution::Hour).await.iter().map(|h| h.1).collect();
         assert_eq!(hours, [2, 3, 9], "the 100-day-old hour is gone");
-        purge(&store, now, 5).await.unwrap();
+        purge(&store, now, &settings(5)).await.unwrap();
         let hours: Vec<i64> = count(Resolution::Hour).await.iter().map(|h| h.1).collect();
         assert_eq!(hours, [3, 9]);
         store.close().await;

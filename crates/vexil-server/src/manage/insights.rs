@@ -25,8 +25,13 @@ pub(crate) const MAX_REPORT_FLAGS: usize = 1000;
 pub(crate) const MAX_EVENTS: usize = 1000;
 const MAX_REPORT_VARIATIONS: usize = 100;
 const DAY_MS: i64 = 24 * HOUR_MS;
-/// How far ahead of this server's clock a client's time may be (clock skew).
-const SKEW_MS: i64 = 5 * MINUTE_MS;
+/// Most evaluations of one variation one report may carry, and the largest value (in
+/// magnitude) a tracked event may have: bounds that keep stored sums far from overflow.
+pub(crate) const MAX_REPORTED: u64 = 1_000_000_000;
+pub(crate) const MAX_VALUE: f64 = 1e12;
+/// Events are counted by minute; timestamps are coarsened to 15 minutes' precision within
+/// the 48 hours kept, so that one request cannot fill the pending counts with minutes.
+const EVENT_GRAIN_MS: i64 = 15 * MINUTE_MS;
 
 /// `POST /api/v1/sdk/metrics`: evaluations an SDK served locally between `start` and `end`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -90,6 +95,14 @@ pub(crate) fn report(
             format!("at most {MAX_REPORT_VARIATIONS} variations"),
         ));
     }
+    for (flag, variations) in &report.flags {
+        if let Some((variation, _)) = variations.iter().find(|(_, n)| **n > MAX_REPORTED) {
+            return Err(Error::invalid_field(
+                &format!("flags.{flag}.{variation}"),
+                format!("at most {MAX_REPORTED} evaluations per variation and report"),
+            ));
+        }
+    }
     let env = snapshots
         .get(&key.environment_id)
         .ok_or(Error::Unavailable)?;
@@ -114,7 +127,7 @@ pub(crate) fn report(
                 continue;
             }
             if n > 0 {
-                accepted += n;
+                accepted += n; // at most 1,000 × 100 × 10⁹: no overflow
                 counts.push(Count {
                     environment_id: &key.environment_id,
                     flag_key,
@@ -189,17 +202,26 @@ pub(crate) fn track(
                 "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
             ));
         }
-        if e.value.is_some_and(|v| !v.is_finite()) {
+        if e.value
+            .is_some_and(|v| !v.is_finite() || v.abs() > MAX_VALUE)
+        {
             return Err(Error::invalid_field(
                 &format!("events[{i}].value"),
-                "must be a finite number",
+                format!("must be a number between -{MAX_VALUE:e} and {MAX_VALUE:e}"),
             ));
         }
         let at = match &e.timestamp {
             Some(t) => instant(&format!("events[{i}].timestamp"), t)?,
             None => now,
         };
-        times.push(at.min(now + SKEW_MS).min(now));
+        // A time ahead of this server's clock is taken as now; older times keep a coarse
+        // grain (the current 15 minutes keep their minute).
+        let at = at.min(now);
+        times.push(if at >= now - EVENT_GRAIN_MS {
+            at
+        } else {
+            at - at.rem_euclid(EVENT_GRAIN_MS)
+        });
     }
     let env = snapshots
         .get(&key.environment_id)
@@ -213,7 +235,9 @@ pub(crate) fn track(
             ignored.insert(e.key.clone());
             continue;
         }
-        for flag in watchers {
+        // Only flags the key may see (client keys: `client_side` ones): what a key learns
+        // from `accepted` is no more than it may evaluate.
+        for flag in watchers.iter().filter(|f| env.visible_to(key.kind, f)) {
             if let Some(variation) = env.snapshot.evaluate(flag, &e.context, at).variation {
                 served.push((e, flag.as_str(), variation, at));
             }

@@ -6,6 +6,8 @@
 //! `flag_usage` keeps when each variation was last served, per environment: what the stale
 //! rules read, a few rows per flag.
 
+use std::collections::BTreeMap;
+
 use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
 
 use super::StoreResult;
@@ -53,35 +55,48 @@ pub(crate) struct Addition {
     pub(crate) total: f64,
 }
 
-/// Rows per multi-row statement (8 parameters each, well under SQLite's limit).
+/// `(environment id, flag key, bucket, variation, event key)`: the table's key order.
+type BucketKey<'a> = (&'a str, &'a str, i64, &'a str, &'a str);
+
+/// Rows per multi-row statement (7 parameters each, well under SQLite's limit).
 const CHUNK: usize = 200;
 
-/// Adds `rows` to their minute and hour buckets. Callers pass each bucket key at most once
-/// and in a stable order (two nodes adding to the same rows then lock them in one order).
+/// Adds `rows` to their minute and hour buckets, in the table's key order (two nodes adding
+/// to the same rows then lock them in one order, so they cannot deadlock).
 pub(crate) async fn add(conn: &mut AnyConnection, rows: &[Addition]) -> StoreResult<()> {
     for resolution in [Resolution::Minute, Resolution::Hour] {
-        let mut merged: Vec<Addition> = Vec::with_capacity(rows.len());
+        // Several minutes of one hour fall into one hour bucket: merge them first (one
+        // statement may not update a row twice on PostgreSQL). Keyed like the table.
+        let mut merged: BTreeMap<BucketKey<'_>, (i64, f64)> = BTreeMap::new();
         for row in rows {
             let bucket = row.minute - row.minute.rem_euclid(resolution.ms());
-            // Several minutes of one hour fall into one hour bucket: merge them first (one
-            // statement may not update a row twice on PostgreSQL).
-            match merged.iter_mut().rev().find(|m| {
-                m.minute == bucket
-                    && m.environment_id == row.environment_id
-                    && m.flag_key == row.flag_key
-                    && m.variation == row.variation
-                    && m.event_key == row.event_key
-            }) {
-                Some(m) => {
-                    m.count += row.count;
-                    m.total += row.total;
-                }
-                None => merged.push(Addition {
-                    minute: bucket,
-                    ..row.clone()
-                }),
-            }
+            let key = (
+                row.environment_id.as_str(),
+                row.flag_key.as_str(),
+                bucket,
+                row.variation.as_str(),
+                row.event_key.as_str(),
+            );
+            let cell = merged.entry(key).or_insert((0, 0.0));
+            cell.0 = cell.0.saturating_add(row.count);
+            cell.1 = finite_sum(cell.1, row.total);
         }
+        let merged: Vec<Addition> = merged
+            .into_iter()
+            .map(
+                |((environment_id, flag_key, minute, variation, event_key), (count, total))| {
+                    Addition {
+                        environment_id: environment_id.to_owned(),
+                        flag_key: flag_key.to_owned(),
+                        variation: variation.to_owned(),
+                        event_key: event_key.to_owned(),
+                        minute,
+                        count,
+                        total,
+                    }
+                },
+            )
+            .collect();
         for chunk in merged.chunks(CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
@@ -103,7 +118,8 @@ pub(crate) async fn add(conn: &mut AnyConnection, rows: &[Addition]) -> StoreRes
                 "INSERT INTO insight_counts (environment_id, flag_key, resolution, bucket, \
                  variation, event_key, count, total) VALUES {} \
                  ON CONFLICT (environment_id, flag_key, resolution, bucket, variation, event_key) \
-                 DO UPDATE SET count = insight_counts.count + excluded.count, \
+                 DO UPDATE SET count = CASE WHEN insight_counts.count > {MAX_COUNT} - excluded.count \
+                 THEN {MAX_COUNT} ELSE insight_counts.count + excluded.count END, \
                  total = insight_counts.total + excluded.total",
                 values.join(", ")
             );
@@ -126,6 +142,23 @@ pub(crate) async fn add(conn: &mut AnyConnection, rows: &[Addition]) -> StoreRes
 
 /// When a variation was served: `(environment id, flag key, variation, ms)`.
 pub(crate) type Served = (String, String, String, i64);
+
+/// The most a stored count holds: additions stop there rather than overflow (far beyond any
+/// real traffic; reports are bounded too).
+const MAX_COUNT: i64 = i64::MAX / 2;
+
+/// `a + b`, kept finite (a sum of values is clamped rather than becoming infinite or NaN,
+/// which SQLite would store as NULL).
+pub(crate) fn finite_sum(a: f64, b: f64) -> f64 {
+    let sum = a + b;
+    if sum.is_finite() {
+        sum
+    } else if sum.is_nan() {
+        a
+    } else {
+        sum.clamp(-f64::MAX, f64::MAX)
+    }
+}
 
 /// Notes that a variation of a flag was served in an environment at `at` (ms), unless a
 /// later evaluation is already noted.
@@ -150,12 +183,13 @@ pub(crate) async fn touch(
 }
 
 /// Drops minute buckets older than `minutes_before`, hour buckets older than
-/// `hours_before`, and last-evaluated notes older than `hours_before` (ms); returns how
-/// many rows went.
+/// `hours_before`, and last-served notes older than `usage_before` (ms); returns how many
+/// rows went.
 pub(crate) async fn purge(
     conn: &mut AnyConnection,
     minutes_before: i64,
     hours_before: i64,
+    usage_before: i64,
 ) -> StoreResult<u64> {
     let mut gone = 0;
     for (resolution, before) in [("minute", minutes_before), ("hour", hours_before)] {
@@ -167,7 +201,7 @@ pub(crate) async fn purge(
             .rows_affected();
     }
     gone += sqlx::query("DELETE FROM flag_usage WHERE last_evaluated_at < $1")
-        .bind(hours_before)
+        .bind(usage_before)
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -211,6 +211,11 @@ both_backends! {
         assert_eq!(r["accepted"], 150);
         assert_eq!(r["ignored"], json!(["unwatched"]));
 
+        // A client key's events are attributed by client-side flags only: this flag is not.
+        let client_key = app.api_key(&s.project, &s.prod, "client").await;
+        let r = json_status(post_key(&app, &client_key, "/api/v1/track", json!({"events": [
+            {"key": "checkout_error", "context": {"targetingKey": "user-1"}}]})).await, 202).await;
+        assert_eq!(r["accepted"], 0);
         let count = |v: &Value, variation: &str| v["variations"][variation]["events"]["checkout_error"]["count"].as_i64().unwrap_or(0);
         let series = insights_when(&app, &s, "", |v| count(v, "on") + count(v, "off") == 400).await;
         assert_eq!(count(&series, "on"), expected["on"], "{series}");
@@ -230,6 +235,13 @@ both_backends! {
         let e = error_of(post_key(&app, &s.key, "/api/v1/sdk/metrics", json!({
             "start": "yesterday", "end": crate::utc_in(0), "flags": {}
         })).await, 400, "invalid_request").await;
+        // Counts and values are bounded, so that stored sums cannot overflow.
+        let big = error_of(post_key(&app, &s.key, "/api/v1/sdk/metrics", json!({
+            "start": crate::utc_in(-1000), "end": crate::utc_in(0), "flags": {"guarded": {"on": 9_223_372_036_854_775_807_u64}}
+        })).await, 400, "invalid_request").await;
+        assert!(big["details"]["fields"]["flags.guarded.on"].is_string(), "{big}");
+        error_of(post_key(&app, &s.key, "/api/v1/track", json!({"events": [
+            {"key": "ok", "context": {}, "value": 1e300}]})).await, 400, "invalid_request").await;
         assert!(e["details"]["fields"]["start"].is_string(), "{e}");
         let many: Vec<Value> = (0..1001).map(|_| json!({"key": "x", "context": {}})).collect();
         error_of(post_key(&app, &s.key, "/api/v1/track", json!({"events": many})).await, 400, "invalid_request").await;
