@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use vexil_core::Context;
 
+use crate::client::system_now_ms as now_ms;
 use crate::store::Shared;
 use crate::sync::http::Http;
 
@@ -79,12 +80,6 @@ impl Queue {
             .unwrap_or_else(|p| p.into_inner())
             .is_empty()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn now_rfc3339() -> String {

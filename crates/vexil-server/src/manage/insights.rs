@@ -268,11 +268,21 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    fn ms(self) -> i64 {
+    /// The step's width in milliseconds.
+    pub(crate) fn ms(self) -> i64 {
         match self {
             Step::Minute => MINUTE_MS,
             Step::Hour => HOUR_MS,
             Step::Day => DAY_MS,
+        }
+    }
+
+    /// The step as the API spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Step::Minute => "minute",
+            Step::Hour => "hour",
+            Step::Day => "day",
         }
     }
 
@@ -303,65 +313,46 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// `(from, to, step)`, aligned to whole steps, checked.
+    /// A series' `(from, to, step)`, aligned to whole steps, checked.
     fn resolve(&self) -> Result<(i64, i64, Step)> {
         let step = self.step.unwrap_or(Step::Hour);
-        let to = match &self.to {
-            Some(t) => instant("to", t)?,
-            None => now_ms(),
-        };
-        let from = match &self.from {
-            Some(f) => instant("from", f)?,
-            None => to - DAY_MS.min(step.widest().0),
-        };
-        let (from, to) = (floor(from, step.ms()), ceil(to, step.ms()));
-        if to <= from {
-            return Err(Error::invalid_field("to", "must be after from"));
-        }
         let (widest, said) = step.widest();
-        if to - from > widest {
-            return Err(Error::invalid_field(
-                "from",
-                format!("a window with step {} spans at most {said}", step.name()),
-            ));
-        }
+        let too_wide = || format!("a window with step {} spans at most {said}", step.name());
+        let (from, to) = self.span(step.ms(), widest, too_wide)?;
         Ok((from, to, step))
     }
-}
 
-impl Window {
-    /// `(from, to)` in whole hours (a summary's window; `step` is not used), at most 366
-    /// days wide.
+    /// A summary's `(from, to)` in whole hours (`step` is not used), at most 366 days wide.
     fn hours(&self) -> Result<(i64, i64)> {
+        self.span(HOUR_MS, 366 * DAY_MS, || {
+            "a window spans at most 366 days".to_owned()
+        })
+    }
+
+    /// `from` (default: a day before `to`, or less when `widest` is) and `to` (default now),
+    /// widened to whole `grain`s, checked to be in order and at most `widest` apart.
+    fn span(
+        &self,
+        grain: i64,
+        widest: i64,
+        too_wide: impl FnOnce() -> String,
+    ) -> Result<(i64, i64)> {
         let to = match &self.to {
             Some(t) => instant("to", t)?,
             None => now_ms(),
         };
         let from = match &self.from {
             Some(f) => instant("from", f)?,
-            None => to - DAY_MS,
+            None => to - DAY_MS.min(widest),
         };
-        let (from, to) = (floor(from, HOUR_MS), ceil(to, HOUR_MS));
+        let (from, to) = (floor(from, grain), ceil(to, grain));
         if to <= from {
             return Err(Error::invalid_field("to", "must be after from"));
         }
-        if to - from > 366 * DAY_MS {
-            return Err(Error::invalid_field(
-                "from",
-                "a window spans at most 366 days",
-            ));
+        if to - from > widest {
+            return Err(Error::invalid_field("from", too_wide()));
         }
         Ok((from, to))
-    }
-}
-
-impl Step {
-    fn name(self) -> &'static str {
-        match self {
-            Step::Minute => "minute",
-            Step::Hour => "hour",
-            Step::Day => "day",
-        }
     }
 }
 

@@ -53,11 +53,7 @@ fn window_of(range: &str) -> (&'static str, Window) {
 
 /// The API's query string for a window, as CSV.
 fn csv_query(w: &Window) -> String {
-    let step = match w.step {
-        Some(Step::Minute) => "minute",
-        Some(Step::Day) => "day",
-        _ => "hour",
-    };
+    let step = w.step.unwrap_or(Step::Hour).name();
     format!(
         "format=csv&from={}&to={}&step={step}",
         url_encode(w.from.as_deref().unwrap_or_default()),
@@ -300,11 +296,7 @@ struct Line {
 
 /// Every bucket start of the series' window, oldest first.
 fn bucket_starts(series: &Series) -> Vec<i64> {
-    let step = match series.step {
-        Step::Minute => 60_000,
-        Step::Hour => 3_600_000,
-        Step::Day => 86_400_000,
-    };
+    let step = series.step.ms();
     let (from, to) = (
         parse_rfc3339(&series.from).unwrap_or(0),
         parse_rfc3339(&series.to).unwrap_or(0),
