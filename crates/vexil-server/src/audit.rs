@@ -27,6 +27,14 @@ impl Actor {
         }
     }
 
+    /// The release guard: the job that advances release plans and rolls them back.
+    pub(crate) fn release_guard() -> Actor {
+        Actor {
+            id: "release-guard".into(),
+            name: "release guard".into(),
+        }
+    }
+
     /// The job that applies scheduled changes and change requests at their time.
     pub(crate) fn scheduler() -> Actor {
         Actor {
@@ -95,6 +103,13 @@ actions! {
     ChangeRequestStale => "change_request.stale",
     ChangeRequestFail => "change_request.fail",
     ChangeRequestCancel => "change_request.cancel",
+    ReleaseStart => "release.start",
+    ReleaseAdvance => "release.advance",
+    ReleasePause => "release.pause",
+    ReleaseResume => "release.resume",
+    ReleaseRollback => "release.rollback",
+    ReleaseComplete => "release.complete",
+    ReleaseCancel => "release.cancel",
     SegmentCreate => "segment.create",
     SegmentUpdate => "segment.update",
     SegmentDelete => "segment.delete",

@@ -99,6 +99,11 @@ pub struct Config {
     /// many days is stale.
     #[arg(long, env = "VEXIL_STALE_SINGLE_VARIATION_DAYS", default_value_t = 14)]
     pub stale_single_variation_days: u32,
+    /// Milliseconds between two checks of the release guard (advancing release plans and
+    /// rolling them back on errors); one node of a cluster checks at a time.
+    #[arg(long, env = "VEXIL_RELEASE_GUARD_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(100..=10_000))]
+    pub release_guard_ms: u64,
     /// A `temporary` flag older than this many days is stale.
     #[arg(long, env = "VEXIL_STALE_TEMPORARY_DAYS", default_value_t = 40)]
     pub stale_temporary_days: u32,
@@ -117,7 +122,7 @@ pub struct DatabaseConfig {
 
 impl Config {
     /// A configuration for tests and embedding: given database, port 0, no bootstrap token,
-    /// insights flushed every 250 ms.
+    /// insights flushed and the release guard checked every 250 ms.
     pub fn for_tests(database_url: impl Into<String>) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -146,6 +151,8 @@ impl Config {
             insights_retention_days: 90,
             // Tests read insights soon after counting.
             insights_flush_ms: 250,
+            // Tests watch release plans move.
+            release_guard_ms: 250,
             stale_unused_days: 30,
             stale_single_variation_days: 14,
             stale_temporary_days: 40,

@@ -38,6 +38,7 @@ use store::Store;
 pub struct App {
     listener: TcpListener,
     limits: http::serve::Limits,
+    guard_every: std::time::Duration,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -83,6 +84,7 @@ impl App {
         Ok(App {
             listener,
             limits: http::serve::Limits::from_config(config),
+            guard_every: std::time::Duration::from_millis(config.release_guard_ms),
             state,
             shutdown,
         })
@@ -105,7 +107,12 @@ impl App {
             &self.state.keys,
             self.state.auth.session_idle,
         );
-        all.extend(jobs::release(&store));
+        all.extend(jobs::release(
+            &store,
+            &self.state.snapshots,
+            &self.state.insights,
+            self.guard_every,
+        ));
         all.extend(jobs::insights(
             &store,
             &self.state.snapshots,

@@ -159,6 +159,23 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ) => ChangeEnvironment(PendingChange("id")),
         ("DELETE", "/api/v1/change-requests/{id}")
         | ("POST", "/api/v1/change-requests/{id}/apply") => Needs(PendingChange("id"), Editor),
+        // Release plans: reading needs a viewer; every step changes (or stops changing)
+        // what the environment serves, so it needs the role a configuration change needs.
+        ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/release") => {
+            Needs(FlagInEnvironment, Viewer)
+        }
+        (
+            "POST",
+            "/api/v1/flags/{flag_id}/environments/{env_id}/release"
+            | "/api/v1/flags/{flag_id}/environments/{env_id}/release/advance"
+            | "/api/v1/flags/{flag_id}/environments/{env_id}/release/pause"
+            | "/api/v1/flags/{flag_id}/environments/{env_id}/release/resume"
+            | "/api/v1/flags/{flag_id}/environments/{env_id}/release/rollback",
+        )
+        | ("DELETE", "/api/v1/flags/{flag_id}/environments/{env_id}/release") => {
+            ChangeEnvironment(FlagInEnvironment)
+        }
+        ("GET", "/api/v1/projects/{project_id}/releases") => Needs(Project("project_id"), Viewer),
         ("GET", "/api/v1/flags/{flag_id}/environments/{env_id}/insights") => {
             Needs(FlagInEnvironment, Viewer)
         }

@@ -24,6 +24,7 @@ pub(crate) mod organizations;
 pub(crate) mod pending;
 pub(crate) mod projects;
 pub(crate) mod reject;
+pub(crate) mod release;
 pub(crate) mod segments;
 pub(crate) mod serve;
 pub(crate) mod sessions;
@@ -119,6 +120,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(flags::router())
         .merge(flag_configs::router())
         .merge(pending::router())
+        .merge(release::router())
         .merge(insights::router())
         .merge(segments::router())
         .merge(api_keys::router())

@@ -11,8 +11,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     AppState, api_keys, audit_logs, environments, evaluate, flag_configs, flags, insights, members,
-    ofrep, oidc, ops, organizations, pending, projects, segments, sessions, simple, stream, tokens,
-    users,
+    ofrep, oidc, ops, organizations, pending, projects, release, segments, sessions, simple,
+    stream, tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -43,6 +43,8 @@ use super::{
         pending::cancel_scheduled, pending::create_request, pending::list_requests, pending::project_requests,
         pending::get_request, pending::cancel_request, pending::approve_request, pending::reject_request,
         pending::apply_request,
+        release::start, release::get_plan, release::advance, release::pause, release::resume,
+        release::rollback, release::cancel, release::project_plans,
         insights::sdk_metrics, insights::track, insights::flag_insights, insights::environment_insights,
         segments::list_segments, segments::create_segment, segments::get_segment, segments::update_segment,
         segments::delete_segment,
@@ -67,6 +69,7 @@ use super::{
         (name = "flag configurations", description = "A flag's configuration in one environment, validated against the environment's whole ruleset; every change is a new version with a revision"),
         (name = "revisions", description = "The history of a flag configuration; restoring an old revision creates a new version"),
         (name = "release control", description = "Configuration changes held until a time (scheduled changes) or until another member approves them (change requests); environments with `requires_approval` refuse direct changes with 409 `approval_required`, except the kill switch"),
+        (name = "release plans", description = "Guarded staged rollouts: a plan moves one flag in one environment from a control to a treatment variation in stages (it owns the configuration's fallthrough while live), advances by itself after each stage's `min_duration` while its guard is healthy, and rolls back at once when the guard's event rate passes `max_rate`"),
         (name = "insights", description = "How flags are used: evaluations counted by the server and reported by SDKs, tracked events attributed to the variation each watching flag serves, per flag and environment over time and per environment, as JSON or CSV"),
         (name = "segments", description = "Reusable audiences of a project, seen by every environment"),
         (name = "API keys", description = "Evaluation-plane keys of a project, each bound to one environment; the secret is shown once, at creation"),

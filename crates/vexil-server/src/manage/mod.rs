@@ -22,6 +22,7 @@ pub(crate) mod organizations;
 pub(crate) mod pending;
 pub(crate) mod playground;
 pub(crate) mod projects;
+pub(crate) mod release;
 pub(crate) mod segments;
 pub(crate) mod sessions;
 pub(crate) mod simple;
@@ -61,6 +62,7 @@ impl By {
             by: self,
             comment,
             unheld: false,
+            release: false,
         }
     }
 
@@ -82,6 +84,9 @@ pub(crate) struct Change<'a> {
     /// approval: the kill switch (an emergency stop is never held) and an approved change
     /// request being applied.
     pub(crate) unheld: bool,
+    /// Whether a release plan makes the change: only its own steps may change the
+    /// fallthrough of a configuration it owns.
+    pub(crate) release: bool,
 }
 
 impl Change<'_> {
@@ -89,6 +94,17 @@ impl Change<'_> {
     pub(crate) fn unheld(self) -> Self {
         Change {
             unheld: true,
+            ..self
+        }
+    }
+
+    /// The same change, made by a release plan (the owner of the fallthrough while it is
+    /// live); never held for approval: a rollback is an emergency stop, and the plan's
+    /// stages were agreed when it started.
+    pub(crate) fn by_release(self) -> Self {
+        Change {
+            unheld: true,
+            release: true,
             ..self
         }
     }

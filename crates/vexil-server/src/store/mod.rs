@@ -16,6 +16,7 @@ pub(crate) mod pending;
 pub(crate) mod postgres;
 pub(crate) mod projects;
 mod record;
+pub(crate) mod release;
 pub(crate) mod scopes;
 pub(crate) mod segments;
 pub(crate) mod sessions;

@@ -24,6 +24,7 @@ mod openapi;
 mod openfeature;
 mod ops;
 mod release;
+mod rollouts;
 mod segments;
 mod simple;
 mod stream;

@@ -1,0 +1,1033 @@
+//! Release plans (guarded staged rollouts): one flag in one environment moves from a
+//! control variation to a treatment variation in stages. While a plan is live it owns the
+//! configuration's fallthrough (a rollout of treatment/control at the stage's weight,
+//! treatment first, so that raising a stage never moves a unit out of the treatment);
+//! targets and rules stay the person's. Every stage change is an ordinary configuration
+//! change made through [`flag_configs::commit_in`] (validated, new revision, audited) plus
+//! an audit entry of the plan's own (`release.*`).
+//!
+//! The guard reads the insights counts of the flag since the plan started (at most the
+//! guard's window): tracked events of its key attributed to the treatment ÷ evaluations
+//! that served the treatment (or that rate minus the control's). [`check_all`] is the
+//! release guard job's work: roll back a plan whose guard tripped, advance one whose stage
+//! lasted its `min_duration` with a healthy guard.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vexil_core::{FlagType, Rollout, Serve, WeightedVariation};
+
+use super::fields::check_comment;
+use super::flag_configs::{self, commit_in};
+use super::{By, Error, Result, found};
+use crate::audit::{Action, Actor};
+use crate::store::flags::{Flag, FlagConfig};
+use crate::store::insights::{MINUTE_MS, MINUTES_KEPT_MS};
+use crate::store::release::{self as rows, PlanRow, PlanStatus};
+use crate::store::{Conn, Store, environments, new_id, now_ms, now_rfc3339};
+
+/// A rollout's weights sum to this (100 %).
+const FULL: u32 = 100_000;
+/// Most stages a plan may have.
+const MAX_STAGES: usize = 20;
+/// The longest a stage may be held for.
+const MAX_STAGE_MS: i64 = 366 * 24 * 3_600_000;
+/// Most evaluations a guard may wait for.
+const MAX_SAMPLES: u64 = 1_000_000_000;
+
+/// One stage: the treatment's weight (thousandths of a percent) and how long the stage
+/// lasts at least before the plan advances by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"weight": 10000, "min_duration": "24h"}))]
+pub(crate) struct Stage {
+    #[schema(maximum = 100000)]
+    pub(crate) weight: u32,
+    /// `30s`, `15m`, `24h`, `7d`. Required on every stage but the last when the plan
+    /// advances by itself; the last stage is where the plan ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) min_duration: Option<String>,
+}
+
+/// What rolls a plan back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"event": "error", "max_rate": 0.05, "relative_to_control": false, "window": "1h", "min_samples": 200}))]
+pub(crate) struct Guard {
+    /// The tracked event key counted against the treatment.
+    pub(crate) event: String,
+    /// The highest healthy rate (events per evaluation, 0 to 1); with
+    /// `relative_to_control`, the most the treatment's rate may exceed the control's by.
+    pub(crate) max_rate: f64,
+    #[serde(default)]
+    pub(crate) relative_to_control: bool,
+    /// How far back the rate looks (`1m` to `48h`; default `1h`), never before the plan
+    /// started.
+    #[serde(default = "default_window")]
+    pub(crate) window: String,
+    /// Evaluations of the treatment (and, relative, of the control) needed before the
+    /// guard judges (default 200).
+    #[serde(default = "default_samples")]
+    #[schema(minimum = 1)]
+    pub(crate) min_samples: u64,
+}
+
+fn default_window() -> String {
+    "1h".into()
+}
+
+fn default_samples() -> u64 {
+    200
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A release plan to start.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"treatment": "on", "control": "off", "bucket_by": "customerId",
+    "stages": [{"weight": 1000, "min_duration": "1h"}, {"weight": 10000, "min_duration": "24h"},
+               {"weight": 50000, "min_duration": "24h"}, {"weight": 100000}],
+    "auto_advance": true, "guard": {"event": "error", "max_rate": 0.05, "window": "1h", "min_samples": 200},
+    "comment": "chat widget for everyone"}))]
+pub(crate) struct NewPlan {
+    /// The variation being released (`on` for boolean flags when omitted).
+    pub(crate) treatment: Option<String>,
+    /// The variation everyone else gets, and everyone after a rollback (`off` for boolean
+    /// flags when omitted).
+    pub(crate) control: Option<String>,
+    /// The context attribute units are bucketed by (default `targetingKey`).
+    pub(crate) bucket_by: Option<String>,
+    /// Default: 1 % for 1h, 10 % for 24h, 50 % for 24h, then 100 %.
+    pub(crate) stages: Option<Vec<Stage>>,
+    #[serde(default = "default_true")]
+    pub(crate) auto_advance: bool,
+    pub(crate) guard: Option<Guard>,
+    #[schema(max_length = 1000)]
+    pub(crate) comment: Option<String>,
+}
+
+/// The body of a rollback.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "support tickets about the widget doubled"}))]
+pub(crate) struct RollbackInput {
+    #[schema(max_length = 1000)]
+    pub(crate) reason: String,
+}
+
+/// One variation's counts over the guard's window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Reading {
+    pub(crate) evaluations: i64,
+    /// Tracked events of the guard's key attributed to this variation.
+    pub(crate) events: i64,
+    /// `events / evaluations` (absent without evaluations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rate: Option<f64>,
+}
+
+/// What the guard makes of its readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    /// The rate is within bounds with enough evaluations.
+    Healthy,
+    /// Not enough evaluations yet to judge.
+    Waiting,
+    /// The rate passed `max_rate`: the plan rolls back.
+    Tripped,
+}
+
+/// The guard's readings per variation (treatment and control) and its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Readings {
+    /// The window read: from this minute to `at`.
+    pub(crate) from: String,
+    pub(crate) at: String,
+    pub(crate) variations: BTreeMap<String, Reading>,
+    pub(crate) verdict: Verdict,
+    /// The verdict in words.
+    pub(crate) message: String,
+}
+
+/// A release plan as served.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0190e0a4-0000-7000-8000-00000000000c", "flag_id": "0190e0a4-0000-7000-8000-000000000005",
+    "flag_key": "chat-widget", "environment_id": "0190e0a4-0000-7000-8000-000000000004", "treatment": "on", "control": "off",
+    "bucket_by": "customerId", "stages": [{"weight": 1000, "min_duration": "1h"}, {"weight": 10000, "min_duration": "24h"},
+    {"weight": 50000, "min_duration": "24h"}, {"weight": 100000}], "auto_advance": true,
+    "guard": {"event": "error", "max_rate": 0.05, "relative_to_control": false, "window": "1h", "min_samples": 200},
+    "status": "running", "stage": 1, "weight": 10000, "stage_started_at": "2026-12-02T10:00:00.000Z",
+    "next_advance_at": "2026-12-03T10:00:00.000Z",
+    "readings": {"from": "2026-12-02T10:00:00.000Z", "at": "2026-12-02T10:30:00.000Z",
+        "variations": {"on": {"evaluations": 1204, "events": 13, "rate": 0.0108}, "off": {"evaluations": 10873, "events": 98, "rate": 0.009}},
+        "verdict": "healthy", "message": "error rate of on is 1.08% (13 of 1204), within 5%"},
+    "created_by": {"id": "0190e0a4-0000-7000-8000-000000000002", "name": "ada@example.com"},
+    "comment": "chat widget for everyone", "version": 2, "created_at": "2026-12-01T10:00:00.000Z", "updated_at": "2026-12-02T10:00:00.000Z"}))]
+pub(crate) struct Plan {
+    pub(crate) id: String,
+    pub(crate) flag_id: String,
+    pub(crate) flag_key: String,
+    pub(crate) environment_id: String,
+    pub(crate) treatment: String,
+    pub(crate) control: String,
+    pub(crate) bucket_by: String,
+    pub(crate) stages: Vec<Stage>,
+    pub(crate) auto_advance: bool,
+    pub(crate) guard: Option<Guard>,
+    pub(crate) status: PlanStatus,
+    /// The index of the current stage in `stages`.
+    pub(crate) stage: usize,
+    /// The treatment's weight now (thousandths of a percent).
+    pub(crate) weight: u32,
+    pub(crate) stage_started_at: String,
+    /// When the plan advances by itself if the guard stays healthy (running plans that
+    /// advance by themselves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) next_advance_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ended_at: Option<String>,
+    /// Why it was rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    /// The guard's readings: now for a live plan, at its end for one that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) readings: Option<Readings>,
+    pub(crate) created_by: Actor,
+    pub(crate) comment: Option<String>,
+    pub(crate) version: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+}
+
+/// `30s`, `15m`, `24h`, `7d` in milliseconds.
+pub(crate) fn parse_duration(text: &str) -> Option<i64> {
+    let unit = text.chars().last()?;
+    let ms = match unit {
+        's' => 1_000,
+        'm' => MINUTE_MS,
+        'h' => 3_600_000,
+        'd' => 24 * 3_600_000,
+        _ => return None,
+    };
+    let digits = &text[..text.len() - 1];
+    if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i64>().ok()?.checked_mul(ms)
+}
+
+fn duration_field(path: &str, text: &str, (min, max): (i64, i64), range: &str) -> Result<i64> {
+    match parse_duration(text) {
+        Some(ms) if (min..=max).contains(&ms) => Ok(ms),
+        Some(_) => Err(Error::invalid_field(path, format!("must be {range}"))),
+        None => Err(Error::invalid_field(
+            path,
+            "must be a whole number of seconds, minutes, hours or days: 30s, 15m, 24h, 7d",
+        )),
+    }
+}
+
+/// The default stages: 1 %, 10 %, 50 %, 100 %.
+fn default_stages() -> Vec<Stage> {
+    let stage = |weight, d: Option<&str>| Stage {
+        weight,
+        min_duration: d.map(str::to_owned),
+    };
+    vec![
+        stage(1_000, Some("1h")),
+        stage(10_000, Some("24h")),
+        stage(50_000, Some("24h")),
+        stage(FULL, None),
+    ]
+}
+
+fn check_stages(stages: &[Stage], auto_advance: bool) -> Result<()> {
+    if stages.is_empty() || stages.len() > MAX_STAGES {
+        return Err(Error::invalid_field(
+            "stages",
+            format!("must hold 1 to {MAX_STAGES} stages"),
+        ));
+    }
+    let last = stages.len() - 1;
+    for (i, s) in stages.iter().enumerate() {
+        let path = format!("stages[{i}]");
+        if s.weight > FULL {
+            return Err(Error::invalid_field(
+                &format!("{path}.weight"),
+                "must be at most 100000 (100%)",
+            ));
+        }
+        if i > 0 && s.weight <= stages[i - 1].weight {
+            return Err(Error::invalid_field(
+                &format!("{path}.weight"),
+                "must be more than the stage before: a plan only moves forward",
+            ));
+        }
+        match (&s.min_duration, i == last) {
+            (Some(_), true) if stages.len() > 1 => {
+                return Err(Error::invalid_field(
+                    &format!("{path}.min_duration"),
+                    "the last stage is where the plan ends; it takes no min_duration",
+                ));
+            }
+            (Some(d), _) => {
+                duration_field(
+                    &format!("{path}.min_duration"),
+                    d,
+                    (0, MAX_STAGE_MS),
+                    "at most 366d",
+                )?;
+            }
+            (None, false) if auto_advance => {
+                return Err(Error::invalid_field(
+                    &format!("{path}.min_duration"),
+                    "is required on every stage but the last when auto_advance is on",
+                ));
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_guard(guard: &Guard) -> Result<()> {
+    if !vexil_core::is_valid_key(&guard.event) {
+        return Err(Error::invalid_field(
+            "guard.event",
+            "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        ));
+    }
+    if !guard.max_rate.is_finite() || !(0.0..=1.0).contains(&guard.max_rate) {
+        return Err(Error::invalid_field(
+            "guard.max_rate",
+            "must be a rate from 0 to 1 (0.05 is 5%)",
+        ));
+    }
+    duration_field(
+        "guard.window",
+        &guard.window,
+        (MINUTE_MS, MINUTES_KEPT_MS),
+        "from 1m to 48h",
+    )?;
+    if guard.min_samples == 0 || guard.min_samples > MAX_SAMPLES {
+        return Err(Error::invalid_field(
+            "guard.min_samples",
+            "must be from 1 to 1000000000",
+        ));
+    }
+    Ok(())
+}
+
+/// The treatment (or control) a plan names: `given`, or the boolean flag's `fallback`.
+fn variation_of(flag: &Flag, field: &str, given: Option<String>, fallback: &str) -> Result<String> {
+    let key = match given {
+        Some(key) => key,
+        None if flag.kind == FlagType::Boolean
+            && flag.variations.iter().any(|v| v.key == fallback) =>
+        {
+            fallback.to_owned()
+        }
+        None => return Err(Error::invalid_field(field, "is required")),
+    };
+    if !flag.variations.iter().any(|v| v.key == key) {
+        let known: Vec<&str> = flag.variations.iter().map(|v| v.key.as_str()).collect();
+        return Err(Error::invalid_field(
+            field,
+            format!(
+                "'{key}' is not a variation of '{}' (it has {})",
+                flag.key,
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(key)
+}
+
+fn stages_of(row: &PlanRow) -> Result<Vec<Stage>> {
+    Ok(serde_json::from_str(&row.stages)?)
+}
+
+fn guard_of(row: &PlanRow) -> Result<Option<Guard>> {
+    Ok(row.guard.as_deref().map(serde_json::from_str).transpose()?)
+}
+
+fn stage_index(row: &PlanRow) -> usize {
+    usize::try_from(row.stage).unwrap_or(0)
+}
+
+/// What the configuration serves as its fallthrough at `stage`.
+fn serve_at(row: &PlanRow, stages: &[Stage], stage: usize) -> Serve {
+    let weight = stages.get(stage).map_or(0, |s| s.weight);
+    if weight >= FULL {
+        return Serve::variation(row.treatment.clone());
+    }
+    Serve {
+        variation: None,
+        rollout: Some(Rollout {
+            bucket_by: row.bucket_by.clone(),
+            seed: None,
+            variations: vec![
+                WeightedVariation {
+                    variation: row.treatment.clone(),
+                    weight,
+                },
+                WeightedVariation {
+                    variation: row.control.clone(),
+                    weight: FULL - weight,
+                },
+            ],
+        }),
+    }
+}
+
+/// When the current stage has lasted its `min_duration` (ms), if it has one and is not the
+/// last.
+fn advance_due_at(row: &PlanRow, stages: &[Stage]) -> Option<i64> {
+    let stage = stage_index(row);
+    if stage + 1 >= stages.len() {
+        return None;
+    }
+    let ms = parse_duration(stages[stage].min_duration.as_deref()?)?;
+    Some(vexil_core::time::parse_rfc3339(&row.stage_started_at)?.saturating_add(ms))
+}
+
+/// The plan as served (`readings`: the live readings, else those stored at its end).
+fn view(row: &PlanRow, readings: Option<Readings>) -> Result<Plan> {
+    let stages = stages_of(row)?;
+    let stage = stage_index(row);
+    let next_advance_at = match (row.status, row.auto_advance) {
+        (PlanStatus::Running, true) => {
+            advance_due_at(row, &stages).map(vexil_core::time::format_rfc3339)
+        }
+        _ => None,
+    };
+    let stored = row
+        .readings
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?;
+    Ok(Plan {
+        id: row.id.clone(),
+        flag_id: row.flag_id.clone(),
+        flag_key: row.flag_key.clone(),
+        environment_id: row.environment_id.clone(),
+        treatment: row.treatment.clone(),
+        control: row.control.clone(),
+        bucket_by: row.bucket_by.clone(),
+        weight: stages.get(stage).map_or(0, |s| s.weight),
+        stages,
+        auto_advance: row.auto_advance,
+        guard: guard_of(row)?,
+        status: row.status,
+        stage,
+        stage_started_at: row.stage_started_at.clone(),
+        next_advance_at,
+        ended_at: row.ended_at.clone(),
+        reason: row.reason.clone(),
+        readings: readings.or(stored),
+        created_by: serde_json::from_str(&row.created_by)?,
+        comment: row.comment.clone(),
+        version: row.version,
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    })
+}
+
+fn percent(weight: u32) -> String {
+    let p = f64::from(weight) / 1000.0;
+    format!("{p}%")
+}
+
+fn rate_text(rate: f64) -> String {
+    let p = (rate * 10_000.0).round() / 100.0;
+    format!("{p}%")
+}
+
+/// The guard's readings of a plan at `now` (ms); `None` without a guard.
+pub(crate) async fn readings(conn: &mut Conn, row: &PlanRow, now: i64) -> Result<Option<Readings>> {
+    let Some(guard) = guard_of(row)? else {
+        return Ok(None);
+    };
+    let window = parse_duration(&guard.window).unwrap_or(3_600_000);
+    let started = vexil_core::time::parse_rfc3339(&row.created_at).unwrap_or(now);
+    let from = (now - window).max(started);
+    let from = from - from.rem_euclid(MINUTE_MS);
+    let totals =
+        rows::minute_totals(conn, &row.environment_id, &row.flag_key, from, &guard.event).await?;
+    let mut variations: BTreeMap<String, Reading> = [&row.treatment, &row.control]
+        .into_iter()
+        .map(|v| (v.clone(), Reading::default()))
+        .collect();
+    for (variation, event_key, count) in totals {
+        let Some(reading) = variations.get_mut(&variation) else {
+            continue;
+        };
+        if event_key.is_empty() {
+            reading.evaluations = reading.evaluations.saturating_add(count);
+        } else {
+            reading.events = reading.events.saturating_add(count);
+        }
+    }
+    for reading in variations.values_mut() {
+        reading.rate =
+            (reading.evaluations > 0).then(|| reading.events as f64 / reading.evaluations as f64);
+    }
+    let (verdict, message) = judge(&guard, &row.treatment, &row.control, &variations);
+    Ok(Some(Readings {
+        from: vexil_core::time::format_rfc3339(from),
+        at: vexil_core::time::format_rfc3339(now),
+        variations,
+        verdict,
+        message,
+    }))
+}
+
+/// The guard's verdict on readings, in words.
+fn judge(
+    guard: &Guard,
+    treatment: &str,
+    control: &str,
+    variations: &BTreeMap<String, Reading>,
+) -> (Verdict, String) {
+    let t = variations.get(treatment).cloned().unwrap_or_default();
+    let c = variations.get(control).cloned().unwrap_or_default();
+    let need = i64::try_from(guard.min_samples).unwrap_or(i64::MAX);
+    let event = &guard.event;
+    let waiting = |v: &str, r: &Reading| {
+        (
+            Verdict::Waiting,
+            format!(
+                "waiting for {need} evaluations of {v} ({} so far)",
+                r.evaluations
+            ),
+        )
+    };
+    if t.evaluations < need {
+        return waiting(treatment, &t);
+    }
+    if guard.relative_to_control && c.evaluations < need {
+        return waiting(control, &c);
+    }
+    let rate_t = t.rate.unwrap_or(0.0);
+    let of_t = format!(
+        "{event} rate of {treatment} is {} ({} of {})",
+        rate_text(rate_t),
+        t.events,
+        t.evaluations
+    );
+    if guard.relative_to_control {
+        let rate_c = c.rate.unwrap_or(0.0);
+        let over = rate_t - rate_c;
+        let text = format!(
+            "{of_t}, {} of {control} ({} of {}): {} points apart, {} allowed",
+            rate_text(rate_c),
+            c.events,
+            c.evaluations,
+            rate_text(over).trim_end_matches('%'),
+            rate_text(guard.max_rate).trim_end_matches('%'),
+        );
+        return match over > guard.max_rate {
+            true => (Verdict::Tripped, text),
+            false => (Verdict::Healthy, text),
+        };
+    }
+    match rate_t > guard.max_rate {
+        true => (
+            Verdict::Tripped,
+            format!("{of_t}, above the {} allowed", rate_text(guard.max_rate)),
+        ),
+        false => (
+            Verdict::Healthy,
+            format!("{of_t}, within {}", rate_text(guard.max_rate)),
+        ),
+    }
+}
+
+/// A step of a plan's life.
+#[derive(Debug, Clone)]
+enum Step {
+    Advance,
+    Pause,
+    Resume,
+    Rollback(String, Option<Readings>),
+    Cancel,
+}
+
+/// Starts a release plan for the flag in the environment.
+pub(crate) async fn start(
+    store: &Store,
+    by: &By,
+    (flag_id, env_id): (&str, &str),
+    input: NewPlan,
+) -> Result<Plan> {
+    check_comment(input.comment.as_deref())?;
+    let stages = input.stages.unwrap_or_else(default_stages);
+    check_stages(&stages, input.auto_advance)?;
+    if let Some(guard) = &input.guard {
+        check_guard(guard)?;
+    }
+    let bucket_by = input.bucket_by.unwrap_or_else(|| "targetingKey".into());
+    if bucket_by.trim().is_empty() || bucket_by.len() > 200 {
+        return Err(Error::invalid_field(
+            "bucket_by",
+            "must be a context attribute name of 1 to 200 characters",
+        ));
+    }
+    let mut tx = store.write().await?;
+    let (flag, before) = flag_configs::load(tx.conn(), flag_id, env_id).await?;
+    let treatment = variation_of(&flag, "treatment", input.treatment, "on")?;
+    let control = variation_of(&flag, "control", input.control, "off")?;
+    if treatment == control {
+        return Err(Error::invalid_field(
+            "control",
+            "must differ from the treatment",
+        ));
+    }
+    if flag.archived {
+        return Err(Error::conflict(
+            format!("flag '{}' is archived; restore it first", flag.key),
+            json!({"archived": true}),
+        ));
+    }
+    let env = found(
+        environments::get(tx.conn(), env_id).await?,
+        "environment",
+        env_id,
+    )?;
+    if env.requires_approval {
+        return Err(Error::Refused {
+            code: "approval_required",
+            message: format!(
+                "environment '{}' requires approval, and a release plan changes the \
+                 configuration by itself as it advances: release plans cannot run there",
+                env.key
+            ),
+            details: json!({"environment_id": env.id}),
+        });
+    }
+    if rows::is_live(tx.conn(), flag_id, env_id).await? {
+        return Err(Error::conflict(
+            format!(
+                "a release plan of '{}' is already running (or paused) in '{}'",
+                flag.key, env.key
+            ),
+            json!({"flag_id": flag_id, "environment_id": env_id}),
+        ));
+    }
+    let organization_id = by
+        .meta
+        .organization_id
+        .clone()
+        .ok_or_else(|| Error::internal("route without a resolved organization"))?;
+    let now = now_rfc3339();
+    let last = stages.len() - 1;
+    let row = PlanRow {
+        id: new_id(),
+        flag_id: flag.id.clone(),
+        environment_id: env.id.clone(),
+        project_id: env.project_id.clone(),
+        organization_id,
+        flag_key: flag.key.clone(),
+        treatment,
+        control,
+        bucket_by,
+        stages: serde_json::to_string(&stages)?,
+        auto_advance: input.auto_advance,
+        guard: input
+            .guard
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?,
+        // A plan of one stage is done as soon as it starts.
+        status: match last {
+            0 => PlanStatus::Completed,
+            _ => PlanStatus::Running,
+        },
+        stage: 0,
+        stage_started_at: now.clone(),
+        ended_at: (last == 0).then(|| now.clone()),
+        reason: None,
+        readings: None,
+        comment: input.comment.clone(),
+        created_by: serde_json::to_string(&by.actor)?,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let mut config = before.config.clone();
+    config.enabled = true;
+    config.fallthrough = serve_at(&row, &stages, 0);
+    if let Some(guard) = &input.guard
+        && !config.watch_events.contains(&guard.event)
+    {
+        // The flag watches the guard's event, so that tracked events are attributed to it.
+        config.watch_events.push(guard.event.clone());
+    }
+    let text = format!(
+        "release plan started: {} of {} to {}{}",
+        percent(stages[0].weight),
+        flag.key,
+        row.treatment,
+        comment_tail(input.comment.as_deref())
+    );
+    let change = by.because(Some(&text)).by_release();
+    commit_in(
+        tx.conn(),
+        &flag,
+        &before,
+        config,
+        change,
+        Some(Action::FlagConfigUpdate),
+    )
+    .await
+    .map_err(|e| match e {
+        Error::Invalid { message, fields } if fields.contains_key("watch_events") => {
+            Error::invalid_field(
+                "guard.event",
+                format!("the configuration watches too many events to add this one ({message})"),
+            )
+        }
+        other => other,
+    })?;
+    rows::insert(tx.conn(), &row).await?;
+    let plan = view(&row, None)?;
+    by.because(input.comment.as_deref())
+        .record(tx.conn(), Action::ReleaseStart, &row.id, None, Some(&plan))
+        .await?;
+    tx.commit().await?;
+    Ok(plan)
+}
+
+fn comment_tail(comment: Option<&str>) -> String {
+    match comment {
+        Some(c) if !c.is_empty() => format!(": {c}"),
+        _ => String::new(),
+    }
+}
+
+/// The plan of a flag in an environment: the live one, else the latest that ended; with
+/// its guard's readings now when live.
+pub(crate) async fn get(store: &Store, flag_id: &str, env_id: &str) -> Result<Plan> {
+    let mut conn = store.read().await?;
+    flag_configs::load(&mut conn, flag_id, env_id).await?;
+    let row = rows::current(&mut conn, flag_id, env_id).await?;
+    let row = row.ok_or_else(|| Error::not_found("release plan", flag_id))?;
+    live_view(&mut conn, &row).await
+}
+
+/// The plan with live readings when it is live.
+async fn live_view(conn: &mut Conn, row: &PlanRow) -> Result<Plan> {
+    let readings = match row.status.is_live() {
+        true => readings(conn, row, now_ms()).await?,
+        false => None,
+    };
+    view(row, readings)
+}
+
+/// `status` as given in a query.
+pub(crate) fn parse_statuses(status: Option<&str>) -> Result<Vec<PlanStatus>> {
+    let Some(text) = status.filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|s| {
+            PlanStatus::parse(s.trim()).ok_or_else(|| {
+                Error::invalid_field(
+                    "status",
+                    "must be running, paused, completed, rolled_back or cancelled (comma-separated)",
+                )
+            })
+        })
+        .collect()
+}
+
+/// A page of a project's release plans, newest first.
+pub(crate) async fn list(
+    store: &Store,
+    project_id: &str,
+    environment_id: Option<&str>,
+    statuses: &[PlanStatus],
+    (limit, offset): (i64, i64),
+) -> Result<(Vec<Plan>, i64)> {
+    let mut conn = store.read().await?;
+    let (rows, total) = rows::list(
+        &mut conn,
+        project_id,
+        environment_id,
+        statuses,
+        (limit, offset),
+    )
+    .await?;
+    let mut plans = Vec::with_capacity(rows.len());
+    for row in &rows {
+        plans.push(live_view(&mut conn, row).await?);
+    }
+    Ok((plans, total))
+}
+
+/// Moves the live plan on to its next stage now (the last stage completes it).
+pub(crate) async fn advance(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
+    act(store, by, at, Step::Advance).await
+}
+
+/// Stops the plan from advancing by itself; the guard keeps watching.
+pub(crate) async fn pause(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
+    act(store, by, at, Step::Pause).await
+}
+
+pub(crate) async fn resume(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
+    act(store, by, at, Step::Resume).await
+}
+
+/// Rolls the plan back: every unit outside targets and rules gets the control.
+pub(crate) async fn rollback(
+    store: &Store,
+    by: &By,
+    at: (&str, &str),
+    input: RollbackInput,
+) -> Result<Plan> {
+    if input.reason.trim().is_empty() {
+        return Err(Error::invalid_field(
+            "reason",
+            "is required: say why the release is rolled back",
+        ));
+    }
+    check_comment(Some(&input.reason))
+        .map_err(|_| Error::invalid_field("reason", "must be at most 1000 characters"))?;
+    act(store, by, at, Step::Rollback(input.reason, None)).await
+}
+
+/// Cancels the plan, leaving the configuration as it is.
+pub(crate) async fn cancel(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
+    act(store, by, at, Step::Cancel).await
+}
+
+/// A person's step on the live plan of a flag in an environment.
+async fn act(store: &Store, by: &By, (flag_id, env_id): (&str, &str), step: Step) -> Result<Plan> {
+    let mut tx = store.write().await?;
+    flag_configs::load(tx.conn(), flag_id, env_id).await?;
+    let row = rows::current(tx.conn(), flag_id, env_id).await?;
+    let row = row.ok_or_else(|| Error::not_found("release plan", flag_id))?;
+    let step = match step {
+        // A person's rollback is recorded with the readings of the moment.
+        Step::Rollback(reason, None) => {
+            let readings = readings(tx.conn(), &row, now_ms()).await?;
+            Step::Rollback(reason, readings)
+        }
+        other => other,
+    };
+    let after = step_in(tx.conn(), by, &row, step).await?;
+    tx.commit().await?;
+    view(&after, None)
+}
+
+/// Takes `step` on the plan in the open write transaction: the configuration change it
+/// makes (if any), the plan's new state and its audit entry.
+async fn step_in(conn: &mut Conn, by: &By, before: &PlanRow, step: Step) -> Result<PlanRow> {
+    let verb = match &step {
+        Step::Advance => "advanced",
+        Step::Pause => "paused",
+        Step::Resume => "resumed",
+        Step::Rollback(..) => "rolled back",
+        Step::Cancel => "cancelled",
+    };
+    let allowed = match &step {
+        Step::Pause => before.status == PlanStatus::Running,
+        Step::Resume => before.status == PlanStatus::Paused,
+        _ => before.status.is_live(),
+    };
+    if !allowed {
+        return Err(Error::conflict(
+            format!(
+                "the release plan is {}; it cannot be {verb}",
+                before.status.as_str().replace('_', " ")
+            ),
+            json!({"status": before.status}),
+        ));
+    }
+    let stages = stages_of(before)?;
+    let now = now_rfc3339();
+    let mut after = PlanRow {
+        version: before.version + 1,
+        updated_at: now.clone(),
+        ..before.clone()
+    };
+    let (action, serve, text) = match step {
+        Step::Advance => {
+            let next = stage_index(before) + 1;
+            after.stage = i64::try_from(next).unwrap_or(i64::MAX);
+            after.stage_started_at = now.clone();
+            let last = next + 1 >= stages.len();
+            if last {
+                after.status = PlanStatus::Completed;
+                after.ended_at = Some(now.clone());
+            }
+            let weight = stages.get(next).map_or(FULL, |s| s.weight);
+            let text = format!(
+                "release plan {}: stage {} of {}, {} to {}",
+                if last { "completed" } else { "advanced" },
+                next + 1,
+                stages.len(),
+                percent(weight),
+                before.treatment
+            );
+            let action = match last {
+                true => Action::ReleaseComplete,
+                false => Action::ReleaseAdvance,
+            };
+            (action, Some(serve_at(before, &stages, next)), text)
+        }
+        Step::Pause => {
+            after.status = PlanStatus::Paused;
+            (Action::ReleasePause, None, String::new())
+        }
+        Step::Resume => {
+            after.status = PlanStatus::Running;
+            (Action::ReleaseResume, None, String::new())
+        }
+        Step::Rollback(reason, readings) => {
+            after.status = PlanStatus::RolledBack;
+            after.ended_at = Some(now.clone());
+            after.reason = Some(reason.clone());
+            after.readings = readings.as_ref().map(serde_json::to_string).transpose()?;
+            let text = format!("release plan rolled back: {reason}");
+            (
+                Action::ReleaseRollback,
+                Some(Serve::variation(before.control.clone())),
+                text,
+            )
+        }
+        Step::Cancel => {
+            after.status = PlanStatus::Cancelled;
+            after.ended_at = Some(now.clone());
+            (Action::ReleaseCancel, None, String::new())
+        }
+    };
+    if let Some(serve) = serve {
+        let (flag, config) =
+            flag_configs::load(conn, &before.flag_id, &before.environment_id).await?;
+        serve_in(conn, by, (&flag, &config), serve, &text).await?;
+    }
+    if !rows::update(conn, &after).await? {
+        return Err(Error::conflict(
+            "the release plan changed meanwhile; read it again",
+            json!({"status": before.status}),
+        ));
+    }
+    let comment = after
+        .reason
+        .as_deref()
+        .filter(|_| action == Action::ReleaseRollback);
+    by.because(comment)
+        .record(
+            conn,
+            action,
+            &after.id,
+            Some(&view(before, None)?),
+            Some(&view(&after, None)?),
+        )
+        .await?;
+    Ok(after)
+}
+
+/// Sets the fallthrough of the configuration, as the plan.
+async fn serve_in(
+    conn: &mut Conn,
+    by: &By,
+    (flag, before): (&Flag, &FlagConfig),
+    serve: Serve,
+    text: &str,
+) -> Result<()> {
+    let mut config = before.config.clone();
+    config.fallthrough = serve;
+    let text: String = text.chars().take(1000).collect();
+    let change = by.because(Some(&text)).by_release();
+    commit_in(
+        conn,
+        flag,
+        before,
+        config,
+        change,
+        Some(Action::FlagConfigUpdate),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether any release plan is live (the guard's cheap first look).
+pub(crate) async fn any_live(store: &Store) -> Result<bool> {
+    let mut conn = store.read().await?;
+    Ok(!rows::live(&mut conn).await?.is_empty())
+}
+
+/// The release guard's work at `now`: rolls back every live plan whose guard tripped and
+/// advances every running plan that advances by itself and whose stage lasted its
+/// `min_duration` with a healthy guard (or none) while its configuration is on. Decisions
+/// are read without a lock and taken in one write transaction, each only if its plan did
+/// not change meanwhile. Returns the steps taken.
+pub(crate) async fn check_all(store: &Store) -> Result<usize> {
+    let now = now_ms();
+    let mut decided = Vec::new();
+    {
+        let mut conn = store.read().await?;
+        for row in rows::live(&mut conn).await? {
+            let readings = readings(&mut conn, &row, now).await?;
+            if let Some(r) = readings.as_ref().filter(|r| r.verdict == Verdict::Tripped) {
+                let reason = format!("the guard tripped: {}", r.message);
+                decided.push((row, Step::Rollback(reason, readings)));
+                continue;
+            }
+            if row.status != PlanStatus::Running || !row.auto_advance {
+                continue;
+            }
+            let stages = stages_of(&row)?;
+            let due = advance_due_at(&row, &stages).is_some_and(|at| at <= now);
+            let healthy = readings
+                .as_ref()
+                .is_none_or(|r| r.verdict == Verdict::Healthy);
+            if !due || !healthy {
+                continue;
+            }
+            let on =
+                crate::store::flags::configs::get(&mut conn, &row.flag_id, &row.environment_id)
+                    .await?
+                    .is_some_and(|c| c.config.enabled);
+            if on {
+                decided.push((row, Step::Advance));
+            }
+        }
+    }
+    if decided.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = store.write().await?;
+    let mut taken = 0;
+    for (row, step) in decided {
+        let Some(current) = rows::get(tx.conn(), &row.id).await? else {
+            continue;
+        };
+        if current.version != row.version {
+            continue;
+        }
+        let mut by = By::system();
+        by.actor = Actor::release_guard();
+        by.meta.organization_id = Some(row.organization_id.clone());
+        match step_in(tx.conn(), &by, &current, step).await {
+            Ok(_) => taken += 1,
+            // A step that no longer validates (the treatment was removed meanwhile) is
+            // logged and retried at the next check; the others still go through.
+            Err(Error::Unavailable) => return Err(Error::Unavailable),
+            Err(Error::Internal(e)) => return Err(Error::Internal(e)),
+            Err(e) => {
+                tracing::warn!(plan = %row.id, flag = %row.flag_key, error = %e, "release step refused");
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(taken)
+}
