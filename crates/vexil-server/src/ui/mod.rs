@@ -11,6 +11,7 @@
 
 mod assets;
 mod audit;
+mod chart;
 mod draft;
 mod flag;
 mod flags;
