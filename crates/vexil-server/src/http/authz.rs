@@ -224,6 +224,7 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             | "/ui/{org}/{project}/people"
             | "/ui/{org}/{project}/settings"
             | "/ui/{org}/{project}/insights"
+            | "/ui/{org}/{project}/releases"
             | "/ui/{org}/{project}/playground",
         ) => Needs(Project("project"), Viewer),
         ("POST", "/ui/{org}/{project}/flags" | "/ui/{org}/{project}/flags/bulk")
@@ -277,6 +278,17 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose") => {
             Needs(FlagInEnvironment, Editor)
         }
+        // Release plans: every step changes (or stops changing) what the environment
+        // serves, as the API's `…/release` routes.
+        (
+            "POST",
+            "/ui/{org}/{project}/flags/{flag}/in/{env}/release"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/release/advance"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/release/pause"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/release/resume"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/release/rollback"
+            | "/ui/{org}/{project}/flags/{flag}/in/{env}/release/cancel",
+        ) => ChangeEnvironment(FlagInEnvironment),
         ("GET", "/ui/{org}/{project}/changes") => Needs(Project("project"), Viewer),
         (
             "POST",

@@ -1,6 +1,7 @@
 //! Line charts drawn on the server as inline SVG (axes, gridlines, time labels in UTC, one
-//! polyline per series, and a legend), colored by the theme's stylesheet (`.chart .s0` …
-//! `.s5` in both themes), for the console's pages.
+//! polyline per series, an optional dashed limit, and a legend), colored by the theme's
+//! stylesheet (`.chart .s0` … `.s5` in both themes): the insights tab and the release
+//! panel's guard charts share them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +20,12 @@ pub(crate) struct Line {
     pub(crate) class: usize,
     /// One value per bucket start.
     pub(crate) values: Vec<f64>,
+}
+
+/// A horizontal dashed line at `value`, labelled (a guard's highest healthy rate).
+pub(crate) struct Limit {
+    pub(crate) value: f64,
+    pub(crate) label: String,
 }
 
 /// Every bucket start of the series' window, oldest first.
@@ -103,8 +110,15 @@ fn escape(s: &str) -> String {
 }
 
 /// A line chart as SVG: y axis from 0 with gridlines and labels, x axis with up to six time
-/// labels (UTC), one polyline per series, and a legend. Every text in it is escaped.
-pub(crate) fn chart(title: &str, starts: &[i64], lines: &[Line], unit: &str) -> String {
+/// labels (UTC), one polyline per series, the limit (if any) as a dashed line, and a
+/// legend. Every text in it is escaped.
+pub(crate) fn chart(
+    title: &str,
+    starts: &[i64],
+    lines: &[Line],
+    unit: &str,
+    limit: Option<&Limit>,
+) -> String {
     const W: f64 = 720.0;
     const H: f64 = 240.0;
     const LEFT: f64 = 56.0;
@@ -116,6 +130,7 @@ pub(crate) fn chart(title: &str, starts: &[i64], lines: &[Line], unit: &str) -> 
         lines
             .iter()
             .flat_map(|l| l.values.iter().copied())
+            .chain(limit.map(|l| l.value))
             .fold(0.0, f64::max),
     );
     let n = starts.len().max(2);
@@ -175,6 +190,22 @@ pub(crate) fn chart(title: &str, starts: &[i64], lines: &[Line], unit: &str) -> 
         TOP + ph,
         TOP + ph
     );
+    if let Some(limit) = limit {
+        let at = y(limit.value);
+        // Above the line, unless that would leave the chart (the limit is its top).
+        let text_y = if at - 5.0 < TOP + 8.0 {
+            at + 13.0
+        } else {
+            at - 5.0
+        };
+        let _ = write!(
+            svg,
+            r#"<line class="limit" x1="{LEFT}" x2="{}" y1="{at:.1}" y2="{at:.1}"><title>{label}</title></line><text class="limit-label" x="{}" y="{text_y:.1}" text-anchor="end">{label}</text>"#,
+            W - RIGHT,
+            W - RIGHT - 4.0,
+            label = escape(&limit.label)
+        );
+    }
     for line in lines {
         let points: Vec<String> = line
             .values
@@ -205,6 +236,13 @@ pub(crate) fn chart(title: &str, starts: &[i64], lines: &[Line], unit: &str) -> 
             line.class % PALETTE,
             escape(&line.name),
             escape(&shown)
+        );
+    }
+    if let Some(limit) = limit {
+        let _ = write!(
+            svg,
+            r#"<li><span class="swatch limit" aria-hidden="true"></span>{}</li>"#,
+            escape(&limit.label)
         );
     }
     svg.push_str("</ul>");
@@ -238,10 +276,29 @@ mod tests {
                 values: vec![0.0, 0.0, 9.0],
             },
         ];
-        let svg = chart("Evaluations", &starts, &lines, "");
+        let svg = chart("Evaluations", &starts, &lines, "", None);
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains(">10<"), "y axis up to 10: {svg}");
         assert!(svg.contains(">00:00<") && svg.contains(">02:00<"), "{svg}");
         assert!(svg.contains("&lt;off&gt;") && !svg.contains("<off>"));
+        assert!(!svg.contains("class=\"limit\""));
+    }
+
+    #[test]
+    fn a_limit_is_drawn_dashed_and_raises_the_axis_to_show_it() {
+        let starts = [0, 60_000];
+        let lines = [Line {
+            name: "on".into(),
+            class: 0,
+            values: vec![1.0, 2.0],
+        }];
+        let limit = Limit {
+            value: 5.0,
+            label: "max 5% <".into(),
+        };
+        let svg = chart("error per 100", &starts, &lines, "%", Some(&limit));
+        assert!(svg.contains("class=\"limit\""), "{svg}");
+        assert!(svg.contains(">5%<"), "the axis reaches the limit: {svg}");
+        assert!(svg.contains("max 5% &lt;") && !svg.contains("max 5% <"));
     }
 }

@@ -58,6 +58,8 @@ struct FlagPage {
     requires_approval: bool,
     /// Scheduled changes and change requests waiting here.
     held: Vec<super::release::Held>,
+    /// The release plan here (or the form that starts one).
+    release: super::plans::Panel,
     draft: Draft,
     /// The page's own URL (the tab), for forms that come back here.
     here: String,
@@ -105,11 +107,25 @@ pub(crate) async fn render(
     error: Option<String>,
     done: Option<&str>,
 ) -> PageResult {
+    render_with(cx, place, draft, error, done, None).await
+}
+
+/// The tab, with the release panel's refused form (400) when there is one.
+pub(crate) async fn render_with(
+    cx: &Ctx,
+    place: &Place,
+    draft: Draft,
+    error: Option<String>,
+    done: Option<&str>,
+    refusal: Option<super::plans::Refusal>,
+) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
     let frame = Frame::load(cx, place, "flags", flag.key.clone(), done).await?;
     let (segments, _) = manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
     let held = super::release::held_here(cx, place, &frame).await?;
-    let status = if error.is_some() {
+    let refused = refusal.is_some();
+    let release = super::plans::panel(cx, place, &frame, refusal).await?;
+    let status = if error.is_some() || refused {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -136,6 +152,7 @@ pub(crate) async fn render(
             protected: env.protected,
             requires_approval: env.requires_approval,
             held,
+            release,
             frame,
             flag: flag.clone(),
             draft,

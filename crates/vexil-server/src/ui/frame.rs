@@ -28,7 +28,7 @@ pub(crate) struct Frame {
     pub(crate) projects: Vec<ProjectLink>,
     pub(crate) environments: Vec<Environment>,
     pub(crate) role: Role,
-    /// Which section link is current: flags, segments, keys, audit.
+    /// Which section link is current: flags, changes, releases, segments, keys, audit, ….
     pub(crate) section: &'static str,
     pub(crate) notice: Option<&'static str>,
     /// What the live check compares: the project's ruleset versions when the page was
@@ -119,6 +119,19 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "Not applied: the configuration changed after the approval, so the change request is open again and needs a new approval."
         }
         "refused" => "Not applied: this environment requires approval.",
+        "release_started" => "Release started: the default serves the first stage.",
+        "release_advanced" => "Advanced to the next stage.",
+        "release_completed" => {
+            "Release completed: everyone outside targets and rules gets the treatment."
+        }
+        "release_paused" => {
+            "Paused: the plan no longer advances by itself; the guard still rolls it back."
+        }
+        "release_resumed" => "Resumed: the plan advances by itself again.",
+        "release_rolled_back" => {
+            "Rolled back: everyone outside targets and rules gets the control."
+        }
+        "release_cancelled" => "Release plan cancelled; the configuration stays as it is.",
         _ => return None,
     })
 }

@@ -143,7 +143,7 @@ pub(crate) async fn flag_page(
                 })
                 .collect();
             let title = format!("{event} per 100 evaluations, by variation");
-            (event.clone(), chart(&title, &starts, &lines, "%"))
+            (event.clone(), chart(&title, &starts, &lines, "%", None))
         })
         .collect();
     let rows = variations
@@ -192,7 +192,7 @@ pub(crate) async fn flag_page(
             url_encode(&env.id),
             csv_query(&window)
         ),
-        evaluations_chart: chart("Evaluations by variation", &starts, &evaluations, ""),
+        evaluations_chart: chart("Evaluations by variation", &starts, &evaluations, "", None),
         total: series.variations.values().map(|t| t.evaluations).sum(),
         flag: flag.clone(),
         env_name: env.name.clone(),

@@ -20,6 +20,7 @@ mod frame;
 mod insights;
 mod keys;
 mod people;
+mod plans;
 mod playground;
 mod release;
 mod segments;
@@ -61,7 +62,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 50] = [
+pub const ROUTES: [(&str, &str); 57] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -82,6 +83,28 @@ pub const ROUTES: [(&str, &str); 50] = [
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/toggle"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/schedule"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose"),
+    ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/release"),
+    (
+        "POST",
+        "/ui/{org}/{project}/flags/{flag}/in/{env}/release/advance",
+    ),
+    (
+        "POST",
+        "/ui/{org}/{project}/flags/{flag}/in/{env}/release/pause",
+    ),
+    (
+        "POST",
+        "/ui/{org}/{project}/flags/{flag}/in/{env}/release/resume",
+    ),
+    (
+        "POST",
+        "/ui/{org}/{project}/flags/{flag}/in/{env}/release/rollback",
+    ),
+    (
+        "POST",
+        "/ui/{org}/{project}/flags/{flag}/in/{env}/release/cancel",
+    ),
+    ("GET", "/ui/{org}/{project}/releases"),
     ("GET", "/ui/{org}/{project}/changes"),
     ("POST", "/ui/{org}/{project}/changes/{change_id}/approve"),
     ("POST", "/ui/{org}/{project}/changes/{change_id}/reject"),
@@ -145,6 +168,23 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/flags/{flag}/in/{env}/propose") => {
             post(|cx, place| release::hold(cx, place, "propose"))
         }
+        ("POST", "/flags/{flag}/in/{env}/release") => post(plans::start),
+        ("POST", "/flags/{flag}/in/{env}/release/advance") => {
+            post(|cx, place| plans::step(cx, place, "advance"))
+        }
+        ("POST", "/flags/{flag}/in/{env}/release/pause") => {
+            post(|cx, place| plans::step(cx, place, "pause"))
+        }
+        ("POST", "/flags/{flag}/in/{env}/release/resume") => {
+            post(|cx, place| plans::step(cx, place, "resume"))
+        }
+        ("POST", "/flags/{flag}/in/{env}/release/rollback") => {
+            post(|cx, place| plans::step(cx, place, "rollback"))
+        }
+        ("POST", "/flags/{flag}/in/{env}/release/cancel") => {
+            post(|cx, place| plans::step(cx, place, "cancel"))
+        }
+        ("GET", "/releases") => get(plans::list),
         ("GET", "/changes") => get(release::queue),
         ("POST", "/changes/{change_id}/approve") => {
             post(|cx, place, id| release::act(cx, place, id, "approve"))

@@ -287,7 +287,7 @@ pub(crate) async fn queue(
 }
 
 /// A stored time as people read it: `2026-12-24 09:00:00 UTC`.
-fn readable_time(at: &str) -> String {
+pub(crate) fn readable_time(at: &str) -> String {
     match (at.get(..10), at.get(11..19)) {
         (Some(day), Some(time)) => format!("{day} {time} UTC"),
         _ => at.to_owned(),
