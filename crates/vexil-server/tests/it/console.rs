@@ -985,3 +985,283 @@ async fn the_insights_tab_charts_evaluations_and_events_per_variation() {
     b.screenshot(&screenshots().join("console-insights-overview.png"))
         .await;
 }
+
+/// An SDK's report (with a server key) of `counts` evaluations of `flag` per variation,
+/// and a tracked `error` event from each of `users`.
+async fn sdk_traffic(app: &TestApp, key: &str, flag: &str, counts: Value, users: &[String]) {
+    let now = crate::utc_in(0);
+    let report = json!({"start": now, "end": now, "flags": {flag: counts}});
+    let r = app
+        .anonymous(Method::POST, "/api/v1/sdk/metrics")
+        .bearer_auth(key)
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let events: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"key": "error", "context": {"targetingKey": u}}))
+        .collect();
+    let r = app
+        .anonymous(Method::POST, "/api/v1/track")
+        .bearer_auth(key)
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+/// Reloads `url` until its text contains `text` (the guard and the insights flush work in
+/// the background), for up to 10 s.
+async fn reload_until(b: &Browser, url: &str, text: &str) {
+    let started = Instant::now();
+    loop {
+        b.goto(url).await;
+        let page = b.page_text().await;
+        if page.contains(text) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "'{text}' never showed on {url}:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The text of the current stage in the page's first progress bar.
+async fn current_stage(b: &Browser) -> String {
+    b.script(
+        "const s = document.querySelector('ol.stages [aria-current=step]'); return s ? s.textContent : '';",
+        json!([]),
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_is_started_advanced_and_rolled_back_by_its_guard_in_the_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let project = app.default_project().await;
+    let prod = app.environment(&project, "production").await;
+    let dev = app.environment(&project, "development").await;
+    let mut ids = Vec::new();
+    for key in ["chat-widget", "new-checkout"] {
+        let flag = json_status(
+            app.post(
+                &format!("/api/v1/projects/{project}/feature-flags"),
+                json!({"key": key}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        ids.push(flag["id"].as_str().unwrap().to_owned());
+    }
+    // Another flag's plan, started over the API in development (for the project's list).
+    json_status(
+        app.post(
+            &format!("/api/v1/flags/{}/environments/{dev}/release", ids[1]),
+            json!({"guard": {"event": "error", "max_rate": 0.02}, "comment": "new checkout"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let key = app.api_key(&project, &prod, "server").await;
+    // Production is protected: an admin releases there.
+    browser_sign_in(&b, &app, "rel@example.com", "admin").await;
+    let tab = app.url("/ui/default/default/flags/chat-widget/in/production");
+    b.goto(&tab).await;
+    b.wait_for_text("No release plan in Production yet").await;
+
+    // The form: a stage that goes backwards is refused by the domain, beside the stages,
+    // with everything typed kept.
+    b.click("#start-release summary").await;
+    assert_eq!(b.value("#rl-treatment").await, "on");
+    assert_eq!(b.value("#rl-control").await, "off");
+    assert_eq!(b.value("#rl-bucket").await, "targetingKey");
+    b.fill("#rl-stages", "1% 1h, 10% 24h, 5% 24h, 100%").await;
+    b.fill("#rl-event", "error").await;
+    b.fill("#rl-max", "5").await;
+    b.fill("#rl-samples", "20").await;
+    b.fill("#rl-comment", "chat widget for everyone").await;
+    b.click("#start-release button[type=submit]").await;
+    b.wait_for_text("stage 3 (5% 24h): the percentage must be more than the stage before")
+        .await;
+    assert_eq!(b.value("#rl-stages").await, "1% 1h, 10% 24h, 5% 24h, 100%");
+    assert_eq!(b.value("#rl-event").await, "error");
+    assert_eq!(b.value("#rl-samples").await, "20");
+    assert_eq!(b.value("#rl-comment").await, "chat widget for everyone");
+    // Text that is no stage at all is the console's own field error.
+    b.fill("#rl-stages", "1% 1h, lots").await;
+    b.click("#start-release button[type=submit]").await;
+    b.wait_for_text("stage 2 (lots): 'lots' is not a percentage")
+        .await;
+    b.fill("#rl-stages", "1% 1h, 10% 24h, 50% 24h, 100%").await;
+    b.click("#start-release button[type=submit]").await;
+    b.wait_for_text("Release started").await;
+    assert_eq!(b.find_all("ol.stages li").await.len(), 4);
+    assert!(
+        current_stage(&b).await.starts_with("1%"),
+        "{}",
+        current_stage(&b).await
+    );
+    b.wait_for_text("waiting for 20 evaluations of on").await;
+    let plan = json_ok(
+        app.get(&format!(
+            "/api/v1/flags/{}/environments/{prod}/release",
+            ids[0]
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(plan["guard"]["max_rate"], 0.05, "{plan}");
+    assert_eq!(plan["guard"]["min_samples"], 20);
+    assert_eq!(
+        plan["stages"][1],
+        json!({"weight": 10000, "min_duration": "24h"})
+    );
+
+    // Advance by hand to the second stage.
+    b.click(".release-actions form[action$='/release/advance'] button")
+        .await;
+    b.wait_for_text("Advanced to the next stage").await;
+    assert!(
+        current_stage(&b).await.starts_with("10%"),
+        "{}",
+        current_stage(&b).await
+    );
+    assert_eq!(b.find_all("ol.stages li.done").await.len(), 1);
+
+    // Traffic: 2 % errors for the treatment is healthy.
+    let treated: Vec<String> = (0..)
+        .map(|i| format!("user-{i}"))
+        .filter(|u| vexil_core::hash::bucket("chat-widget", u) < 10_000)
+        .take(12)
+        .collect();
+    sdk_traffic(
+        &app,
+        &key,
+        "chat-widget",
+        json!({"on": 100, "off": 900}),
+        &treated[..2],
+    )
+    .await;
+    reload_until(&b, &tab, "within 5%").await;
+    b.wait_for_text("healthy").await;
+    assert_eq!(b.find_all(".guard-charts svg.chart").await.len(), 2);
+    b.script(
+        "document.getElementById('release').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-release.png"))
+        .await;
+
+    // 12 % errors: the guard rolls the plan back by itself.
+    sdk_traffic(&app, &key, "chat-widget", json!({}), &treated[2..]).await;
+    reload_until(&b, &tab, "Rolled back at").await;
+    let banner = b
+        .script(
+            "return document.querySelector('.rollback-banner[role=alert]').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        banner
+            .as_str()
+            .unwrap()
+            .contains("the guard tripped: error rate of on is 12%"),
+        "{banner}"
+    );
+    b.wait_for_text("Readings at the rollback").await;
+    b.wait_for_text("tripped").await;
+    assert!(current_stage(&b).await.starts_with("10%"));
+    // A new plan can be started below the banner.
+    assert_eq!(b.find_all("#start-release").await.len(), 1);
+    assert!(b.find_all(".release-actions").await.is_empty());
+
+    // The other flag's plan: pause it; a rollback without a reason is refused beside it.
+    let other = app.url("/ui/default/default/flags/new-checkout/in/development");
+    b.goto(&other).await;
+    b.click(".release-actions form[action$='/release/pause'] button")
+        .await;
+    b.wait_for_text("Paused: the plan no longer advances by itself")
+        .await;
+    assert!(b.find_all("form[action$='/release/resume']").await.len() == 1);
+    b.fill("#rb-reason", "   ").await;
+    b.click(".rollback-form button").await;
+    b.wait_for_text("is required: say why the release is rolled back")
+        .await;
+    // The editor still saves targets and rules while the plan owns the default.
+    b.wait_for_text("A release plan owns the default").await;
+    b.fill("#t-0", "qa-user").await;
+    b.click(".save-bar button[value=save]").await;
+    b.wait_for_text("Saved.").await;
+    let config = json_ok(
+        app.get(&format!(
+            "/api/v1/flags/{}/environments/{dev}/config",
+            ids[1]
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(
+        config["targets"][0]["values"],
+        json!(["qa-user"]),
+        "{config}"
+    );
+    assert_eq!(
+        config["fallthrough"]["rollout"]["variations"][0]["weight"],
+        1000
+    );
+
+    // The project's releases: the live (paused) plan first, then the one rolled back.
+    b.click("nav[aria-label=Sections] a[href$='/releases']")
+        .await;
+    b.wait_for_text("Ended").await;
+    let text = b.page_text().await;
+    let live_at = text.find("new-checkout").expect("the live plan is listed");
+    let ended_at = text.find("chat-widget").expect("the ended plan is listed");
+    assert!(live_at < ended_at, "{text}");
+    assert!(
+        text.contains("paused") && text.contains("rolled back"),
+        "{text}"
+    );
+    assert!(text.contains("the guard tripped"), "{text}");
+    assert_eq!(
+        b.find_all("a[href='/ui/default/default/flags/chat-widget/in/production']")
+            .await
+            .len(),
+        1
+    );
+    b.screenshot(&screenshots().join("console-releases.png"))
+        .await;
+
+    // A viewer sees the plan but neither its buttons nor the form.
+    b.click("form[action='/ui/logout'] button").await;
+    b.wait_for_text("Sign in to Vexil").await;
+    browser_sign_in(&b, &app, "viv@example.com", "viewer").await;
+    b.goto(&other).await;
+    b.wait_for_text("Release").await;
+    assert_eq!(b.find_all("ol.stages").await.len(), 1);
+    assert!(b.find_all(".release-actions").await.is_empty());
+    assert!(
+        b.find_all("form[action$='/release/rollback']")
+            .await
+            .is_empty()
+    );
+    b.goto(&tab).await;
+    b.wait_for_text("Rolled back at").await;
+    assert!(b.find_all("#start-release").await.is_empty());
+}
