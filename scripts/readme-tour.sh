@@ -236,6 +236,36 @@ expect "the author applies it" "$OUT" '{"status":"applied"}'
 OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/audit-logs?resource_id=$CR" | jq -r '[.items[].action] | reverse | join(" → ")')
 expect "every step is audited" "$OUT" "change_request.create → change_request.approve → change_request.apply"
 
+# ---- A release plan: stages by customer, rolled back by its guard. ------------------------
+
+WIDGET=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"key": "chat-widget"}' \
+  $VEXIL/api/v1/projects/$PROJECT/feature-flags | jq -r .id)
+OUT=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"bucket_by": "customerId",
+  "stages": [{"weight": 1000, "min_duration": "1h"}, {"weight": 10000, "min_duration": "1d"},
+             {"weight": 50000, "min_duration": "1d"}, {"weight": 100000}],
+  "guard": {"event": "error", "max_rate": 0.05, "min_samples": 50}, "comment": "chat widget"}' \
+  $VEXIL/api/v1/flags/$WIDGET/environments/$PROD/release | jq -c '{status, weight, guard: .readings.message}')
+expect "the release plan starts at 1 %" "$OUT" '{"status":"running","weight":1000,"guard":"waiting for 50 evaluations of on (0 so far)"}'
+OUT=$(for i in 1 2; do curl -s -X POST -H "$AUTH" $VEXIL/api/v1/flags/$WIDGET/environments/$PROD/release/advance; done \
+  | jq -c '{stage, weight}' | tr '\n' ' ')
+expect "advanced by hand to 50 %" "$OUT" '{"stage":1,"weight":10000} {"stage":2,"weight":50000} '
+for c in $(seq 1 200); do curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d "{\"context\": {\"targetingKey\": \"c-$c\", \"customerId\": \"c-$c\"}}" \
+    $VEXIL/ofrep/v1/evaluate/flags/chat-widget | jq -r "select(.value) | \"c-$c\""; done > widget-users
+expect "customers with the widget" "$(wc -l < widget-users)" 91
+OUT=$(head -10 widget-users | jq -R '{key: "error", context: {targetingKey: ., customerId: .}}' | jq -s -c '{events: .}' \
+  | curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d @- $VEXIL/api/v1/track | jq -c)
+expect "ten errors tracked" "$OUT" '{"accepted":10,"ignored":[]}'
+sleep 6
+OUT=$(curl -s -H "$AUTH" $VEXIL/api/v1/flags/$WIDGET/environments/$PROD/release | jq -c '{status, reason}')
+expect "the guard rolled the plan back" "$OUT" '{"status":"rolled_back","reason":"the guard tripped: error rate of on is 10.99% (10 of 91), above the 5% allowed"}'
+OUT=$(curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d "{\"context\": {\"targetingKey\": \"$(head -1 widget-users)\", \"customerId\": \"$(head -1 widget-users)\"}}" \
+  $VEXIL/ofrep/v1/evaluate/flags/chat-widget | jq -c '{value, reason}')
+expect "the control for everyone" "$OUT" '{"value":false,"reason":"STATIC"}'
+OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/audit-logs?resource_type=release" | jq -r '[.items[] | "\(.action) by \(.actor.name)"] | reverse | join(" → ")')
+expect "the plan's steps are audited" "$OUT" "release.start by bootstrap → release.advance by bootstrap → release.advance by bootstrap → release.rollback by release guard"
+
 # ---- The Rust SDK quick start (optional). -------------------------------------------------
 
 if $WITH_SDK; then

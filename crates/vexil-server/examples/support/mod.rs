@@ -126,9 +126,11 @@ pub(crate) fn serve(url: &str, log: bool) -> anyhow::Result<()> {
         .block_on(async {
             let mut config = vexil_server::Config::for_tests(url);
             config.bootstrap_token = Some(secrecy::SecretString::from(TOKEN));
-            // As `vexil serve` by default: insights flushed every 10 s; counting switched
-            // off when the parent asks (the counting benchmark's second server).
+            // As `vexil serve` by default: insights flushed every 10 s, the release guard
+            // checked every 5 s; counting switched off when the parent asks (the counting
+            // benchmark's second server).
             config.insights_flush_ms = 10_000;
+            config.release_guard_ms = 5_000;
             config.no_evaluation_counts = std::env::var_os(NO_COUNTS).is_some();
             let app = vexil_server::App::build(&config).await?;
             let mut out = std::io::stdout();

@@ -366,6 +366,10 @@ fn serve_at(row: &PlanRow, stages: &[Stage], stage: usize) -> Serve {
     if weight >= FULL {
         return Serve::variation(row.treatment.clone());
     }
+    if weight == 0 {
+        // Nobody outside targets and rules yet (the allow list only).
+        return Serve::variation(row.control.clone());
+    }
     Serve {
         variation: None,
         rollout: Some(Rollout {
@@ -554,7 +558,7 @@ enum Step {
     Advance,
     Pause,
     Resume,
-    Rollback(String, Option<Readings>),
+    Rollback(String),
     Cancel,
 }
 
@@ -716,8 +720,12 @@ pub(crate) async fn get(store: &Store, flag_id: &str, env_id: &str) -> Result<Pl
     let mut conn = store.read().await?;
     flag_configs::load(&mut conn, flag_id, env_id).await?;
     let row = rows::current(&mut conn, flag_id, env_id).await?;
-    let row = row.ok_or_else(|| Error::not_found("release plan", flag_id))?;
+    let row = row.ok_or_else(no_plan)?;
     live_view(&mut conn, &row).await
+}
+
+fn no_plan() -> Error {
+    Error::NotFound("no release plan has run for this flag in this environment".into())
 }
 
 /// The plan with live readings when it is live.
@@ -799,7 +807,8 @@ pub(crate) async fn rollback(
     }
     check_comment(Some(&input.reason))
         .map_err(|_| Error::invalid_field("reason", "must be at most 1000 characters"))?;
-    act(store, by, at, Step::Rollback(input.reason, None)).await
+    let reason = input.reason.trim().to_owned();
+    act(store, by, at, Step::Rollback(reason)).await
 }
 
 /// Cancels the plan, leaving the configuration as it is.
@@ -812,23 +821,26 @@ async fn act(store: &Store, by: &By, (flag_id, env_id): (&str, &str), step: Step
     let mut tx = store.write().await?;
     flag_configs::load(tx.conn(), flag_id, env_id).await?;
     let row = rows::current(tx.conn(), flag_id, env_id).await?;
-    let row = row.ok_or_else(|| Error::not_found("release plan", flag_id))?;
-    let step = match step {
-        // A person's rollback is recorded with the readings of the moment.
-        Step::Rollback(reason, None) => {
-            let readings = readings(tx.conn(), &row, now_ms()).await?;
-            Step::Rollback(reason, readings)
-        }
-        other => other,
+    let row = row.ok_or_else(no_plan)?;
+    // A plan that ends keeps the readings of the moment.
+    let readings = match row.status.is_live() {
+        true => readings(tx.conn(), &row, now_ms()).await?,
+        false => None,
     };
-    let after = step_in(tx.conn(), by, &row, step).await?;
+    let after = step_in(tx.conn(), by, &row, step, readings).await?;
     tx.commit().await?;
     view(&after, None)
 }
 
 /// Takes `step` on the plan in the open write transaction: the configuration change it
 /// makes (if any), the plan's new state and its audit entry.
-async fn step_in(conn: &mut Conn, by: &By, before: &PlanRow, step: Step) -> Result<PlanRow> {
+async fn step_in(
+    conn: &mut Conn,
+    by: &By,
+    before: &PlanRow,
+    step: Step,
+    readings: Option<Readings>,
+) -> Result<PlanRow> {
     let verb = match &step {
         Step::Advance => "advanced",
         Step::Pause => "paused",
@@ -890,11 +902,10 @@ async fn step_in(conn: &mut Conn, by: &By, before: &PlanRow, step: Step) -> Resu
             after.status = PlanStatus::Running;
             (Action::ReleaseResume, None, String::new())
         }
-        Step::Rollback(reason, readings) => {
+        Step::Rollback(reason) => {
             after.status = PlanStatus::RolledBack;
             after.ended_at = Some(now.clone());
             after.reason = Some(reason.clone());
-            after.readings = readings.as_ref().map(serde_json::to_string).transpose()?;
             let text = format!("release plan rolled back: {reason}");
             (
                 Action::ReleaseRollback,
@@ -908,6 +919,9 @@ async fn step_in(conn: &mut Conn, by: &By, before: &PlanRow, step: Step) -> Resu
             (Action::ReleaseCancel, None, String::new())
         }
     };
+    if after.ended_at.is_some() {
+        after.readings = readings.as_ref().map(serde_json::to_string).transpose()?;
+    }
     if let Some(serve) = serve {
         let (flag, config) =
             flag_configs::load(conn, &before.flag_id, &before.environment_id).await?;
@@ -979,7 +993,7 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
             let readings = readings(&mut conn, &row, now).await?;
             if let Some(r) = readings.as_ref().filter(|r| r.verdict == Verdict::Tripped) {
                 let reason = format!("the guard tripped: {}", r.message);
-                decided.push((row, Step::Rollback(reason, readings)));
+                decided.push((row, Step::Rollback(reason), readings));
                 continue;
             }
             if row.status != PlanStatus::Running || !row.auto_advance {
@@ -998,7 +1012,7 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
                     .await?
                     .is_some_and(|c| c.config.enabled);
             if on {
-                decided.push((row, Step::Advance));
+                decided.push((row, Step::Advance, readings));
             }
         }
     }
@@ -1007,7 +1021,7 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
     }
     let mut tx = store.write().await?;
     let mut taken = 0;
-    for (row, step) in decided {
+    for (row, step, readings) in decided {
         let Some(current) = rows::get(tx.conn(), &row.id).await? else {
             continue;
         };
@@ -1017,7 +1031,7 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
         let mut by = By::system();
         by.actor = Actor::release_guard();
         by.meta.organization_id = Some(row.organization_id.clone());
-        match step_in(tx.conn(), &by, &current, step).await {
+        match step_in(tx.conn(), &by, &current, step, readings).await {
             Ok(_) => taken += 1,
             // A step that no longer validates (the treatment was removed meanwhile) is
             // logged and retried at the next check; the others still go through.
@@ -1030,4 +1044,99 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
     }
     tx.commit().await?;
     Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_whole_units() {
+        assert_eq!(parse_duration("30s"), Some(30_000));
+        assert_eq!(parse_duration("15m"), Some(900_000));
+        assert_eq!(parse_duration("24h"), Some(86_400_000));
+        assert_eq!(parse_duration("7d"), Some(604_800_000));
+        assert_eq!(parse_duration("0s"), Some(0));
+        for bad in [
+            "", "h", "1", "1.5h", "-1h", "1h30m", "1 h", "9999999d", "1w",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    fn reading(evaluations: i64, events: i64) -> Reading {
+        Reading {
+            evaluations,
+            events,
+            rate: (evaluations > 0).then(|| events as f64 / evaluations as f64),
+        }
+    }
+
+    fn guard(relative: bool) -> Guard {
+        Guard {
+            event: "error".into(),
+            max_rate: 0.05,
+            relative_to_control: relative,
+            window: "1h".into(),
+            min_samples: 100,
+        }
+    }
+
+    fn verdict(g: &Guard, on: Reading, off: Reading) -> (Verdict, String) {
+        let readings = BTreeMap::from([("on".to_owned(), on), ("off".to_owned(), off)]);
+        judge(g, "on", "off", &readings)
+    }
+
+    #[test]
+    fn the_guard_waits_for_samples_then_trips_above_the_rate() {
+        let g = guard(false);
+        let (v, m) = verdict(&g, reading(99, 50), reading(0, 0));
+        assert_eq!(v, Verdict::Waiting);
+        assert_eq!(m, "waiting for 100 evaluations of on (99 so far)");
+        assert_eq!(
+            verdict(&g, reading(100, 5), reading(0, 0)).0,
+            Verdict::Healthy,
+            "5 % is allowed"
+        );
+        let (v, m) = verdict(&g, reading(100, 6), reading(0, 0));
+        assert_eq!(v, Verdict::Tripped);
+        assert_eq!(m, "error rate of on is 6% (6 of 100), above the 5% allowed");
+    }
+
+    #[test]
+    fn relative_to_control_compares_the_rates() {
+        let g = guard(true);
+        assert_eq!(
+            verdict(&g, reading(200, 20), reading(50, 5)).0,
+            Verdict::Waiting,
+            "the control needs samples too"
+        );
+        // 10 % against 6 %: 4 points apart, within 5.
+        assert_eq!(
+            verdict(&g, reading(200, 20), reading(100, 6)).0,
+            Verdict::Healthy
+        );
+        // 12 % against 6 %: 6 points apart.
+        let (v, m) = verdict(&g, reading(200, 24), reading(100, 6));
+        assert_eq!(v, Verdict::Tripped, "{m}");
+    }
+
+    #[test]
+    fn stages_only_move_forward_and_the_last_is_where_the_plan_ends() {
+        assert!(check_stages(&default_stages(), true).is_ok());
+        let s = |w, d: Option<&str>| Stage {
+            weight: w,
+            min_duration: d.map(str::to_owned),
+        };
+        assert!(
+            check_stages(&[s(0, Some("1h")), s(100_000, None)], true).is_ok(),
+            "a 0 % stage (allow list only) first"
+        );
+        assert!(
+            check_stages(&[s(1000, None), s(100_000, None)], false).is_ok(),
+            "advanced by hand"
+        );
+        assert!(check_stages(&[s(1000, Some("1h")), s(1000, None)], true).is_err());
+        assert!(check_stages(&[s(100_000, None)], true).is_ok(), "one stage");
+    }
 }

@@ -375,3 +375,77 @@ both_backends! {
         assert_eq!(json_ok(app.get(&config).await).await["fallthrough"], json!({"variation": "off"}));
     }
 }
+
+/// Two nodes on one PostgreSQL database: the events tracked and evaluations counted on
+/// node B reach the guard, whichever node holds its lease, and the rollback happens once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_roll_a_plan_back_once() {
+    let Some(a) = TestApp::spawn(crate::Backend::Postgres).await else {
+        return;
+    };
+    let b = a.sibling().await;
+    let s = setup(&a, "chat-widget").await;
+    json_status(
+        a.post(
+            &s.release(""),
+            json!({"bucket_by": "customerId", "auto_advance": false,
+                   "stages": [{"weight": 50000}, {"weight": 100000}],
+                   "guard": {"event": "error", "max_rate": 0.05, "min_samples": 100}}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // Node B serves the traffic: OFREP evaluations it counts, and the errors it receives.
+    let mut treated = Vec::new();
+    for i in 0..400 {
+        let c = customer(i);
+        let r = ofrep(&b, &s, "chat-widget", &c).await;
+        if r["value"] == true {
+            treated.push(c);
+        }
+    }
+    let failing: Vec<String> = treated.iter().step_by(10).cloned().collect();
+    let events: Vec<Value> = failing
+        .iter()
+        .map(|c| json!({"key": "error", "context": {"targetingKey": format!("user-of-{c}"), "customerId": c}}))
+        .collect();
+    with_key(
+        &b,
+        &s.key,
+        Method::POST,
+        "/api/v1/track",
+        Some(json!({"events": events})),
+    )
+    .await;
+    let plan = plan_when(&a, &s, Duration::from_secs(10), |p| {
+        p["status"] == "rolled_back"
+    })
+    .await;
+    assert!(
+        plan["reason"].as_str().unwrap().contains(&format!(
+            "({} of {})",
+            failing.len(),
+            treated.len()
+        )),
+        "{plan:#}"
+    );
+    // Both nodes serve the control now, and the rollback was taken once.
+    for node in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ofrep(node, &s, "chat-widget", &treated[0]).await["value"] != false {
+            assert!(
+                Instant::now() < deadline,
+                "a node still serves the treatment"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let audit = json_ok(
+        a.get("/api/v1/audit-logs?resource_type=release&action=release.rollback")
+            .await,
+    )
+    .await;
+    assert_eq!(audit["total"], 1, "{audit:#}");
+}
