@@ -252,13 +252,17 @@ expect "advanced by hand to 50 %" "$OUT" '{"stage":1,"weight":10000} {"stage":2,
 for c in $(seq 1 200); do curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d "{\"context\": {\"targetingKey\": \"c-$c\", \"customerId\": \"c-$c\"}}" \
     $VEXIL/ofrep/v1/evaluate/flags/chat-widget | jq -r "select(.value) | \"c-$c\""; done > widget-users
-expect "customers with the widget" "$(wc -l < widget-users)" 91
+expect "customers with the widget" "$(wc -l < widget-users)" 88
 OUT=$(head -10 widget-users | jq -R '{key: "error", context: {targetingKey: ., customerId: .}}' | jq -s -c '{events: .}' \
   | curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d @- $VEXIL/api/v1/track | jq -c)
 expect "ten errors tracked" "$OUT" '{"accepted":10,"ignored":[]}'
-sleep 6
-OUT=$(curl -s -H "$AUTH" $VEXIL/api/v1/flags/$WIDGET/environments/$PROD/release | jq -c '{status, reason}')
-expect "the guard rolled the plan back" "$OUT" '{"status":"rolled_back","reason":"the guard tripped: error rate of on is 10.99% (10 of 91), above the 5% allowed"}'
+# The README sleeps 6 s (the guard checks every 5 s); a loaded machine may need longer.
+for _ in $(seq 1 150); do
+  OUT=$(curl -s -H "$AUTH" $VEXIL/api/v1/flags/$WIDGET/environments/$PROD/release | jq -c '{status, reason}')
+  [[ "$OUT" == *rolled_back* ]] && break
+  sleep 0.1
+done
+expect "the guard rolled the plan back" "$OUT" '{"status":"rolled_back","reason":"the guard tripped: error rate of on is 11.36% (10 of 88), above the 5% allowed"}'
 OUT=$(curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
   -d "{\"context\": {\"targetingKey\": \"$(head -1 widget-users)\", \"customerId\": \"$(head -1 widget-users)\"}}" \
   $VEXIL/ofrep/v1/evaluate/flags/chat-widget | jq -c '{value, reason}')

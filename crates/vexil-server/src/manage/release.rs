@@ -703,8 +703,9 @@ pub(crate) async fn start(
     by.because(input.comment.as_deref())
         .record(tx.conn(), Action::ReleaseStart, &row.id, None, Some(&plan))
         .await?;
+    let shown = live_view(tx.conn(), &row).await?;
     tx.commit().await?;
-    Ok(plan)
+    Ok(shown)
 }
 
 fn comment_tail(comment: Option<&str>) -> String {
@@ -828,8 +829,9 @@ async fn act(store: &Store, by: &By, (flag_id, env_id): (&str, &str), step: Step
         false => None,
     };
     let after = step_in(tx.conn(), by, &row, step, readings).await?;
+    let shown = live_view(tx.conn(), &after).await?;
     tx.commit().await?;
-    view(&after, None)
+    Ok(shown)
 }
 
 /// Takes `step` on the plan in the open write transaction: the configuration change it
