@@ -50,51 +50,59 @@ pub(crate) async fn get_plan(a: FlagEnv) -> Stepped {
 }
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/release/advance", tag = "release plans",
-    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
-    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The plan's expected `version`, e.g. `\"3\"`; a plan that moved meanwhile (the guard advanced it) is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::IfMatch, super::openapi::errors::NotFound,
         (status = 200, description = "On the next stage now (the last stage completes the plan)", body = Plan),
         (status = 409, description = "No live plan", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn advance(a: FlagEnv) -> Stepped {
-    Ok(Json(release::advance(&a.store, &a.by, a.pair()).await?))
+    Ok(Json(
+        release::advance(&a.store, &a.by, a.pair(), a.expected).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/release/pause", tag = "release plans",
-    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
-    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The plan's expected `version`, e.g. `\"3\"`; a plan that moved meanwhile (the guard advanced it) is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::IfMatch, super::openapi::errors::NotFound,
         (status = 200, description = "Paused: it no longer advances by itself; the guard still rolls it back", body = Plan),
         (status = 409, description = "Not running", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn pause(a: FlagEnv) -> Stepped {
-    Ok(Json(release::pause(&a.store, &a.by, a.pair()).await?))
+    Ok(Json(
+        release::pause(&a.store, &a.by, a.pair(), a.expected).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/release/resume", tag = "release plans",
-    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
-    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The plan's expected `version`, e.g. `\"3\"`; a plan that moved meanwhile (the guard advanced it) is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::IfMatch, super::openapi::errors::NotFound,
         (status = 200, description = "Running again", body = Plan),
         (status = 409, description = "Not paused", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn resume(a: FlagEnv) -> Stepped {
-    Ok(Json(release::resume(&a.store, &a.by, a.pair()).await?))
+    Ok(Json(
+        release::resume(&a.store, &a.by, a.pair(), a.expected).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/flags/{flag_id}/environments/{env_id}/release/rollback", tag = "release plans",
-    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The plan's expected `version`, e.g. `\"3\"`; a plan that moved meanwhile (the guard advanced it) is 412")),
     request_body(content = RollbackInput, description = "Why (recorded in the audit log)"),
-    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::IfMatch, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
         (status = 200, description = "Rolled back: every unit outside targets and rules gets the control", body = Plan),
         (status = 409, description = "No live plan", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn rollback(a: FlagEnv, Json(body): Json<RollbackInput>) -> Stepped {
     Ok(Json(
-        release::rollback(&a.store, &a.by, a.pair(), body).await?,
+        release::rollback(&a.store, &a.by, a.pair(), a.expected, body).await?,
     ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/flags/{flag_id}/environments/{env_id}/release", tag = "release plans",
-    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id")),
-    responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
+    params(("flag_id" = String, Path, description = "Flag id"), ("env_id" = String, Path, description = "Environment id"), ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#, description = "The plan's expected `version`, e.g. `\"3\"`; a plan that moved meanwhile (the guard advanced it) is 412")),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::IfMatch, super::openapi::errors::NotFound,
         (status = 200, description = "Cancelled; the configuration is left as it is", body = Plan),
         (status = 409, description = "No live plan", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn cancel(a: FlagEnv) -> Stepped {
-    Ok(Json(release::cancel(&a.store, &a.by, a.pair()).await?))
+    Ok(Json(
+        release::cancel(&a.store, &a.by, a.pair(), a.expected).await?,
+    ))
 }
 
 /// The filters and window of a project's listing.

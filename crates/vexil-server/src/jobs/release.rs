@@ -14,14 +14,11 @@ use crate::clock::now_ms;
 use crate::insights::Insights;
 use crate::manage::{pending, release as plans};
 use crate::snapshots::Snapshots;
-use crate::store::{Store, new_id, release};
+use crate::store::{Store, new_id};
 
 /// How often due changes are looked for: a cheap indexed read; the write lock is taken
 /// only when one is due.
 const EVERY: Duration = Duration::from_millis(200);
-
-/// The guard's lease.
-const GUARD_LEASE: &str = "release-guard";
 
 pub(crate) fn release(
     store: &Arc<Store>,
@@ -66,10 +63,7 @@ async fn guard(
     // Held for three checks: another node takes over when this one stops checking.
     let now = now_ms();
     let until = now + 3 * i64::try_from(every.as_millis()).unwrap_or(i64::MAX / 4);
-    let held = {
-        let mut conn = store.read().await?;
-        release::claim_lease(&mut conn, GUARD_LEASE, node, now, until).await?
-    };
+    let held = plans::claim_guard(store, node, now, until).await?;
     if !held {
         return Ok(());
     }

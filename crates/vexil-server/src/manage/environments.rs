@@ -2,7 +2,7 @@
 //! configuration there), update, delete (its configurations and revisions go with it).
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::fields::{Patch, check_comment, check_description, check_name, check_new};
 use super::{At, By, Error, Result, edit, load, remove};
@@ -127,6 +127,9 @@ pub(crate) async fn update(
     at: At<'_>,
     patch: &Patch,
 ) -> Result<Environment> {
+    if patch.changes.get("requires_approval") == Some(&Value::Bool(true)) {
+        super::release::refuse_approval_with_plans(store, at.0).await?;
+    }
     let change = by.because(patch.comment.as_deref());
     edit(
         store,

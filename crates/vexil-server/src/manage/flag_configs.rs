@@ -9,8 +9,8 @@ use vexil_core::{FlagDef, Snapshot, ValidationError, ValidationErrors};
 use super::fields::{Patch, assign_rule_ids, check_comment};
 use super::{By, Change, Error, Result, check_version, found};
 use crate::audit::Action;
+use crate::store::Conn;
 use crate::store::flags::{self, Config, Flag, FlagConfig, Revision, configs};
-use crate::store::{Conn, release};
 use crate::store::{Store, environments, now_rfc3339};
 
 pub(crate) async fn list(
@@ -185,20 +185,8 @@ pub(crate) async fn commit_in(
     if !change.unheld {
         refuse_unapproved(conn, &before.environment_id).await?;
     }
-    if !change.release
-        && config.fallthrough != before.config.fallthrough
-        && release::is_live(conn, &before.flag_id, &before.environment_id).await?
-    {
-        return Err(Error::Refused {
-            code: "release_running",
-            message: format!(
-                "a release plan owns the default (fallthrough) of '{}' in '{}' while it runs \
-                 or is paused; targets and rules stay yours. Cancel the plan \
-                 (DELETE …/release) to change the default by hand",
-                before.flag_key, before.environment_key
-            ),
-            details: json!({"flag_id": before.flag_id, "environment_id": before.environment_id}),
-        });
+    if !change.release {
+        super::release::refuse_owned(conn, before, &config).await?;
     }
     assign_rule_ids(&mut config.rules, &before.config.rules, || {
         uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()

@@ -20,9 +20,9 @@ use vexil_core::{FlagType, Rollout, Serve, WeightedVariation};
 
 use super::fields::check_comment;
 use super::flag_configs::{self, commit_in};
-use super::{By, Error, Result, found};
+use super::{By, Error, Result, check_version, found};
 use crate::audit::{Action, Actor};
-use crate::store::flags::{Flag, FlagConfig};
+use crate::store::flags::{Config, Flag, FlagConfig};
 use crate::store::insights::{MINUTE_MS, MINUTES_KEPT_MS};
 use crate::store::release::{self as rows, PlanRow, PlanStatus};
 use crate::store::{Conn, Store, environments, new_id, now_ms, now_rfc3339};
@@ -254,6 +254,12 @@ fn check_stages(stages: &[Stage], auto_advance: bool) -> Result<()> {
         ));
     }
     let last = stages.len() - 1;
+    if stages[last].weight != FULL {
+        return Err(Error::invalid_field(
+            &format!("stages[{last}].weight"),
+            "the last stage must be 100000 (100%): a plan ends with everyone on the treatment",
+        ));
+    }
     for (i, s) in stages.iter().enumerate() {
         let path = format!("stages[{i}]");
         if s.weight > FULL {
@@ -576,10 +582,13 @@ pub(crate) async fn start(
         check_guard(guard)?;
     }
     let bucket_by = input.bucket_by.unwrap_or_else(|| "targetingKey".into());
-    if bucket_by.trim().is_empty() || bucket_by.len() > 200 {
+    if bucket_by.trim().is_empty()
+        || bucket_by.trim() != bucket_by
+        || bucket_by.chars().count() > 200
+    {
         return Err(Error::invalid_field(
             "bucket_by",
-            "must be a context attribute name of 1 to 200 characters",
+            "must be a context attribute name of 1 to 200 characters, without spaces around it",
         ));
     }
     let mut tx = store.write().await?;
@@ -614,7 +623,7 @@ pub(crate) async fn start(
             details: json!({"environment_id": env.id}),
         });
     }
-    if rows::is_live(tx.conn(), flag_id, env_id).await? {
+    if rows::live_for(tx.conn(), flag_id, env_id).await?.is_some() {
         return Err(Error::conflict(
             format!(
                 "a release plan of '{}' is already running (or paused) in '{}'",
@@ -780,17 +789,33 @@ pub(crate) async fn list(
 }
 
 /// Moves the live plan on to its next stage now (the last stage completes it).
-pub(crate) async fn advance(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
-    act(store, by, at, Step::Advance).await
+pub(crate) async fn advance(
+    store: &Store,
+    by: &By,
+    at: (&str, &str),
+    expected: Option<i64>,
+) -> Result<Plan> {
+    act(store, by, at, expected, Step::Advance).await
 }
 
 /// Stops the plan from advancing by itself; the guard keeps watching.
-pub(crate) async fn pause(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
-    act(store, by, at, Step::Pause).await
+pub(crate) async fn pause(
+    store: &Store,
+    by: &By,
+    at: (&str, &str),
+    expected: Option<i64>,
+) -> Result<Plan> {
+    act(store, by, at, expected, Step::Pause).await
 }
 
-pub(crate) async fn resume(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
-    act(store, by, at, Step::Resume).await
+/// Lets the plan advance by itself again; the stage's time counts from now.
+pub(crate) async fn resume(
+    store: &Store,
+    by: &By,
+    at: (&str, &str),
+    expected: Option<i64>,
+) -> Result<Plan> {
+    act(store, by, at, expected, Step::Resume).await
 }
 
 /// Rolls the plan back: every unit outside targets and rules gets the control.
@@ -798,6 +823,7 @@ pub(crate) async fn rollback(
     store: &Store,
     by: &By,
     at: (&str, &str),
+    expected: Option<i64>,
     input: RollbackInput,
 ) -> Result<Plan> {
     if input.reason.trim().is_empty() {
@@ -809,20 +835,34 @@ pub(crate) async fn rollback(
     check_comment(Some(&input.reason))
         .map_err(|_| Error::invalid_field("reason", "must be at most 1000 characters"))?;
     let reason = input.reason.trim().to_owned();
-    act(store, by, at, Step::Rollback(reason)).await
+    act(store, by, at, expected, Step::Rollback(reason)).await
 }
 
 /// Cancels the plan, leaving the configuration as it is.
-pub(crate) async fn cancel(store: &Store, by: &By, at: (&str, &str)) -> Result<Plan> {
-    act(store, by, at, Step::Cancel).await
+pub(crate) async fn cancel(
+    store: &Store,
+    by: &By,
+    at: (&str, &str),
+    expected: Option<i64>,
+) -> Result<Plan> {
+    act(store, by, at, expected, Step::Cancel).await
 }
 
-/// A person's step on the live plan of a flag in an environment.
-async fn act(store: &Store, by: &By, (flag_id, env_id): (&str, &str), step: Step) -> Result<Plan> {
+/// A person's step on the live plan of a flag in an environment; with `expected`, only
+/// if the plan is still at that version (a step on a plan that moved meanwhile — the guard
+/// advanced it — is refused rather than taken twice).
+async fn act(
+    store: &Store,
+    by: &By,
+    (flag_id, env_id): (&str, &str),
+    expected: Option<i64>,
+    step: Step,
+) -> Result<Plan> {
     let mut tx = store.write().await?;
     flag_configs::load(tx.conn(), flag_id, env_id).await?;
     let row = rows::current(tx.conn(), flag_id, env_id).await?;
     let row = row.ok_or_else(no_plan)?;
+    check_version(expected, row.version)?;
     // A plan that ends keeps the readings of the moment.
     let readings = match row.status.is_live() {
         true => readings(tx.conn(), &row, now_ms()).await?,
@@ -902,6 +942,8 @@ async fn step_in(
         }
         Step::Resume => {
             after.status = PlanStatus::Running;
+            // The stage's time counts again from now: a pause is a doubt.
+            after.stage_started_at = now.clone();
             (Action::ReleaseResume, None, String::new())
         }
         Step::Rollback(reason) => {
@@ -975,6 +1017,112 @@ async fn serve_in(
     Ok(())
 }
 
+/// What a live plan owns of a configuration: its fallthrough, and the guard's event in
+/// `watch_events` (without it the guard would see no events and call the plan healthy).
+/// A change of either by anyone but the plan is refused with `release_running`.
+pub(crate) async fn refuse_owned(
+    conn: &mut Conn,
+    before: &FlagConfig,
+    config: &Config,
+) -> Result<()> {
+    let touches = config.fallthrough != before.config.fallthrough
+        || config.watch_events != before.config.watch_events;
+    if !touches {
+        return Ok(());
+    }
+    let Some(plan) = rows::live_for(conn, &before.flag_id, &before.environment_id).await? else {
+        return Ok(());
+    };
+    let (flag, env) = (&before.flag_key, &before.environment_key);
+    let message = if config.fallthrough != before.config.fallthrough {
+        format!(
+            "a release plan owns the default (fallthrough) of '{flag}' in '{env}' while it runs \
+             or is paused; targets and rules stay yours. Cancel the plan to change the default"
+        )
+    } else {
+        match guard_of(&plan)? {
+            Some(g) if !config.watch_events.contains(&g.event) => format!(
+                "the release plan of '{flag}' in '{env}' guards on '{}' events: the \
+                 configuration keeps watching them while the plan runs or is paused",
+                g.event
+            ),
+            _ => return Ok(()),
+        }
+    };
+    Err(Error::Refused {
+        code: "release_running",
+        message,
+        details: json!({"flag_id": before.flag_id, "environment_id": before.environment_id, "release_id": plan.id}),
+    })
+}
+
+/// `release_running` when a plan of the flag is live (archiving it would leave the plan
+/// stuck).
+pub(crate) async fn refuse_archiving(conn: &mut Conn, flag: &Flag) -> Result<()> {
+    let live = rows::live_where(conn, rows::LiveOf::Flag, &flag.id).await?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        code: "release_running",
+        message: format!(
+            "'{}' has {} release plan(s) running or paused: cancel or roll them back before \
+             archiving it",
+            flag.key,
+            live.len()
+        ),
+        details: json!({"release_ids": live.iter().map(|p| &p.id).collect::<Vec<_>>()}),
+    })
+}
+
+/// Invalid when the flag's new variations drop a treatment or control a live plan names.
+pub(crate) async fn refuse_dropping_variations(conn: &mut Conn, flag: &Flag) -> Result<()> {
+    for plan in rows::live_where(conn, rows::LiveOf::Flag, &flag.id).await? {
+        for (role, key) in [("treatment", &plan.treatment), ("control", &plan.control)] {
+            if !flag.variations.iter().any(|v| &v.key == key) {
+                return Err(Error::invalid_field(
+                    "variations",
+                    format!(
+                        "'{key}' is the {role} of a release plan that is running or paused; \
+                         cancel the plan first"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `release_running` when turning on approval in an environment where plans are live
+/// (their steps are never held, which approval forbids).
+pub(crate) async fn refuse_approval_with_plans(store: &Store, env_id: &str) -> Result<()> {
+    let mut conn = store.read().await?;
+    let live = rows::live_where(&mut conn, rows::LiveOf::Environment, env_id).await?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let flags: Vec<&str> = live.iter().map(|p| p.flag_key.as_str()).collect();
+    Err(Error::Refused {
+        code: "release_running",
+        message: format!(
+            "release plans are running or paused here ({}): they change configurations by \
+             themselves, which approval forbids; cancel or finish them first",
+            flags.join(", ")
+        ),
+        details: json!({"release_ids": live.iter().map(|p| &p.id).collect::<Vec<_>>()}),
+    })
+}
+
+/// Claims (or renews) the release guard's lease for `node` until `until` (ms); whether
+/// `node` holds it.
+pub(crate) async fn claim_guard(store: &Store, node: &str, now: i64, until: i64) -> Result<bool> {
+    let mut conn = store.read().await?;
+    Ok(rows::claim_lease(&mut conn, GUARD_LEASE, node, now, until).await?)
+}
+
+/// The guard's lease.
+const GUARD_LEASE: &str = "release-guard";
+
 /// Whether any release plan is live (the guard's cheap first look).
 pub(crate) async fn any_live(store: &Store) -> Result<bool> {
     let mut conn = store.read().await?;
@@ -1021,9 +1169,10 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
     if decided.is_empty() {
         return Ok(0);
     }
-    let mut tx = store.write().await?;
+    // One transaction per step: a step refused half-way leaves nothing behind.
     let mut taken = 0;
     for (row, step, readings) in decided {
+        let mut tx = store.write().await?;
         let Some(current) = rows::get(tx.conn(), &row.id).await? else {
             continue;
         };
@@ -1034,17 +1183,18 @@ pub(crate) async fn check_all(store: &Store) -> Result<usize> {
         by.actor = Actor::release_guard();
         by.meta.organization_id = Some(row.organization_id.clone());
         match step_in(tx.conn(), &by, &current, step, readings).await {
-            Ok(_) => taken += 1,
-            // A step that no longer validates (the treatment was removed meanwhile) is
-            // logged and retried at the next check; the others still go through.
+            Ok(_) => {
+                tx.commit().await?;
+                taken += 1;
+            }
             Err(Error::Unavailable) => return Err(Error::Unavailable),
             Err(Error::Internal(e)) => return Err(Error::Internal(e)),
+            // A step that no longer validates is logged and retried at the next check.
             Err(e) => {
                 tracing::warn!(plan = %row.id, flag = %row.flag_key, error = %e, "release step refused");
             }
         }
     }
-    tx.commit().await?;
     Ok(taken)
 }
 

@@ -165,21 +165,44 @@ pub(crate) async fn current(
     super::fetch_opt(conn, sql, &[flag_id, env_id]).await
 }
 
-/// Whether a plan is live for the flag in the environment.
-pub(crate) async fn is_live(
+/// The live plan of a flag in an environment, if any.
+pub(crate) async fn live_for(
     conn: &mut AnyConnection,
     flag_id: &str,
     env_id: &str,
-) -> StoreResult<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM release_plans WHERE flag_id = $1 AND environment_id = $2 \
-         AND status IN ('running', 'paused')",
-    )
-    .bind(flag_id)
-    .bind(env_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(n > 0)
+) -> StoreResult<Option<PlanRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM release_plans WHERE flag_id = $1 AND environment_id = $2 \
+         AND status IN ('running', 'paused')"
+    );
+    super::fetch_opt(conn, sql, &[flag_id, env_id]).await
+}
+
+/// The live plans of a flag (`flag_id`) or of an environment (`env_id`), oldest first.
+pub(crate) async fn live_where(
+    conn: &mut AnyConnection,
+    column: LiveOf,
+    id: &str,
+) -> StoreResult<Vec<PlanRow>> {
+    let column = match column {
+        LiveOf::Flag => "flag_id",
+        LiveOf::Environment => "environment_id",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM release_plans WHERE {column} = $1 \
+         AND status IN ('running', 'paused') ORDER BY created_at, id"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Whose live plans [`live_where`] lists.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LiveOf {
+    Flag,
+    Environment,
 }
 
 /// Every live plan of the instance (what the guard watches), oldest first.

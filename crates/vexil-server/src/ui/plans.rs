@@ -314,6 +314,9 @@ pub(crate) struct ReadingsView {
 /// A plan as the panel and the project's list show it.
 #[derive(Debug, Clone)]
 pub(crate) struct PlanView {
+    /// The plan's version, sent back with every step (a step on a plan that moved
+    /// meanwhile is refused).
+    pub(crate) version: i64,
     /// `running`, `paused`, `completed`, `rolled_back`, `cancelled` (a CSS class too).
     pub(crate) status: &'static str,
     /// The status in words.
@@ -452,6 +455,7 @@ impl PlanView {
         PlanView {
             status: plan.status.as_str(),
             status_text: status_text(plan.status).to_owned(),
+            version: plan.version,
             live: plan.status.is_live(),
             running: plan.status == PlanStatus::Running,
             stages,
@@ -716,31 +720,33 @@ pub(crate) async fn step(
     let at = (flag.id.as_str(), env.id.as_str());
     let (store, by) = (&cx.store, &cx.by);
     let reason = cx.form.text("reason");
+    let expected = cx.form.text("version").parse::<i64>().ok();
     let done = match step {
-        "advance" => release::advance(store, by, at).await.map(|p| {
+        "advance" => release::advance(store, by, at, expected).await.map(|p| {
             if p.status == PlanStatus::Completed {
                 "release_completed"
             } else {
                 "release_advanced"
             }
         }),
-        "pause" => release::pause(store, by, at)
+        "pause" => release::pause(store, by, at, expected)
             .await
             .map(|_| "release_paused"),
-        "resume" => release::resume(store, by, at)
+        "resume" => release::resume(store, by, at, expected)
             .await
             .map(|_| "release_resumed"),
         "rollback" => release::rollback(
             store,
             by,
             at,
+            expected,
             RollbackInput {
                 reason: reason.clone(),
             },
         )
         .await
         .map(|_| "release_rolled_back"),
-        _ => release::cancel(store, by, at)
+        _ => release::cancel(store, by, at, expected)
             .await
             .map(|_| "release_cancelled"),
     };
@@ -751,9 +757,13 @@ pub(crate) async fn step(
                 .get("reason")
                 .and_then(|v| v.as_str())
                 .map_or(message, str::to_owned);
+            let message = match step {
+                "rollback" => "Not rolled back: the reason needs attention.".to_owned(),
+                _ => format!("Nothing was done: {problem}"),
+            };
             Refusal {
                 reason: Some((reason, problem)),
-                message: Some("Not rolled back: the reason needs attention.".into()),
+                message: Some(message),
                 ..Refusal::default()
             }
         }
@@ -761,6 +771,7 @@ pub(crate) async fn step(
             e @ (Error::Conflict { .. }
             | Error::Refused { .. }
             | Error::Forbidden(_)
+            | Error::VersionMismatch { .. }
             | Error::NotFound(_)),
         ) => Refusal {
             reason: Some((reason, String::new())),

@@ -1158,7 +1158,8 @@ async fn a_release_is_started_advanced_and_rolled_back_by_its_guard_in_the_brows
     )
     .await;
     reload_until(&b, &tab, "within 5%").await;
-    b.wait_for_text("healthy").await;
+    b.find(".release-readings .pill.healthy, h3 .pill.healthy")
+        .await;
     assert_eq!(b.find_all(".guard-charts svg.chart").await.len(), 2);
     b.script(
         "document.getElementById('release').scrollIntoView()",
@@ -1185,7 +1186,7 @@ async fn a_release_is_started_advanced_and_rolled_back_by_its_guard_in_the_brows
         "{banner}"
     );
     b.wait_for_text("Readings at the rollback").await;
-    b.wait_for_text("tripped").await;
+    b.find("h3 .pill.tripped").await;
     assert!(current_stage(&b).await.starts_with("10%"));
     // A new plan can be started below the banner.
     assert_eq!(b.find_all("#start-release").await.len(), 1);

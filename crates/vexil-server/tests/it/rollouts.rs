@@ -249,7 +249,8 @@ both_backends! {
         let plan = plan_when(&app, &s, Duration::from_secs(10), |p| p["status"] == "rolled_back").await;
         let took = report_at.elapsed();
         eprintln!("guard: events tracked to rollback in {took:?}");
-        assert!(took < Duration::from_secs(3), "rolled back after {took:?} (the guard checks every 250 ms)");
+        // The test server checks every 250 ms; a loaded CI machine may be slower.
+        assert!(took < Duration::from_secs(8), "rolled back after {took:?} (the guard checks every 250 ms)");
         assert!(plan["reason"].as_str().unwrap().contains("error rate of on"), "{plan:#}");
         assert_eq!(plan["readings"]["verdict"], "tripped");
         assert!(plan["readings"]["variations"]["on"]["rate"].as_f64().unwrap() > 0.05);
@@ -310,7 +311,15 @@ both_backends! {
         };
         assert_eq!(plan["status"], "completed", "{plan:#}");
         assert_eq!(plan["stage"], 3);
-        assert_eq!(stages_seen, BTreeSet::from([0, 1, 2, 3]), "one stage at a time");
+        assert!(stages_seen.contains(&0));
+        // One stage at a time, each by the release guard.
+        let audit = json_ok(app.get("/api/v1/audit-logs?resource_type=release").await).await;
+        let steps: Vec<(String, u64, String)> = audit["items"].as_array().unwrap().iter().rev()
+            .map(|e| (e["action"].as_str().unwrap().to_owned(), e["after"]["stage"].as_u64().unwrap(), e["actor"]["name"].as_str().unwrap().to_owned()))
+            .collect();
+        let guard = "release guard".to_owned();
+        assert_eq!(steps[1..], [("release.advance".into(), 1, guard.clone()), ("release.advance".into(), 2, guard.clone()), ("release.complete".into(), 3, guard)]);
+        assert_eq!(plan["readings"]["verdict"], "healthy", "a completed plan keeps its last readings");
         let config = json_ok(app.get(&format!("/api/v1/flags/{}/environments/{}/config", s.flag, s.prod)).await).await;
         assert_eq!(config["fallthrough"], json!({"variation": "on"}));
         for i in [1, 500, 9999] {
@@ -341,6 +350,8 @@ both_backends! {
             (json!({"guard": {"event": "error", "max_rate": 0.05, "window": "30s"}}), "guard.window"),
             (json!({"guard": {"event": "error", "max_rate": 0.05, "min_samples": 0}}), "guard.min_samples"),
             (json!({"bucket_by": ""}), "bucket_by"),
+            (json!({"bucket_by": " customerId"}), "bucket_by"),
+            (json!({"stages": [{"weight": 1000, "min_duration": "1h"}, {"weight": 50000}]}), "stages[1].weight"),
         ] {
             let e = error_of(app.post(&s.release(""), body.clone()).await, 400, "invalid_request").await;
             assert!(e["details"]["fields"].get(field).is_some(), "{body} → {e}");
@@ -369,10 +380,32 @@ both_backends! {
         json_ok(app.patch(&config, json!({"fallthrough": {"variation": "on"}})).await).await;
         // A person's rollback of a new plan, with the reason in the audit trail.
         json_status(app.post(&s.release(""), json!({"auto_advance": false})).await, 201).await;
-        let rolled = json_ok(app.post(&s.release("/rollback"), json!({"reason": "support tickets doubled"})).await).await;
+        // A step on a plan that moved meanwhile (If-Match of an older version) is refused.
+        let plan = json_ok(app.get(&s.release("")).await).await;
+        let stale = format!("\"{}\"", plan["version"].as_i64().unwrap());
+        json_ok(app.request(Method::POST, &s.release("/advance")).header("if-match", &stale).send().await.unwrap()).await;
+        let r = app.request(Method::POST, &s.release("/advance")).header("if-match", &stale).send().await.unwrap();
+        error_of(r, 412, "version_mismatch").await;
+        assert_eq!(json_ok(app.get(&s.release("")).await).await["stage"], 1, "one advance, not two");
+        // What the plan owns: the guard's event stays watched.
+        json_ok(app.delete(&s.release("")).await).await;
+        json_status(app.post(&s.release(""), json!({"auto_advance": false, "guard": {"event": "error", "max_rate": 0.05}})).await, 201).await;
+        error_of(app.patch(&config, json!({"watch_events": []})).await, 409, "release_running").await;
+        json_ok(app.patch(&config, json!({"watch_events": ["error", "slow"]})).await).await;
+        // Neither archiving the flag nor requiring approval while it runs.
+        error_of(app.request(Method::PATCH, &format!("/api/v1/feature-flags/{}/archive", s.flag)).send().await.unwrap(), 409, "release_running").await;
+        error_of(app.patch(&format!("/api/v1/environments/{}", s.prod), json!({"requires_approval": true})).await, 409, "release_running").await;
+        let rolled = json_ok(app.post(&s.release("/rollback"), json!({"reason": "  support tickets doubled "})).await).await;
         assert_eq!(rolled["status"], "rolled_back");
         assert_eq!(rolled["reason"], "support tickets doubled");
+        assert_eq!(rolled["readings"]["verdict"], "waiting", "the readings of the moment are kept");
         assert_eq!(json_ok(app.get(&config).await).await["fallthrough"], json!({"variation": "off"}));
+        // Where approval is required, or the flag is archived, no plan starts.
+        json_ok(app.patch(&format!("/api/v1/environments/{}", s.prod), json!({"requires_approval": true})).await).await;
+        error_of(app.post(&s.release(""), json!({})).await, 409, "approval_required").await;
+        json_ok(app.patch(&format!("/api/v1/environments/{}", s.prod), json!({"requires_approval": false})).await).await;
+        json_ok(app.request(Method::PATCH, &format!("/api/v1/feature-flags/{}/archive", s.flag)).send().await.unwrap()).await;
+        error_of(app.post(&s.release(""), json!({})).await, 409, "conflict").await;
     }
 }
 

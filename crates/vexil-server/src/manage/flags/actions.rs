@@ -317,6 +317,7 @@ async fn archive_in(
     }
     if archived {
         check_referrers(conn, &flag, together).await?;
+        crate::manage::release::refuse_archiving(conn, &flag).await?;
     }
     let after = Flag {
         archived,

@@ -182,6 +182,7 @@ pub(super) fn apply_flag_patch(patch: &Patch, before: &Flag) -> Result<Flag> {
 /// flag's prerequisites on it, must still resolve. Problems are reported per environment:
 /// `environments.production.off_variation`, `environments.production.flags.b.prerequisites[0]…`.
 pub(super) async fn check_configs_still_valid(conn: &mut Conn, flag: &Flag) -> Result<()> {
+    crate::manage::release::refuse_dropping_variations(conn, flag).await?;
     let mut problems = Vec::new();
     for c in configs::of_flag(conn, &flag.id).await? {
         let def = c.config.to_def(flag, c.version);
