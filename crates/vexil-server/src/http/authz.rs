@@ -100,6 +100,10 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("POST", "/api/v1/projects/{project_id}/environments") => {
             Needs(Project("project_id"), Admin)
         }
+        // Promotion changes what the target serves: the role a configuration change needs there.
+        ("POST", "/api/v1/projects/{project_id}/environments/{env_id}/copy") => {
+            ChangeEnvironment(Environment("env_id"))
+        }
         ("GET", "/api/v1/environments/{id}") => Needs(Environment("id"), Viewer),
         ("PATCH" | "DELETE", "/api/v1/environments/{id}") => Needs(Environment("id"), Admin),
         ("GET", "/api/v1/projects/{project_id}/feature-flags") => {

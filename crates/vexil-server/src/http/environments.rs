@@ -1,5 +1,6 @@
-//! Environments: `/api/v1/projects/{projectId}/environments` (list, create) and
-//! `/api/v1/environments/{id}` (get, update, delete).
+//! Environments: `/api/v1/projects/{projectId}/environments` (list, create),
+//! `/api/v1/environments/{id}` (get, update, delete), and promotion: copying flag
+//! configurations from one environment into another (`…/environments/{envId}/copy`).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::AppState;
 use super::error::ApiResult;
@@ -15,6 +16,7 @@ use super::extract::{Aimed, Db, Id, Json, Page, Pagination, Query, versioned, wi
 use crate::manage::By;
 use crate::manage::environments::{self, NewEnvironment};
 use crate::manage::fields::Patch;
+use crate::manage::promotion::{self, Copied, CopyInput};
 use crate::store::Store;
 use crate::store::environments::Environment;
 
@@ -23,6 +25,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/api/v1/projects/{project_id}/environments",
             get(list_environments).post(create_environment),
+        )
+        .route(
+            "/api/v1/projects/{project_id}/environments/{env_id}/copy",
+            post(copy_environment),
         )
         .route(
             "/api/v1/environments/{id}",
@@ -87,4 +93,20 @@ pub(crate) async fn update_environment(a: Aimed, Json(patch): Json<Patch>) -> Ap
 pub(crate) async fn delete_environment(a: Aimed) -> ApiResult<StatusCode> {
     environments::delete(&a.store, &a.by, a.at()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project_id}/environments/{env_id}/copy", tag = "environments",
+    params(("project_id" = String, Path, description = "Project id"), ("env_id" = String, Path, description = "The environment copied into")),
+    request_body(content = CopyInput, description = "The source environment of the same project; the flags to copy (every flag that is not archived when absent)"),
+    responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
+        (status = 200, description = "Copied, all or nothing: each changed configuration has a new version, revision and audit entry whose comment names the source", body = Copied),
+        (status = 409, description = "The target requires approval (`approval_required`), a release plan owns a configuration it would change (`release_running`), or an archived flag would be enabled", body = super::openapi::errors::ErrorBody)))]
+pub(crate) async fn copy_environment(
+    a: Aimed<(String, String)>,
+    Json(body): Json<CopyInput>,
+) -> ApiResult<Json<Copied>> {
+    let (project, env) = (&a.id.0, &a.id.1);
+    Ok(Json(
+        promotion::copy(&a.store, &a.by, (project, env), body).await?,
+    ))
 }

@@ -32,7 +32,7 @@ use super::{
         projects::list_projects, projects::create_project, projects::get_project, projects::update_project,
         projects::delete_project,
         environments::list_environments, environments::create_environment, environments::get_environment,
-        environments::update_environment, environments::delete_environment,
+        environments::update_environment, environments::delete_environment, environments::copy_environment,
         flags::list_flags, flags::create_flag, flags::get_flag, flags::update_flag, flags::delete_flag,
         flags::archive_flag, flags::restore_flag, flags::kill_switch,
         flags::bulk_update_flags,

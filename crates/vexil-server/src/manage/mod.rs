@@ -22,6 +22,7 @@ pub(crate) mod organizations;
 pub(crate) mod pending;
 pub(crate) mod playground;
 pub(crate) mod projects;
+pub(crate) mod promotion;
 pub(crate) mod release;
 pub(crate) mod segments;
 pub(crate) mod sessions;

@@ -23,6 +23,7 @@ mod oidc;
 mod openapi;
 mod openfeature;
 mod ops;
+mod promotion;
 mod release;
 mod rollouts;
 mod segments;

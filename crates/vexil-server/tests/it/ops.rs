@@ -60,6 +60,7 @@ both_backends! {
             ("get", "/api/v1/projects/{id}"), ("patch", "/api/v1/projects/{id}"), ("delete", "/api/v1/projects/{id}"),
             ("get", "/api/v1/projects/{project_id}/environments"), ("post", "/api/v1/projects/{project_id}/environments"),
             ("get", "/api/v1/environments/{id}"), ("patch", "/api/v1/environments/{id}"), ("delete", "/api/v1/environments/{id}"),
+            ("post", "/api/v1/projects/{project_id}/environments/{env_id}/copy"),
             ("get", "/api/v1/projects/{project_id}/feature-flags"), ("post", "/api/v1/projects/{project_id}/feature-flags"),
             ("post", "/api/v1/projects/{project_id}/feature-flags/bulk"),
             ("get", "/api/v1/feature-flags/{id}"), ("patch", "/api/v1/feature-flags/{id}"), ("delete", "/api/v1/feature-flags/{id}"),
