@@ -282,6 +282,12 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose") => {
             Needs(FlagInEnvironment, Editor)
         }
+        // Promotion: a flag's tab copies into its own environment; the project's form names
+        // its target in the body, and the handler asks of it what `ChangeEnvironment` asks.
+        ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/copy") => {
+            ChangeEnvironment(FlagInEnvironment)
+        }
+        ("POST", "/ui/{org}/{project}/promote") => Needs(Project("project"), Editor),
         // Release plans: every step changes (or stops changing) what the environment
         // serves, as the API's `…/release` routes.
         (

@@ -68,6 +68,9 @@ struct FlagPage {
     segments: Vec<String>,
     error: Option<String>,
     variations_text: String,
+    /// "Copy from another environment" (its sources are empty when the caller may not
+    /// copy here).
+    copy: super::promote::CopyPanel,
 }
 
 impl FlagPage {
@@ -119,8 +122,39 @@ pub(crate) async fn render_with(
     done: Option<&str>,
     refusal: Option<super::plans::Refusal>,
 ) -> PageResult {
+    render_all(cx, place, draft, error, done, refusal, None).await
+}
+
+/// The tab after a refused copy (400): the message above the editor, the copy control
+/// open with what was chosen and typed.
+pub(crate) async fn render_copy(
+    cx: &Ctx,
+    place: &Place,
+    draft: Draft,
+    error: String,
+    kept: super::promote::CopyPanel,
+) -> PageResult {
+    render_all(cx, place, draft, Some(error), None, None, Some(kept)).await
+}
+
+async fn render_all(
+    cx: &Ctx,
+    place: &Place,
+    draft: Draft,
+    error: Option<String>,
+    done: Option<&str>,
+    refusal: Option<super::plans::Refusal>,
+    kept: Option<super::promote::CopyPanel>,
+) -> PageResult {
     let (flag, env) = (place.flag()?, place.env()?);
     let frame = Frame::load(cx, place, "flags", flag.key.clone(), done).await?;
+    let may_copy = frame.can_edit() && (!env.protected || frame.is_admin());
+    let mut copy = super::promote::panel(cx, place, &frame.environments, may_copy).await?;
+    if let Some(kept) = kept {
+        copy.from = kept.from;
+        copy.comment = kept.comment;
+        copy.open = kept.open;
+    }
     let (segments, _) = manage::segments::list(&cx.store, &place.project.id, 1000, 0).await?;
     let held = super::release::held_here(cx, place, &frame).await?;
     let refused = refusal.is_some();
@@ -160,6 +194,7 @@ pub(crate) async fn render_with(
             segments: segments.into_iter().map(|s: Segment| s.key).collect(),
             error,
             variations_text,
+            copy,
         },
     ))
 }

@@ -30,7 +30,9 @@ pub(crate) struct Frame {
     pub(crate) role: Role,
     /// Which section link is current: flags, changes, releases, segments, keys, audit, ….
     pub(crate) section: &'static str,
-    pub(crate) notice: Option<&'static str>,
+    /// The notice of the action just done (a fixed text, or one a page made from what it
+    /// checked, as the settings page does after a promotion).
+    pub(crate) notice: Option<String>,
     /// What the live check compares: the project's ruleset versions when the page was
     /// rendered (the script asks `{base}/live` for the current value).
     pub(crate) live_version: String,
@@ -78,7 +80,7 @@ impl Frame {
             environments,
             role,
             section,
-            notice: notice.and_then(notice_text),
+            notice: notice.and_then(notice_text).map(str::to_owned),
             live_version,
             asset_css: super::assets::CSS_URL.as_str(),
             asset_js: super::assets::JS_URL.as_str(),
@@ -132,6 +134,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "Rolled back: everyone outside targets and rules gets the control."
         }
         "release_cancelled" => "Release plan cancelled; the configuration stays as it is.",
+        "copied" => "Copied: this environment now has the chosen environment's configuration.",
+        "copied_same" => "Nothing to copy: the configuration was already the same.",
         _ => return None,
     })
 }

@@ -22,6 +22,7 @@ mod keys;
 mod people;
 mod plans;
 mod playground;
+mod promote;
 mod release;
 mod segments;
 mod settings;
@@ -62,7 +63,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 57] = [
+pub const ROUTES: [(&str, &str); 59] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -83,6 +84,7 @@ pub const ROUTES: [(&str, &str); 57] = [
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/toggle"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/schedule"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/propose"),
+    ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/copy"),
     ("POST", "/ui/{org}/{project}/flags/{flag}/in/{env}/release"),
     (
         "POST",
@@ -136,6 +138,7 @@ pub const ROUTES: [(&str, &str); 57] = [
     ("POST", "/ui/{org}/{project}/settings"),
     ("POST", "/ui/{org}/{project}/environments"),
     ("POST", "/ui/{org}/{project}/environments/{env}"),
+    ("POST", "/ui/{org}/{project}/promote"),
     ("POST", "/ui/{org}/{project}/projects"),
     ("GET", "/ui/{org}/{project}/playground"),
 ];
@@ -168,6 +171,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/flags/{flag}/in/{env}/propose") => {
             post(|cx, place| release::hold(cx, place, "propose"))
         }
+        ("POST", "/flags/{flag}/in/{env}/copy") => post(promote::copy_flag),
         ("POST", "/flags/{flag}/in/{env}/release") => post(plans::start),
         ("POST", "/flags/{flag}/in/{env}/release/advance") => {
             post(|cx, place| plans::step(cx, place, "advance"))
@@ -223,6 +227,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/settings") => post(settings::save_project),
         ("POST", "/environments") => post(settings::create_environment),
         ("POST", "/environments/{env}") => post(settings::save_environment),
+        ("POST", "/promote") => post(promote::promote_project),
         ("POST", "/projects") => post(settings::create_project),
         ("GET", "/playground") => get(playground::page),
         _ => unreachable!("console route {method} {path} has no handler"),

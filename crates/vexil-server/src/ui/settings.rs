@@ -1,5 +1,6 @@
 //! The settings page: the project (name, description), its environments (name,
-//! production, protected; a new one), and a new project in the organization.
+//! production, protected; a new one), promotion from one environment into another (the
+//! form; `promote.rs` does it), and a new project in the organization.
 
 use askama::Template;
 use axum::Extension;
@@ -7,6 +8,7 @@ use axum::extract::Query;
 use serde_json::json;
 
 use super::form::url_encode;
+use super::promote::{PromoteForm, Promoted, PromotedQuery};
 use super::{Ctx, Done, Frame, Page, PageResult, Place};
 use crate::manage::environments::NewEnvironment;
 use crate::manage::fields::Patch;
@@ -21,11 +23,59 @@ struct SettingsPage {
     description: String,
     version: i64,
     error: Option<String>,
+    /// The promotion form, as typed after a refusal (else its defaults).
+    promote: PromoteForm,
+    /// What the promotion just done did.
+    promoted: Option<Promoted>,
 }
 
 async fn render(cx: &Ctx, place: &Place, error: Option<String>, done: Option<&str>) -> PageResult {
-    let frame = Frame::load(cx, place, "settings", "Settings", done).await?;
-    let refused = error.is_some();
+    render_all(cx, place, error, done, PromoteForm::default(), None).await
+}
+
+/// The settings page with the promotion form refused (400), everything typed kept.
+pub(crate) async fn render_promote(cx: &Ctx, place: &Place, form: PromoteForm) -> PageResult {
+    render_all(cx, place, None, None, form, None).await
+}
+
+async fn render_all(
+    cx: &Ctx,
+    place: &Place,
+    error: Option<String>,
+    done: Option<&str>,
+    mut promote: PromoteForm,
+    promoted: Option<&PromotedQuery>,
+) -> PageResult {
+    let mut frame = Frame::load(cx, place, "settings", "Settings", done).await?;
+    let refused = error.is_some() || promote.error.is_some();
+    // By default, from the first environment that is not production into the first that
+    // is.
+    let envs = &frame.environments;
+    if promote.from.is_empty() {
+        promote.from = envs
+            .iter()
+            .find(|e| !e.is_production)
+            .or(envs.first())
+            .map(|e| e.key.clone())
+            .unwrap_or_default();
+    }
+    if promote.into.is_empty() {
+        promote.into = envs
+            .iter()
+            .find(|e| e.is_production && e.key != promote.from)
+            .or(envs.iter().find(|e| e.key != promote.from))
+            .map(|e| e.key.clone())
+            .unwrap_or_default();
+    }
+    let promoted = match promoted {
+        Some(q) if done == Some("promoted") => {
+            super::promote::promoted(cx, &frame.environments, q).await?
+        }
+        _ => None,
+    };
+    if let Some(p) = &promoted {
+        frame.notice = Some(p.text.clone());
+    }
     Ok(Page::render_form(
         refused,
         &SettingsPage {
@@ -34,17 +84,28 @@ async fn render(cx: &Ctx, place: &Place, error: Option<String>, done: Option<&st
             description: place.project.description.clone(),
             version: place.project.version,
             error,
+            promote,
+            promoted,
         },
     ))
 }
 
-/// `GET /ui/{org}/{project}/settings`.
+/// `GET /ui/{org}/{project}/settings` (after a promotion, with what it did).
 pub(crate) async fn page(
     cx: Ctx,
     Extension(place): Extension<Place>,
     Query(q): Query<Done>,
+    Query(promoted): Query<PromotedQuery>,
 ) -> PageResult {
-    render(&cx, &place, None, q.done.as_deref()).await
+    render_all(
+        &cx,
+        &place,
+        None,
+        q.done.as_deref(),
+        PromoteForm::default(),
+        Some(&promoted),
+    )
+    .await
 }
 
 /// Shows a refusal the person can act on above the settings; anything else is an error
