@@ -1266,3 +1266,167 @@ async fn a_release_is_started_advanced_and_rolled_back_by_its_guard_in_the_brows
     b.wait_for_text("Rolled back at").await;
     assert!(b.find_all("#start-release").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configurations_are_copied_and_promoted_in_the_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let project = app.default_project().await;
+    let dev = app.environment(&project, "development").await;
+    let prod = app.environment(&project, "production").await;
+    let mut ids = Vec::new();
+    for key in ["checkout", "banner"] {
+        let flag = json_status(
+            app.post(
+                &format!("/api/v1/projects/{project}/feature-flags"),
+                json!({"key": key}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        ids.push(flag["id"].as_str().unwrap().to_owned());
+    }
+    let config = |flag: &str, env: &str| format!("/api/v1/flags/{flag}/environments/{env}/config");
+    // The checkout is configured in development only.
+    json_ok(
+        app.patch(
+            &config(&ids[0], &dev),
+            json!({"enabled": true,
+                "rules": [{"clauses": [{"attribute": "email", "op": "ends_with", "values": ["@example.com"]}],
+                           "serve": {"variation": "on"}}],
+                "fallthrough": {"rollout": {"variations": [
+                    {"variation": "on", "weight": 25000}, {"variation": "off", "weight": 75000}]}}}),
+        )
+        .await,
+    )
+    .await;
+    let ui = |path: &str| app.url(&format!("/ui/default/default{path}"));
+
+    // Production is protected: an admin copies the checkout from its production tab.
+    browser_sign_in(&b, &app, "ada@example.com", "admin").await;
+    b.goto(&ui("/flags/checkout/in/production")).await;
+    b.click("#copy-from summary").await;
+    b.wait_for_text("Development serves: on, 1 rule, default: on 25 %, off 75 % rollout")
+        .await;
+    assert_eq!(b.value("#copy-from-env").await, "development");
+    b.click("#copy-from .copy-sources details summary").await;
+    b.screenshot(&screenshots().join("console-copy.png")).await;
+    assert!(b.find_all("#r0c0-attr").await.is_empty());
+    b.fill("#copy-comment", "ship the checkout").await;
+    b.accept_dialogs("").await;
+    b.click("#copy-from button[type=submit]").await;
+    b.wait_for_text("Copied: this environment now has").await;
+    assert_eq!(b.value("#r0c0-attr").await, "email");
+    let copied = json_ok(app.get(&config(&ids[0], &prod)).await).await;
+    assert_eq!(copied["enabled"], true, "{copied}");
+    assert_eq!(
+        copied["fallthrough"]["rollout"]["variations"][0]["weight"],
+        25000
+    );
+    // Now the same: the control says so.
+    b.click("#copy-from summary").await;
+    b.wait_for_text("same as Production").await;
+    b.click("nav.tabs a[href$='/history']").await;
+    b.wait_for_text("copied from development: ship the checkout")
+        .await;
+
+    // The whole project: the banner, switched on in development, is promoted with it.
+    json_ok(
+        app.patch(&config(&ids[1], &dev), json!({"enabled": true}))
+            .await,
+    )
+    .await;
+    b.goto(&ui("/settings")).await;
+    assert_eq!(b.value("#pr-from").await, "development");
+    assert_eq!(b.value("#pr-into").await, "production");
+    b.fill("#pr-comment", "release train").await;
+    b.accept_dialogs("").await;
+    b.click("#promote button[type=submit]").await;
+    b.wait_for_text(
+        "Copied Development into Production: 1 configuration changed, 1 already equal.",
+    )
+    .await;
+    b.wait_for_text("checkout was already equal").await;
+    let banner = json_ok(app.get(&config(&ids[1], &prod)).await).await;
+    assert_eq!(banner["enabled"], true, "{banner}");
+    // Again: nothing changes.
+    b.accept_dialogs("").await;
+    b.click("#promote button[type=submit]").await;
+    b.wait_for_text(
+        "Nothing changed: Production already served what Development serves (2 flags).",
+    )
+    .await;
+
+    // A live release plan owns the banner's default in production: a promotion that would
+    // change it is refused, said on the page, with the form as it was.
+    json_status(
+        app.post(
+            &format!("/api/v1/flags/{}/environments/{prod}/release", ids[1]),
+            json!({"auto_advance": false}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    json_ok(
+        app.patch(
+            &config(&ids[1], &dev),
+            json!({"fallthrough": {"variation": "off"}}),
+        )
+        .await,
+    )
+    .await;
+    b.fill("#pr-comment", "second train").await;
+    b.accept_dialogs("").await;
+    b.click("#promote button[type=submit]").await;
+    b.wait_for_text("Not copied: flag 'banner': ").await;
+    let alert = b
+        .script(
+            "return document.querySelector('#promote .error[role=alert]').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        alert.as_str().unwrap().contains("release"),
+        "the release plan is named: {alert}"
+    );
+    assert_eq!(b.value("#pr-comment").await, "second train");
+    assert_eq!(b.value("#pr-into").await, "production");
+    let still = json_ok(app.get(&config(&ids[1], &prod)).await).await;
+    assert!(still["fallthrough"]["rollout"].is_object(), "{still}");
+    b.script(
+        "document.getElementById('promote').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-promote.png"))
+        .await;
+    b.script(
+        "document.documentElement.setAttribute('data-theme', 'dark')",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-promote-dark.png"))
+        .await;
+
+    // An editor: no copy into protected production, neither from the tab nor the form.
+    b.click("form[action='/ui/logout'] button").await;
+    b.wait_for_text("Sign in to Vexil").await;
+    browser_sign_in(&b, &app, "ed@example.com", "editor").await;
+    b.goto(&ui("/flags/checkout/in/production")).await;
+    b.wait_for_text("only admins change its configuration")
+        .await;
+    assert!(b.find_all("#copy-from").await.is_empty());
+    b.goto(&ui("/flags/banner/in/development")).await;
+    b.find("#copy-from").await;
+    b.goto(&ui("/settings")).await;
+    b.accept_dialogs("").await;
+    b.click("#promote button[type=submit]").await;
+    b.wait_for_text("Production is protected: copying into it needs the admin role")
+        .await;
+}
