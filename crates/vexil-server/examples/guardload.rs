@@ -81,19 +81,7 @@ async fn trials(args: &Args, server: &ChildServer) -> anyhow::Result<()> {
     );
     let client = reqwest::Client::new();
     let api = Api::new(server.addr, client.clone());
-    let project = api.get("/api/v1/projects").await?["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let envs = api
-        .get(&format!("/api/v1/projects/{project}/environments"))
-        .await?;
-    let env = envs["items"]
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["key"] == "production"))
-        .and_then(|e| e["id"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("no production environment"))?
-        .to_owned();
+    let (project, env) = api.production().await?;
     let key = api
         .send(
             reqwest::Method::POST,

@@ -80,20 +80,7 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
 
 async fn measure(args: &Args, api: &Api) -> anyhow::Result<()> {
     use reqwest::Method;
-    let projects = api.get("/api/v1/projects").await?;
-    let project = projects["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let envs = api
-        .get(&format!("/api/v1/projects/{project}/environments"))
-        .await?;
-    let env = envs["items"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["key"] == "production"))
-        .and_then(|e| e["id"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let (project, env) = api.production().await?;
     let key = api
         .send(
             Method::POST,

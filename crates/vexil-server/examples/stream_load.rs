@@ -288,19 +288,7 @@ struct Seeded {
 }
 
 async fn seed(api: &Api, flags: usize) -> anyhow::Result<Seeded> {
-    let project = api.get("/api/v1/projects").await?["items"][0]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let envs = api
-        .get(&format!("/api/v1/projects/{project}/environments"))
-        .await?;
-    let env = envs["items"]
-        .as_array()
-        .and_then(|a| a.iter().find(|e| e["key"] == "production"))
-        .and_then(|e| e["id"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("no production environment"))?
-        .to_owned();
+    let (project, env) = api.production().await?;
     // A few writers at once; SQLite serializes them anyway.
     let next = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();

@@ -281,6 +281,24 @@ impl Api {
         }
     }
 
+    /// The bootstrapped project and its production environment: `(project id, env id)`.
+    pub(crate) async fn production(&self) -> anyhow::Result<(String, String)> {
+        let project = self.get("/api/v1/projects").await?["items"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let envs = self
+            .get(&format!("/api/v1/projects/{project}/environments"))
+            .await?;
+        let env = envs["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["key"] == "production"))
+            .and_then(|e| e["id"].as_str())
+            .ok_or_else(|| anyhow::anyhow!("no production environment"))?
+            .to_owned();
+        Ok((project, env))
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         self.send(reqwest::Method::GET, path, None).await
     }

@@ -251,6 +251,20 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Creates a boolean flag `key` in a project and returns its id.
+    pub(crate) async fn create_flag(&self, project_id: &str, key: &str) -> String {
+        let created = json_status(
+            self.post(
+                &format!("/api/v1/projects/{project_id}/feature-flags"),
+                serde_json::json!({"key": key}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        created["id"].as_str().expect("id").to_owned()
+    }
+
     /// Creates an API key of `kind` (`server`, `client`, `mobile`) for an environment and
     /// returns its secret.
     pub(crate) async fn api_key(

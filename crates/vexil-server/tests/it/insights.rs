@@ -22,18 +22,7 @@ struct Setup {
 async fn setup(app: &TestApp, flag_key: &str, config: Value) -> Setup {
     let project = app.default_project().await;
     let prod = app.environment(&project, "production").await;
-    let flag = json_status(
-        app.post(
-            &format!("/api/v1/projects/{project}/feature-flags"),
-            json!({"key": flag_key}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let flag = app.create_flag(&project, flag_key).await;
     json_ok(
         app.patch(
             &format!("/api/v1/flags/{flag}/environments/{prod}/config"),

@@ -15,21 +15,6 @@ struct Setup {
     banner: String,
 }
 
-async fn flag(app: &TestApp, project: &str, key: &str) -> String {
-    json_status(
-        app.post(
-            &format!("/api/v1/projects/{project}/feature-flags"),
-            json!({"key": key}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn config_path(flag: &str, env: &str) -> String {
     format!("/api/v1/flags/{flag}/environments/{env}/config")
 }
@@ -49,9 +34,9 @@ async fn setup(app: &TestApp) -> Setup {
         201,
     )
     .await;
-    let checkout = flag(app, &project, "new-checkout").await;
-    let banner = flag(app, &project, "banner").await;
-    let old = flag(app, &project, "old-thing").await;
+    let checkout = app.create_flag(&project, "new-checkout").await;
+    let banner = app.create_flag(&project, "banner").await;
+    let old = app.create_flag(&project, "old-thing").await;
     json_ok(
         app.patch(
             &config_path(&checkout, &dev),

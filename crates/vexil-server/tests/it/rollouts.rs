@@ -36,18 +36,7 @@ struct Setup {
 async fn setup(app: &TestApp, flag_key: &str) -> Setup {
     let project = app.default_project().await;
     let prod = app.environment(&project, "production").await;
-    let flag = json_status(
-        app.post(
-            &format!("/api/v1/projects/{project}/feature-flags"),
-            json!({"key": flag_key}),
-        )
-        .await,
-        201,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let flag = app.create_flag(&project, flag_key).await;
     let rule = |value: &str, serve: &str| {
         json!({"clauses": [{"attribute": "customerId", "op": "in", "values": [value]}],
                "serve": {"variation": serve}})
