@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::fields::check_comment;
 use super::flag_configs::{commit_in, refuse_unapproved};
@@ -36,6 +36,11 @@ pub(crate) struct CopyInput {
 
 /// What a copy did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"changed": [{"flag_id": "0190e0a4-0000-7000-8000-000000000005", "flag_key": "new-checkout",
+    "environment_id": "0190e0a4-0000-7000-8000-000000000004", "environment_key": "production",
+    "enabled": true, "off_variation": "off", "fallthrough": {"variation": "on"}, "targets": [], "rules": [],
+    "prerequisites": [], "watch_events": [], "version": 4, "updated_at": "2026-12-04T10:00:00.000Z"}],
+    "unchanged": ["banner"]}))]
 pub(crate) struct Copied {
     /// The configurations that changed, as they now are (a new version each).
     pub(crate) changed: Vec<FlagConfig>,
