@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::fields::check_comment;
 use super::flag_configs::{commit_in, refuse_unapproved};
