@@ -1126,7 +1126,7 @@ const GUARD_LEASE: &str = "release-guard";
 /// Whether any release plan is live (the guard's cheap first look).
 pub(crate) async fn any_live(store: &Store) -> Result<bool> {
     let mut conn = store.read().await?;
-    Ok(!rows::live(&mut conn).await?.is_empty())
+    Ok(rows::any_live(&mut conn).await?)
 }
 
 /// The release guard's work at `now`: rolls back every live plan whose guard tripped and

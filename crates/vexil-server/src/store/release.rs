@@ -171,11 +171,18 @@ pub(crate) async fn live_for(
     flag_id: &str,
     env_id: &str,
 ) -> StoreResult<Option<PlanRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM release_plans WHERE flag_id = $1 AND environment_id = $2 \
-         AND status IN ('running', 'paused')"
-    );
-    super::fetch_opt(conn, sql, &[flag_id, env_id]).await
+    let live = live_where(conn, LiveOf::Flag, flag_id).await?;
+    Ok(live.into_iter().find(|p| p.environment_id == env_id))
+}
+
+/// Whether any plan of the instance is live (the guard's cheap first look).
+pub(crate) async fn any_live(conn: &mut AnyConnection) -> StoreResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM release_plans WHERE status IN ('running', 'paused') LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// The live plans of a flag (`flag_id`) or of an environment (`env_id`), oldest first.

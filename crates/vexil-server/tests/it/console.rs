@@ -989,28 +989,12 @@ async fn the_insights_tab_charts_evaluations_and_events_per_variation() {
 /// An SDK's report (with a server key) of `counts` evaluations of `flag` per variation,
 /// and a tracked `error` event from each of `users`.
 async fn sdk_traffic(app: &TestApp, key: &str, flag: &str, counts: Value, users: &[String]) {
-    let now = crate::utc_in(0);
-    let report = json!({"start": now, "end": now, "flags": {flag: counts}});
-    let r = app
-        .anonymous(Method::POST, "/api/v1/sdk/metrics")
-        .bearer_auth(key)
-        .json(&report)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
     let events: Vec<Value> = users
         .iter()
         .map(|u| json!({"key": "error", "context": {"targetingKey": u}}))
         .collect();
-    let r = app
-        .anonymous(Method::POST, "/api/v1/track")
-        .bearer_auth(key)
-        .json(&json!({"events": events}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    app.report_and_track(key, json!({flag: counts}), &events)
+        .await;
 }
 
 /// Reloads `url` until its text contains `text` (the guard and the insights flush work in
@@ -1056,16 +1040,7 @@ async fn a_release_is_started_advanced_and_rolled_back_by_its_guard_in_the_brows
     let dev = app.environment(&project, "development").await;
     let mut ids = Vec::new();
     for key in ["chat-widget", "new-checkout"] {
-        let flag = json_status(
-            app.post(
-                &format!("/api/v1/projects/{project}/feature-flags"),
-                json!({"key": key}),
-            )
-            .await,
-            201,
-        )
-        .await;
-        ids.push(flag["id"].as_str().unwrap().to_owned());
+        ids.push(app.create_flag(&project, key).await);
     }
     // Another flag's plan, started over the API in development (for the project's list).
     json_status(
@@ -1280,16 +1255,7 @@ async fn configurations_are_copied_and_promoted_in_the_browser() {
     let prod = app.environment(&project, "production").await;
     let mut ids = Vec::new();
     for key in ["checkout", "banner"] {
-        let flag = json_status(
-            app.post(
-                &format!("/api/v1/projects/{project}/feature-flags"),
-                json!({"key": key}),
-            )
-            .await,
-            201,
-        )
-        .await;
-        ids.push(flag["id"].as_str().unwrap().to_owned());
+        ids.push(app.create_flag(&project, key).await);
     }
     let config = |flag: &str, env: &str| format!("/api/v1/flags/{flag}/environments/{env}/config");
     // The checkout is configured in development only.

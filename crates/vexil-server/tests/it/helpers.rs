@@ -265,6 +265,36 @@ impl TestApp {
         created["id"].as_str().expect("id").to_owned()
     }
 
+    /// What an SDK with server key `key` sends: a metrics report of `flags` (`{"<flag>":
+    /// {"<variation>": n}}`) ending now, then the tracked `events` in batches of 1000.
+    pub(crate) async fn report_and_track(
+        &self,
+        key: &str,
+        flags: serde_json::Value,
+        events: &[serde_json::Value],
+    ) {
+        let now = utc_in(0);
+        let report = serde_json::json!({"start": now, "end": now, "flags": flags});
+        let r = self
+            .anonymous(Method::POST, "/api/v1/sdk/metrics")
+            .bearer_auth(key)
+            .json(&report)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "the metrics report");
+        for batch in events.chunks(1000) {
+            let r = self
+                .anonymous(Method::POST, "/api/v1/track")
+                .bearer_auth(key)
+                .json(&serde_json::json!({"events": batch}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202, "the tracked events");
+        }
+    }
+
     /// Creates an API key of `kind` (`server`, `client`, `mobile`) for an environment and
     /// returns its secret.
     pub(crate) async fn api_key(

@@ -146,30 +146,11 @@ async fn plan_when(
 /// An SDK's report of what it served, and `errors` tracked `error` events from customers
 /// it served `variation`.
 async fn traffic(app: &TestApp, s: &Setup, counts: Value, errors: &[String]) {
-    let now = crate::utc_in(0);
-    let report = json!({"start": now, "end": now, "flags": counts});
-    with_key(
-        app,
-        &s.key,
-        Method::POST,
-        "/api/v1/sdk/metrics",
-        Some(report),
-    )
-    .await;
-    for chunk in errors.chunks(1000) {
-        let events: Vec<Value> = chunk
-            .iter()
-            .map(|c| json!({"key": "error", "context": {"targetingKey": format!("user-of-{c}"), "customerId": c}}))
-            .collect();
-        with_key(
-            app,
-            &s.key,
-            Method::POST,
-            "/api/v1/track",
-            Some(json!({"events": events})),
-        )
-        .await;
-    }
+    let events: Vec<Value> = errors
+        .iter()
+        .map(|c| json!({"key": "error", "context": {"targetingKey": format!("user-of-{c}"), "customerId": c}}))
+        .collect();
+    app.report_and_track(&s.key, counts, &events).await;
 }
 
 async fn ofrep(app: &TestApp, s: &Setup, flag: &str, customer: &str) -> Value {
