@@ -35,6 +35,14 @@ impl Actor {
         }
     }
 
+    /// The job that delivers webhooks (and disables one whose deliveries keep failing).
+    pub(crate) fn webhooks() -> Actor {
+        Actor {
+            id: "webhooks".into(),
+            name: "webhook delivery".into(),
+        }
+    }
+
     /// The job that applies scheduled changes and change requests at their time.
     pub(crate) fn scheduler() -> Actor {
         Actor {
@@ -130,6 +138,10 @@ actions! {
     MemberAdd => "member.add",
     MemberUpdate => "member.update",
     MemberRemove => "member.remove",
+    WebhookCreate => "webhook.create",
+    WebhookUpdate => "webhook.update",
+    WebhookDelete => "webhook.delete",
+    WebhookDisable => "webhook.disable",
 }
 
 impl Action {

@@ -104,6 +104,23 @@ pub struct Config {
     #[arg(long, env = "VEXIL_RELEASE_GUARD_MS", default_value_t = 5_000,
         value_parser = clap::value_parser!(u64).range(100..=10_000))]
     pub release_guard_ms: u64,
+    /// The console's address as people reach it (`https://flags.example.com`), for the
+    /// links in webhook messages; default `http://` and the listen address.
+    #[arg(long, env = "VEXIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Let webhooks reach loopback, private and link-local addresses (refused by default,
+    /// so that a webhook cannot be used to probe the server's own network).
+    #[arg(long, env = "VEXIL_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Milliseconds before a failed webhook delivery is first retried; each retry waits
+    /// twice as long as the last (at most an hour).
+    #[arg(long, env = "VEXIL_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub webhook_retry_base_ms: u64,
+    /// Seconds a webhook delivery is retried before the webhook is disabled (24 h).
+    #[arg(long, env = "VEXIL_WEBHOOK_RETRY_FOR_SECS", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub webhook_retry_for_secs: u64,
     /// A `temporary` flag older than this many days is stale.
     #[arg(long, env = "VEXIL_STALE_TEMPORARY_DAYS", default_value_t = 40)]
     pub stale_temporary_days: u32,
@@ -156,6 +173,11 @@ impl Config {
             stale_unused_days: 30,
             stale_single_variation_days: 14,
             stale_temporary_days: 40,
+            public_url: None,
+            // Tests deliver to receivers on loopback.
+            webhook_allow_private: true,
+            webhook_retry_base_ms: 100,
+            webhook_retry_for_secs: 86_400,
             log_format: "json".into(),
         }
     }

@@ -20,6 +20,7 @@ mod schemas;
 mod snapshots;
 pub mod store;
 pub mod ui;
+mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ pub struct App {
     listener: TcpListener,
     limits: http::serve::Limits,
     guard_every: std::time::Duration,
+    retry: manage::webhooks::Retry,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -67,8 +69,22 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let bound = listener.local_addr()?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            let host = if bound.ip().is_unspecified() {
+                format!("localhost:{}", bound.port())
+            } else {
+                bound.to_string()
+            };
+            format!("http://{host}")
+        });
+        let webhooks = Arc::new(
+            webhook::Sender::new(config.webhook_allow_private, &public_url)
+                .context("building the webhook client")?,
+        );
         let state = AppState {
             store,
+            webhooks,
             metrics: Arc::default(),
             snapshots: plane.snapshots.clone(),
             keys: plane.keys.clone(),
@@ -85,6 +101,12 @@ impl App {
             listener,
             limits: http::serve::Limits::from_config(config),
             guard_every: std::time::Duration::from_millis(config.release_guard_ms),
+            retry: manage::webhooks::Retry {
+                base_ms: i64::try_from(config.webhook_retry_base_ms).unwrap_or(5_000),
+                give_up_after_ms: i64::try_from(config.webhook_retry_for_secs)
+                    .unwrap_or(86_400)
+                    .saturating_mul(1000),
+            },
             state,
             shutdown,
         })
@@ -113,6 +135,7 @@ impl App {
             &self.state.insights,
             self.guard_every,
         ));
+        all.extend(jobs::webhooks(&store, &self.state.webhooks, self.retry));
         all.extend(jobs::insights(
             &store,
             &self.state.snapshots,

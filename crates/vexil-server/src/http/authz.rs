@@ -34,6 +34,7 @@ pub enum Resolve {
     ApiKey(&'static str),
     /// A scheduled change or change request, protected as its environment.
     PendingChange(&'static str),
+    Webhook(&'static str),
 }
 
 impl Resolve {
@@ -50,6 +51,7 @@ impl Resolve {
             Segment(p) => (Of::Segment, "segment", p),
             ApiKey(p) => (Of::ApiKey, "API key", p),
             PendingChange(p) => (Of::PendingChange, "change", p),
+            Webhook(p) => (Of::Webhook, "webhook", p),
             FlagInEnvironment => return None,
         })
     }
@@ -195,6 +197,18 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("POST", "/api/v1/projects/{project_id}/api-keys") => Needs(Project("project_id"), Admin),
         ("DELETE", "/api/v1/api-keys/{id}") | ("PATCH", "/api/v1/api-keys/{id}/revoke") => {
             Needs(ApiKey("id"), Admin)
+        }
+        // Webhooks send a project's changes elsewhere: admins only, reading included (a
+        // delivery's payload carries the audit entry).
+        ("GET" | "POST", "/api/v1/projects/{project_id}/webhooks") => {
+            Needs(Project("project_id"), Admin)
+        }
+        ("GET" | "PATCH" | "DELETE", "/api/v1/webhooks/{id}")
+        | ("POST", "/api/v1/webhooks/{id}/test")
+        | ("GET", "/api/v1/webhooks/{id}/deliveries")
+        | ("GET", "/api/v1/webhooks/{id}/deliveries/{delivery_id}")
+        | ("POST", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver") => {
+            Needs(Webhook("id"), Admin)
         }
         // Filtered to the caller's organizations (and own actions) in the handlers.
         ("GET", "/api/v1/audit-logs" | "/api/v1/audit-logs/verify" | "/api/v1/audit-logs/{id}") => {

@@ -32,6 +32,7 @@ pub(crate) mod simple;
 pub(crate) mod stream;
 pub(crate) mod tokens;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +57,8 @@ pub(crate) const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<Store>,
+    /// The client webhooks are sent with (tests and redeliveries go out from the request).
+    pub(crate) webhooks: Arc<crate::webhook::Sender>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) snapshots: Arc<Snapshots>,
     pub(crate) keys: Arc<KeyRing>,
@@ -86,6 +89,12 @@ impl FromRef<AppState> for Arc<Snapshots> {
 impl FromRef<AppState> for Arc<crate::insights::Insights> {
     fn from_ref(s: &AppState) -> Arc<crate::insights::Insights> {
         s.insights.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::webhook::Sender> {
+    fn from_ref(s: &AppState) -> Arc<crate::webhook::Sender> {
+        s.webhooks.clone()
     }
 }
 
@@ -124,6 +133,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(insights::router())
         .merge(segments::router())
         .merge(api_keys::router())
+        .merge(webhooks::router())
         .merge(audit_logs::router())
         .merge(members::router())
         .merge(tokens::router())

@@ -8,6 +8,7 @@
 mod insights;
 mod release;
 mod upkeep;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 pub(crate) use insights::{flush_insights, insights};
 pub(crate) use release::release;
 pub(crate) use upkeep::upkeep;
+pub(crate) use webhooks::webhooks;
 
 type Run = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync>;
 

@@ -29,6 +29,7 @@ pub(crate) mod sessions;
 pub(crate) mod simple;
 pub(crate) mod tokens;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 #[cfg(test)]
 mod tests;

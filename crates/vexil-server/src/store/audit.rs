@@ -104,10 +104,12 @@ pub(crate) async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreRe
         hash: String::new(),
     };
     entry.hash = entry.compute_hash();
+    let (project_id, environment_id) = concerns(&mut *conn, &entry).await?;
     sqlx::query(
         "INSERT INTO audit_log (seq, id, at, actor_id, actor_name, action, resource_type, resource_id, \
-         before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash, organization_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         before_doc, after_doc, comment, ip, user_agent, request_id, prev_hash, hash, organization_id, \
+         project_id, environment_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(entry.seq)
     .bind(&entry.id)
@@ -126,9 +128,61 @@ pub(crate) async fn append(conn: &mut AnyConnection, e: NewEntry<'_>) -> StoreRe
     .bind(&entry.prev_hash)
     .bind(&entry.hash)
     .bind(&entry.organization_id)
+    .bind(project_id)
+    .bind(environment_id)
     .execute(&mut *conn)
     .await?;
     Ok(entry)
+}
+
+/// The project and environment an entry concerns, for webhooks to find it: from its
+/// documents (`project_id`, `environment_id`, else the project of its `environment_id` or
+/// `flag_id`), looked up while the resources still exist. Not part of the hash: derived.
+async fn concerns(
+    conn: &mut AnyConnection,
+    entry: &AuditEntry,
+) -> StoreResult<(Option<String>, Option<String>)> {
+    let field = |name: &str| {
+        [&entry.after, &entry.before]
+            .into_iter()
+            .flatten()
+            .find_map(|doc| {
+                let doc = match doc.as_array() {
+                    // A change of several environments (the kill switch) concerns none of them.
+                    Some(all) if all.len() > 1 && name == "environment_id" => return None,
+                    Some(all) => all.first()?,
+                    None => doc,
+                };
+                doc.get(name).and_then(Value::as_str).map(str::to_owned)
+            })
+    };
+    let id = Some(entry.resource_id.clone());
+    let environment_id = match entry.resource_type.as_str() {
+        "environment" => id.clone(),
+        _ => field("environment_id"),
+    };
+    let mut project_id = match entry.resource_type.as_str() {
+        "project" => id.clone(),
+        _ => field("project_id"),
+    };
+    if project_id.is_none() {
+        let flag_id = match entry.resource_type.as_str() {
+            "flag" => id,
+            _ => field("flag_id"),
+        };
+        let lookup = match (&environment_id, &flag_id) {
+            (Some(env), _) => Some(("SELECT project_id FROM environments WHERE id = $1", env)),
+            (None, Some(flag)) => Some(("SELECT project_id FROM flags WHERE id = $1", flag)),
+            (None, None) => None,
+        };
+        if let Some((sql, id)) = lookup {
+            project_id = sqlx::query_scalar(sql)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+    }
+    Ok((project_id, environment_id))
 }
 
 /// Filters of `GET /api/v1/audit-logs`.

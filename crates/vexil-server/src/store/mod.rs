@@ -23,6 +23,7 @@ pub(crate) mod sessions;
 mod sqlite;
 pub(crate) mod tokens;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -7,10 +7,10 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::{Conn, StoreResult, now_rfc3339};
-use super::{environments, flags, organizations, projects, segments};
+use super::{environments, flags, organizations, projects, segments, webhooks};
 
 /// A record with an id and a version (organizations, projects, environments, flags,
-/// segments).
+/// segments, webhooks).
 pub(crate) trait Record: Serialize + Clone + Send + Sync + Sized {
     /// What a person calls it ("organization"), in messages.
     const WHAT: &'static str;
@@ -86,4 +86,5 @@ records! {
     environments::Environment => environments, "environment", "environments";
     flags::Flag => flags, "flag", "flags";
     segments::Segment => segments, "segment", "segments";
+    webhooks::Webhook => webhooks, "webhook", "webhooks";
 }

@@ -29,6 +29,7 @@ pub(crate) enum Of {
     ApiKey,
     /// A scheduled change or change request, protected as its environment.
     PendingChange,
+    Webhook,
 }
 
 impl Of {
@@ -68,6 +69,10 @@ impl Of {
             Of::PendingChange => {
                 "SELECT c.organization_id, e.protected FROM pending_changes c \
                  JOIN environments e ON e.id = c.environment_id WHERE c.id = $1"
+            }
+            Of::Webhook => {
+                "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM webhooks w \
+                 JOIN projects p ON p.id = w.project_id WHERE w.id = $1"
             }
         }
     }

@@ -206,6 +206,8 @@ both_backends! {
             ("change config in protected production", Method::PATCH, format!("/api/v1/flags/{f}/environments/{p}/config"), Some(r#"{"comment": "{r}", "rules": []}"#), [403, 403, 200, 200]),
             ("toggle in protected production", Method::PATCH, format!("/api/v1/flags/{f}/environments/{p}/config/toggle"), Some(r#"{"comment": "{r}"}"#), [403, 403, 200, 200]),
             ("create an API key", Method::POST, format!("/api/v1/projects/{pr}/api-keys"), Some(key_body.as_str()), [403, 403, 201, 201]),
+            ("list webhooks", Method::GET, format!("/api/v1/projects/{pr}/webhooks"), None, [403, 403, 200, 200]),
+            ("create a webhook", Method::POST, format!("/api/v1/projects/{pr}/webhooks"), Some(r#"{"name": "{r}", "url": "https://hooks.example.com/{r}"}"#), [403, 403, 201, 201]),
             ("create an environment", Method::POST, format!("/api/v1/projects/{pr}/environments"), Some(r#"{"key": "env-{r}"}"#), [403, 403, 201, 201]),
             ("rename the organization", Method::PATCH, format!("/api/v1/organizations/{o}"), Some(r#"{"name": "Renamed by {r}"}"#), [403, 403, 200, 200]),
             ("add a member", Method::POST, format!("/api/v1/organizations/{o}/members"), Some(r#"{"email": "new-{r}@example.com", "role": "viewer"}"#), [403, 403, 201, 201]),

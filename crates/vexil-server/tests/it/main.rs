@@ -30,5 +30,6 @@ mod segments;
 mod simple;
 mod stream;
 mod webdriver;
+mod webhooks;
 
 pub(crate) use helpers::*;

@@ -368,3 +368,17 @@ pub(crate) enum OfrepStreamError {
     Api(super::errors::ErrorBody),
     Ofrep(OfrepBulkFailure),
 }
+
+/// JSON merge patch of a webhook (its secret and project never change here). Enabling a
+/// webhook clears the reason the server disabled it for.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"enabled": true, "events": ["flag.*", "release.rolled_back"]}))]
+pub(crate) struct WebhookPatch {
+    name: Option<String>,
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    format: Option<String>,
+    enabled: Option<bool>,
+    /// For the audit trail.
+    comment: Option<String>,
+}
