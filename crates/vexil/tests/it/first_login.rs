@@ -3,78 +3,17 @@
 //! `default`; `vexil admin reset-password` and `vexil admin create-user` work on the same
 //! database; a restart prints nothing again.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::server::Server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vexil");
 
-/// A running `vexil serve`, killed when dropped; its stderr lines arrive on `lines`.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn serve(db: &str) -> Server {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db,
-        ])
-        .env_remove("VEXIL_BOOTSTRAP_TOKEN")
-        .env_remove("VEXIL_ADMIN_EMAIL")
-        .env("VEXIL_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vexil serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let server = Server {
-        child,
-        lines,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if reqwest::blocking_get(&format!("{}/health", server.base)) {
-            return server;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vexil serve did not become healthy"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    Server::start(db, &[], &[])
 }
 
 /// Minimal blocking helpers over reqwest's async client.
@@ -86,10 +25,6 @@ mod reqwest {
             .enable_all()
             .build()
             .expect("runtime")
-    }
-
-    pub(crate) fn blocking_get(url: &str) -> bool {
-        runtime().block_on(async { ::reqwest::get(url).await.is_ok_and(|r| r.status() == 200) })
     }
 
     pub(crate) fn login(base: &str, email: &str, password: &str) -> (u16, serde_json::Value) {

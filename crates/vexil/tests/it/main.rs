@@ -1,6 +1,9 @@
-//! Tests of the `vexil` binary from outside: the operator's first login, and the TypeScript
-//! and Python SDKs' own test suites run against a `vexil serve` started from this binary.
+//! Tests of the `vexil` binary from outside: the operator's first login; the TypeScript
+//! and Python SDKs' own test suites run against a `vexil serve` started from this binary;
+//! webhooks verified by the `standardwebhooks` package and surviving a `kill -9`.
 
 mod first_login;
 mod js_sdk;
 mod python_sdk;
+mod server;
+mod webhooks;

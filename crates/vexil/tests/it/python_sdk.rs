@@ -20,7 +20,7 @@ fn venv_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("../sdk-python-venv")
 }
 
-fn venv_tool(venv: &Path, tool: &str) -> PathBuf {
+pub(crate) fn venv_tool(venv: &Path, tool: &str) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join(format!("{tool}.exe"))
     } else {
@@ -28,7 +28,7 @@ fn venv_tool(venv: &Path, tool: &str) -> PathBuf {
     }
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "--- stdout ---\n{}\n--- stderr ---\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -37,7 +37,7 @@ fn text(output: &Output) -> String {
 }
 
 /// Runs `command`, failing the test with its output unless it succeeds.
-fn run(what: &str, command: &mut Command) -> Output {
+pub(crate) fn run(what: &str, command: &mut Command) -> Output {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
@@ -52,7 +52,7 @@ fn run(what: &str, command: &mut Command) -> Output {
 
 /// The `python3` version as (major, minor), or why it is unusable (missing, too old, or
 /// unable to create a virtual environment).
-fn python_version() -> Result<(u32, u32), String> {
+pub(crate) fn python_version() -> Result<(u32, u32), String> {
     let output = Command::new("python3")
         .args([
             "-c",
