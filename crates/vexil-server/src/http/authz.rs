@@ -324,6 +324,17 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             "/ui/{org}/{project}/changes/{change_id}/apply"
             | "/ui/{org}/{project}/changes/{change_id}/cancel",
         ) => Needs(PendingChange("change_id"), Editor),
+        // Webhooks: admins only, reading included, as for the API. A webhook in the URL is
+        // its id; the handlers check that it is the URL's project's.
+        ("GET" | "POST", "/ui/{org}/{project}/webhooks") => Needs(Project("project"), Admin),
+        ("GET" | "POST", "/ui/{org}/{project}/webhooks/{webhook}")
+        | (
+            "POST",
+            "/ui/{org}/{project}/webhooks/{webhook}/toggle"
+            | "/ui/{org}/{project}/webhooks/{webhook}/test"
+            | "/ui/{org}/{project}/webhooks/{webhook}/delete"
+            | "/ui/{org}/{project}/webhooks/{webhook}/deliveries/{delivery_id}/redeliver",
+        ) => Needs(Webhook("webhook"), Admin),
         ("GET", "/ui/{org}/{project}/segments/{segment}") => Needs(Segment("segment"), Viewer),
         (
             "POST",

@@ -105,6 +105,12 @@ pub(crate) async fn list(
     Ok(rows::list(&mut conn, project_id, limit, offset).await?)
 }
 
+/// One webhook (never its secret).
+pub(crate) async fn get(store: &Store, id: &str) -> Result<Webhook> {
+    let mut conn = store.read().await?;
+    load(&mut conn, id).await
+}
+
 /// Creates a webhook: the record and its secret (shown to the caller once). It announces
 /// what happens after its creation.
 pub(crate) async fn create(

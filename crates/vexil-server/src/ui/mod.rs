@@ -27,6 +27,7 @@ mod release;
 mod segments;
 mod settings;
 mod sign_in;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -63,7 +64,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 59] = [
+pub const ROUTES: [(&str, &str); 67] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -127,6 +128,17 @@ pub const ROUTES: [(&str, &str); 59] = [
     ("GET", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys/{key_id}/revoke"),
+    ("GET", "/ui/{org}/{project}/webhooks"),
+    ("POST", "/ui/{org}/{project}/webhooks"),
+    ("GET", "/ui/{org}/{project}/webhooks/{webhook}"),
+    ("POST", "/ui/{org}/{project}/webhooks/{webhook}"),
+    ("POST", "/ui/{org}/{project}/webhooks/{webhook}/toggle"),
+    ("POST", "/ui/{org}/{project}/webhooks/{webhook}/test"),
+    ("POST", "/ui/{org}/{project}/webhooks/{webhook}/delete"),
+    (
+        "POST",
+        "/ui/{org}/{project}/webhooks/{webhook}/deliveries/{delivery_id}/redeliver",
+    ),
     ("GET", "/ui/{org}/{project}/audit"),
     ("GET", "/ui/{org}/{project}/people"),
     ("POST", "/ui/{org}/{project}/people"),
@@ -216,6 +228,16 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/keys") => get(keys::list),
         ("POST", "/keys") => post(keys::create),
         ("POST", "/keys/{key_id}/revoke") => post(keys::revoke),
+        ("GET", "/webhooks") => get(webhooks::list),
+        ("POST", "/webhooks") => post(webhooks::create),
+        ("GET", "/webhooks/{webhook}") => get(webhooks::page),
+        ("POST", "/webhooks/{webhook}") => post(webhooks::save),
+        ("POST", "/webhooks/{webhook}/toggle") => post(webhooks::toggle),
+        ("POST", "/webhooks/{webhook}/test") => post(webhooks::test),
+        ("POST", "/webhooks/{webhook}/delete") => post(webhooks::delete),
+        ("POST", "/webhooks/{webhook}/deliveries/{delivery_id}/redeliver") => {
+            post(webhooks::redeliver)
+        }
         ("GET", "/audit") => get(audit::list),
         ("GET", "/people") => get(people::list),
         ("POST", "/people") => post(people::add),
@@ -469,7 +491,7 @@ fn place_ids(place: &Place, params: &HashMap<String, String>) -> HashMap<String,
     if let Some(s) = &place.segment {
         ids.insert("segment".to_owned(), s.id.clone());
     }
-    for raw in ["key_id", "change_id"] {
+    for raw in ["key_id", "change_id", "webhook"] {
         if let Some(id) = params.get(raw) {
             ids.insert(raw.to_owned(), id.clone());
         }
