@@ -2,7 +2,8 @@
 //! work a person does in a real browser (headless Chromium over WebDriver, on SQLite):
 //! sign in, create a flag, target and roll it out, evaluate it through OFREP with a key
 //! made in the console, kill it, restore a revision, use a segment; a viewer sees no edit
-//! controls and forged form posts are refused; 10,000 flags page and search.
+//! controls and forged form posts are refused; 10,000 flags page and search; a webhook is
+//! created, tested, its deliveries listed and redelivered, and refused to non-admins.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -1395,4 +1396,373 @@ async fn configurations_are_copied_and_promoted_in_the_browser() {
     b.click("#promote button[type=submit]").await;
     b.wait_for_text("Production is protected: copying into it needs the admin role")
         .await;
+}
+
+/// A loopback receiver for webhooks: the headers and body of every request, in order; it
+/// answers every request with `status`.
+struct Receiver {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start(status: axum::http::StatusCode) -> Receiver {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let router = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((headers, body));
+                    status
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Receiver { url, got }
+    }
+
+    fn count(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    /// Request `i`: its headers and its body as JSON.
+    fn request(&self, i: usize) -> (axum::http::HeaderMap, Value) {
+        let got = self.got.lock().unwrap();
+        let (headers, body) = &got[i];
+        (headers.clone(), serde_json::from_str(body).unwrap())
+    }
+
+    /// Whether request `i` carries the Standard Webhooks signature made with `secret`
+    /// (HMAC-SHA256 written out here, independently of the server's).
+    fn signed_with(&self, i: usize, secret: &str) -> bool {
+        use base64::Engine as _;
+        use sha2::{Digest, Sha256};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let got = self.got.lock().unwrap();
+        let (headers, body) = &got[i];
+        let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+        let key = b64
+            .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+            .unwrap();
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(&key);
+        let message = format!(
+            "{}.{}.{body}",
+            header("webhook-id"),
+            header("webhook-timestamp")
+        );
+        let inner = Sha256::new()
+            .chain_update(block.map(|b| b ^ 0x36))
+            .chain_update(message)
+            .finalize();
+        let mac = Sha256::new()
+            .chain_update(block.map(|b| b ^ 0x5c))
+            .chain_update(inner)
+            .finalize();
+        header("webhook-signature") == format!("v1,{}", b64.encode(mac))
+    }
+
+    /// Waits up to 10 s for `n` requests.
+    async fn wait_for(&self, n: usize) {
+        let started = Instant::now();
+        while self.count() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the receiver got {} of {n} requests",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The text of each row of the page's deliveries table, newest first.
+async fn delivery_rows(b: &Browser) -> Vec<String> {
+    let rows = b
+        .script(
+            "return [...document.querySelectorAll('table.deliveries tbody tr')].map(r => r.innerText.replace(/\\s+/g, ' '));",
+            json!([]),
+        )
+        .await;
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn webhooks_give_up_after_a_second(config: &mut vexil_server::Config) {
+    config.webhook_retry_for_secs = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_created_tested_and_its_deliveries_redelivered_in_the_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, webhooks_give_up_after_a_second).await
+    else {
+        return;
+    };
+    let project = app.default_project().await;
+    let receiver = Receiver::start(axum::http::StatusCode::OK).await;
+    let down = Receiver::start(axum::http::StatusCode::SERVICE_UNAVAILABLE).await;
+    let ui = |path: &str| app.url(&format!("/ui/default/default{path}"));
+
+    // An admin finds Webhooks in the header; the form is open while there is none.
+    browser_sign_in(&b, &app, "ada@example.com", "admin").await;
+    b.click("nav[aria-label=Sections] a[href$='/webhooks']")
+        .await;
+    b.wait_for_text("No webhooks yet").await;
+    assert_eq!(b.value("#nw-events").await, "*");
+    assert_eq!(b.value("#nw-format").await, "standard");
+    b.click("#nw-events-help summary").await;
+    b.wait_for_text("release.*: release.started").await;
+
+    // Problems are shown beside their fields, with everything typed kept.
+    b.fill("#nw-name", "ops").await;
+    b.fill("#nw-url", "ftp://hooks.example.com").await;
+    b.fill("#nw-events", "flag.* nope.*").await;
+    b.click("#new-webhook button[type=submit]").await;
+    b.wait_for_text("The webhook was not created: see the fields below.")
+        .await;
+    let problem = |id: &str| {
+        let script = format!("return document.getElementById('{id}').textContent");
+        let b = &b;
+        async move {
+            b.script(&script, json!([]))
+                .await
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert!(problem("nw-url-err").await.contains("http://"));
+    assert!(problem("nw-events-err").await.contains("'nope.*'"));
+    assert_eq!(problem("nw-name-err").await, "");
+    assert_eq!(b.value("#nw-name").await, "ops");
+    assert_eq!(b.value("#nw-events").await, "flag.* nope.*");
+
+    // Created: the signing secret is shown this once.
+    b.fill("#nw-url", &receiver.url).await;
+    b.fill("#nw-events", "flag.*, config.updated").await;
+    b.click("#new-webhook button[type=submit]").await;
+    b.wait_for_text("Webhook “ops” created").await;
+    b.wait_for_text("webhook-signature").await;
+    let secret = b.value("#new-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let hooks = json_ok(
+        app.get(&format!("/api/v1/projects/{project}/webhooks"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        hooks["items"][0]["events"],
+        json!(["flag.*", "config.updated"])
+    );
+    let ops = hooks["items"][0]["id"].as_str().unwrap().to_owned();
+    b.screenshot(&screenshots().join("console-webhooks-created.png"))
+        .await;
+    b.goto(&ui("/webhooks")).await;
+    b.wait_for_text("flag.* config.updated").await;
+    assert!(b.find_all("#new-secret").await.is_empty());
+    assert!(!b.page_text().await.contains(&secret));
+
+    // A test event, delivered and signed with that secret.
+    b.click(&format!("table.webhooks a[href$='/webhooks/{ops}']"))
+        .await;
+    b.wait_for_text("Recent deliveries").await;
+    b.wait_for_text("Nothing delivered yet").await;
+    b.click(".lifecycle form[action$='/test'] button").await;
+    b.wait_for_text("Test event delivered: the receiver answered 200 in")
+        .await;
+    receiver.wait_for(1).await;
+    assert_eq!(receiver.request(0).1["type"], "webhook.test");
+    assert!(
+        receiver.signed_with(0, &secret),
+        "not signed with the secret shown"
+    );
+    let rows = delivery_rows(&b).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0].starts_with("webhook.test delivered 1 200"),
+        "{rows:?}"
+    );
+
+    // A change to a flag is delivered; it shows in the list (newest first).
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/webhooks"),
+            json!({"name": "down", "url": down.url, "events": ["flag.*"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    app.create_flag(&project, "banner").await;
+    receiver.wait_for(2).await;
+    let (first, event) = receiver.request(1);
+    assert_eq!(event["type"], "flag.created");
+    let here = b.url().await;
+    let started = Instant::now();
+    loop {
+        b.goto(&here).await;
+        let rows = delivery_rows(&b).await;
+        if rows.len() == 2 && rows[0].starts_with("flag.created delivered 1 200") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the delivery never showed: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Redelivered by hand: the same message again.
+    b.click("table.deliveries tbody tr:first-child form[action$='/redeliver'] button")
+        .await;
+    b.wait_for_text("Redelivery of flag.created delivered: the receiver answered 200")
+        .await;
+    receiver.wait_for(3).await;
+    let (again, body) = receiver.request(2);
+    assert_eq!(body, event);
+    assert_eq!(again["webhook-id"], first["webhook-id"]);
+    let rows = delivery_rows(&b).await;
+    assert!(
+        rows[0].starts_with("flag.created delivered 2 200"),
+        "{rows:?}"
+    );
+    b.script(
+        "document.getElementById('deliveries').scrollIntoView()",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-webhook.png"))
+        .await;
+
+    // The edit form: a bad pattern is refused beside the field, then the filter saved.
+    b.click("#edit-webhook summary").await;
+    b.fill("#wh-events", "config.updated bogus").await;
+    b.click("#edit-webhook button[type=submit]").await;
+    b.wait_for_text("Not saved: see the fields below.").await;
+    assert!(problem("wh-events-err").await.contains("'bogus'"));
+    assert_eq!(b.value("#wh-events").await, "config.updated bogus");
+    b.fill("#wh-events", "config.updated").await;
+    b.click("#edit-webhook button[type=submit]").await;
+    b.wait_for_text("Saved.").await;
+    assert_eq!(b.value("#wh-events").await, "config.updated");
+    assert!(b.find_all("#edit-webhook[open]").await.is_empty());
+    let facts = b
+        .script(
+            "return document.querySelector('.plan-facts').innerText",
+            json!([]),
+        )
+        .await;
+    assert!(
+        facts.as_str().unwrap().contains("config.updated"),
+        "{facts}"
+    );
+
+    // The receiver that keeps answering 503: the server disables its webhook and the list
+    // says why, as an alert.
+    let list = ui("/webhooks");
+    reload_until(&b, &list, "down is off — disabled by the server").await;
+    let alert = b
+        .script(
+            "return document.querySelector('.rollback-banner[role=alert]').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        alert
+            .as_str()
+            .unwrap()
+            .contains("the receiver answered 503"),
+        "{alert}"
+    );
+    assert!(down.count() >= 2, "retried before giving up");
+    b.screenshot(&screenshots().join("console-webhooks.png"))
+        .await;
+    b.script(
+        "document.documentElement.setAttribute('data-theme', 'dark')",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("console-webhooks-dark.png"))
+        .await;
+
+    // Disabled by hand: nothing more is sent.
+    b.goto(&here).await;
+    b.click(".lifecycle form[action$='/toggle'] button").await;
+    b.wait_for_text("Disabled: nothing more is sent").await;
+    let pill = b
+        .script(
+            "return document.querySelector('.lifecycle .pill').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(pill, "disabled");
+    let read = json_ok(app.get(&format!("/api/v1/webhooks/{ops}")).await).await;
+    assert_eq!(read["enabled"], false, "{read}");
+    b.find(".lifecycle form[action$='/toggle'] input[name=to][value=on]")
+        .await;
+
+    // Deleted, after a confirmation.
+    b.goto(&list).await;
+    b.click("table.webhooks tbody tr:last-child td:first-child a")
+        .await;
+    b.wait_for_text("Webhook down").await;
+    b.accept_dialogs("").await;
+    b.click(".lifecycle form[action$='/delete'] button").await;
+    b.wait_for_text("Deleted.").await;
+    assert!(!b.page_text().await.contains("down is off"));
+    let hooks = json_ok(
+        app.get(&format!("/api/v1/projects/{project}/webhooks"))
+            .await,
+    )
+    .await;
+    assert_eq!(hooks["total"], 1, "{hooks}");
+
+    // An editor sees no Webhooks link and is refused the page.
+    b.click("form[action='/ui/logout'] button").await;
+    b.wait_for_text("Sign in to Vexil").await;
+    browser_sign_in(&b, &app, "ed@example.com", "editor").await;
+    assert!(
+        b.find_all("nav[aria-label=Sections] a[href$='/webhooks']")
+            .await
+            .is_empty()
+    );
+    b.goto(&ui("/webhooks")).await;
+    b.wait_for_text("403 Forbidden").await;
+
+    // A viewer's pages and valid form posts are refused too; nothing is sent.
+    let password = add_member(&app, "vic@example.com", "viewer").await;
+    let vic = signed_in(&app, "vic@example.com", &password).await;
+    let hook = format!("/ui/default/default/webhooks/{ops}");
+    assert_eq!(vic.get("/ui/default/default/webhooks").await.status(), 403);
+    assert_eq!(vic.get(&hook).await.status(), 403);
+    let r = vic
+        .post(&format!("{hook}/test"), &[("csrf", &vic.csrf)])
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = vic
+        .post(
+            &format!("{hook}/toggle"),
+            &[("csrf", &vic.csrf), ("to", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(receiver.count(), 3);
+    // An admin asking for a webhook that is not there: not found.
+    let password = add_member(&app, "ann@example.com", "admin").await;
+    let ann = signed_in(&app, "ann@example.com", &password).await;
+    assert_eq!(
+        ann.get("/ui/default/default/webhooks/nope").await.status(),
+        404
+    );
+    assert_eq!(ann.get(&hook).await.status(), 200);
 }
