@@ -8,7 +8,7 @@
 #   VEXIL_BIN=target/release/vexil scripts/readme-tour.sh   # use a binary already built
 #   scripts/readme-tour.sh --sdk                    # also run the Rust SDK quick start
 #
-# Needs curl and jq (and cargo, unless VEXIL_BIN is given). Honours CARGO_TARGET_DIR.
+# Needs curl, jq and openssl (and cargo, unless VEXIL_BIN is given). Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,7 +22,7 @@ for arg in "$@"; do
   esac
 done
 
-for tool in curl jq; do
+for tool in curl jq openssl; do
   command -v "$tool" >/dev/null || { echo "the tour needs $tool" >&2; exit 1; }
 done
 
@@ -269,6 +269,26 @@ OUT=$(curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json
 expect "the control for everyone" "$OUT" '{"value":false,"reason":"STATIC"}'
 OUT=$(curl -s -H "$AUTH" "$VEXIL/api/v1/audit-logs?resource_type=release" | jq -r '[.items[] | "\(.action) by \(.actor.name)"] | reverse | join(" → ")')
 expect "the plan's steps are audited" "$OUT" "release.start by bootstrap → release.advance by bootstrap → release.advance by bootstrap → release.rollback by release guard"
+
+# ---- Webhooks: a Slack-format message, and a signature checked by hand. -------------------
+
+HOOK=$(curl -s -H "$AUTH" -H 'Content-Type: application/json' -d '{"name": "ops channel",
+  "url": "https://hooks.slack.com/services/T000/B000/XXXX", "format": "slack",
+  "events": ["flag.*", "config.updated", "release.rolled_back"]}' \
+  $VEXIL/api/v1/projects/$PROJECT/webhooks | tee webhook.json | jq -r .id)
+expect "the webhook's secret is shown once" "$(jq -r .secret webhook.json | cut -c1-6)" "whsec_"
+expect "and never read back" "$(curl -s -H "$AUTH" $VEXIL/api/v1/webhooks/$HOOK | jq -r 'has("secret")')" false
+curl -s -X PATCH -H "$AUTH" -H 'Content-Type: application/json' -d '{"enabled": false, "comment": "holiday over"}' \
+  $VEXIL/api/v1/flags/$BANNER/environments/$PROD/config >/dev/null
+sleep 1
+DELIVERY=$(curl -s -H "$AUTH" $VEXIL/api/v1/webhooks/$HOOK/deliveries | jq -r '.items[0].id')
+OUT=$(curl -s -H "$AUTH" $VEXIL/api/v1/webhooks/$HOOK/deliveries/$DELIVERY | jq -r '.event, .body' | sed "s#http://$ADDRESS/#http://127.0.0.1:8080/#")
+expect "the Slack message" "$OUT" 'config.updated
+{"text":"bootstrap disabled <http://127.0.0.1:8080/ui/default/default/flags/holiday-banner/in/production|holiday-banner> in production: holiday over"}'
+OUT=$(SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw ID=msg_p5jXN8AQM9LWM0D4loKWxJek TS=1614265330 BODY='{"test": 2432232314}'
+printf '%s.%s.%s' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -binary -mac HMAC \
+  -macopt hexkey:$(printf '%s' "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n') | base64)
+expect "a signature computed by hand" "$OUT" "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 # ---- The Rust SDK quick start (optional). -------------------------------------------------
 

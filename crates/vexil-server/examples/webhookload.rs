@@ -139,7 +139,7 @@ async fn trials(args: &Args, server: &ChildServer) -> anyhow::Result<()> {
         api.send(
             reqwest::Method::PATCH,
             &config,
-            Some(json!({"enabled": trial % 2 == 0})),
+            Some(json!({"enabled": trial.is_multiple_of(2)})),
         )
         .await?;
         wait_for(trial + 1).await?;
@@ -153,7 +153,7 @@ async fn trials(args: &Args, server: &ChildServer) -> anyhow::Result<()> {
         api.send(
             reqwest::Method::PATCH,
             &config,
-            Some(json!({"enabled": (args.trials + i) % 2 == 0})),
+            Some(json!({"enabled": (args.trials + i).is_multiple_of(2)})),
         )
         .await?;
     }

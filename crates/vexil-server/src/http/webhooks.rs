@@ -182,11 +182,14 @@ pub(crate) async fn list_deliveries(
     "attempts": 2, "next_attempt_at": null, "last_status_code": 200, "last_latency_ms": 12,
     "last_error": null, "created_at": "2026-02-01T08:30:00.000Z",
     "delivered_at": "2026-02-01T08:30:05.120Z",
+    "body": "{\"text\":\"ada@example.com enabled <https://flags.example.com/ui/acme/shop/flags/new-checkout/in/production|new-checkout> in production\"}",
     "attempt_log": [{"n": 1, "at": "2026-02-01T08:30:00.100Z", "status_code": 503, "latency_ms": 8, "error": null, "response": "busy"},
         {"n": 2, "at": "2026-02-01T08:30:05.110Z", "status_code": 200, "latency_ms": 12, "error": null, "response": "ok"}]}))]
 pub(crate) struct DeliveryWithAttempts {
     #[serde(flatten)]
     delivery: Delivery,
+    /// The body as sent (the signature covers it), the same on every attempt.
+    body: String,
     /// Every attempt, first first: status code, latency, error, the first kilobyte of the
     /// answer.
     attempt_log: Vec<Attempt>,
@@ -195,13 +198,14 @@ pub(crate) struct DeliveryWithAttempts {
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id"), ("delivery_id" = String, Path, description = "Delivery id")),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::NotFound,
-        (status = 200, description = "The delivery with its attempts", body = DeliveryWithAttempts)))]
+        (status = 200, description = "The delivery with the body it sends and its attempts", body = DeliveryWithAttempts)))]
 pub(crate) async fn get_delivery(
     State(store): State<Arc<Store>>,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
     let (delivery, attempt_log) = hooks::delivery(&store, &id, &delivery_id).await?;
     Ok(Json(DeliveryWithAttempts {
+        body: delivery.payload.clone(),
         delivery,
         attempt_log,
     }))
