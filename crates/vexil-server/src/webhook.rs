@@ -142,7 +142,7 @@ pub(crate) fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String
 
 /// What a message says, before a format renders it: "ann@acme.com disabled new-checkout in
 /// production: checkout errors".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sentence {
     pub(crate) actor: String,
     pub(crate) verb: String,
@@ -245,6 +245,26 @@ pub(crate) fn body(
     value.to_string()
 }
 
+/// What a delivery stores: everything every format is made from, so that the body is
+/// rendered in the webhook's format at each attempt (a format changed while deliveries
+/// wait applies to them).
+pub(crate) fn stored(event: &str, at: &str, data: &Value, sentence: &Sentence) -> String {
+    json!({"type": event, "timestamp": at, "data": data, "sentence": sentence}).to_string()
+}
+
+/// The body of a stored delivery in `format`.
+pub(crate) fn render(format: &str, stored: &str) -> String {
+    let v: Value = serde_json::from_str(stored).unwrap_or_default();
+    let sentence: Sentence = serde_json::from_value(v["sentence"].clone()).unwrap_or_default();
+    body(
+        format,
+        v["type"].as_str().unwrap_or_default(),
+        v["timestamp"].as_str().unwrap_or_default(),
+        &v["data"],
+        &sentence,
+    )
+}
+
 /// What one attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Outcome {
@@ -290,20 +310,22 @@ pub(crate) fn is_private(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
-                || (first == 0x64 && v6.segments()[1] == 0xff9b)
+            // Only global unicast (2000::/3) is public, less documentation (2001:db8::/32)
+            // and the tunnels that embed an IPv4 address (Teredo 2001::/32, 6to4
+            // 2002::/16); everything else (loopback, unique local, link-local, site-local,
+            // NAT64, IPv4-compatible, multicast) is refused.
+            let [first, second, ..] = v6.segments();
+            let global = (first & 0xe000) == 0x2000
+                && !(first == 0x2001 && (second == 0x0db8 || second == 0))
+                && first != 0x2002;
+            !global
         }
     }
 }
@@ -569,6 +591,14 @@ mod tests {
             "http://[fe80::1]/",
             "http://[fd00::1]/",
             "http://[::ffff:127.0.0.1]/",
+            "http://[::127.0.0.1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2001::1]/",
+            "http://[fec0::1]/",
+            "http://[64:ff9b:1::1]/",
+            "http://192.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
         ] {
             let e = check_url(bad, false).expect_err(bad);
             assert!(e.contains("--webhook-allow-private"), "{bad}: {e}");
@@ -576,6 +606,7 @@ mod tests {
         }
         assert!(check_url("https://hooks.slack.com/services/T/B/X", false).is_ok());
         assert!(check_url("http://203.0.114.1/", false).is_ok());
+        assert!(check_url("http://[2606:4700::1111]/", false).is_ok());
         for bad in [
             "ftp://example.com/",
             "example.com/hook",

@@ -188,7 +188,7 @@ pub(crate) async fn list_deliveries(
 pub(crate) struct DeliveryWithAttempts {
     #[serde(flatten)]
     delivery: Delivery,
-    /// The body as sent (the signature covers it), the same on every attempt.
+    /// The body in the webhook's format, as it is sent (the signature covers it).
     body: String,
     /// Every attempt, first first: status code, latency, error, the first kilobyte of the
     /// answer.
@@ -204,8 +204,9 @@ pub(crate) async fn get_delivery(
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DeliveryWithAttempts>> {
     let (delivery, attempt_log) = hooks::delivery(&store, &id, &delivery_id).await?;
+    let hook: Webhook = crate::manage::get(&store, &id).await?;
     Ok(Json(DeliveryWithAttempts {
-        body: delivery.payload.clone(),
+        body: crate::webhook::render(&hook.format, &delivery.payload),
         delivery,
         attempt_log,
     }))

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::fields::{Patch, check_comment, check_name};
-use super::{At, By, Error, Result, found, load, load_at, unchanged, update_in};
+use super::{At, By, Error, Result, found, load, load_at, unchanged};
 use crate::audit::{Action, Actor};
 use crate::clock::now_ms;
 use crate::store::projects::Project;
@@ -22,6 +22,8 @@ use crate::webhook::{self, Sender, Sentence};
 
 /// Most event patterns one webhook may have.
 const MAX_PATTERNS: usize = 50;
+/// Most webhooks one project may have.
+const MAX_PER_PROJECT: i64 = 25;
 /// Most audit entries one outbox pass reads.
 const BATCH: i64 = 500;
 
@@ -131,6 +133,12 @@ pub(crate) async fn create(
     check_comment(input.comment.as_deref())?;
     let mut tx = store.write().await?;
     load::<Project>(tx.conn(), project_id).await?;
+    if rows::count(tx.conn(), project_id).await? >= MAX_PER_PROJECT {
+        return Err(Error::conflict(
+            format!("a project has at most {MAX_PER_PROJECT} webhooks; delete one first"),
+            json!({"limit": MAX_PER_PROJECT}),
+        ));
+    }
     let now = now_rfc3339();
     let record = Webhook {
         id: new_id(),
@@ -150,7 +158,13 @@ pub(crate) async fn create(
     let secret = webhook::new_secret();
     rows::insert(tx.conn(), &record, &secret).await?;
     by.because(input.comment.as_deref())
-        .created(tx.conn(), Action::WebhookCreate, &record.id, &record)
+        .record_json(
+            tx.conn(),
+            Action::WebhookCreate,
+            &record.id,
+            None,
+            Some(audited(&record)),
+        )
         .await?;
     tx.commit().await?;
     Ok((record, secret))
@@ -168,6 +182,9 @@ pub(crate) async fn update(
 ) -> Result<Webhook> {
     let (id, expected) = at;
     let mut tx = store.write().await?;
+    // What happened before this change is turned into deliveries under the webhook as it
+    // was (a lagging outbox must not apply the new filter, or the disabling, backwards).
+    enqueue_in(tx.conn(), sender).await?;
     let before: Webhook = load_at(tx.conn(), id, expected).await?;
     let changes: Editable = patch.apply(
         json!({"name": before.name, "url": before.url, "events": before.events,
@@ -198,21 +215,60 @@ pub(crate) async fn update(
         return Ok(before);
     }
     let change = by.because(patch.comment.as_deref());
-    update_in(tx.conn(), change, &before, &after, Action::WebhookUpdate).await?;
+    save_in(tx.conn(), change, &before, &after, Action::WebhookUpdate).await?;
     tx.commit().await?;
     Ok(after)
 }
 
+/// A webhook as the audit trail records it: its URL cut to scheme and host, because for
+/// chat formats the URL is itself the credential, and every member reads the trail.
+fn audited(w: &Webhook) -> Value {
+    let mut doc = serde_json::to_value(w).unwrap_or_default();
+    let shown = reqwest_tls::Url::parse(&w.url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| format!("{}://{h}/…", u.scheme())))
+        .unwrap_or_else(|| "…".into());
+    doc["url"] = Value::String(shown);
+    doc
+}
+
+/// Stores a new version of a webhook, audited without its URL.
+async fn save_in(
+    conn: &mut Conn,
+    change: super::Change<'_>,
+    before: &Webhook,
+    after: &Webhook,
+    action: Action,
+) -> Result<()> {
+    rows::update(conn, after).await?;
+    change
+        .record_json(
+            conn,
+            action,
+            &after.id,
+            Some(audited(before)),
+            Some(audited(after)),
+        )
+        .await
+}
+
 /// Deletes a webhook with its deliveries.
 pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
-    super::remove(
-        store,
-        by,
-        at,
-        Action::WebhookDelete,
-        async |_, _: &Webhook| Ok(()),
-    )
-    .await
+    let (id, expected) = at;
+    let mut tx = store.write().await?;
+    let hook: Webhook = load_at(tx.conn(), id, expected).await?;
+    <Webhook as crate::store::Record>::delete(tx.conn(), id).await?;
+    by.because(None)
+        .record_json(
+            tx.conn(),
+            Action::WebhookDelete,
+            id,
+            Some(audited(&hook)),
+            None,
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A page of a webhook's deliveries, newest first (`status`: only those).
@@ -292,10 +348,11 @@ pub(crate) async fn test(store: &Store, by: &By, sender: &Sender, id: &str) -> R
         created_at: at.clone(),
         delivered_at: None,
         failing_since: None,
-        payload: webhook::body(&hook.format, webhook::TEST_EVENT, &at, &data, &sentence),
+        payload: webhook::stored(webhook::TEST_EVENT, &at, &data, &sentence),
     };
+    let body = webhook::render(&hook.format, &delivery.payload);
     let outcome = sender
-        .send(&hook.url, &secret, &delivery.message_id, &delivery.payload)
+        .send(&hook.url, &secret, &delivery.message_id, &body)
         .await;
     let mut tx = store.write().await?;
     // Deleted while the request was out: nothing to record it on.
@@ -316,8 +373,9 @@ pub(crate) async fn redeliver(
 ) -> Result<Delivery> {
     let (hook, secret) = hook_and_secret(store, id).await?;
     let (delivery, _) = delivery(store, id, delivery_id).await?;
+    let body = webhook::render(&hook.format, &delivery.payload);
     let outcome = sender
-        .send(&hook.url, &secret, &delivery.message_id, &delivery.payload)
+        .send(&hook.url, &secret, &delivery.message_id, &body)
         .await;
     let mut tx = store.write().await?;
     let current = found(
@@ -428,13 +486,36 @@ impl Retry {
 /// webhook of their project that asks for their event; returns how many were made. One
 /// transaction: the cursor moves with the deliveries it made.
 pub(crate) async fn enqueue(store: &Store, sender: &Sender) -> Result<usize> {
+    // The write lock only when there is something to turn into deliveries.
+    {
+        let mut conn = store.read().await?;
+        if rows::cursor(&mut conn).await? >= rows::audit_head(&mut conn).await? {
+            return Ok(0);
+        }
+    }
     let mut tx = store.write().await?;
-    let cursor = rows::cursor(tx.conn()).await?;
-    let entries = rows::entries_after(tx.conn(), cursor, BATCH).await?;
+    let made = enqueue_in(tx.conn(), sender).await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+/// [`enqueue`] inside the caller's write transaction, until the outbox is up to date.
+async fn enqueue_in(conn: &mut Conn, sender: &Sender) -> Result<usize> {
+    let mut made = 0;
+    while let Some(n) = enqueue_batch(conn, sender).await? {
+        made += n;
+    }
+    Ok(made)
+}
+
+/// One batch of the outbox: how many deliveries it made (`None`: it is up to date).
+async fn enqueue_batch(conn: &mut Conn, sender: &Sender) -> Result<Option<usize>> {
+    let cursor = rows::cursor(conn).await?;
+    let entries = rows::entries_after(conn, cursor, BATCH).await?;
     let Some(last) = entries.last().map(|e| e.seq) else {
-        return Ok(0);
+        return Ok(None);
     };
-    let hooks = rows::enabled(tx.conn()).await?;
+    let hooks = rows::enabled(conn).await?;
     let mut made = 0;
     let mut names: HashMap<String, Names> = HashMap::new();
     for entry in &entries {
@@ -455,11 +536,11 @@ pub(crate) async fn enqueue(store: &Store, sender: &Sender) -> Result<usize> {
             continue;
         }
         if !names.contains_key(project_id) {
-            let found = Names::of_project(tx.conn(), project_id, &sender.public_url).await?;
+            let found = Names::of_project(conn, project_id, &sender.public_url).await?;
             names.insert(project_id.clone(), found);
         }
         let project = &names[project_id];
-        let announced = Announcement::of(tx.conn(), entry, event, project).await?;
+        let announced = Announcement::of(conn, entry, event, project).await?;
         for hook in wanted {
             let delivery = Delivery {
                 id: new_id(),
@@ -477,21 +558,14 @@ pub(crate) async fn enqueue(store: &Store, sender: &Sender) -> Result<usize> {
                 created_at: now_rfc3339(),
                 delivered_at: None,
                 failing_since: None,
-                payload: webhook::body(
-                    &hook.format,
-                    event,
-                    &entry.at,
-                    &announced.data,
-                    &announced.sentence,
-                ),
+                payload: webhook::stored(event, &entry.at, &announced.data, &announced.sentence),
             };
-            rows::insert_delivery(tx.conn(), &delivery).await?;
+            rows::insert_delivery(conn, &delivery).await?;
             made += 1;
         }
     }
-    rows::set_cursor(tx.conn(), last).await?;
-    tx.commit().await?;
-    Ok(made)
+    rows::set_cursor(conn, last).await?;
+    Ok(Some(made))
 }
 
 /// Whether the delivery job has anything to do (a cheap read every node makes).
@@ -561,16 +635,22 @@ async fn deliver_for(
         }
     };
     while now_ms() < deadline {
-        let head = {
+        // Read again each round: disabled, re-pointed or re-formatted meanwhile.
+        let (hook, head) = {
             let mut conn = store.read().await?;
-            rows::head(&mut conn, &hook.id).await?
+            let Some(hook) = rows::get(&mut conn, &hook.id).await?.filter(|h| h.enabled) else {
+                break;
+            };
+            let head = rows::head(&mut conn, &hook.id).await?;
+            (hook, head)
         };
         let Some(delivery) = head else { break };
         if delivery.next_attempt_ms.is_some_and(|at| at > now_ms()) || !claim(store, node).await {
             break;
         }
+        let body = webhook::render(&hook.format, &delivery.payload);
         let outcome = sender
-            .send(&hook.url, &secret, &delivery.message_id, &delivery.payload)
+            .send(&hook.url, &secret, &delivery.message_id, &body)
             .await;
         attempts += 1;
         let failed_for = now_ms() - delivery.failing_since.unwrap_or_else(now_ms);
@@ -619,12 +699,18 @@ async fn disable(conn: &mut Conn, id: &str, failed: &Delivery, retry: Retry) -> 
         )),
         ..before.next_version()
     };
+    let scope =
+        crate::store::scopes::of(conn, crate::store::scopes::Of::Project, &before.project_id)
+            .await?;
     let by = By {
         actor: Actor::webhooks(),
-        meta: crate::audit::RequestMeta::default(),
+        meta: crate::audit::RequestMeta {
+            organization_id: scope.map(|s| s.organization_id),
+            ..crate::audit::RequestMeta::default()
+        },
     };
     let reason = after.disabled_reason.clone();
-    update_in(
+    save_in(
         conn,
         by.because(reason.as_deref()),
         &before,

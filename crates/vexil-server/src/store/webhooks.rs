@@ -138,6 +138,16 @@ pub(crate) async fn update(conn: &mut AnyConnection, w: &Webhook) -> StoreResult
     Ok(())
 }
 
+/// How many webhooks the project has.
+pub(crate) async fn count(conn: &mut AnyConnection, project_id: &str) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// A page of the project's webhooks, oldest first.
 pub(crate) async fn list(
     conn: &mut AnyConnection,
@@ -246,19 +256,23 @@ pub(crate) async fn entries_after(
     .await?)
 }
 
-/// Whether the delivery job has work: audit entries past the cursor, or a delivery due.
+/// Whether the delivery job has work: audit entries past the cursor, or a webhook whose
+/// next delivery is due.
 pub(crate) async fn work_due(conn: &mut AnyConnection, now: i64) -> StoreResult<bool> {
-    let behind: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE seq > (SELECT seq FROM webhook_outbox WHERE id = 1)",
+    let behind: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM audit_log WHERE seq > (SELECT seq FROM webhook_outbox WHERE id = 1) LIMIT 1",
     )
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if behind > 0 {
+    if behind.is_some() {
         return Ok(true);
     }
+    // Only a webhook's next delivery in order counts: the ones behind it wait for it.
     let due: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled = 1 LIMIT 1",
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled = 1 \
+         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
+                         AND e.status = 'pending' AND e.seq < d.seq) LIMIT 1",
     )
     .bind(now)
     .fetch_optional(conn)

@@ -137,6 +137,8 @@ both_backends! {
         let audit = json_ok(app.get("/api/v1/audit-logs?action=webhook.create").await).await;
         assert_eq!(audit["total"], 1);
         assert!(!audit.to_string().contains(&secret));
+        // Nor the URL, which for chat formats is itself a credential: scheme and host only.
+        assert_eq!(audit["items"][0]["after"]["url"], "http://127.0.0.1/…");
 
         // Six changes of a flag, and one of a segment, which this webhook does not ask for.
         let flag = app.create_flag(&project, "new-checkout").await;
@@ -244,6 +246,13 @@ both_backends! {
         let text = got[1]["text"].as_str().unwrap();
         assert!(text.starts_with("bootstrap enabled <http://"), "{text}");
         assert!(text.ends_with("/ui/default/default/flags/dark-mode/in/production|dark-mode> in production: ship &lt;it&gt; &amp; see"), "{text}");
+
+        // A format changed while deliveries wait applies to them; the body shown is the
+        // one sent.
+        let list = deliveries(&app, hook).await;
+        let event = list.iter().find(|d| d["event"] == "config.updated").unwrap();
+        let one = json_ok(app.get(&format!("/api/v1/webhooks/{hook}/deliveries/{}", event["id"].as_str().unwrap())).await).await;
+        assert!(one["body"].as_str().unwrap().starts_with(r#"{"text":"bootstrap enabled <http"#), "{one}");
 
         // Redelivery: the same message again, now.
         let list = deliveries(&app, hook).await;
