@@ -198,6 +198,11 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("DELETE", "/api/v1/api-keys/{id}") | ("PATCH", "/api/v1/api-keys/{id}/revoke") => {
             Needs(ApiKey("id"), Admin)
         }
+        // Flags as code: reading is viewing; an import changes flags and segments like the
+        // editor's routes do (changes in protected environments ask for admin in the
+        // operation, as a configuration change there does).
+        ("GET", "/api/v1/projects/{project_id}/export") => Needs(Project("project_id"), Viewer),
+        ("POST", "/api/v1/projects/{project_id}/import") => Needs(Project("project_id"), Editor),
         // Webhooks send a project's changes elsewhere: admins only, reading included (a
         // delivery's payload carries the audit entry).
         ("GET" | "POST", "/api/v1/projects/{project_id}/webhooks") => {

@@ -3,6 +3,7 @@
 //! authorization).
 
 pub(crate) mod api_keys;
+pub(crate) mod as_code;
 pub(crate) mod audit_logs;
 pub(crate) mod auth;
 pub mod authz;
@@ -134,6 +135,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(segments::router())
         .merge(api_keys::router())
         .merge(webhooks::router())
+        .merge(as_code::router())
         .merge(audit_logs::router())
         .merge(members::router())
         .merge(tokens::router())

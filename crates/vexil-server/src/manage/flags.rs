@@ -169,6 +169,17 @@ pub(crate) async fn create(
     project_id: &str,
     input: NewFlag,
 ) -> Result<Flag> {
+    let comment = input.comment.clone();
+    let flag = prepare(project_id, input)?;
+    let mut tx = store.write().await?;
+    load::<Project>(tx.conn(), &flag.project_id).await?;
+    create_in(tx.conn(), &flag, by.because(comment.as_deref())).await?;
+    tx.commit().await?;
+    Ok(flag)
+}
+
+/// A new flag of the project from `input`, checked (not stored).
+pub(crate) fn prepare(project_id: &str, input: NewFlag) -> Result<Flag> {
     let flag = new_flag(
         project_id.to_owned(),
         input.key,
@@ -179,19 +190,14 @@ pub(crate) async fn create(
     check_name("name", &name)?;
     check_description("description", &input.description)?;
     check_comment(input.comment.as_deref())?;
-    let flag = Flag {
+    Ok(Flag {
         name,
         description: input.description,
         tags: check_tags(input.tags)?,
         client_side: input.client_side,
         temporary: input.temporary,
         ..flag
-    };
-    let mut tx = store.write().await?;
-    load::<Project>(tx.conn(), &flag.project_id).await?;
-    create_in(tx.conn(), &flag, by.because(input.comment.as_deref())).await?;
-    tx.commit().await?;
-    Ok(flag)
+    })
 }
 
 /// Creates `flag` (409 if its key is taken) with its initial configuration and revision 1
@@ -244,9 +250,25 @@ pub(crate) async fn update(
     let (id, expected) = at;
     let mut tx = store.write().await?;
     let before: Flag = load_at(tx.conn(), id, expected).await?;
-    let after = apply_flag_patch(patch, &before)?;
-    if unchanged(&before, &after) {
-        return Ok(before);
+    let change = by.because(patch.comment.as_deref());
+    let after = update_def_in(tx.conn(), principal, change, &before, patch).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// [`update`] inside the caller's transaction: `before` with `patch` applied, checked
+/// (admin where a changed value is served in a protected environment; every
+/// configuration still valid) and saved; `before` itself when nothing changes.
+pub(crate) async fn update_def_in(
+    conn: &mut Conn,
+    principal: &Principal,
+    change: Change<'_>,
+    before: &Flag,
+    patch: &Patch,
+) -> Result<Flag> {
+    let after = apply_flag_patch(patch, before)?;
+    if unchanged(before, &after) {
+        return Ok(before.clone());
     }
     // A variation whose value changes changes what is served wherever the flag is on.
     let revalued = before.variations.iter().any(|old| {
@@ -256,7 +278,7 @@ pub(crate) async fn update(
             .any(|new| new.key == old.key && new.value != old.value)
     });
     let protected = match revalued {
-        true => scopes::protected_enabled_environments(tx.conn(), &before.id).await?,
+        true => scopes::protected_enabled_environments(conn, &before.id).await?,
         false => Vec::new(),
     };
     let what = (!protected.is_empty()).then(|| {
@@ -266,13 +288,11 @@ pub(crate) async fn update(
             protected.join(", ")
         )
     });
-    require_admin_for(tx.conn(), principal, &by.meta, what).await?;
+    require_admin_for(conn, principal, &change.by.meta, what).await?;
     if after.variations != before.variations {
-        check_configs_still_valid(tx.conn(), &after).await?;
+        check_configs_still_valid(conn, &after).await?;
     }
-    let change = by.because(patch.comment.as_deref());
-    save_in(tx.conn(), &before, &after, change, Action::FlagUpdate).await?;
-    tx.commit().await?;
+    save_in(conn, before, &after, change, Action::FlagUpdate).await?;
     Ok(after)
 }
 
@@ -302,7 +322,7 @@ pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
 
 /// Refuses while another flag has this one as a prerequisite; else every environment sees
 /// the flag go.
-async fn unless_a_prerequisite(tx: &mut WriteTx<'_>, flag: &Flag) -> Result<()> {
+pub(crate) async fn unless_a_prerequisite(tx: &mut WriteTx<'_>, flag: &Flag) -> Result<()> {
     let referrers = flags::referrers(tx.conn(), &flag.project_id, &flag.key).await?;
     if !referrers.is_empty() {
         return Err(Error::conflict(

@@ -10,6 +10,7 @@
 
 pub(crate) mod access;
 pub(crate) mod api_keys;
+pub(crate) mod as_code;
 pub(crate) mod audit_log;
 pub(crate) mod environments;
 mod error;

@@ -10,6 +10,7 @@ use serde_json::json;
 use vexil_core::{SegmentDef, SegmentRule};
 
 use self::definition::{check_bounds, validate_in_project};
+use super::Change;
 use super::access::require_admin_for;
 use super::fields::assign_rule_ids;
 use super::fields::{Patch, check_comment, check_description, check_key, check_name};
@@ -65,7 +66,7 @@ pub(crate) struct NewSegment {
 impl NewSegment {
     /// Checks the input and makes it a new segment (rules without ids yet), plus the
     /// comment for the audit entry.
-    fn into_segment(self, project_id: String) -> Result<(Segment, Option<String>)> {
+    pub(crate) fn into_segment(self, project_id: String) -> Result<(Segment, Option<String>)> {
         check_key("key", &self.key)?;
         let name = self.name.unwrap_or_else(|| self.key.clone());
         check_fields(&name, &self.description)?;
@@ -98,11 +99,22 @@ pub(crate) async fn create(
     project_id: &str,
     input: NewSegment,
 ) -> Result<Segment> {
-    let (mut segment, comment) = input.into_segment(project_id.to_owned())?;
-    let key = segment.key.clone();
+    let (segment, comment) = input.into_segment(project_id.to_owned())?;
     let mut tx = store.write().await?;
     load::<Project>(tx.conn(), project_id).await?;
-    if segments::get_by_key(tx.conn(), project_id, &key)
+    let segment = create_in(tx.conn(), by.because(comment.as_deref()), segment).await?;
+    tx.commit().await?;
+    Ok(segment)
+}
+
+/// [`create`] inside the caller's transaction, from a checked new segment.
+pub(crate) async fn create_in(
+    conn: &mut Conn,
+    change: Change<'_>,
+    mut segment: Segment,
+) -> Result<Segment> {
+    let (project_id, key) = (segment.project_id.clone(), segment.key.clone());
+    if segments::get_by_key(conn, &project_id, &key)
         .await?
         .is_some()
     {
@@ -110,14 +122,12 @@ pub(crate) async fn create(
         return Err(Error::conflict(message, json!({"key": key})));
     }
     assign_rule_ids(&mut segment.definition.rules, &[], new_id);
-    validate_in_project(tx.conn(), project_id, &key, &segment.definition).await?;
-    segments::insert(tx.conn(), &segment).await?;
-    let change = by.because(comment.as_deref());
+    validate_in_project(conn, &project_id, &key, &segment.definition).await?;
+    segments::insert(conn, &segment).await?;
     change
-        .created(tx.conn(), Action::SegmentCreate, &segment.id, &segment)
+        .created(conn, Action::SegmentCreate, &segment.id, &segment)
         .await?;
-    bump_rulesets(tx.conn(), &segment).await?;
-    tx.commit().await?;
+    bump_rulesets(conn, &segment).await?;
     Ok(segment)
 }
 
@@ -170,6 +180,21 @@ pub(crate) async fn update(
     let (id, expected) = at;
     let mut tx = store.write().await?;
     let before: Segment = load_at(tx.conn(), id, expected).await?;
+    let change = by.because(patch.comment.as_deref());
+    let after = update_in_tx(tx.conn(), principal, change, &before, patch).await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// [`update`] inside the caller's transaction; `before` itself when nothing changes.
+pub(crate) async fn update_in_tx(
+    conn: &mut Conn,
+    principal: &Principal,
+    change: Change<'_>,
+    before: &Segment,
+    patch: &Patch,
+) -> Result<Segment> {
+    let before = before.clone();
     let mut after = patched(&before, patch)?;
     assign_rule_ids(
         &mut after.definition.rules,
@@ -181,7 +206,7 @@ pub(crate) async fn update(
     }
     let serves_differently = after.definition != before.definition;
     let users = match serves_differently {
-        true => segments::protected_users(tx.conn(), &before.project_id, &before.key).await?,
+        true => segments::protected_users(conn, &before.project_id, &before.key).await?,
         false => Vec::new(),
     };
     let what = users.first().map(|(flag, env)| {
@@ -194,12 +219,10 @@ pub(crate) async fn update(
             }
         )
     });
-    require_admin_for(tx.conn(), principal, &by.meta, what).await?;
-    validate_in_project(tx.conn(), &after.project_id, &after.key, &after.definition).await?;
-    let change = by.because(patch.comment.as_deref());
-    update_in(tx.conn(), change, &before, &after, Action::SegmentUpdate).await?;
-    bump_rulesets(tx.conn(), &after).await?;
-    tx.commit().await?;
+    require_admin_for(conn, principal, &change.by.meta, what).await?;
+    validate_in_project(conn, &after.project_id, &after.key, &after.definition).await?;
+    update_in(conn, change, &before, &after, Action::SegmentUpdate).await?;
+    bump_rulesets(conn, &after).await?;
     Ok(after)
 }
 
@@ -210,7 +233,7 @@ pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
 
 /// Refuses while a configuration or segment references the segment; else every
 /// environment sees it go.
-async fn unless_referenced(tx: &mut WriteTx<'_>, segment: &Segment) -> Result<()> {
+pub(crate) async fn unless_referenced(tx: &mut WriteTx<'_>, segment: &Segment) -> Result<()> {
     let referrers = segments::referrers(tx.conn(), &segment.project_id, &segment.key).await?;
     if !referrers.is_empty() {
         return Err(Error::conflict(

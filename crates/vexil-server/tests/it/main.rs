@@ -7,6 +7,7 @@
 
 mod access;
 mod api_keys;
+mod as_code;
 mod audit_logs;
 mod client_side;
 mod cluster;

@@ -103,6 +103,7 @@ both_backends! {
             ("post", "/api/v1/webhooks/{id}/test"), ("get", "/api/v1/webhooks/{id}/deliveries"),
             ("get", "/api/v1/webhooks/{id}/deliveries/{delivery_id}"),
             ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
+            ("get", "/api/v1/projects/{project_id}/export"), ("post", "/api/v1/projects/{project_id}/import"),
             ("get", "/api/v1/audit-logs"), ("get", "/api/v1/audit-logs/verify"), ("get", "/api/v1/audit-logs/{id}"),
             ("get", "/v1/feature-flags/"), ("post", "/v1/feature-flags/"),
             ("get", "/v1/feature-flags"), ("post", "/v1/feature-flags"),

@@ -305,7 +305,7 @@ pub(crate) async fn archive(
 /// Sets `archived` (a no-op when already so), with a new flag version, new ruleset
 /// versions and an audit entry. `together`: ids of flags archived in the same request,
 /// whose prerequisites on each other do not block.
-async fn archive_in(
+pub(crate) async fn archive_in(
     conn: &mut Conn,
     flag: Flag,
     archived: bool,
