@@ -290,6 +290,22 @@ printf '%s.%s.%s' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -binary -mac HMAC \
   -macopt hexkey:$(printf '%s' "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n') | base64)
 expect "a signature computed by hand" "$OUT" "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
+# ---- Flags as code: export, plan, apply, apply again. -------------------------------------
+
+curl -s -H "$AUTH" $VEXIL/api/v1/projects/$PROJECT/export > flags.json
+expect "the export" "$(jq -c '[.flags[] | {key, production: .environments.production.enabled}]' flags.json)" \
+  '[{"key":"chat-widget","production":true},{"key":"holiday-banner","production":false},{"key":"new-checkout","production":false}]'
+jq '(.flags[] | select(.key == "holiday-banner") | .environments.production.enabled) = true' flags.json > edited.json
+OUT=$(jq -c '{document: ., dry_run: true}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
+  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '.changes[] | {op, kind, key, environment, enabled: .after.enabled}')
+expect "the plan" "$OUT" '{"op":"update","kind":"config","key":"holiday-banner","environment":"production","enabled":true}'
+OUT=$(jq -c '{document: ., comment: "flags.json from main"}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
+  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '{applied, changes: (.changes | length)}')
+expect "applied" "$OUT" '{"applied":true,"changes":1}'
+OUT=$(jq -c '{document: .}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
+  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '{applied, changes: (.changes | length)}')
+expect "applied again: nothing" "$OUT" '{"applied":false,"changes":0}'
+
 # ---- The Rust SDK quick start (optional). -------------------------------------------------
 
 if $WITH_SDK; then

@@ -411,6 +411,11 @@ pub(crate) async fn import(
             let before = configs::get(tx.conn(), &flag.id, &env.id)
                 .await?
                 .ok_or_else(|| Error::not_found("flag configuration", &flag.key))?;
+            // As it is: nothing to change, nothing to hold for approval or refuse for a
+            // release plan.
+            if *config == before.config {
+                continue;
+            }
             let after = commit_in(
                 tx.conn(),
                 flag,

@@ -151,6 +151,17 @@ both_backends! {
         assert_eq!(done["changes"].as_array().unwrap().len(), 2);
         assert_eq!(export(&app, &project).await, doc);
 
+        // An environment that requires approval does not stop an import that leaves it as
+        // it is; a change there is refused (the whole import).
+        let staging = app.environment(&project, "development").await;
+        json_ok(app.patch(&format!("/api/v1/environments/{staging}"), json!({"requires_approval": true})).await).await;
+        let same = json_ok(import(&app, &project, json!({"document": doc})).await).await;
+        assert_eq!(same["changes"], json!([]));
+        let mut held = doc.clone();
+        held["flags"][0]["environments"]["development"]["enabled"] = json!(true);
+        error_of(import(&app, &project, json!({"document": held})).await, 409, "approval_required").await;
+        json_ok(app.patch(&format!("/api/v1/environments/{staging}"), json!({"requires_approval": false})).await).await;
+
         // Prune: a flag and a segment the document does not name are deleted; one still
         // used is refused, all or nothing.
         let mut fewer = doc.clone();
