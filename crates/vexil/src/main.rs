@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod cli;
 mod eval;
 
 /// The server allocates per request (JSON, headers, contexts); mimalloc is markedly
@@ -14,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Vexil: a self-hosted feature flag service.
 #[derive(Debug, Parser)]
-#[command(name = "vexil", version, about)]
+#[command(name = "vexil", version, about, after_help = cli::EXIT_CODES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +33,8 @@ enum Command {
     /// Operators' user commands: create-user, reset-password.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Serve(config) => run_async(serve(*config)),
         Command::Migrate(db) => run_async(migrate(db)),
         Command::Admin(command) => run_async(admin::run(command)),
+        Command::Client(command) => cli::run(command, <Cli as clap::CommandFactory>::command),
     }
 }
 

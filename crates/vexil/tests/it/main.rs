@@ -2,6 +2,7 @@
 //! and Python SDKs' own test suites run against a `vexil serve` started from this binary;
 //! webhooks verified by the `standardwebhooks` package and surviving a `kill -9`.
 
+mod cli;
 mod first_login;
 mod js_sdk;
 mod python_sdk;

@@ -1,0 +1,331 @@
+//! The `vexil` client commands against a real `vexil serve` (one server, one sequential
+//! story): a flag created, listed (table and `--json`), toggled on in production, killed,
+//! archived and restored; a segment; an API key whose secret works until it is revoked; the
+//! audit trail showing all of it; the documented exit codes (3 not found, 4 bad token,
+//! 5 duplicate, 1 invalid input with the field's message, 6 server down, 2 usage); shell
+//! completions. The token never appears in any output.
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server::Server;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vexil");
+const TOKEN: &str = "cli-test-instance-token-0123456789abcdef";
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.out)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.out, self.err))
+    }
+}
+
+/// Runs `vexil <args>` with `VEXIL_URL` and `VEXIL_TOKEN`; every output is kept in `seen`.
+struct Cli {
+    url: String,
+    token: String,
+    seen: String,
+}
+
+impl Cli {
+    fn run(&mut self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("VEXIL_URL", &self.url)
+            .env("VEXIL_TOKEN", &self.token)
+            .env_remove("VEXIL_PROJECT")
+            .output()
+            .expect("vexil runs");
+        let run = Run {
+            code: out.status.code().expect("an exit code"),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.seen.push_str(&run.out);
+        self.seen.push_str(&run.err);
+        run
+    }
+
+    /// Runs and expects success.
+    fn ok(&mut self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(
+            run.code, 0,
+            "vexil {args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.out, run.err
+        );
+        run
+    }
+
+    /// Runs and expects exit code `code`.
+    fn fails(&mut self, code: i32, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(
+            run.code, code,
+            "vexil {args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.out, run.err
+        );
+        assert!(run.err.starts_with("error: "), "{}", run.err);
+        run
+    }
+}
+
+/// The words of the table row that starts with `first`.
+fn row(table: &str, first: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|words| words.first().is_some_and(|w| w == first))
+        .unwrap_or_else(|| panic!("no row '{first}' in:\n{table}"))
+}
+
+/// The Simple API read with an API key: its HTTP status.
+fn read_with_key(base: &str, key: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{base}/v1/feature-flags/"))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn cli_manages_flags_segments_keys_and_reads_the_audit_trail() {
+    let dir = std::env::temp_dir().join(format!("vexil-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("vexil.db").display());
+    let server = Server::start(&db, &[], &[("VEXIL_BOOTSTRAP_TOKEN", TOKEN)]);
+    let mut cli = Cli {
+        url: server.base.clone(),
+        token: TOKEN.to_owned(),
+        seen: String::new(),
+    };
+
+    // A flag: created, listed as a table and as JSON.
+    let run = cli.ok(&[
+        "flags",
+        "create",
+        "new-checkout",
+        "--name",
+        "New checkout",
+        "--tag",
+        "web",
+        "--comment",
+        "JIRA-123",
+    ]);
+    assert!(
+        run.out.contains("created flag 'new-checkout'"),
+        "{}",
+        run.out
+    );
+    let run = cli.ok(&["flags", "list"]);
+    assert_eq!(
+        row(&run.out, "KEY"),
+        [
+            "KEY",
+            "TYPE",
+            "DEVELOPMENT",
+            "PRODUCTION",
+            "TAGS",
+            "ARCHIVED"
+        ]
+    );
+    assert_eq!(
+        row(&run.out, "new-checkout"),
+        ["new-checkout", "boolean", "off", "off", "web", "no"]
+    );
+    let list = cli.ok(&["flags", "list", "--json"]).json();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["key"], "new-checkout");
+    assert_eq!(list["items"][0]["name"], "New checkout");
+    assert_eq!(list["items"][0]["environments"]["production"], false);
+
+    // Toggled on in production: the JSON says so, and the table.
+    let run = cli.ok(&[
+        "flags",
+        "toggle",
+        "new-checkout",
+        "--environment",
+        "production",
+        "--on",
+        "--comment",
+        "go live",
+    ]);
+    assert!(run.out.contains("is on in production"), "{}", run.out);
+    let flag = cli.ok(&["flags", "get", "new-checkout", "--json"]).json();
+    assert_eq!(flag["configurations"]["production"]["enabled"], true);
+    assert_eq!(flag["configurations"]["development"]["enabled"], false);
+    let run = cli.ok(&["flags", "list"]);
+    assert_eq!(row(&run.out, "new-checkout")[2..4], ["off", "on"]);
+    let run = cli.ok(&["flags", "get", "new-checkout"]);
+    assert_eq!(row(&run.out, "production")[..3], ["production", "on", "on"]);
+
+    // The kill switch turns it off everywhere.
+    let run = cli.ok(&[
+        "flags",
+        "kill",
+        "new-checkout",
+        "--reason",
+        "errors spiking",
+    ]);
+    assert!(
+        run.out.contains("1 configuration(s) turned off"),
+        "{}",
+        run.out
+    );
+    let flag = cli.ok(&["flags", "get", "new-checkout", "--json"]).json();
+    assert_eq!(flag["configurations"]["production"]["enabled"], false);
+
+    // Archived: gone from the list, shown by --archived; restored.
+    cli.ok(&["flags", "archive", "new-checkout", "--comment", "done"]);
+    assert_eq!(cli.ok(&["flags", "list", "--json"]).json()["total"], 0);
+    let archived = cli.ok(&["flags", "list", "--archived", "--json"]).json();
+    assert_eq!(archived["items"][0]["archived"], true);
+    let restored = cli
+        .ok(&["flags", "restore", "new-checkout", "--json"])
+        .json();
+    assert_eq!(restored["archived"], false);
+
+    // A segment.
+    let run = cli.ok(&[
+        "segments",
+        "create",
+        "beta-testers",
+        "--name",
+        "Beta testers",
+        "--include",
+        "user-1,user-2",
+    ]);
+    assert!(run.out.contains("2 included"), "{}", run.out);
+    let run = cli.ok(&["segments", "list"]);
+    assert_eq!(
+        row(&run.out, "beta-testers")[..5],
+        ["beta-testers", "Beta", "testers", "2", "0"]
+    );
+    let segment = cli
+        .ok(&["segments", "get", "beta-testers", "--json"])
+        .json();
+    assert_eq!(segment["included"], serde_json::json!(["user-1", "user-2"]));
+
+    // An API key: the secret printed once (with the warning), working until revoked.
+    let run = cli.ok(&[
+        "keys",
+        "create",
+        "--name",
+        "checkout-svc",
+        "--type",
+        "server",
+        "--environment",
+        "production",
+    ]);
+    let secret = row(&run.out, "key")[1].clone();
+    assert!(secret.starts_with("vx_srv_"), "{}", run.out);
+    assert!(run.err.contains("shown only this once"), "{}", run.err);
+    assert_eq!(read_with_key(&server.base, &secret), 200);
+    let keys = cli.ok(&["keys", "list", "--json"]).json();
+    assert_eq!(keys["items"][0]["name"], "checkout-svc");
+    assert!(
+        keys["items"][0].get("key").is_none(),
+        "lists never show secrets"
+    );
+    let id = keys["items"][0]["id"].as_str().expect("id").to_owned();
+    let run = cli.ok(&["keys", "revoke", &id]);
+    assert!(
+        run.out.contains("revoked API key 'checkout-svc'"),
+        "{}",
+        run.out
+    );
+    assert_eq!(read_with_key(&server.base, &secret), 401);
+    let run = cli.ok(&["keys", "list"]);
+    assert_eq!(row(&run.out, &id)[5], "revoked");
+
+    // The audit trail has it all, newest first in JSON; the table oldest first.
+    let audit = cli.ok(&["audit", "tail", "--limit", "50", "--json"]).json();
+    let entries = audit["items"].as_array().expect("items");
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "flag.create",
+        "flag_config.update",
+        "flag.kill_switch",
+        "flag.archive",
+        "flag.restore",
+        "segment.create",
+        "api_key.create",
+        "api_key.revoke",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    assert_eq!(actions[0], "api_key.revoke");
+    let kill = entries
+        .iter()
+        .find(|e| e["action"] == "flag.kill_switch")
+        .expect("kill switch entry");
+    assert_eq!(kill["comment"], "errors spiking");
+    let run = cli.ok(&["audit", "tail", "-n", "3"]);
+    let lines: Vec<&str> = run.out.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.out);
+    assert!(lines[0].starts_with("TIME"), "{}", run.out);
+    assert!(lines[3].contains("api_key.revoke"), "{}", run.out);
+    assert!(lines[3].contains("api_key checkout-svc"), "{}", run.out);
+
+    // Exit codes scripts can rely on.
+    let run = cli.fails(3, &["flags", "get", "no-such-flag"]);
+    assert!(run.err.contains("no flag 'no-such-flag'"), "{}", run.err);
+    cli.fails(3, &["keys", "revoke", "no-such-key"]);
+    cli.fails(3, &["flags", "list", "--project", "no-such-project"]);
+    let run = cli.fails(5, &["flags", "create", "new-checkout"]);
+    assert!(run.err.contains("already exists"), "{}", run.err);
+    let run = cli.fails(1, &["flags", "create", "bad key!"]);
+    assert!(run.err.contains("key: must match"), "{}", run.err);
+    let run = cli.run(&["flags", "toggle", "new-checkout"]);
+    assert_eq!(
+        run.code, 2,
+        "a missing --environment is a usage error: {}",
+        run.err
+    );
+    cli.token = "vx_pat_wrong-token-of-sufficient-length".to_owned();
+    let run = cli.fails(4, &["flags", "list"]);
+    assert!(run.err.contains("authentication required"), "{}", run.err);
+    cli.token = TOKEN.to_owned();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let run = cli.fails(6, &["flags", "list", "--url", &url]);
+    assert!(run.err.contains("cannot connect"), "{}", run.err);
+
+    // Completions, and the codes in the help.
+    let run = cli.ok(&["completions", "bash"]);
+    assert!(run.out.contains("_vexil"), "{}", run.out);
+    let run = cli.ok(&["--help"]);
+    assert!(
+        run.out.contains("6  server or network unavailable"),
+        "{}",
+        run.out
+    );
+
+    assert!(!cli.seen.contains(TOKEN), "the token is never printed");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
