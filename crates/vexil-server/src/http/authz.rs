@@ -35,6 +35,7 @@ pub enum Resolve {
     /// A scheduled change or change request, protected as its environment.
     PendingChange(&'static str),
     Webhook(&'static str),
+    Template(&'static str),
 }
 
 impl Resolve {
@@ -52,6 +53,7 @@ impl Resolve {
             ApiKey(p) => (Of::ApiKey, "API key", p),
             PendingChange(p) => (Of::PendingChange, "change", p),
             Webhook(p) => (Of::Webhook, "webhook", p),
+            Template(p) => (Of::Template, "flag template", p),
             FlagInEnvironment => return None,
         })
     }
@@ -198,6 +200,15 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
         ("DELETE", "/api/v1/api-keys/{id}") | ("PATCH", "/api/v1/api-keys/{id}/revoke") => {
             Needs(ApiKey("id"), Admin)
         }
+        // Flag templates: kept by editors, like the flags they make.
+        ("GET", "/api/v1/projects/{project_id}/flag-templates") => {
+            Needs(Project("project_id"), Viewer)
+        }
+        ("POST", "/api/v1/projects/{project_id}/flag-templates") => {
+            Needs(Project("project_id"), Editor)
+        }
+        ("GET", "/api/v1/flag-templates/{id}") => Needs(Template("id"), Viewer),
+        ("PATCH" | "DELETE", "/api/v1/flag-templates/{id}") => Needs(Template("id"), Editor),
         // Flags as code: reading is viewing; an import changes flags and segments like the
         // editor's routes do (changes in protected environments ask for admin in the
         // operation, as a configuration change there does).

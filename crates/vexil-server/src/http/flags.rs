@@ -75,17 +75,18 @@ pub(crate) async fn list_flags(
 
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/feature-flags", tag = "flags",
     params(("project_id" = String, Path, description = "Project id")),
-    request_body(content = NewFlag, description = "Unknown fields are rejected. `type` defaults to boolean (variations `on`/`off`); other types need `variations`"),
+    request_body(content = NewFlag, description = "Unknown fields are rejected. `type` defaults to boolean (variations `on`/`off`); other types need `variations`. With `template` (a template's key), the template gives what the body leaves out and each environment it names starts with its configuration (admin needed where that changes a protected environment; refused with `approval_required` where the environment requires approval)"),
     responses(super::openapi::errors::Authenticated, super::openapi::errors::JsonBody, super::openapi::errors::NotFound,
         (status = 201, description = "Created, with an initial (disabled) configuration and revision 1 in every environment of the project", body = Flag, headers(("ETag" = String, description = "The version, e.g. `\"3\"`; send it back as `If-Match`"))),
         (status = 409, description = "The project has a flag with this key", body = super::openapi::errors::ErrorBody)))]
 pub(crate) async fn create_flag(
     State(store): State<Arc<Store>>,
     Path(project_id): Path<String>,
+    principal: Principal,
     by: By,
     Json(body): Json<NewFlag>,
 ) -> ApiResult<Response> {
-    let flag = flags::create(&store, &by, &project_id, body).await?;
+    let flag = flags::create(&store, &principal, &by, &project_id, body).await?;
     Ok((StatusCode::CREATED, with_etag(flag.version, &flag)).into_response())
 }
 

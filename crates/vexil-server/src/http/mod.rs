@@ -31,6 +31,7 @@ pub(crate) mod serve;
 pub(crate) mod sessions;
 pub(crate) mod simple;
 pub(crate) mod stream;
+pub(crate) mod templates;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod webhooks;
@@ -136,6 +137,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(webhooks::router())
         .merge(as_code::router())
+        .merge(templates::router())
         .merge(audit_logs::router())
         .merge(members::router())
         .merge(tokens::router())

@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, api_keys, as_code, audit_logs, environments, evaluate, flag_configs, flags, insights,
     members, ofrep, oidc, ops, organizations, pending, projects, release, segments, sessions,
-    simple, stream, tokens, users, webhooks,
+    simple, stream, templates, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -53,6 +53,8 @@ use super::{
         webhooks::delete_webhook, webhooks::test_webhook, webhooks::list_deliveries, webhooks::get_delivery,
         webhooks::redeliver,
         as_code::export_project, as_code::import_project,
+        templates::list_templates, templates::create_template, templates::get_template,
+        templates::update_template, templates::delete_template,
         audit_logs::list_audit_logs, audit_logs::get_audit_log, audit_logs::verify_audit_log,
         simple::list_simple, simple::create_simple, simple::get_simple, simple::update_simple,
         ofrep::evaluate_flag, ofrep::evaluate_flags,
@@ -77,6 +79,7 @@ use super::{
         (name = "insights", description = "How flags are used: evaluations counted by the server and reported by SDKs, tracked events attributed to the variation each watching flag serves, per flag and environment over time and per environment, as JSON or CSV"),
         (name = "segments", description = "Reusable audiences of a project, seen by every environment"),
         (name = "API keys", description = "Evaluation-plane keys of a project, each bound to one environment; the secret is shown once, at creation"),
+        (name = "flag templates", description = "A project's predefined flag shapes (type, variations, tags, temporary, client-side) with a starting configuration per environment; `POST …/feature-flags {\"template\": KEY}` makes a flag from one"),
         (name = "flags as code", description = "A project as one document (segments, flags, variations, each environment's configuration), exported and imported all or nothing; `vexil export` and `vexil apply` use these"),
         (name = "webhooks", description = "Signed HTTP notifications of a project's changes, from its committed audit trail (Standard Webhooks signatures; `standard`, `slack` and `discord` formats), delivered at least once and in order per webhook, retried with exponential backoff for 24 h; admin role"),
         (name = "audit logs", description = "The hash-chained audit trail of every change, and its verification"),

@@ -161,19 +161,33 @@ pub(crate) struct NewFlag {
     pub(crate) temporary: bool,
     #[schema(max_length = 1000)]
     pub(crate) comment: Option<String>,
+    /// The key of a flag template of the project: the flag takes its type, variations,
+    /// tags, `temporary`, `client_side` and description (unless given here), and starts
+    /// with its configuration in each environment it names.
+    #[serde(default)]
+    pub(crate) template: Option<String>,
 }
 
 pub(crate) async fn create(
     store: &Store,
+    principal: &Principal,
     by: &By,
     project_id: &str,
-    input: NewFlag,
+    mut input: NewFlag,
 ) -> Result<Flag> {
     let comment = input.comment.clone();
-    let flag = prepare(project_id, input)?;
     let mut tx = store.write().await?;
-    load::<Project>(tx.conn(), &flag.project_id).await?;
-    create_in(tx.conn(), &flag, by.because(comment.as_deref())).await?;
+    load::<Project>(tx.conn(), project_id).await?;
+    let template = match input.template.is_some() {
+        true => Some(super::templates::apply_to(tx.conn(), project_id, &mut input).await?),
+        false => None,
+    };
+    let flag = prepare(project_id, input)?;
+    let change = by.because(comment.as_deref());
+    create_in(tx.conn(), &flag, change).await?;
+    if let Some(template) = &template {
+        super::templates::configure_in(tx.conn(), principal, change, &flag, template).await?;
+    }
     tx.commit().await?;
     Ok(flag)
 }

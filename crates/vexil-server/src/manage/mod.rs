@@ -28,6 +28,7 @@ pub(crate) mod release;
 pub(crate) mod segments;
 pub(crate) mod sessions;
 pub(crate) mod simple;
+pub(crate) mod templates;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod webhooks;

@@ -88,7 +88,14 @@ fn patch(value: serde_json::Value) -> Patch {
 
 async fn new_flag(f: &Fixture, key: &str) -> crate::store::flags::Flag {
     let input: NewFlag = serde_json::from_value(json!({"key": key})).unwrap();
-    flags::create(&f.store, &by(f), &f.project, input)
+    let principal = crate::access::Principal {
+        actor: by(f).actor,
+        subject: crate::access::Subject::Instance,
+        cap: crate::access::Role::Owner,
+        token_id: None,
+        session_id: None,
+    };
+    flags::create(&f.store, &principal, &by(f), &f.project, input)
         .await
         .unwrap()
 }

@@ -21,6 +21,7 @@ pub(crate) mod scopes;
 pub(crate) mod segments;
 pub(crate) mod sessions;
 mod sqlite;
+pub(crate) mod templates;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod webhooks;

@@ -7,10 +7,10 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::{Conn, StoreResult, now_rfc3339};
-use super::{environments, flags, organizations, projects, segments, webhooks};
+use super::{environments, flags, organizations, projects, segments, templates, webhooks};
 
 /// A record with an id and a version (organizations, projects, environments, flags,
-/// segments, webhooks).
+/// segments, webhooks, flag templates).
 pub(crate) trait Record: Serialize + Clone + Send + Sync + Sized {
     /// What a person calls it ("organization"), in messages.
     const WHAT: &'static str;
@@ -87,4 +87,5 @@ records! {
     flags::Flag => flags, "flag", "flags";
     segments::Segment => segments, "segment", "segments";
     webhooks::Webhook => webhooks, "webhook", "webhooks";
+    templates::Template => templates, "flag template", "flag_templates";
 }

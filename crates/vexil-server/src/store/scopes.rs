@@ -30,6 +30,7 @@ pub(crate) enum Of {
     /// A scheduled change or change request, protected as its environment.
     PendingChange,
     Webhook,
+    Template,
 }
 
 impl Of {
@@ -69,6 +70,10 @@ impl Of {
             Of::PendingChange => {
                 "SELECT c.organization_id, e.protected FROM pending_changes c \
                  JOIN environments e ON e.id = c.environment_id WHERE c.id = $1"
+            }
+            Of::Template => {
+                "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM flag_templates t \
+                 JOIN projects p ON p.id = t.project_id WHERE t.id = $1"
             }
             Of::Webhook => {
                 "SELECT p.organization_id, CAST(0 AS BIGINT) AS protected FROM webhooks w \

@@ -230,7 +230,9 @@ pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageR
         ..NewFlagForm::default()
     };
     let result = match new_flag(&new) {
-        Ok(input) => manage::flags::create(&cx.store, &cx.by, &place.project.id, input).await,
+        Ok(input) => {
+            manage::flags::create(&cx.store, &cx.principal, &cx.by, &place.project.id, input).await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -279,6 +281,7 @@ fn new_flag(form: &NewFlagForm) -> Result<NewFlag, Error> {
         client_side: false,
         temporary: false,
         comment: None,
+        template: None,
     })
 }
 

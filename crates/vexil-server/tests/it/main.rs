@@ -30,6 +30,7 @@ mod rollouts;
 mod segments;
 mod simple;
 mod stream;
+mod templates;
 mod webdriver;
 mod webhooks;
 

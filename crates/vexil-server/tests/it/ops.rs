@@ -104,6 +104,8 @@ both_backends! {
             ("get", "/api/v1/webhooks/{id}/deliveries/{delivery_id}"),
             ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
             ("get", "/api/v1/projects/{project_id}/export"), ("post", "/api/v1/projects/{project_id}/import"),
+            ("get", "/api/v1/projects/{project_id}/flag-templates"), ("post", "/api/v1/projects/{project_id}/flag-templates"),
+            ("get", "/api/v1/flag-templates/{id}"), ("patch", "/api/v1/flag-templates/{id}"), ("delete", "/api/v1/flag-templates/{id}"),
             ("get", "/api/v1/audit-logs"), ("get", "/api/v1/audit-logs/verify"), ("get", "/api/v1/audit-logs/{id}"),
             ("get", "/v1/feature-flags/"), ("post", "/v1/feature-flags/"),
             ("get", "/v1/feature-flags"), ("post", "/v1/feature-flags"),

@@ -382,3 +382,25 @@ pub(crate) struct WebhookPatch {
     /// For the audit trail.
     comment: Option<String>,
 }
+
+/// JSON merge patch of a flag template (key and project never change). Flags already made
+/// from it do not change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"tags": ["release", "search"], "comment": "tag search too"}))]
+pub(crate) struct TemplatePatch {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<crate::schemas::FlagType>)]
+    kind: Option<String>,
+    #[schema(value_type = Option<Vec<crate::schemas::Variation>>)]
+    variations: Option<Vec<serde_json::Value>>,
+    tags: Option<Vec<String>>,
+    client_side: Option<bool>,
+    temporary: Option<bool>,
+    /// Environment key → starting configuration (`null` removes one).
+    #[schema(value_type = Option<Object>)]
+    environments: Option<serde_json::Value>,
+    /// For the audit trail.
+    comment: Option<String>,
+}
