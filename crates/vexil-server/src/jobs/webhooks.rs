@@ -3,7 +3,8 @@
 //! entries into deliveries and sends the due ones (`manage::webhooks`). The lease lasts
 //! 30 s and is renewed before every attempt, so that exactly one node delivers; if that
 //! node dies, another takes over when the lease expires and sends what was not confirmed
-//! (at least once).
+//! (at least once). `webhook-purge` deletes, every hour, the deliveries that ended more
+//! than 30 days ago.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +16,30 @@ use crate::webhook::Sender;
 
 /// How often each node looks for work.
 const EVERY: Duration = Duration::from_millis(100);
+/// How often deliveries that ended more than 30 days ago are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long one run keeps starting attempts before it lets the next run begin.
 const BUDGET_MS: i64 = 10_000;
 
 pub(crate) fn webhooks(store: &Arc<Store>, sender: &Arc<Sender>, retry: Retry) -> Vec<Job> {
     let (s, snd) = (store.clone(), sender.clone());
     let node: Arc<str> = Arc::from(new_id());
-    vec![Job::new("webhooks", EVERY, move || {
+    let deliver = Job::new("webhooks", EVERY, move || {
         let (store, sender, node) = (s.clone(), snd.clone(), node.clone());
         async move { run(&store, &sender, &node, retry).await }
-    })]
+    });
+    let s = store.clone();
+    let purge = Job::new("webhook-purge", PURGE_EVERY, move || {
+        let store = s.clone();
+        async move {
+            let n = hooks::purge(&store).await?;
+            if n > 0 {
+                tracing::info!(deliveries = n, "purged old webhook deliveries");
+            }
+            Ok(())
+        }
+    });
+    vec![deliver, purge]
 }
 
 async fn run(store: &Store, sender: &Sender, node: &str, retry: Retry) -> anyhow::Result<()> {

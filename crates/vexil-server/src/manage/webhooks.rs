@@ -568,6 +568,18 @@ async fn enqueue_batch(conn: &mut Conn, sender: &Sender) -> Result<Option<usize>
     Ok(Some(made))
 }
 
+/// How long delivered and failed deliveries are kept.
+const KEEP_DAYS: i64 = 30;
+
+/// Deletes the deliveries (and attempts) that ended more than 30 days ago.
+pub(crate) async fn purge(store: &Store) -> Result<u64> {
+    let before = vexil_core::time::format_rfc3339(now_ms() - KEEP_DAYS * 86_400_000);
+    let mut tx = store.write().await?;
+    let n = rows::purge(tx.conn(), &before).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Whether the delivery job has anything to do (a cheap read every node makes).
 pub(crate) async fn work_due(store: &Store) -> Result<bool> {
     let mut conn = store.read().await?;

@@ -516,3 +516,15 @@ pub(crate) enum Named {
     /// The organization of a project (by the project's id).
     Organization,
 }
+
+/// Deletes the final (delivered or failed) deliveries created before `before`, with their
+/// attempts; how many went.
+pub(crate) async fn purge(conn: &mut AnyConnection, before: &str) -> StoreResult<u64> {
+    Ok(
+        sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
