@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest_tls::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest_tls::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Connection;
@@ -205,13 +206,14 @@ impl Client {
         url
     }
 
-    async fn call(
+    /// One request; a success's body read as `T` (an empty body as JSON `null`).
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<T, Failure> {
         let url = self.endpoint(segments, query);
         let mut request = self
             .http
@@ -235,10 +237,8 @@ impl Client {
                 self.authorization.is_none(),
             ));
         }
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&body).map_err(|e| {
+        let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+        serde_json::from_slice(body).map_err(|e| {
             Failure::Refused(format!(
                 "the answer from {} is not the API's JSON ({e}): is --url a Vexil server?",
                 self.base
@@ -270,6 +270,24 @@ impl Client {
     }
 
     pub(crate) async fn post(&self, segments: &[&str], body: &Value) -> Result<Value, Failure> {
+        self.call(Method::POST, segments, &[], Some(body)).await
+    }
+
+    /// A GET whose answer is read as `T` (e.g. a type that keeps the server's key order).
+    pub(crate) async fn get_as<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, Failure> {
+        self.call(Method::GET, segments, query, None).await
+    }
+
+    /// A POST whose answer is read as `T`.
+    pub(crate) async fn post_as<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &Value,
+    ) -> Result<T, Failure> {
         self.call(Method::POST, segments, &[], Some(body)).await
     }
 

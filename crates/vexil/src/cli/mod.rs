@@ -1,5 +1,6 @@
-//! The client commands: `vexil flags|segments|keys|audit …` talk to a running server's
-//! management API over HTTP, and `vexil completions` prints a shell completion script.
+//! The client commands: `vexil flags|segments|keys|audit …` and `vexil export|apply` (flags
+//! as code) talk to a running server's management API over HTTP, and `vexil completions`
+//! prints a shell completion script.
 //!
 //! Every client command takes `--url` (`VEXIL_URL`), `--token` (`VEXIL_TOKEN`, sent as
 //! `Authorization: Bearer` and never printed) and `--json`; the project-scoped ones take
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+mod as_code;
 mod audit;
 mod client;
 mod flags;
@@ -20,7 +22,7 @@ mod table;
 
 /// Exit codes of the client commands, for `vexil --help` (and docs/cli.md).
 pub(crate) const EXIT_CODES_HELP: &str = "\
-Exit codes of the client commands (flags, segments, keys, audit):
+Exit codes of the client commands (flags, segments, keys, audit, export, apply):
   0  success
   1  refused by the server (invalid input, other 4xx), or an answer the CLI cannot read
   2  usage error (unknown option, missing argument)
@@ -46,6 +48,18 @@ pub(crate) enum ClientCommand {
     Keys(Scoped<keys::KeysCommand>),
     /// The audit trail: the newest entries, optionally following new ones.
     Audit(Unscoped<audit::AuditCommand>),
+    /// Flags as code: write the project's segments and flags as YAML (or JSON).
+    ///
+    /// The document holds the segments, and the flags with their variations and each
+    /// environment's configuration, keyed and ordered as the API answers; `vexil apply`
+    /// takes it back.
+    Export(InProject<as_code::ExportArgs>),
+    /// Flags as code: apply a YAML or JSON document to the project, printing the plan.
+    ///
+    /// All or nothing, in one transaction; every change gets an audit entry with the
+    /// comment. The plan lists each change (`+ create`, `~ update` with the changed
+    /// fields, `- delete`) and ends with a summary line.
+    Apply(InProject<as_code::ApplyArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     Completions {
         /// The shell to complete for.
@@ -110,6 +124,24 @@ pub(crate) struct Scoped<C: Subcommand> {
     command: C,
 }
 
+/// A single command (not a group) working inside one project.
+#[derive(Debug, Args)]
+pub(crate) struct InProject<A: Args> {
+    #[command(flatten)]
+    connection: Connection,
+    /// The project's key (or id).
+    #[arg(
+        long,
+        env = "VEXIL_PROJECT",
+        default_value = "default",
+        value_name = "KEY",
+        help_heading = CLIENT_OPTIONS
+    )]
+    project: String,
+    #[command(flatten)]
+    args: A,
+}
+
 /// A command group that is not about one project.
 #[derive(Debug, Args)]
 pub(crate) struct Unscoped<C: Subcommand> {
@@ -162,6 +194,14 @@ pub(crate) fn run(command: ClientCommand, root: fn() -> clap::Command) -> ExitCo
             ClientCommand::Audit(u) => {
                 let c = client::Client::new(&u.connection)?;
                 audit::run(&c, u.command).await
+            }
+            ClientCommand::Export(s) => {
+                let c = client::Client::new(&s.connection)?;
+                as_code::export(&c, &s.project, s.args).await
+            }
+            ClientCommand::Apply(s) => {
+                let c = client::Client::new(&s.connection)?;
+                as_code::apply(&c, &s.project, s.args).await
             }
             ClientCommand::Completions { .. } => Ok(()),
         }

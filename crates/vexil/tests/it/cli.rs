@@ -329,3 +329,206 @@ fn cli_manages_flags_segments_keys_and_reads_the_audit_trail() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `PATCH /api/v1/flags/{flag}/environments/{env}/config` with the instance token: its status.
+fn patch_config(base: &str, flag_id: &str, env_id: &str, body: &Value) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .patch(format!(
+                "{base}/api/v1/flags/{flag_id}/environments/{env_id}/config"
+            ))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
+}
+
+/// Flags as code through the CLI: a project exported from one server as YAML is applied to
+/// a fresh second one (creates), which then exports the same bytes; applying again changes
+/// nothing; an edited document's dry run shows the changed fields and changes nothing; an
+/// invalid one is refused whole with its field path; `--prune` deletes what it leaves out.
+#[test]
+fn cli_exports_and_applies_flags_as_code() {
+    let dir = std::env::temp_dir().join(format!("vexil-cli-as-code-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = |name: &str| dir.join(name).display().to_string();
+    let source = Server::start(
+        &format!("sqlite://{}", file("source.db")),
+        &[],
+        &[("VEXIL_BOOTSTRAP_TOKEN", TOKEN)],
+    );
+    let mut cli = Cli {
+        url: source.base.clone(),
+        token: TOKEN.to_owned(),
+        seen: String::new(),
+    };
+
+    // A segment; a flag on in production with a rule serving it to the segment; a string flag.
+    cli.ok(&[
+        "segments",
+        "create",
+        "beta-testers",
+        "--name",
+        "Beta testers",
+        "--include",
+        "user-1,user-7",
+    ]);
+    cli.ok(&["flags", "create", "new-checkout", "--tag", "checkout"]);
+    cli.ok(&[
+        "flags",
+        "create",
+        "checkout-theme",
+        "--type",
+        "string",
+        "--variation",
+        "classic=classic",
+        "--variation",
+        "modern=modern",
+    ]);
+    cli.ok(&[
+        "flags",
+        "toggle",
+        "new-checkout",
+        "--environment",
+        "production",
+        "--on",
+    ]);
+    let flag = cli.ok(&["flags", "get", "new-checkout", "--json"]).json();
+    let rules = serde_json::json!({"rules": [{
+        "clauses": [{"attribute": "", "op": "in_segment", "values": ["beta-testers"]}],
+        "serve": {"variation": "on"}}]});
+    let status = patch_config(
+        &source.base,
+        flag["id"].as_str().expect("flag id"),
+        flag["configurations"]["production"]["environment_id"]
+            .as_str()
+            .expect("environment id"),
+        &rules,
+    );
+    assert_eq!(status, 200);
+
+    // Exported as YAML, keys in the API's order; `-o` writes the same bytes.
+    let yaml = cli.ok(&["export"]).out;
+    assert!(
+        yaml.starts_with(
+            "project: default\nsegments:\n- key: beta-testers\n  name: Beta testers\n"
+        ),
+        "{yaml}"
+    );
+    assert!(yaml.contains("\n  - user-7\n"), "{yaml}");
+    assert!(yaml.contains("op: in_segment"), "{yaml}");
+    assert!(yaml.contains("flags:\n- key: checkout-theme\n"), "{yaml}");
+    let a = file("a.yaml");
+    let run = cli.ok(&["export", "-o", &a]);
+    assert!(run.out.contains("(1 segment, 2 flags)"), "{}", run.out);
+    assert_eq!(std::fs::read_to_string(&a).expect("a.yaml"), yaml);
+    let only = cli
+        .ok(&["export", "--environment", "production", "--json"])
+        .json();
+    assert_eq!(
+        only["flags"][1]["environments"]["production"]["enabled"],
+        true
+    );
+    assert!(
+        only["flags"][1]["environments"]
+            .get("development")
+            .is_none()
+    );
+    cli.fails(3, &["export", "--environment", "staging"]);
+
+    // A second, empty server: applying creates it all, and it exports the same bytes.
+    let target = Server::start(
+        &format!("sqlite://{}", file("target.db")),
+        &[],
+        &[("VEXIL_BOOTSTRAP_TOKEN", TOKEN)],
+    );
+    cli.url = target.base.clone();
+    let run = cli.ok(&["apply", "-f", &a]);
+    for line in [
+        "+ create segment beta-testers",
+        "+ create flag checkout-theme",
+        "+ create flag new-checkout",
+        "~ update config new-checkout in production",
+        "    - enabled: false",
+        "    + enabled: true",
+    ] {
+        assert!(
+            run.out.lines().any(|l| l == line),
+            "{line} in:\n{}",
+            run.out
+        );
+    }
+    assert!(run.out.ends_with(" changes applied\n"), "{}", run.out);
+    assert_eq!(cli.ok(&["export"]).out, yaml, "the round trip is exact");
+    let audit = cli.ok(&["audit", "tail", "-n", "1", "--json"]).json();
+    assert_eq!(audit["items"][0]["comment"], format!("vexil apply -f {a}"));
+    assert_eq!(cli.ok(&["apply", "-f", &a]).out, "nothing to change\n");
+
+    // Edited (checkout-theme on in production): the dry run shows that field, changes nothing.
+    let mut doc: serde_norway::Value = serde_norway::from_str(&yaml).expect("YAML");
+    doc["flags"][0]["environments"]["production"]["enabled"] = true.into();
+    let b = file("b.yaml");
+    std::fs::write(&b, serde_norway::to_string(&doc).expect("YAML")).expect("b.yaml");
+    let run = cli.ok(&["apply", "-f", &b, "--dry-run"]);
+    assert_eq!(
+        run.out,
+        "~ update config checkout-theme in production\n    \
+         - enabled: false\n    \
+         + enabled: true\n\
+         1 change planned (dry run: nothing changed)\n"
+    );
+    let answer = cli.ok(&["apply", "-f", &b, "--dry-run", "--json"]).json();
+    assert_eq!(answer["applied"], false);
+    assert_eq!(answer["changes"][0]["after"]["enabled"], true);
+    assert_eq!(cli.ok(&["export"]).out, yaml, "a dry run changes nothing");
+
+    // Invalid (a segment changed, then an unknown off variation): refused whole, exit 1.
+    let c = file("c.yaml");
+    let invalid = yaml.replacen("- user-7", "- user-8", 1).replacen(
+        "off_variation: modern",
+        "off_variation: ghost",
+        1,
+    );
+    std::fs::write(&c, invalid).expect("c.yaml");
+    let run = cli.fails(1, &["apply", "-f", &c]);
+    assert!(
+        run.err
+            .contains("document.flags[0].environments.development.off_variation"),
+        "{}",
+        run.err
+    );
+    assert!(run.err.contains("ghost"), "{}", run.err);
+    assert_eq!(cli.ok(&["export"]).out, yaml, "all or nothing");
+    let broken = file("broken.yaml");
+    std::fs::write(&broken, "flags:\n- key: [x\n").expect("broken.yaml");
+    let run = cli.fails(1, &["apply", "-f", &broken]);
+    assert!(run.err.contains("not valid YAML"), "{}", run.err);
+    assert!(run.err.contains("line 3 column 1"), "{}", run.err);
+    cli.fails(2, &["apply", "-f", &file("missing.yaml")]);
+
+    // Pruned (a JSON document without checkout-theme): the flag is deleted.
+    let mut doc: Value = cli.ok(&["export", "--json"]).json();
+    doc["flags"]
+        .as_array_mut()
+        .expect("flags")
+        .retain(|f| f["key"] != "checkout-theme");
+    let p = file("p.json");
+    std::fs::write(&p, doc.to_string()).expect("p.json");
+    let run = cli.ok(&["apply", "-f", &p, "--prune", "--comment", "tidy"]);
+    assert_eq!(run.out, "- delete flag checkout-theme\n1 change applied\n");
+    let flags = cli.ok(&["flags", "list", "--all", "--json"]).json();
+    assert_eq!(flags["total"], 1);
+    assert_eq!(flags["items"][0]["key"], "new-checkout");
+
+    assert!(!cli.seen.contains(TOKEN), "the token is never printed");
+    drop((source, target));
+    let _ = std::fs::remove_dir_all(&dir);
+}
