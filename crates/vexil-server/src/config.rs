@@ -121,6 +121,14 @@ pub struct Config {
     #[arg(long, env = "VEXIL_WEBHOOK_RETRY_FOR_SECS", default_value_t = 86_400,
         value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub webhook_retry_for_secs: u64,
+    /// Local development without a database: serve the evaluation plane from this file (an
+    /// export document in YAML or JSON, or a ruleset JSON) for any API key, watching it for
+    /// changes. The management API and the console are off.
+    #[arg(long, env = "VEXIL_OFFLINE", value_name = "FILE")]
+    pub offline: Option<std::path::PathBuf>,
+    /// With `--offline`: the environment every key evaluates in.
+    #[arg(long, env = "VEXIL_OFFLINE_ENVIRONMENT", default_value = "production")]
+    pub offline_environment: String,
     /// A `temporary` flag older than this many days is stale.
     #[arg(long, env = "VEXIL_STALE_TEMPORARY_DAYS", default_value_t = 40)]
     pub stale_temporary_days: u32,
@@ -174,6 +182,8 @@ impl Config {
             stale_single_variation_days: 14,
             stale_temporary_days: 40,
             public_url: None,
+            offline: None,
+            offline_environment: "production".into(),
             // Tests deliver to receivers on loopback.
             webhook_allow_private: true,
             webhook_retry_base_ms: 100,

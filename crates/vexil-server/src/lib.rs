@@ -15,6 +15,7 @@ mod keys;
 mod login_limit;
 mod manage;
 mod metrics;
+mod offline;
 pub mod operator;
 mod schemas;
 mod snapshots;
@@ -41,6 +42,9 @@ pub struct App {
     limits: http::serve::Limits,
     guard_every: std::time::Duration,
     retry: manage::webhooks::Retry,
+    /// Offline mode: the file, its environment, the default project and the scratch
+    /// database file to remove at the end.
+    offline: Option<Offline>,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -48,9 +52,49 @@ pub struct App {
 impl App {
     /// Connects to and migrates the store, runs first-start bootstrap, binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<App> {
-        let store = Store::connect(&config.database.database_url).await?;
+        // Offline: a scratch database of this process, with an instance token nobody knows
+        // (so that no admin password is printed), filled from the file.
+        let scratch = config.offline.as_ref().map(|_| {
+            std::env::temp_dir().join(format!(
+                "vexil-offline-{}.db",
+                uuid::Uuid::new_v4().simple()
+            ))
+        });
+        let database_url = match &scratch {
+            Some(path) => format!("sqlite://{}", path.display()),
+            None => config.database.database_url.clone(),
+        };
+        let store = Store::connect(&database_url).await?;
         store.migrate().await?;
-        bootstrap::run(&store, config.bootstrap_token.as_ref(), &config.admin_email).await?;
+        let bootstrap_token = match &scratch {
+            Some(_) => Some(secrecy::SecretString::from(credentials::random_secret(
+                "vx_pat_offline_",
+            ))),
+            None => config.bootstrap_token.clone(),
+        };
+        bootstrap::run(&store, bootstrap_token.as_ref(), &config.admin_email).await?;
+        let offline = match (&config.offline, scratch) {
+            (Some(file), Some(scratch)) => {
+                let (organization_id, project_id, environment_id) =
+                    offline_place(&store, &config.offline_environment).await?;
+                let place = offline::Place {
+                    organization_id,
+                    project_id,
+                };
+                let changes =
+                    offline::load(&store, &place, file, &config.offline_environment).await?;
+                tracing::info!(file = %file.display(), changes, environment = %config.offline_environment,
+                    "offline: serving the file to any API key");
+                Some(Offline {
+                    file: file.clone(),
+                    environment: config.offline_environment.clone(),
+                    place,
+                    environment_id,
+                    scratch,
+                })
+            }
+            _ => None,
+        };
         let rate_limit = (config.key_rate_limit > 0).then(|| keys::RateLimit {
             per_second: f64::from(config.key_rate_limit),
         });
@@ -65,6 +109,9 @@ impl App {
             .await
             .context("compiling the initial snapshots")?;
         plane.keys.sync(&store).await.context("loading API keys")?;
+        if let Some(o) = &offline {
+            plane.keys.open_to_any_key(&o.environment_id);
+        }
         store.set_commit_hook(plane.clone());
         let listener = TcpListener::bind(config.listen)
             .await
@@ -96,6 +143,7 @@ impl App {
             trusted_proxies: http::extract::TrustedProxies::parse(
                 config.trusted_proxies.as_deref().unwrap_or_default(),
             )?,
+            offline: offline.is_some(),
         };
         Ok(App {
             listener,
@@ -107,6 +155,7 @@ impl App {
                     .unwrap_or(86_400)
                     .saturating_mul(1000),
             },
+            offline,
             state,
             shutdown,
         })
@@ -142,6 +191,14 @@ impl App {
             &self.state.insights,
         ));
         let mut jobs = jobs::Runner::start(all);
+        let watcher = self.offline.as_ref().map(|o| {
+            tokio::spawn(offline::watch(
+                store.clone(),
+                o.place.clone(),
+                o.file.clone(),
+                o.environment.clone(),
+            ))
+        });
         let listener = (store.backend() == store::Backend::Postgres).then(|| {
             let (store, snapshots, keys) = (
                 store.clone(),
@@ -180,10 +237,35 @@ impl App {
         if let Some(listener) = listener {
             listener.abort();
         }
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         store.close().await;
+        if let Some(o) = &self.offline {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", o.scratch.display()));
+            }
+        }
         tracing::info!("vexil stopped");
         Ok(())
     }
+}
+
+/// What offline mode serves.
+#[derive(Debug)]
+struct Offline {
+    file: std::path::PathBuf,
+    environment: String,
+    place: offline::Place,
+    environment_id: String,
+    scratch: std::path::PathBuf,
+}
+
+/// The default organization, project and environment `key`, where offline mode serves.
+async fn offline_place(store: &Store, key: &str) -> anyhow::Result<(String, String, String)> {
+    let found = manage::projects::default_environment(store, key).await?;
+    found
+        .with_context(|| format!("offline: no environment '{key}' (use development or production)"))
 }
 
 /// The evaluation plane's in-memory state, kept current after every committed write.

@@ -68,6 +68,8 @@ pub(crate) struct AppState {
     pub(crate) shutdown: stream::ShutdownSignal,
     pub(crate) auth: Arc<auth::AuthSettings>,
     pub(crate) trusted_proxies: extract::TrustedProxies,
+    /// Offline mode: the evaluation plane only (no management API, no console).
+    pub(crate) offline: bool,
 }
 
 impl FromRef<AppState> for Arc<auth::AuthSettings> {
@@ -174,15 +176,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(stream::router())
         .layer(evaluation_cors());
 
-    Router::new()
-        .merge(management)
-        .merge(simple_api)
-        .merge(sessions::public_router())
-        .merge(evaluation)
-        .merge(ops::router())
-        .merge(openapi::router())
-        .merge(crate::ui::router(state.clone()))
-        .fallback(reject::unknown_path)
+    let app = if state.offline {
+        Router::new().merge(evaluation).merge(ops::router())
+    } else {
+        Router::new()
+            .merge(management)
+            .merge(simple_api)
+            .merge(sessions::public_router())
+            .merge(evaluation)
+            .merge(ops::router())
+            .merge(openapi::router())
+            .merge(crate::ui::router(state.clone()))
+    };
+    app.fallback(reject::unknown_path)
         .route_layer(middleware::from_fn(capture_route))
         .layer(middleware::from_fn(reject::method_not_allowed_body))
         .layer(DefaultBodyLimit::max(MAX_BODY))

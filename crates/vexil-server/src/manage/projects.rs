@@ -191,3 +191,20 @@ pub(crate) async fn delete(store: &Store, by: &By, at: At<'_>) -> Result<()> {
     })
     .await
 }
+
+/// The `default` organization, its `default` project and the project's environment `key`,
+/// as ids (where offline mode serves), if they exist.
+pub(crate) async fn default_environment(
+    store: &Store,
+    key: &str,
+) -> Result<Option<(String, String, String)>> {
+    let mut conn = store.read().await?;
+    let Some(org) = organizations::get_by_key(&mut conn, "default").await? else {
+        return Ok(None);
+    };
+    let Some(project) = projects::get_by_key(&mut conn, &org.id, "default").await? else {
+        return Ok(None);
+    };
+    let env = environments::get_by_key(&mut conn, &project.id, key).await?;
+    Ok(env.map(|e| (org.id, project.id, e.id)))
+}

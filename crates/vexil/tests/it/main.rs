@@ -5,6 +5,7 @@
 mod cli;
 mod first_login;
 mod js_sdk;
+mod offline;
 mod python_sdk;
 mod server;
 mod webhooks;
