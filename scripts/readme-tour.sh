@@ -290,21 +290,21 @@ printf '%s.%s.%s' "$ID" "$TS" "$BODY" | openssl dgst -sha256 -binary -mac HMAC \
   -macopt hexkey:$(printf '%s' "${SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n') | base64)
 expect "a signature computed by hand" "$OUT" "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
-# ---- Flags as code: export, plan, apply, apply again. -------------------------------------
+# ---- Flags as code: export, plan, apply, apply again (the CLI). -------------------------
 
-curl -s -H "$AUTH" $VEXIL/api/v1/projects/$PROJECT/export > flags.json
-expect "the export" "$(jq -c '[.flags[] | {key, production: .environments.production.enabled}]' flags.json)" \
-  '[{"key":"chat-widget","production":true},{"key":"holiday-banner","production":false},{"key":"new-checkout","production":false}]'
-jq '(.flags[] | select(.key == "holiday-banner") | .environments.production.enabled) = true' flags.json > edited.json
-OUT=$(jq -c '{document: ., dry_run: true}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
-  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '.changes[] | {op, kind, key, environment, enabled: .after.enabled}')
-expect "the plan" "$OUT" '{"op":"update","kind":"config","key":"holiday-banner","environment":"production","enabled":true}'
-OUT=$(jq -c '{document: ., comment: "flags.json from main"}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
-  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '{applied, changes: (.changes | length)}')
-expect "applied" "$OUT" '{"applied":true,"changes":1}'
-OUT=$(jq -c '{document: .}' edited.json | curl -s -H "$AUTH" -H 'Content-Type: application/json' -d @- \
-  $VEXIL/api/v1/projects/$PROJECT/import | jq -c '{applied, changes: (.changes | length)}')
-expect "applied again: nothing" "$OUT" '{"applied":false,"changes":0}'
+export VEXIL_URL=$VEXIL VEXIL_TOKEN=my-admin-token-for-the-five-minute-tour
+expect "vexil export" "$("$VEXIL_BIN" export -o flags.yaml)" "exported project 'default' (0 segments, 3 flags) to flags.yaml"
+sed -i '/^- key: holiday-banner$/,/^- key:/{/production:/,/enabled:/s/enabled: false/enabled: true/}' flags.yaml
+expect "the plan" "$("$VEXIL_BIN" apply -f flags.yaml --dry-run)" "~ update config holiday-banner in production
+    - enabled: false
+    + enabled: true
+1 change planned (dry run: nothing changed)"
+expect "applied" "$("$VEXIL_BIN" apply -f flags.yaml)" "~ update config holiday-banner in production
+    - enabled: false
+    + enabled: true
+1 change applied"
+expect "applied again: nothing" "$("$VEXIL_BIN" apply -f flags.yaml)" "nothing to change"
+unset VEXIL_URL VEXIL_TOKEN
 
 # ---- The Rust SDK quick start (optional). -------------------------------------------------
 
