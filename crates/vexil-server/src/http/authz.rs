@@ -259,10 +259,19 @@ pub fn policy(method: &Method, route: &str) -> Option<Check> {
             | "/ui/{org}/{project}/settings"
             | "/ui/{org}/{project}/insights"
             | "/ui/{org}/{project}/releases"
-            | "/ui/{org}/{project}/playground",
+            | "/ui/{org}/{project}/playground"
+            | "/ui/{org}/{project}/templates",
         ) => Needs(Project("project"), Viewer),
         ("POST", "/ui/{org}/{project}/flags" | "/ui/{org}/{project}/flags/bulk")
-        | ("POST", "/ui/{org}/{project}/segments") => Needs(Project("project"), Editor),
+        | ("POST", "/ui/{org}/{project}/segments" | "/ui/{org}/{project}/templates") => {
+            Needs(Project("project"), Editor)
+        }
+        // Flag templates, as for the API: a template in the URL is its id; the handlers
+        // check that it is the URL's project's.
+        ("GET", "/ui/{org}/{project}/templates/{template}") => Needs(Template("template"), Viewer),
+        ("POST", "/ui/{org}/{project}/templates/{template}/delete") => {
+            Needs(Template("template"), Editor)
+        }
         ("POST", "/ui/{org}/{project}/keys")
         | ("POST", "/ui/{org}/{project}/settings" | "/ui/{org}/{project}/environments") => {
             Needs(Project("project"), Admin)

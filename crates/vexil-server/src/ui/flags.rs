@@ -53,6 +53,10 @@ pub(crate) struct ListQuery {
     page: Option<String>,
     #[serde(default)]
     done: Option<String>,
+    /// A template's key: the "new flag" form opens with it chosen (a template's page links
+    /// here).
+    #[serde(default)]
+    template: String,
 }
 
 /// A flag's row: its switch in each environment, in the header's environment order.
@@ -84,6 +88,8 @@ struct FlagsPage<'a> {
     sorts: [(&'static str, &'static str); 6],
     /// The "new flag" form, when it was sent back with problems.
     new: NewFlagForm,
+    /// The project's templates for the form's picker (key, label); empty for viewers.
+    templates: Vec<(String, String)>,
     filtered: bool,
 }
 
@@ -97,6 +103,8 @@ struct NewFlagForm {
     kind: String,
     variations: String,
     tags: String,
+    /// The template chosen (`""`: none).
+    template: String,
     error: Option<String>,
     errors: HashMap<String, String>,
 }
@@ -113,11 +121,32 @@ pub(crate) async fn list(
     Extension(place): Extension<Place>,
     Query(q): Query<ListQuery>,
 ) -> PageResult {
-    render(&cx, &place, q, NewFlagForm::default()).await
+    let new = NewFlagForm {
+        open: !q.template.is_empty(),
+        template: q.template.clone(),
+        ..NewFlagForm::default()
+    };
+    render(&cx, &place, q, new).await
 }
 
 async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> PageResult {
     let frame = Frame::load(cx, place, "flags", "Flags", q.done.as_deref()).await?;
+    let templates = if frame.can_edit() {
+        let (found, _) = manage::templates::list(&cx.store, &place.project.id, 500, 0).await?;
+        found
+            .into_iter()
+            .map(|t| {
+                let label = if t.name == t.key {
+                    format!("{} ({})", t.key, t.def.kind.as_str())
+                } else {
+                    format!("{} — {} ({})", t.key, t.name, t.def.kind.as_str())
+                };
+                (t.key, label)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let page = q
         .page
         .as_deref()
@@ -212,6 +241,7 @@ async fn render(cx: &Ctx, place: &Place, q: ListQuery, new: NewFlagForm) -> Page
                 ("updated_at", "Least recently changed"),
             ],
             new,
+            templates,
             filtered,
         },
     ))
@@ -227,6 +257,7 @@ pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageR
         kind: cx.form.text("type"),
         variations: cx.form.get("variations").unwrap_or_default().to_owned(),
         tags: cx.form.text("tags"),
+        template: cx.form.text("template"),
         ..NewFlagForm::default()
     };
     let result = match new_flag(&new) {
@@ -244,8 +275,24 @@ pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageR
         Err(Error::Invalid { message, fields }) => {
             new.errors = fields
                 .into_iter()
-                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .map(|(k, v)| {
+                    // A template's starting configuration that no longer holds.
+                    let k = if k.starts_with("template.") {
+                        "template".to_owned()
+                    } else {
+                        k
+                    };
+                    (k, v.as_str().unwrap_or_default().to_owned())
+                })
                 .collect();
+            new.error = Some(message);
+            render(&cx, &place, ListQuery::default(), new).await
+        }
+        // A template that configures an environment which requires approval, or a
+        // protected one for a non-admin.
+        Err(e @ (Error::Refused { .. } | Error::Forbidden(_))) if !new.template.is_empty() => {
+            let message = "The flag was not created: see “Start from a template” below.".to_owned();
+            new.errors.insert("template".into(), e.to_string());
             new.error = Some(message);
             render(&cx, &place, ListQuery::default(), new).await
         }
@@ -259,8 +306,23 @@ pub(crate) async fn create(cx: Ctx, Extension(place): Extension<Place>) -> PageR
 }
 
 /// Reads the "new flag" form. Variations of non-boolean flags are one per line, `key =
-/// value`, where the value is JSON for number and JSON flags and text for strings.
+/// value`, where the value is JSON for number and JSON flags and text for strings. With a
+/// template, the template gives the type and variations (those of the form are ignored).
 fn new_flag(form: &NewFlagForm) -> Result<NewFlag, Error> {
+    if !form.template.is_empty() {
+        return Ok(NewFlag {
+            key: form.key.clone(),
+            name: Some(form.name.clone()).filter(|s| !s.is_empty()),
+            description: form.description.clone(),
+            kind: None,
+            variations: None,
+            tags: items(&form.tags),
+            client_side: false,
+            temporary: false,
+            comment: None,
+            template: Some(form.template.clone()),
+        });
+    }
     let kind = match form.kind.as_str() {
         "" => FlagType::Boolean,
         k => flag_type(k).ok_or_else(|| {

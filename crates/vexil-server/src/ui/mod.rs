@@ -27,6 +27,7 @@ mod release;
 mod segments;
 mod settings;
 mod sign_in;
+mod templates;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -64,7 +65,7 @@ pub(crate) use frame::Frame;
 
 /// Every console route behind the gate: `(method, path)`. The router is built from this
 /// list and a test checks that each has an entry in the policy table.
-pub const ROUTES: [(&str, &str); 67] = [
+pub const ROUTES: [(&str, &str); 71] = [
     ("GET", "/ui/"),
     ("POST", "/ui/logout"),
     ("GET", "/ui/account"),
@@ -125,6 +126,10 @@ pub const ROUTES: [(&str, &str); 67] = [
     ("GET", "/ui/{org}/{project}/segments/{segment}"),
     ("POST", "/ui/{org}/{project}/segments/{segment}"),
     ("POST", "/ui/{org}/{project}/segments/{segment}/delete"),
+    ("GET", "/ui/{org}/{project}/templates"),
+    ("POST", "/ui/{org}/{project}/templates"),
+    ("GET", "/ui/{org}/{project}/templates/{template}"),
+    ("POST", "/ui/{org}/{project}/templates/{template}/delete"),
     ("GET", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys"),
     ("POST", "/ui/{org}/{project}/keys/{key_id}/revoke"),
@@ -225,6 +230,10 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/segments/{segment}") => get(segments::page),
         ("POST", "/segments/{segment}") => post(segments::save),
         ("POST", "/segments/{segment}/delete") => post(segments::delete),
+        ("GET", "/templates") => get(templates::list),
+        ("POST", "/templates") => post(templates::create),
+        ("GET", "/templates/{template}") => get(templates::page),
+        ("POST", "/templates/{template}/delete") => post(templates::delete),
         ("GET", "/keys") => get(keys::list),
         ("POST", "/keys") => post(keys::create),
         ("POST", "/keys/{key_id}/revoke") => post(keys::revoke),
@@ -491,7 +500,7 @@ fn place_ids(place: &Place, params: &HashMap<String, String>) -> HashMap<String,
     if let Some(s) = &place.segment {
         ids.insert("segment".to_owned(), s.id.clone());
     }
-    for raw in ["key_id", "change_id", "webhook"] {
+    for raw in ["key_id", "change_id", "webhook", "template"] {
         if let Some(id) = params.get(raw) {
             ids.insert(raw.to_owned(), id.clone());
         }

@@ -3,7 +3,8 @@
 //! sign in, create a flag, target and roll it out, evaluate it through OFREP with a key
 //! made in the console, kill it, restore a revision, use a segment; a viewer sees no edit
 //! controls and forged form posts are refused; 10,000 flags page and search; a webhook is
-//! created, tested, its deliveries listed and redelivered, and refused to non-admins.
+//! created, tested, its deliveries listed and redelivered, and refused to non-admins; a flag
+//! template is created and a flag made from it, read-only for viewers.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -1765,4 +1766,243 @@ async fn a_webhook_is_created_tested_and_its_deliveries_redelivered_in_the_brows
         404
     );
     assert_eq!(ann.get(&hook).await.status(), 200);
+}
+
+/// The text of the element with this id (a field's problem).
+async fn text_of(b: &Browser, id: &str) -> String {
+    b.script(
+        "return document.getElementById(arguments[0]).textContent",
+        json!([id]),
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_is_created_and_a_flag_made_from_it_in_the_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let project = app.default_project().await;
+    let ui = |path: &str| app.url(&format!("/ui/default/default{path}"));
+    // A template another editor made through the API, which starts on in production (a
+    // protected environment).
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/flag-templates"),
+            json!({"key": "kill-switch", "name": "Kill switch", "tags": ["ops"],
+                "environments": {"production": {"enabled": true, "off_variation": "off",
+                    "fallthrough": {"variation": "on"}}}}),
+        )
+        .await,
+        201,
+    )
+    .await;
+
+    // An editor finds Templates in the header.
+    browser_sign_in(&b, &app, "ed@example.com", "editor").await;
+    b.click("nav[aria-label=Sections] a[href$='/templates']")
+        .await;
+    b.wait_for_text("kill-switch").await;
+    b.click("a[data-open=new-template]").await;
+
+    // A string template without variations: refused beside the field, with the input kept.
+    b.fill("#nt-key", "checkout-theme").await;
+    b.fill("#nt-name", "Checkout theme").await;
+    b.select("#nt-type", "string").await;
+    b.fill("#nt-tags", "ui, checkout").await;
+    b.click("#new-template input[name=temporary]").await;
+    b.select("#nt-state-development", "on").await;
+    b.fill("#nt-serve-development", "purple").await;
+    b.click("#new-template button[type=submit]").await;
+    b.wait_for_text("The template was not created: see the fields below.")
+        .await;
+    assert!(
+        text_of(&b, "nt-vars-err")
+            .await
+            .contains("at least two variations")
+    );
+    assert_eq!(b.value("#nt-key").await, "checkout-theme");
+    assert_eq!(b.value("#nt-type").await, "string");
+    assert_eq!(b.value("#nt-tags").await, "ui, checkout");
+    assert_eq!(b.value("#nt-state-development").await, "on");
+    assert_eq!(b.value("#nt-serve-development").await, "purple");
+    assert!(
+        !b.find_all("#new-template input[name=temporary]:checked")
+            .await
+            .is_empty()
+    );
+
+    // Variations given, but development would serve one the template does not have.
+    b.fill("#nt-vars", "light = light\ndark = dark").await;
+    b.click("#new-template button[type=submit]").await;
+    b.wait_for_text("The template was not created").await;
+    let problem = text_of(&b, "nt-serve-development-err").await;
+    assert!(problem.contains("purple"), "{problem}");
+    assert_eq!(text_of(&b, "nt-vars-err").await, "");
+    assert_eq!(b.value("#nt-vars").await, "light = light\ndark = dark");
+
+    // Created: it starts on serving dark in development, off elsewhere.
+    b.fill("#nt-serve-development", "dark").await;
+    b.click("#new-template button[type=submit]").await;
+    b.wait_for_text("Created.").await;
+    let row = b
+        .script(
+            "return [...document.querySelectorAll('table.templates tbody tr')].map(r => r.innerText.replace(/\\s+/g, ' ')).find(t => t.startsWith('checkout-theme'))",
+            json!([]),
+        )
+        .await;
+    let row = row.as_str().unwrap_or_default();
+    for part in [
+        "Checkout theme",
+        "string",
+        "light, dark",
+        "ui",
+        "checkout",
+        "temporary",
+        "Development: on serving dark",
+    ] {
+        assert!(row.contains(part), "{part} not in {row}");
+    }
+    assert!(!row.contains("Production"), "{row}");
+    let templates = json_ok(
+        app.get(&format!("/api/v1/projects/{project}/flag-templates"))
+            .await,
+    )
+    .await;
+    assert_eq!(templates["total"], 2, "{templates}");
+    b.screenshot(&screenshots().join("console-templates.png"))
+        .await;
+
+    // Its page: everything it holds, as the API shows it.
+    b.click("table.templates a[href*='/templates/']:not([href$='delete'])")
+        .await;
+    b.wait_for_text("As the API shows it").await;
+    b.wait_for_text("\"fallthrough\"").await;
+
+    // A flag from the template that starts on in production: an editor may not.
+    b.goto(&ui("/flags")).await;
+    b.click("a[data-open=new-flag]").await;
+    b.select("#nf-template", "kill-switch").await;
+    b.fill("#nf-key", "payments-kill").await;
+    b.click("#new-flag button[type=submit]").await;
+    b.wait_for_text("The flag was not created").await;
+    assert!(
+        text_of(&b, "nf-template-err").await.contains("production"),
+        "{}",
+        text_of(&b, "nf-template-err").await
+    );
+    assert_eq!(b.value("#nf-key").await, "payments-kill");
+    assert_eq!(b.value("#nf-template").await, "kill-switch");
+
+    // A flag from the checkout template: its shape, tags and starting configurations.
+    b.select("#nf-template", "checkout-theme").await;
+    b.fill("#nf-key", "new-checkout").await;
+    b.click("#new-flag button[type=submit]").await;
+    b.wait_for_text("Created.").await;
+    b.goto(&ui("/flags/new-checkout/in/development")).await;
+    b.wait_for_text("Serve targeting").await;
+    let badges = b
+        .script(
+            "return document.querySelector('.badges').innerText",
+            json!([]),
+        )
+        .await;
+    let badges = badges.as_str().unwrap_or_default();
+    for tag in ["string", "temporary", "ui", "checkout"] {
+        assert!(badges.contains(tag), "{tag} not in {badges}");
+    }
+    assert!(
+        !b.find_all("input[name=enabled]:checked").await.is_empty(),
+        "not on in development"
+    );
+    let flags = json_ok(
+        app.get(&format!(
+            "/api/v1/projects/{project}/feature-flags?q=new-checkout"
+        ))
+        .await,
+    )
+    .await;
+    let flag = flags["items"][0]["id"].as_str().unwrap().to_owned();
+    let dev = app.environment(&project, "development").await;
+    let prod = app.environment(&project, "production").await;
+    let config = |env: String| {
+        let app = &app;
+        let flag = flag.clone();
+        async move {
+            json_ok(
+                app.get(&format!("/api/v1/flags/{flag}/environments/{env}/config"))
+                    .await,
+            )
+            .await
+        }
+    };
+    let d = config(dev).await;
+    assert_eq!(
+        (&d["enabled"], &d["fallthrough"]["variation"]),
+        (&json!(true), &json!("dark")),
+        "{d}"
+    );
+    assert_eq!(config(prod).await["enabled"], false);
+
+    // Deleted, after a confirmation; the flag made from it stays.
+    b.goto(&ui("/templates")).await;
+    b.accept_dialogs("").await;
+    b.click("form[data-confirm*='kill-switch'] button").await;
+    b.wait_for_text("Deleted.").await;
+    assert!(!b.page_text().await.contains("kill-switch"));
+
+    // A viewer sees the list, but no forms; the posts are refused.
+    let password = add_member(&app, "vic@example.com", "viewer").await;
+    let vic = signed_in(&app, "vic@example.com", &password).await;
+    let r = vic.get("/ui/default/default/templates").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("checkout-theme") && html.contains("serving dark"));
+    assert!(!html.contains("method=\"post\" action=\"/ui/default/default/templates"));
+    assert!(!html.contains("New template"));
+    let html = vic
+        .get("/ui/default/default/flags")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("nf-template"));
+    let r = vic
+        .post(
+            "/ui/default/default/templates",
+            &[("csrf", &vic.csrf), ("key", "sneaky")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let id = templates["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == "checkout-theme")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let here = format!("/ui/default/default/templates/{id}");
+    assert_eq!(vic.get(&here).await.status(), 200);
+    let r = vic
+        .post(&format!("{here}/delete"), &[("csrf", &vic.csrf)])
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        vic.get("/ui/default/default/templates/nope").await.status(),
+        404
+    );
+    let templates = json_ok(
+        app.get(&format!("/api/v1/projects/{project}/flag-templates"))
+            .await,
+    )
+    .await;
+    assert_eq!(templates["total"], 1, "{templates}");
 }
