@@ -123,7 +123,7 @@ pub(crate) async fn apply(c: &Client, project: &str, args: ApplyArgs) -> Result<
 }
 
 /// The file's text, or standard input's for `-`.
-fn read_source(path: &Path) -> Result<String, Failure> {
+pub(crate) fn read_source(path: &Path) -> Result<String, Failure> {
     let mut bytes = Vec::new();
     let read = if path == Path::new("-") {
         std::io::stdin().lock().read_to_end(&mut bytes).map(|_| ())
@@ -141,7 +141,7 @@ fn read_source(path: &Path) -> Result<String, Failure> {
 }
 
 /// The file's name in messages (`-` is standard input).
-fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     if path == Path::new("-") {
         "standard input".to_owned()
     } else {
@@ -272,7 +272,7 @@ fn compact(value: &Ordered) -> String {
 }
 
 /// `1 flag`, `3 flags`.
-fn plural(n: usize, what: &str) -> String {
+pub(crate) fn plural(n: usize, what: &str) -> String {
     if n == 1 {
         format!("1 {what}")
     } else {

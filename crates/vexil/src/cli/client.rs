@@ -295,6 +295,11 @@ impl Client {
         self.call(Method::PATCH, segments, &[], Some(body)).await
     }
 
+    /// A DELETE (its answer, usually empty, read as JSON `null`).
+    pub(crate) async fn delete(&self, segments: &[&str]) -> Result<Value, Failure> {
+        self.call(Method::DELETE, segments, &[], None).await
+    }
+
     /// Every item of a paged list (`{"items", "total", …}`), page by page.
     pub(crate) async fn list_all(
         &self,

@@ -20,7 +20,8 @@ pub(crate) enum FlagsCommand {
         /// The flag's key.
         key: String,
     },
-    /// Create a flag (boolean unless --type says otherwise), off in every environment.
+    /// Create a flag (boolean unless --type says otherwise), off in every environment, or
+    /// made from a template (`--template KEY`: its shape and starting configurations).
     Create(CreateArgs),
     /// Turn a flag on or off in one environment (without --on or --off: flip it).
     Toggle(ToggleArgs),
@@ -64,9 +65,9 @@ pub(crate) struct CreateArgs {
     /// Display name (default: the key).
     #[arg(long)]
     name: Option<String>,
-    /// The type of the values it serves.
-    #[arg(long = "type", value_enum, default_value = "boolean")]
-    kind: FlagType,
+    /// The type of the values it serves (default: boolean, or the template's type).
+    #[arg(long = "type", value_enum)]
+    kind: Option<FlagType>,
     /// What the flag is for.
     #[arg(long)]
     description: Option<String>,
@@ -83,6 +84,11 @@ pub(crate) struct CreateArgs {
     /// is taken as text for string flags and as JSON otherwise.
     #[arg(long = "variation", value_name = "KEY=VALUE", value_parser = parse_variation)]
     variations: Vec<(String, String)>,
+    /// Make the flag from this template of the project (`vexil templates list`): its type,
+    /// variations, tags, temporary, client side, description and its starting
+    /// configuration in each environment it names. The options given here win.
+    #[arg(long, value_name = "TEMPLATE_KEY")]
+    template: Option<String>,
     /// A comment for the audit trail.
     #[arg(long)]
     comment: Option<String>,
@@ -115,7 +121,7 @@ pub(crate) struct ChangeArgs {
     comment: Option<String>,
 }
 
-fn parse_variation(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_variation(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err("expected KEY=VALUE".to_owned()),
@@ -326,7 +332,7 @@ async fn get(c: &Client, p: &Project, key: &str) -> Result<(), Failure> {
 }
 
 /// What a fallthrough serves: `on`, or a rollout `on 25%, off 75%`.
-fn serves(fallthrough: &Value) -> String {
+pub(crate) fn serves(fallthrough: &Value) -> String {
     if let Some(variation) = fallthrough.get("variation").and_then(Value::as_str) {
         return variation.to_owned();
     }
@@ -359,14 +365,56 @@ fn percent(weight: u64) -> String {
     }
 }
 
-async fn create(c: &Client, p: &Project, args: CreateArgs) -> Result<(), Failure> {
-    let kind = match args.kind {
+/// The API's name of a flag type.
+pub(crate) fn type_name(kind: FlagType) -> &'static str {
+    match kind {
         FlagType::Boolean => "boolean",
         FlagType::String => "string",
         FlagType::Number => "number",
         FlagType::Json => "json",
-    };
-    let mut body = json!({"key": args.key, "type": kind});
+    }
+}
+
+/// `--variation KEY=VALUE` options as the API's variations: the value is text for a
+/// string flag (`kind`), JSON otherwise.
+pub(crate) fn variations_of(
+    kind: &str,
+    variations: Vec<(String, String)>,
+) -> Result<Vec<Value>, Failure> {
+    let mut out = Vec::new();
+    for (key, raw) in variations {
+        let value = if kind == "string" {
+            Value::String(raw)
+        } else {
+            serde_json::from_str(&raw).map_err(|e| {
+                Failure::Usage(format!(
+                    "--variation {key}={raw}: the value of a {kind} flag's variation must be JSON ({e})"
+                ))
+            })?
+        };
+        out.push(json!({"key": key, "value": value}));
+    }
+    Ok(out)
+}
+
+async fn create(c: &Client, p: &Project, args: CreateArgs) -> Result<(), Failure> {
+    let mut body = json!({"key": args.key});
+    // The type the variations' values are read as: the option's, else the template's.
+    let mut kind = args.kind.map_or("boolean", type_name).to_owned();
+    if let Some(kind) = args.kind {
+        body["type"] = Value::String(type_name(kind).to_owned());
+    }
+    if let Some(template) = &args.template {
+        body["template"] = Value::String(template.clone());
+        if args.kind.is_none() && !args.variations.is_empty() {
+            let templates = c
+                .list_all(&["projects", &p.id, "flag-templates"], &[])
+                .await?;
+            if let Some(t) = templates.iter().find(|t| text(t, "key") == *template) {
+                kind = text(t, "type");
+            }
+        }
+    }
     if let Some(name) = args.name {
         body["name"] = Value::String(name);
     }
@@ -383,20 +431,7 @@ async fn create(c: &Client, p: &Project, args: CreateArgs) -> Result<(), Failure
         body["client_side"] = Value::Bool(true);
     }
     if !args.variations.is_empty() {
-        let mut variations = Vec::new();
-        for (key, raw) in args.variations {
-            let value = if args.kind == FlagType::String {
-                Value::String(raw)
-            } else {
-                serde_json::from_str(&raw).map_err(|e| {
-                    Failure::Usage(format!(
-                        "--variation {key}={raw}: the value of a {kind} flag's variation must be JSON ({e})"
-                    ))
-                })?
-            };
-            variations.push(json!({"key": key, "value": value}));
-        }
-        body["variations"] = Value::Array(variations);
+        body["variations"] = Value::Array(variations_of(&kind, args.variations)?);
     }
     if let Some(comment) = args.comment {
         body["comment"] = Value::String(comment);
@@ -405,8 +440,15 @@ async fn create(c: &Client, p: &Project, args: CreateArgs) -> Result<(), Failure
     if c.json {
         return emit_json(&flag);
     }
+    let how = match &args.template {
+        Some(template) => format!(
+            "from template '{}', configured as the template says",
+            super::table::clean(template)
+        ),
+        None => "off in every environment".to_owned(),
+    };
     emit(&format!(
-        "created flag '{}' ({}) in project '{}', off in every environment (id {})\n",
+        "created flag '{}' ({}) in project '{}', {how} (id {})\n",
         text(&flag, "key"),
         text(&flag, "type"),
         p.key,

@@ -1,6 +1,7 @@
-//! The client commands: `vexil flags|segments|keys|audit …` and `vexil export|apply` (flags
-//! as code) talk to a running server's management API over HTTP, and `vexil completions`
-//! prints a shell completion script.
+//! The client commands: `vexil flags|templates|segments|keys|audit …`, `vexil promote`
+//! (environment promotion) and `vexil export|apply` (flags as code) talk to a running
+//! server's management API over HTTP, and `vexil completions` prints a shell completion
+//! script.
 //!
 //! Every client command takes `--url` (`VEXIL_URL`), `--token` (`VEXIL_TOKEN`, sent as
 //! `Authorization: Bearer` and never printed) and `--json`; the project-scoped ones take
@@ -17,12 +18,14 @@ mod audit;
 mod client;
 mod flags;
 mod keys;
+mod promote;
 mod segments;
 mod table;
+mod templates;
 
 /// Exit codes of the client commands, for `vexil --help` (and docs/cli.md).
 pub(crate) const EXIT_CODES_HELP: &str = "\
-Exit codes of the client commands (flags, segments, keys, audit, export, apply):
+Exit codes of the client commands (flags, templates, promote, segments, keys, audit, export, apply):
   0  success
   1  refused by the server (invalid input, other 4xx), or an answer the CLI cannot read
   2  usage error (unknown option, missing argument)
@@ -42,6 +45,15 @@ const CLIENT_OPTIONS: &str = "Client options";
 pub(crate) enum ClientCommand {
     /// Feature flags of a project: list, get, create, toggle, kill, archive, restore.
     Flags(Scoped<flags::FlagsCommand>),
+    /// Flag templates of a project: list, get, create, delete (`flags create --template`).
+    Templates(Box<Scoped<templates::TemplatesCommand>>),
+    /// Environment promotion: copy flag configurations from one environment to another.
+    ///
+    /// Every flag that is not archived, or the `--flag`s named; all or nothing, in one
+    /// transaction, each change with a revision and an audit entry (`copied from <ENV>`).
+    /// Prints which flags changed and which were already the same. A target environment
+    /// that requires approval refuses copies (exit code 5).
+    Promote(Box<InProject<promote::PromoteArgs>>),
     /// Segments of a project: list, get, create.
     Segments(Scoped<segments::SegmentsCommand>),
     /// API keys (SDK credentials) of a project: list, create, revoke.
@@ -182,6 +194,14 @@ pub(crate) fn run(command: ClientCommand, root: fn() -> clap::Command) -> ExitCo
             ClientCommand::Flags(s) => {
                 let c = client::Client::new(&s.connection)?;
                 flags::run(&c, &s.project, s.command).await
+            }
+            ClientCommand::Templates(s) => {
+                let c = client::Client::new(&s.connection)?;
+                templates::run(&c, &s.project, s.command).await
+            }
+            ClientCommand::Promote(s) => {
+                let c = client::Client::new(&s.connection)?;
+                promote::run(&c, &s.project, s.args).await
             }
             ClientCommand::Segments(s) => {
                 let c = client::Client::new(&s.connection)?;

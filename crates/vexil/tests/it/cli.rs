@@ -532,3 +532,253 @@ fn cli_exports_and_applies_flags_as_code() {
     drop((source, target));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `PATCH /api/v1/environments/{id}` with the instance token: its status.
+fn patch_environment(base: &str, env_id: &str, body: &Value) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .patch(format!("{base}/api/v1/environments/{env_id}"))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    })
+}
+
+/// A configuration without what belongs to its environment (for comparing two).
+fn served(config: &Value) -> Value {
+    let mut config = config.clone();
+    for field in ["environment_id", "environment_key", "version", "updated_at"] {
+        config
+            .as_object_mut()
+            .expect("a configuration")
+            .remove(field);
+    }
+    config
+}
+
+/// Promotion and templates through the CLI: a flag on in development with a rule is
+/// promoted to production (which then serves the same), and promoting again finds it the
+/// same; a template made with `--on development` is listed, makes a flag (its tag,
+/// temporary, on in development, off in production) and is deleted; an unknown template is
+/// refused with the API's field message (1); promoting into an environment that requires
+/// approval is a conflict (5).
+#[test]
+fn cli_promotes_environments_and_makes_flags_from_templates() {
+    let dir = std::env::temp_dir().join(format!("vexil-cli-promote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("vexil.db").display());
+    let server = Server::start(&db, &[], &[("VEXIL_BOOTSTRAP_TOKEN", TOKEN)]);
+    let mut cli = Cli {
+        url: server.base.clone(),
+        token: TOKEN.to_owned(),
+        seen: String::new(),
+    };
+
+    // A flag on in development with a rule; off in production.
+    cli.ok(&["flags", "create", "new-checkout"]);
+    cli.ok(&[
+        "flags",
+        "toggle",
+        "new-checkout",
+        "--environment",
+        "development",
+        "--on",
+    ]);
+    let flag = cli.ok(&["flags", "get", "new-checkout", "--json"]).json();
+    let rules = serde_json::json!({"rules": [{
+        "clauses": [{"attribute": "country", "op": "in", "values": ["FR"]}],
+        "serve": {"variation": "off"}}]});
+    let dev_id = flag["configurations"]["development"]["environment_id"]
+        .as_str()
+        .expect("environment id")
+        .to_owned();
+    let prod_id = flag["configurations"]["production"]["environment_id"]
+        .as_str()
+        .expect("environment id")
+        .to_owned();
+    let flag_id = flag["id"].as_str().expect("flag id");
+    assert_eq!(patch_config(&server.base, flag_id, &dev_id, &rules), 200);
+
+    // Promoted: production serves what development does; again, it is already the same.
+    let run = cli.ok(&[
+        "promote",
+        "--from",
+        "development",
+        "--to",
+        "production",
+        "--comment",
+        "release 42",
+    ]);
+    assert_eq!(
+        row(&run.out, "FLAG"),
+        ["FLAG", "RESULT", "IN", "PRODUCTION", "VERSION"]
+    );
+    assert_eq!(
+        row(&run.out, "new-checkout"),
+        ["new-checkout", "copied", "on", "2"]
+    );
+    assert!(
+        run.out
+            .ends_with("\n1 configuration copied from development to production\n"),
+        "{}",
+        run.out
+    );
+    let flag = cli.ok(&["flags", "get", "new-checkout", "--json"]).json();
+    let configs = &flag["configurations"];
+    assert_eq!(configs["production"]["enabled"], true);
+    assert_eq!(
+        configs["production"]["rules"][0]["clauses"][0]["values"][0],
+        "FR"
+    );
+    assert_eq!(
+        served(&configs["production"]),
+        served(&configs["development"])
+    );
+    let audit = cli.ok(&["audit", "tail", "-n", "1", "--json"]).json();
+    assert_eq!(
+        audit["items"][0]["comment"],
+        "copied from development: release 42"
+    );
+    let run = cli.ok(&["promote", "--from", "development", "--to", "production"]);
+    assert_eq!(
+        row(&run.out, "new-checkout"),
+        ["new-checkout", "unchanged", "-", "-"]
+    );
+    assert!(
+        run.out.ends_with(
+            "\n0 configurations copied from development to production, 1 already the same\n"
+        ),
+        "{}",
+        run.out
+    );
+    let answer = cli
+        .ok(&[
+            "promote",
+            "--from",
+            "development",
+            "--to",
+            "production",
+            "--flag",
+            "new-checkout",
+            "--json",
+        ])
+        .json();
+    assert_eq!(answer["changed"], serde_json::json!([]));
+    assert_eq!(answer["unchanged"], serde_json::json!(["new-checkout"]));
+    cli.fails(3, &["promote", "--from", "development", "--to", "staging"]);
+    cli.fails(
+        3,
+        &[
+            "promote",
+            "--from",
+            "development",
+            "--to",
+            "production",
+            "--flag",
+            "no-such-flag",
+        ],
+    );
+
+    // A template: created with a starting configuration in development, listed, shown.
+    let run = cli.ok(&[
+        "templates",
+        "create",
+        "release",
+        "--name",
+        "Release",
+        "--tag",
+        "release",
+        "--temporary",
+        "--on",
+        "development",
+    ]);
+    assert!(
+        run.out
+            .contains("created template 'release' (boolean) in project 'default'; its flags start configured in development"),
+        "{}",
+        run.out
+    );
+    let run = cli.ok(&["templates", "list"]);
+    assert_eq!(
+        row(&run.out, "KEY"),
+        ["KEY", "NAME", "TYPE", "TAGS", "TEMPORARY", "ENVIRONMENTS"]
+    );
+    assert_eq!(
+        row(&run.out, "release"),
+        [
+            "release",
+            "Release",
+            "boolean",
+            "release",
+            "yes",
+            "development"
+        ]
+    );
+    let list = cli.ok(&["templates", "list", "--json"]).json();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["key"], "release");
+    assert_eq!(list["items"][0]["temporary"], true);
+    assert_eq!(
+        list["items"][0]["environments"]["development"],
+        serde_json::json!({"enabled": true, "off_variation": "off",
+            "fallthrough": {"variation": "on"}, "targets": [], "rules": [],
+            "prerequisites": [], "watch_events": []})
+    );
+    let run = cli.ok(&["templates", "get", "release"]);
+    assert_eq!(
+        row(&run.out, "development")[..4],
+        ["development", "on", "on", "off"]
+    );
+    let template = cli.ok(&["templates", "get", "release", "--json"]).json();
+    assert_eq!(template["tags"], serde_json::json!(["release"]));
+
+    // A flag made from it: its tag, temporary, on in development, off in production.
+    let run = cli.ok(&["flags", "create", "new-search", "--template", "release"]);
+    assert!(run.out.contains("from template 'release'"), "{}", run.out);
+    let flag = cli.ok(&["flags", "get", "new-search", "--json"]).json();
+    assert_eq!(flag["tags"], serde_json::json!(["release"]));
+    assert_eq!(flag["temporary"], true);
+    assert_eq!(flag["configurations"]["development"]["enabled"], true);
+    assert_eq!(
+        flag["configurations"]["development"]["fallthrough"]["variation"],
+        "on"
+    );
+    assert_eq!(flag["configurations"]["production"]["enabled"], false);
+
+    // Deleted; an unknown template is refused with the API's field message.
+    let run = cli.ok(&["templates", "delete", "release"]);
+    assert!(
+        run.out.contains("deleted template 'release'"),
+        "{}",
+        run.out
+    );
+    assert_eq!(cli.ok(&["templates", "list", "--json"]).json()["total"], 0);
+    cli.fails(3, &["templates", "get", "release"]);
+    let run = cli.fails(1, &["flags", "create", "other", "--template", "release"]);
+    assert!(
+        run.err.contains("template: no template 'release'"),
+        "{}",
+        run.err
+    );
+
+    // A target that requires approval refuses copies: exit code 5.
+    let body = serde_json::json!({"requires_approval": true});
+    assert_eq!(patch_environment(&server.base, &prod_id, &body), 200);
+    let run = cli.fails(
+        5,
+        &["promote", "--from", "development", "--to", "production"],
+    );
+    assert!(run.err.contains("approval"), "{}", run.err);
+
+    assert!(!cli.seen.contains(TOKEN), "the token is never printed");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
