@@ -81,8 +81,18 @@ impl App {
                     organization_id,
                     project_id,
                 };
-                let changes =
-                    offline::load(&store, &place, file, &config.offline_environment).await?;
+                let loaded = offline::load(&store, &place, file, &config.offline_environment).await;
+                let changes = match loaded {
+                    Ok(changes) => changes,
+                    Err(e) => {
+                        // Nothing to keep: the scratch database goes with the failed start.
+                        store.close().await;
+                        for suffix in ["", "-wal", "-shm"] {
+                            let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+                        }
+                        return Err(e);
+                    }
+                };
                 tracing::info!(file = %file.display(), changes, environment = %config.offline_environment,
                     "offline: serving the file to any API key");
                 Some(Offline {

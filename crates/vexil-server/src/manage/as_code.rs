@@ -24,7 +24,7 @@ use crate::store::segments::{self, Segment};
 use crate::store::{Store, environments};
 
 /// Most flags, and most segments, one document may hold.
-const MAX_ITEMS: usize = 5_000;
+const MAX_ITEMS: usize = 2_000;
 
 /// A project as code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -138,7 +138,9 @@ pub(crate) async fn export(
             format!("no environment '{key}' in this project"),
         ));
     }
-    let (all_segments, _) = segments::list(&mut conn, project_id, i64::MAX, 0).await?;
+    let (mut all_segments, _) = segments::list(&mut conn, project_id, i64::MAX, 0).await?;
+    // Byte order on every backend (collations differ).
+    all_segments.sort_by(|a, b| a.key.cmp(&b.key));
     let mut flag_docs = Vec::new();
     let mut all_flags = flags::list_all(&mut conn, project_id).await?;
     all_flags.sort_by(|a, b| a.key.cmp(&b.key));
@@ -283,8 +285,9 @@ pub(crate) async fn import(
             .collect();
     let mut changes = Vec::new();
 
-    // Segments first: flag rules may name them.
-    for (i, s) in doc.segments.iter().enumerate() {
+    // Segments first (flag rules may name them), each after the segments it names.
+    for i in segment_order(&doc.segments) {
+        let s = &doc.segments[i];
         let place = format!("document.segments[{i}]");
         let existing = segments::get_by_key(tx.conn(), project_id, &s.key).await?;
         match existing {
@@ -399,7 +402,28 @@ pub(crate) async fn import(
         };
         current.push(flag);
     }
+    // Restored before the configurations (an archived flag cannot be turned on), archived
+    // after them, all the document archives together (prerequisites among them allowed).
+    let archiving: HashSet<String> = doc
+        .flags
+        .iter()
+        .zip(&current)
+        .filter(|(f, _)| f.archived)
+        .map(|(_, flag)| flag.id.clone())
+        .collect();
+    set_archived(
+        &mut tx,
+        principal,
+        change,
+        doc,
+        &current,
+        false,
+        &archiving,
+        &mut changes,
+    )
+    .await?;
     for (i, (f, flag)) in doc.flags.iter().zip(&current).enumerate() {
+        let flag = &load::<Flag>(tx.conn(), &flag.id).await?;
         for (env_key, config) in &f.environments {
             let place = format!("document.flags[{i}].environments.{env_key}");
             let Some(env) = envs.get(env_key) else {
@@ -411,9 +435,11 @@ pub(crate) async fn import(
             let before = configs::get(tx.conn(), &flag.id, &env.id)
                 .await?
                 .ok_or_else(|| Error::not_found("flag configuration", &flag.key))?;
-            // As it is: nothing to change, nothing to hold for approval or refuse for a
-            // release plan.
-            if *config == before.config {
+            // As it is (rules without ids matched to the stored ones): nothing to change,
+            // nothing to hold for approval or refuse for a release plan.
+            let mut probe = config.clone();
+            super::fields::assign_rule_ids(&mut probe.rules, &before.config.rules, String::new);
+            if probe == before.config {
                 continue;
             }
             let after = commit_in(
@@ -451,31 +477,45 @@ pub(crate) async fn import(
             }
         }
     }
-    // Archived last: archiving checks the configurations just set.
-    for (i, (f, flag)) in doc.flags.iter().zip(current).enumerate() {
-        let reloaded = load::<Flag>(tx.conn(), &flag.id).await?;
-        if reloaded.archived != f.archived {
-            let before = flag_doc(&reloaded);
-            let after = archive_in(tx.conn(), reloaded, f.archived, &HashSet::new(), change)
-                .await
-                .map_err(at(format!("document.flags[{i}].archived")))?;
-            changes.push(Planned {
-                op: "update",
-                kind: "flag",
-                key: f.key.clone(),
-                environment: None,
-                before: Some(doc_value(&before)),
-                after: Some(doc_value(&flag_doc(&after))),
-            });
-        }
-    }
+    set_archived(
+        &mut tx,
+        principal,
+        change,
+        doc,
+        &current,
+        true,
+        &archiving,
+        &mut changes,
+    )
+    .await?;
 
     if input.prune {
         let named: HashSet<&str> = doc.flags.iter().map(|f| f.key.as_str()).collect();
-        for flag in flags::list_all(tx.conn(), project_id).await? {
-            if named.contains(flag.key.as_str()) {
-                continue;
+        let mut doomed: Vec<Flag> = flags::list_all(tx.conn(), project_id)
+            .await?
+            .into_iter()
+            .filter(|f| !named.contains(f.key.as_str()))
+            .collect();
+        // Referrers first: a flag whose referrers are all pruned goes after them.
+        let mut ordered = Vec::with_capacity(doomed.len());
+        while !doomed.is_empty() {
+            let keys: HashSet<String> = doomed.iter().map(|f| f.key.clone()).collect();
+            let mut next = None;
+            for (i, f) in doomed.iter().enumerate() {
+                let referrers = flags::referrers(tx.conn(), project_id, &f.key).await?;
+                if referrers
+                    .iter()
+                    .all(|r| !keys.contains(&r.flag) || r.flag == f.key)
+                {
+                    next = Some(i);
+                    break;
+                }
             }
+            // A cycle, or referrers that stay: deleting reports them.
+            ordered.push(doomed.remove(next.unwrap_or(0)));
+        }
+        for flag in ordered {
+            protected_needs_admin(tx.conn(), principal, by, &flag, "delete").await?;
             flag_ops::unless_a_prerequisite(&mut tx, &flag).await?;
             delete_in(tx.conn(), change, &flag, Action::FlagDelete).await?;
             changes.push(Planned {
@@ -489,10 +529,28 @@ pub(crate) async fn import(
         }
         let named: HashSet<&str> = doc.segments.iter().map(|s| s.key.as_str()).collect();
         let (all, _) = segments::list(tx.conn(), project_id, i64::MAX, 0).await?;
-        for segment in all {
-            if named.contains(segment.key.as_str()) {
-                continue;
+        let mut doomed: Vec<Segment> = all
+            .into_iter()
+            .filter(|s| !named.contains(s.key.as_str()))
+            .collect();
+        // Segments that name others go first.
+        let mut ordered = Vec::with_capacity(doomed.len());
+        while !doomed.is_empty() {
+            let keys: HashSet<String> = doomed.iter().map(|s| s.key.clone()).collect();
+            let mut next = None;
+            for (i, s) in doomed.iter().enumerate() {
+                let referrers = segments::referrers(tx.conn(), project_id, &s.key).await?;
+                let blocked = referrers.iter().any(|r| {
+                    matches!(r, segments::Referrer::Segment { segment } if keys.contains(segment))
+                });
+                if !blocked {
+                    next = Some(i);
+                    break;
+                }
             }
+            ordered.push(doomed.remove(next.unwrap_or(0)));
+        }
+        for segment in ordered {
             segment_ops::unless_referenced(&mut tx, &segment).await?;
             delete_in(tx.conn(), change, &segment, Action::SegmentDelete).await?;
             changes.push(Planned {
@@ -519,4 +577,107 @@ pub(crate) async fn import(
         applied: !changes.is_empty(),
         changes,
     })
+}
+
+/// The order in which to apply the document's segments: each after the segments of the
+/// document it names (`in_segment`), otherwise as listed; a cycle keeps the listed order
+/// (validation then reports it).
+fn segment_order(docs: &[SegmentDoc]) -> Vec<usize> {
+    let index: HashMap<&str, usize> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key.as_str(), i))
+        .collect();
+    let names = |s: &SegmentDoc| -> Vec<usize> {
+        s.rules
+            .iter()
+            .flat_map(|r| &r.clauses)
+            .filter(|c| c.op == vexil_core::Op::InSegment)
+            .flat_map(|c| &c.values)
+            .filter_map(|v| v.as_str().and_then(|k| index.get(k).copied()))
+            .collect()
+    };
+    let mut order = Vec::with_capacity(docs.len());
+    let mut state = vec![0u8; docs.len()]; // 0 new, 1 in progress, 2 placed
+    fn visit(
+        i: usize,
+        docs: &[SegmentDoc],
+        names: &dyn Fn(&SegmentDoc) -> Vec<usize>,
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+    ) {
+        if state[i] != 0 {
+            return;
+        }
+        state[i] = 1;
+        for j in names(&docs[i]) {
+            visit(j, docs, names, state, order);
+        }
+        state[i] = 2;
+        order.push(i);
+    }
+    for i in 0..docs.len() {
+        visit(i, docs, &names, &mut state, &mut order);
+    }
+    order
+}
+
+/// Admin needed to delete, archive or restore a flag that is on in a protected
+/// environment (as the API's own routes for those ask).
+async fn protected_needs_admin(
+    conn: &mut crate::store::Conn,
+    principal: &Principal,
+    by: &By,
+    flag: &Flag,
+    what: &str,
+) -> Result<()> {
+    let protected = crate::store::scopes::protected_enabled_environments(conn, &flag.id).await?;
+    if protected.is_empty() {
+        return Ok(());
+    }
+    let why = format!(
+        "the import would {what} flag '{}', which is on in protected environment(s) {}",
+        flag.key,
+        protected.join(", ")
+    );
+    crate::manage::access::require_admin_for(conn, principal, &by.meta, Some(why)).await
+}
+
+/// Restores (`archive` false) or archives (`archive` true) the document's flags whose state
+/// differs, recording each; `archiving` holds the ids of every flag the document archives.
+#[allow(clippy::too_many_arguments)]
+async fn set_archived(
+    tx: &mut crate::store::WriteTx<'_>,
+    principal: &Principal,
+    change: super::Change<'_>,
+    doc: &Document,
+    current: &[Flag],
+    archive: bool,
+    archiving: &HashSet<String>,
+    changes: &mut Vec<Planned>,
+) -> Result<()> {
+    for (i, (f, flag)) in doc.flags.iter().zip(current).enumerate() {
+        if f.archived != archive {
+            continue;
+        }
+        let reloaded = load::<Flag>(tx.conn(), &flag.id).await?;
+        if reloaded.archived == archive {
+            continue;
+        }
+        let what = if archive { "archive" } else { "restore" };
+        protected_needs_admin(tx.conn(), principal, change.by, &reloaded, what).await?;
+        let before = flag_doc(&reloaded);
+        let after = archive_in(tx.conn(), reloaded, archive, archiving, change)
+            .await
+            .map_err(at(format!("document.flags[{i}].archived")))?;
+        changes.push(Planned {
+            op: "update",
+            kind: "flag",
+            key: f.key.clone(),
+            environment: None,
+            before: Some(doc_value(&before)),
+            after: Some(doc_value(&flag_doc(&after))),
+        });
+    }
+    Ok(())
 }

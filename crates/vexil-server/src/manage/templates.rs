@@ -66,7 +66,11 @@ pub(crate) struct NewTemplate {
 /// tags), and each starting configuration against its environment's ruleset (variations,
 /// segments and prerequisites it names must exist there).
 async fn checked(conn: &mut Conn, project_id: &str, t: &Template) -> Result<()> {
-    let probe = probe_flag(project_id, t)?;
+    // Under a key no flag has, so that a flag with the template's key stays in the check.
+    let probe = Flag {
+        key: format!("{}.template", t.key.chars().take(90).collect::<String>()),
+        ..probe_flag(project_id, t)?
+    };
     let envs = environments::list_all(conn, project_id).await?;
     let mut fields = Map::new();
     for (key, config) in &t.def.environments {

@@ -52,17 +52,39 @@ async fn populate(app: &TestApp) -> String {
         201,
     )
     .await;
-    let old = app.create_flag(&project, "old-thing").await;
-    json_ok(
-        app.request(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/feature-flags/{old}/archive"),
+    // A segment that names another one listed after it, and two archived flags, one the
+    // other's prerequisite: the import must order them.
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{project}/segments"),
+            json!({"key": "beta", "rules": [{"clauses": [{"attribute": "", "op": "in_segment", "values": ["staff"]}]}]}),
         )
-        .send()
-        .await
-        .unwrap(),
+        .await,
+        201,
     )
     .await;
+    let old = app.create_flag(&project, "old-thing").await;
+    let older = app.create_flag(&project, "older-thing").await;
+    json_ok(
+        app.patch(
+            &format!("/api/v1/flags/{old}/environments/{prod}/config"),
+            json!({"prerequisites": [{"flag": "older-thing", "variations": ["on"]}]}),
+        )
+        .await,
+    )
+    .await;
+    for id in [&old, &older] {
+        json_ok(
+            app.request(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/feature-flags/{id}/archive"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+    }
     project
 }
 
@@ -71,8 +93,9 @@ both_backends! {
         let project = populate(&app).await;
         let doc = export(&app, &project).await;
         let keys: Vec<&str> = doc["flags"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
-        assert_eq!(keys, ["new-checkout", "old-thing", "theme"]);
-        assert_eq!(doc["segments"][0]["key"], "staff");
+                assert_eq!(keys, ["new-checkout", "old-thing", "older-thing", "theme"]);
+        assert_eq!(doc["segments"][0]["key"], "beta");
+        assert_eq!(doc["segments"][1]["key"], "staff");
         let prod = &doc["flags"][0]["environments"]["production"];
         assert_eq!(prod["enabled"], true);
         assert_eq!(prod["rules"][0]["clauses"][0]["values"], json!(["staff"]));
@@ -94,7 +117,8 @@ both_backends! {
         assert!(ops.contains(&"create segment staff".to_owned()), "{ops:?}");
         assert!(ops.contains(&"create flag new-checkout".to_owned()), "{ops:?}");
         assert!(ops.contains(&"update config new-checkout in production".to_owned()), "{ops:?}");
-        assert!(ops.contains(&"update flag old-thing".to_owned()), "archived: {ops:?}");
+                assert!(ops.contains(&"update flag old-thing".to_owned()), "archived: {ops:?}");
+        assert!(ops.contains(&"update flag older-thing".to_owned()), "archived: {ops:?}");
         assert_eq!(export(&empty, &target).await, doc, "the round trip gives the same document");
         // The changes are audited with the import's comment.
         let audit = json_ok(empty.get("/api/v1/audit-logs?action=flag_config.update").await).await;
@@ -116,7 +140,7 @@ both_backends! {
         let project = populate(&app).await;
         let before = export(&app, &project).await;
         let mut doc = before.clone();
-        doc["flags"][2]["environments"]["production"]["enabled"] = json!(true);
+        doc["flags"][3]["environments"]["production"]["enabled"] = json!(true);
         doc["flags"][0]["tags"] = json!(["checkout"]);
 
         let plan = json_ok(import(&app, &project, json!({"document": doc, "dry_run": true})).await).await;
@@ -128,10 +152,10 @@ both_backends! {
 
         // One bad item: nothing at all changes, and the error names it.
         let mut bad = doc.clone();
-        bad["flags"][2]["environments"]["production"]["off_variation"] = json!("purple");
+        bad["flags"][3]["environments"]["production"]["off_variation"] = json!("purple");
         let e = error_of(import(&app, &project, json!({"document": bad})).await, 400, "invalid_request").await;
         let fields = e["details"]["fields"].as_object().unwrap();
-        assert!(fields.keys().any(|k| k.starts_with("document.flags[2].environments.production")), "{e}");
+        assert!(fields.keys().any(|k| k.starts_with("document.flags[3].environments.production")), "{e}");
         assert_eq!(export(&app, &project).await, before, "a failed import changes nothing");
         let mut twice = doc.clone();
         twice["flags"][1] = twice["flags"][0].clone();
@@ -162,16 +186,27 @@ both_backends! {
         error_of(import(&app, &project, json!({"document": held})).await, 409, "approval_required").await;
         json_ok(app.patch(&format!("/api/v1/environments/{staging}"), json!({"requires_approval": false})).await).await;
 
-        // Prune: a flag and a segment the document does not name are deleted; one still
-        // used is refused, all or nothing.
+                // Restored and turned on in one document.
+        let mut revived = doc.clone();
+        revived["flags"][2]["archived"] = json!(false);
+        revived["flags"][2]["environments"]["production"]["enabled"] = json!(true);
+        let done = json_ok(import(&app, &project, json!({"document": revived, "dry_run": true})).await).await;
+        assert_eq!(done["changes"].as_array().unwrap().len(), 2, "{done}");
+
+        // Prune: flags and segments the document does not name are deleted (a flag and its
+        // prerequisite together); one still used is refused, all or nothing.
         let mut fewer = doc.clone();
-        fewer["flags"].as_array_mut().unwrap().remove(1);
+        fewer["flags"].as_array_mut().unwrap().drain(1..3);
         let done = json_ok(import(&app, &project, json!({"document": fewer, "prune": true})).await).await;
-        assert_eq!(done["changes"][0]["op"], "delete");
-        assert_eq!(done["changes"][0]["key"], "old-thing");
+        let deleted: Vec<&str> = done["changes"].as_array().unwrap().iter().map(|c| c["key"].as_str().unwrap()).collect();
+        assert_eq!(deleted, ["old-thing", "older-thing"], "referrer first");
         assert_eq!(export(&app, &project).await, fewer);
-        let mut no_segments = fewer.clone();
+                let mut no_segments = fewer.clone();
         no_segments["segments"] = json!([]);
+        // beta names staff: pruning both works; pruning staff alone is refused.
+        let mut no_staff = fewer.clone();
+        no_staff["segments"].as_array_mut().unwrap().remove(1);
+        error_of(import(&app, &project, json!({"document": no_staff, "prune": true})).await, 409, "conflict").await;
         error_of(import(&app, &project, json!({"document": no_segments, "prune": true})).await, 409, "conflict").await;
         assert_eq!(export(&app, &project).await, fewer);
     }
