@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::Connection;
 use super::table::{clean, text};
 
-/// A request that never got an answer gives up after this long.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// A request that never got an answer gives up after this long (an import of a large
+/// document takes a while).
+const TIMEOUT: Duration = Duration::from_secs(120);
 /// Items per page when the CLI reads a whole list (the API's maximum).
 const PAGE: usize = 500;
 
