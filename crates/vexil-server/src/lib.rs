@@ -87,9 +87,7 @@ impl App {
                     Err(e) => {
                         // Nothing to keep: the scratch database goes with the failed start.
                         store.close().await;
-                        for suffix in ["", "-wal", "-shm"] {
-                            let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
-                        }
+                        remove_database_file(&scratch);
                         return Err(e);
                     }
                 };
@@ -252,9 +250,7 @@ impl App {
         }
         store.close().await;
         if let Some(o) = &self.offline {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", o.scratch.display()));
-            }
+            remove_database_file(&o.scratch);
         }
         tracing::info!("vexil stopped");
         Ok(())
@@ -269,6 +265,13 @@ struct Offline {
     place: offline::Place,
     environment_id: String,
     scratch: std::path::PathBuf,
+}
+
+/// Removes a SQLite database file and its write-ahead log (offline mode's scratch database).
+fn remove_database_file(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 /// The default organization, project and environment `key`, where offline mode serves.

@@ -332,24 +332,8 @@ pub(crate) async fn test(store: &Store, by: &By, sender: &Sender, id: &str) -> R
         "message": sentence.plain(),
     });
     let message_id = format!("msg_{}", new_id());
-    let delivery = Delivery {
-        id: new_id(),
-        webhook_id: hook.id.clone(),
-        event: webhook::TEST_EVENT.into(),
-        message_id,
-        seq: 0,
-        status: "pending".into(),
-        attempts: 0,
-        next_attempt_at: None,
-        next_attempt_ms: None,
-        last_status_code: None,
-        last_latency_ms: None,
-        last_error: None,
-        created_at: at.clone(),
-        delivered_at: None,
-        failing_since: None,
-        payload: webhook::stored(webhook::TEST_EVENT, &at, &data, &sentence),
-    };
+    let payload = webhook::stored(webhook::TEST_EVENT, &at, &data, &sentence);
+    let delivery = pending(&hook, webhook::TEST_EVENT, message_id, 0, payload);
     let body = webhook::render(&hook.format, &delivery.payload);
     let outcome = sender
         .send(&hook.url, &secret, &delivery.message_id, &body)
@@ -386,6 +370,28 @@ pub(crate) async fn redeliver(
     let delivery = record_attempt(tx.conn(), current, &outcome, Final::Manual).await?;
     tx.commit().await?;
     Ok(delivery)
+}
+
+/// A new delivery to `hook`, not yet attempted.
+fn pending(hook: &Webhook, event: &str, message_id: String, seq: i64, payload: String) -> Delivery {
+    Delivery {
+        id: new_id(),
+        webhook_id: hook.id.clone(),
+        event: event.to_owned(),
+        message_id,
+        seq,
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: None,
+        next_attempt_ms: None,
+        last_status_code: None,
+        last_latency_ms: None,
+        last_error: None,
+        created_at: now_rfc3339(),
+        delivered_at: None,
+        failing_since: None,
+        payload,
+    }
 }
 
 async fn hook_and_secret(store: &Store, id: &str) -> Result<(Webhook, String)> {
@@ -542,23 +548,10 @@ async fn enqueue_batch(conn: &mut Conn, sender: &Sender) -> Result<Option<usize>
         let project = &names[project_id];
         let announced = Announcement::of(conn, entry, event, project).await?;
         for hook in wanted {
+            let payload = webhook::stored(event, &entry.at, &announced.data, &announced.sentence);
             let delivery = Delivery {
-                id: new_id(),
-                webhook_id: hook.id.clone(),
-                event: event.to_owned(),
-                message_id: format!("msg_{}", entry.id),
-                seq: entry.seq,
-                status: "pending".into(),
-                attempts: 0,
-                next_attempt_at: None,
                 next_attempt_ms: Some(now_ms()),
-                last_status_code: None,
-                last_latency_ms: None,
-                last_error: None,
-                created_at: now_rfc3339(),
-                delivered_at: None,
-                failing_since: None,
-                payload: webhook::stored(event, &entry.at, &announced.data, &announced.sentence),
+                ..pending(hook, event, format!("msg_{}", entry.id), entry.seq, payload)
             };
             rows::insert_delivery(conn, &delivery).await?;
             made += 1;

@@ -302,36 +302,43 @@ async fn get(c: &Client, p: &Project, key: &str) -> Result<(), Failure> {
         ("stale", stale),
     ]);
     out.push('\n');
-    let mut table = Table::new(&[
-        "environment",
-        "state",
-        "serves",
-        "off variation",
-        "targets",
-        "rules",
-        "prerequisites",
-        "version",
-        "updated",
-    ]);
+    let mut table = Table::new(&[&CONFIG_COLUMNS[..], &["version", "updated"]].concat());
     for (env, config) in &configs {
-        let on = config.get("enabled").and_then(Value::as_bool) == Some(true);
-        table.row(vec![
-            env.clone(),
-            if on { "on" } else { "off" }.to_owned(),
-            serves(config.get("fallthrough").unwrap_or(&Value::Null)),
-            text(config, "off_variation"),
-            count(config, "targets").to_string(),
-            count(config, "rules").to_string(),
-            count(config, "prerequisites").to_string(),
-            text(config, "version"),
-            time(config, "updated_at", "-"),
-        ]);
+        let mut cells = config_cells(env, config);
+        cells.push(text(config, "version"));
+        cells.push(time(config, "updated_at", "-"));
+        table.row(cells);
     }
     out.push_str(&table.render());
     emit(&out)
 }
 
 /// What a fallthrough serves: `on`, or a rollout `on 25%, off 75%`.
+/// The columns every table of configurations by environment starts with.
+pub(crate) const CONFIG_COLUMNS: [&str; 7] = [
+    "environment",
+    "state",
+    "serves",
+    "off variation",
+    "targets",
+    "rules",
+    "prerequisites",
+];
+
+/// The [`CONFIG_COLUMNS`] cells of `env`'s configuration.
+pub(crate) fn config_cells(env: &str, config: &Value) -> Vec<String> {
+    let on = config.get("enabled").and_then(Value::as_bool) == Some(true);
+    vec![
+        env.to_owned(),
+        if on { "on" } else { "off" }.to_owned(),
+        serves(config.get("fallthrough").unwrap_or(&Value::Null)),
+        text(config, "off_variation"),
+        count(config, "targets").to_string(),
+        count(config, "rules").to_string(),
+        count(config, "prerequisites").to_string(),
+    ]
+}
+
 pub(crate) fn serves(fallthrough: &Value) -> String {
     if let Some(variation) = fallthrough.get("variation").and_then(Value::as_str) {
         return variation.to_owned();

@@ -172,6 +172,23 @@ pub(crate) enum FlagType {
     Json,
 }
 
+impl ClientCommand {
+    /// Where the command connects (`None`: completions, which connect nowhere).
+    fn connection(&self) -> Option<&Connection> {
+        Some(match self {
+            ClientCommand::Flags(s) => &s.connection,
+            ClientCommand::Templates(s) => &s.connection,
+            ClientCommand::Promote(s) => &s.connection,
+            ClientCommand::Segments(s) => &s.connection,
+            ClientCommand::Keys(s) => &s.connection,
+            ClientCommand::Audit(u) => &u.connection,
+            ClientCommand::Export(s) => &s.connection,
+            ClientCommand::Apply(s) => &s.connection,
+            ClientCommand::Completions { .. } => return None,
+        })
+    }
+}
+
 /// Runs a client command; `root` builds the whole command line (for completions).
 pub(crate) fn run(command: ClientCommand, root: fn() -> clap::Command) -> ExitCode {
     if let ClientCommand::Completions { shell } = command {
@@ -190,39 +207,19 @@ pub(crate) fn run(command: ClientCommand, root: fn() -> clap::Command) -> ExitCo
         }
     };
     let outcome = runtime.block_on(async {
+        let Some(connection) = command.connection() else {
+            return Ok(());
+        };
+        let c = client::Client::new(connection)?;
         match command {
-            ClientCommand::Flags(s) => {
-                let c = client::Client::new(&s.connection)?;
-                flags::run(&c, &s.project, s.command).await
-            }
-            ClientCommand::Templates(s) => {
-                let c = client::Client::new(&s.connection)?;
-                templates::run(&c, &s.project, s.command).await
-            }
-            ClientCommand::Promote(s) => {
-                let c = client::Client::new(&s.connection)?;
-                promote::run(&c, &s.project, s.args).await
-            }
-            ClientCommand::Segments(s) => {
-                let c = client::Client::new(&s.connection)?;
-                segments::run(&c, &s.project, s.command).await
-            }
-            ClientCommand::Keys(s) => {
-                let c = client::Client::new(&s.connection)?;
-                keys::run(&c, &s.project, s.command).await
-            }
-            ClientCommand::Audit(u) => {
-                let c = client::Client::new(&u.connection)?;
-                audit::run(&c, u.command).await
-            }
-            ClientCommand::Export(s) => {
-                let c = client::Client::new(&s.connection)?;
-                as_code::export(&c, &s.project, s.args).await
-            }
-            ClientCommand::Apply(s) => {
-                let c = client::Client::new(&s.connection)?;
-                as_code::apply(&c, &s.project, s.args).await
-            }
+            ClientCommand::Flags(s) => flags::run(&c, &s.project, s.command).await,
+            ClientCommand::Templates(s) => templates::run(&c, &s.project, s.command).await,
+            ClientCommand::Promote(s) => promote::run(&c, &s.project, s.args).await,
+            ClientCommand::Segments(s) => segments::run(&c, &s.project, s.command).await,
+            ClientCommand::Keys(s) => keys::run(&c, &s.project, s.command).await,
+            ClientCommand::Audit(u) => audit::run(&c, u.command).await,
+            ClientCommand::Export(s) => as_code::export(&c, &s.project, s.args).await,
+            ClientCommand::Apply(s) => as_code::apply(&c, &s.project, s.args).await,
             ClientCommand::Completions { .. } => Ok(()),
         }
     });

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use super::FlagType;
 use super::as_code::{read_source, shown};
 use super::client::{Client, Failure, Project, pick_environment};
-use super::flags::{parse_variation, serves, type_name, variations_of};
-use super::table::{Table, clean, count, details, emit, emit_json, list, text, time, yes_no};
+use super::flags::{CONFIG_COLUMNS, config_cells, parse_variation, type_name, variations_of};
+use super::table::{Table, clean, details, emit, emit_json, list, text, time, yes_no};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TemplatesCommand {
@@ -191,26 +191,9 @@ async fn get(c: &Client, p: &Project, key: &str) -> Result<(), Failure> {
         out.push_str("no starting configuration: its flags start off in every environment\n");
         return emit(&out);
     }
-    let mut table = Table::new(&[
-        "environment",
-        "state",
-        "serves",
-        "off variation",
-        "targets",
-        "rules",
-        "prerequisites",
-    ]);
+    let mut table = Table::new(&CONFIG_COLUMNS);
     for (env, config) in &envs {
-        let on = config.get("enabled").and_then(Value::as_bool) == Some(true);
-        table.row(vec![
-            env.clone(),
-            if on { "on" } else { "off" }.to_owned(),
-            serves(config.get("fallthrough").unwrap_or(&Value::Null)),
-            text(config, "off_variation"),
-            count(config, "targets").to_string(),
-            count(config, "rules").to_string(),
-            count(config, "prerequisites").to_string(),
-        ]);
+        table.row(config_cells(env, config));
     }
     out.push_str(&table.render());
     out.push_str("(elsewhere its flags start off)\n");
