@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::audit::hash_secret;
+use crate::credentials;
 use crate::store::api_keys::{self, ApiKey};
 use crate::store::{Store, StoreResult, now_ms, now_rfc3339};
 
@@ -181,6 +182,46 @@ impl KeyRing {
         key.expires_at_ms
             .is_none_or(|at| at > now_ms())
             .then_some(key)
+    }
+
+    /// A stream token for `key` that expires `ttl_ms` from now: where a browser cannot send
+    /// headers (WebSocket), it stands for the key on one connection's URL. It names the key
+    /// and its expiry, signed with the key's secret-derived stream token, so any node of a
+    /// cluster checks it without state: `vxst.<key id>.<expiry ms>.<hex HMAC-SHA256>`.
+    pub(crate) fn mint_stream_token(key: &KeyInfo, ttl_ms: i64) -> (String, i64) {
+        let expires_at_ms = now_ms().saturating_add(ttl_ms);
+        let claim = format!("vxst.{}.{expires_at_ms}", key.id);
+        let mac = credentials::hmac_sha256(key.stream_token.as_bytes(), claim.as_bytes());
+        (format!("{claim}.{}", hex::encode(mac)), expires_at_ms)
+    }
+
+    /// The key behind a token of `mint_stream_token`, if the token is genuine, unexpired and
+    /// the key still active.
+    pub(crate) fn by_minted_stream_token(&self, token: &str) -> Option<Arc<KeyInfo>> {
+        if let Some(open) = self.open.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(open);
+        }
+        let (claim, mac) = token.rsplit_once('.')?;
+        let mut parts = claim.splitn(3, '.');
+        let (Some("vxst"), Some(id), Some(expires)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires_at_ms: i64 = expires.parse().ok()?;
+        if expires_at_ms <= now_ms() {
+            return None;
+        }
+        let key = self
+            .by_hash
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|k| k.id == id)
+            .cloned()?;
+        let expected = credentials::hmac_sha256(key.stream_token.as_bytes(), claim.as_bytes());
+        let genuine =
+            credentials::constant_time_eq(hex::encode(expected).as_bytes(), mac.as_bytes());
+        (genuine && key.expires_at_ms.is_none_or(|at| at > now_ms())).then_some(key)
     }
 
     /// Offline mode: from now on every secret is a server key of `environment_id`.

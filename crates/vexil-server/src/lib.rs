@@ -146,7 +146,7 @@ impl App {
             insights: Arc::new(insights::Insights::new(insights::Settings::from_config(
                 config,
             ))),
-            shutdown: http::stream::ShutdownSignal(shutdown_rx),
+            shutdown: http::stream::ShutdownSignal::new(shutdown_rx),
             auth: Arc::new(http::auth::AuthSettings::from_config(config)?),
             trusted_proxies: http::extract::TrustedProxies::parse(
                 config.trusted_proxies.as_deref().unwrap_or_default(),
@@ -227,6 +227,7 @@ impl App {
             })
         });
         let (snapshots, insights) = (self.state.snapshots.clone(), self.state.insights.clone());
+        let sockets = self.state.shutdown.clone();
         let router = http::router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "vexil is listening");
         // Long-lived streams end when the signal flips, so that draining can finish.
@@ -237,6 +238,10 @@ impl App {
             let _ = signal.send(true);
         });
         http::serve::serve(self.listener, router, self.limits, stopped).await;
+        // WebSocket subscribers got their close frame when the signal flipped.
+        sockets
+            .sockets_closed(std::time::Duration::from_secs(5))
+            .await;
         jobs.stop();
         // What was counted since the last flush is written before the store closes.
         if let Err(e) = jobs::flush_insights(&store, &snapshots, &insights).await {

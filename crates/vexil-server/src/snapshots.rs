@@ -61,9 +61,21 @@ pub(crate) struct Update {
     pub(crate) version: u64,
     /// What changed since the previous snapshot; `None` when it was reloaded whole.
     pub(crate) changes: Option<Vec<Changed>>,
-    /// The stream events of this update for server keys (complete SSE frames), rendered
-    /// once by the first subscriber that needs them and shared by all the others.
-    pub(crate) rendered: OnceLock<Bytes>,
+    /// The stream events of this update for server keys, rendered once by the first
+    /// subscriber that needs them and shared by all the others (SSE and WebSocket alike).
+    pub(crate) rendered: OnceLock<Arc<[StreamEvent]>>,
+}
+
+/// One stream event: its name, its id (the environment version it completes) and its JSON
+/// data, rendered once and shared by every subscriber; each protocol frames it around the
+/// shared `data` (an SSE frame, a WebSocket text message) without copying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEvent {
+    /// `put`, `patch`, `delete`, `refetch`, or `message` (OFREP's, SSE's unnamed event).
+    pub(crate) name: &'static str,
+    pub(crate) id: u64,
+    /// Compact JSON: one line.
+    pub(crate) data: Bytes,
 }
 
 /// Rendered stream events resuming a subscriber: every flag or segment changed in the
@@ -71,20 +83,15 @@ pub(crate) struct Update {
 /// at version `v` gets the events after `v`: a suffix, shared without copying.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
-    /// Complete SSE frames, one per changed flag or segment.
-    pub(crate) frames: Bytes,
-    /// `(version, offset in frames of the first event of that version)`, ascending.
-    pub(crate) starts: Vec<(u64, usize)>,
+    /// One event per changed flag or segment, by ascending id.
+    pub(crate) events: Vec<StreamEvent>,
 }
 
 impl Replay {
     /// The events a subscriber at version `since` has not seen.
-    pub(crate) fn after(&self, since: u64) -> Bytes {
-        let first = self.starts.partition_point(|(v, _)| *v <= since);
-        match self.starts.get(first) {
-            Some(&(_, offset)) => self.frames.slice(offset..),
-            None => Bytes::new(),
-        }
+    pub(crate) fn after(&self, since: u64) -> &[StreamEvent] {
+        let first = self.events.partition_point(|e| e.id <= since);
+        &self.events[first..]
     }
 }
 
@@ -633,13 +640,24 @@ mod history_tests {
         assert_eq!(after(5), [(6, "b"), (7, "a"), (7, "c")]);
         assert_eq!(after(6), [(7, "a"), (7, "c")]);
 
-        let replay = Replay {
-            frames: Bytes::from_static(b"b6a7c7"),
-            starts: vec![(6, 0), (7, 2)],
+        let event = |key: &'static str, id| StreamEvent {
+            name: "patch",
+            id,
+            data: Bytes::from_static(key.as_bytes()),
         };
-        assert_eq!(replay.after(4), "b6a7c7");
-        assert_eq!(replay.after(6), "a7c7");
-        assert_eq!(replay.after(7), "");
+        let replay = Replay {
+            events: vec![event("b", 6), event("a", 7), event("c", 7)],
+        };
+        let keys = |since| {
+            replay
+                .after(since)
+                .iter()
+                .map(|e| (e.id, e.data.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(4), [(6, "b".into()), (7, "a".into()), (7, "c".into())]);
+        assert_eq!(keys(6), [(7, "a".into()), (7, "c".into())]);
+        assert!(keys(7).is_empty());
     }
 }
 

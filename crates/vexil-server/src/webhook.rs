@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// How long one attempt may take, connection included.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,27 +106,6 @@ pub(crate) fn new_secret() -> String {
     format!("whsec_{}", BASE64.encode(bytes))
 }
 
-/// HMAC-SHA256 (RFC 2104) of `message` under `key`.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
 /// The `webhook-signature` header of Standard Webhooks: `v1,` and the base64 HMAC-SHA256 of
 /// `"{id}.{timestamp}.{body}"` under the secret's decoded bytes.
 pub(crate) fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
@@ -136,7 +114,7 @@ pub(crate) fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String
     let key = BASE64
         .decode(encoded)
         .unwrap_or_else(|_| encoded.as_bytes().to_vec());
-    let mac = hmac_sha256(&key, format!("{id}.{timestamp}.{body}").as_bytes());
+    let mac = crate::credentials::hmac_sha256(&key, format!("{id}.{timestamp}.{body}").as_bytes());
     format!("v1,{}", BASE64.encode(mac))
 }
 
@@ -518,13 +496,13 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231() {
         // Test case 2 of RFC 4231.
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let mac = crate::credentials::hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
             hex::encode(mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // Test case 6: a key longer than the block.
-        let mac = hmac_sha256(
+        let mac = crate::credentials::hmac_sha256(
             &[0xaa; 131],
             b"Test Using Larger Than Block-Size Key - Hash Key First",
         );

@@ -31,6 +31,7 @@ pub(crate) mod serve;
 pub(crate) mod sessions;
 pub(crate) mod simple;
 pub(crate) mod stream;
+pub(crate) mod ws;
 pub(crate) mod templates;
 pub(crate) mod tokens;
 pub(crate) mod users;
@@ -174,6 +175,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(evaluate::router())
         .merge(insights::evaluation_router())
         .merge(stream::router())
+        .merge(ws::router())
         .layer(evaluation_cors());
 
     let app = if state.offline {

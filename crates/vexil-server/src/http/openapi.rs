@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, api_keys, as_code, audit_logs, environments, evaluate, flag_configs, flags, insights,
     members, ofrep, oidc, ops, organizations, pending, projects, release, segments, sessions,
-    simple, stream, templates, tokens, users, webhooks,
+    simple, stream, templates, tokens, users, webhooks, ws,
 };
 
 #[derive(OpenApi)]
@@ -25,7 +25,7 @@ use super::{
         license(name = "Apache-2.0")
     ),
     paths(
-        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config, stream::stream_ruleset, stream::ofrep_event_stream,
+        evaluate::evaluate, evaluate::evaluate_bulk, evaluate::sdk_config, stream::stream_ruleset, stream::ofrep_event_stream, ws::stream_ws, ws::ws_token,
         ops::health, ops::ready, ops::metrics,
         organizations::list_organizations, organizations::create_organization, organizations::get_organization,
         organizations::update_organization, organizations::delete_organization,

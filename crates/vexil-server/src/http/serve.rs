@@ -3,7 +3,8 @@
 //! on simultaneous connections (beyond it, connections wait in the listen backlog instead
 //! of exhausting the process's file descriptors), a send timeout (a client that stops
 //! reading a response — a stalled SSE subscriber — is disconnected instead of holding its
-//! buffers), then a graceful drain on shutdown.
+//! buffers), then a graceful drain on shutdown. A connection upgraded to WebSocket keeps
+//! its place under the limit, and its send timeout, until its socket closes.
 
 use std::io;
 use std::net::SocketAddr;
@@ -113,16 +114,23 @@ pub(crate) async fn serve(
             () = turned_true(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
+        // The connection's slot, also handed to a request that upgrades (WebSocket), whose
+        // socket outlives hyper's connection task.
+        let slot = ConnectionSlot {
+            _permit: Arc::new(permit),
+        };
+        let request_slot = slot.clone();
         let service = router
             .clone()
             .map_request(move |mut req: axum::http::Request<Incoming>| {
                 req.extensions_mut()
                     .insert(ConnectInfo::<SocketAddr>(remote));
+                req.extensions_mut().insert(request_slot.clone());
                 req
             });
         let mut draining = draining.clone();
         connections.spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -146,6 +154,12 @@ pub(crate) async fn serve(
     drop(listener);
     let _ = drain.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// A connection's place under the connection limit, held until the connection closes.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSlot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Waits until the flag is true (or its sender is gone), holding no borrow afterwards.

@@ -443,7 +443,7 @@ pub(crate) async fn live(
     let first = Some(frame(&env_ids));
     let mut keep_alive = tokio::time::interval(std::time::Duration::from_secs(25));
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (updates, shutdown.0, env_ids, first, keep_alive);
+    let state = (updates, shutdown.stop, env_ids, first, keep_alive);
     let stream = futures_util::stream::unfold(
         state,
         move |(mut updates, mut shutdown, env_ids, first, mut keep_alive)| {

@@ -33,5 +33,6 @@ mod stream;
 mod templates;
 mod webdriver;
 mod webhooks;
+mod ws;
 
 pub(crate) use helpers::*;

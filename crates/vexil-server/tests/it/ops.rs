@@ -53,7 +53,7 @@ both_backends! {
         // modules' `router()` functions.
         let routes = [
             ("get", "/health"), ("get", "/ready"), ("get", "/metrics"),
-            ("post", "/api/v1/evaluate"), ("post", "/api/v1/evaluate/bulk"), ("get", "/api/v1/sdk/config"), ("get", "/api/v1/sdk/stream"), ("get", "/ofrep/v1/event-stream"),
+            ("post", "/api/v1/evaluate"), ("post", "/api/v1/evaluate/bulk"), ("get", "/api/v1/sdk/config"), ("get", "/api/v1/sdk/stream"), ("get", "/api/v1/sdk/ws"), ("post", "/api/v1/sdk/ws-token"), ("get", "/ofrep/v1/event-stream"),
             ("get", "/api/v1/organizations"), ("post", "/api/v1/organizations"),
             ("get", "/api/v1/organizations/{id}"), ("patch", "/api/v1/organizations/{id}"), ("delete", "/api/v1/organizations/{id}"),
             ("get", "/api/v1/projects"), ("post", "/api/v1/projects"),
