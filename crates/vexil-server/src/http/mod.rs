@@ -31,11 +31,11 @@ pub(crate) mod serve;
 pub(crate) mod sessions;
 pub(crate) mod simple;
 pub(crate) mod stream;
-pub(crate) mod ws;
 pub(crate) mod templates;
 pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod webhooks;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 use std::time::Instant;
