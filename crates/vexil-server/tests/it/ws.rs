@@ -226,3 +226,78 @@ both_backends! {
         assert_eq!(code, Some(CloseCode::Away));
     }
 }
+
+/// Chromium's own WebSocket, as a web page uses it: a token fetched with a client key, the
+/// socket opened with the token in the URL, a `refetch` after a change, and 1001 when the
+/// server stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_opens_the_socket_with_a_token_and_hears_changes() {
+    let Some(browser) = crate::webdriver::Browser::start().await else {
+        return;
+    };
+    let Some(mut app) = TestApp::spawn(crate::Backend::Sqlite).await else {
+        return;
+    };
+    let (project, env, flag) = setup(&app).await;
+    let key = app.api_key(&project, &env, "client").await;
+    // A page of another origin (the application's), calling Vexil cross-origin.
+    let page = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_url = format!("http://localhost:{}/", page.local_addr().unwrap().port());
+    let site = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html("<title>app</title>") }),
+    );
+    tokio::spawn(async move { axum::serve(page, site).await });
+    browser.goto(&page_url).await;
+    browser
+        .script(
+            r#"const [key, base] = arguments;
+            window.events = []; window.state = "connecting";
+            fetch(base + "/api/v1/sdk/ws-token", {method: "POST", headers: {"Authorization": "Bearer " + key}})
+              .then((r) => r.json())
+              .then((t) => {
+                const ws = new WebSocket(new URL(t.url, base).href.replace(/^http/, "ws"));
+                ws.onopen = () => { window.state = "open"; };
+                ws.onmessage = (m) => window.events.push(JSON.parse(m.data));
+                ws.onclose = (c) => { window.state = "closed " + c.code; };
+              })
+              .catch((e) => { window.state = "failed " + e; });"#,
+            json!([key, app.url("")]),
+        )
+        .await;
+    let until = |wanted: &'static str| {
+        let browser = &browser;
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let state = browser.script("return window.state", json!([])).await;
+                if state == wanted {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "socket state {state}, wanted {wanted}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until("open").await;
+    enable(&app, &flag, &env, true).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let events = loop {
+        let events = browser.script("return window.events", json!([])).await;
+        if !events.as_array().unwrap().is_empty() {
+            break events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event in the browser"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(events[0]["event"], "refetch", "{events}");
+    assert_eq!(events[0]["data"]["version"], events[0]["id"]);
+    app.stop().await;
+    until("closed 1001").await;
+}
