@@ -80,6 +80,17 @@ pub struct Config {
     /// Seconds a connection may take to send a request's headers before it is closed.
     #[arg(long, env = "VEXIL_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Also serve flagd's evaluation protocol over gRPC (plain HTTP/2) on this address, for
+    /// flagd's OpenFeature providers in RPC mode; off by default.
+    #[arg(long, env = "VEXIL_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// The API key of gRPC callers that send no `authorization` metadata (flagd's providers
+    /// send none by default): they evaluate in its environment, with its kind. Checked at
+    /// every call, so revoking the key stops them. Prefer the environment variable: a
+    /// command line is visible to every user of the machine.
+    #[arg(long, env = "VEXIL_GRPC_DEFAULT_KEY", value_name = "KEY", hide_env_values = true,
+        value_parser = secret)]
+    pub grpc_default_key: Option<SecretString>,
     /// Do not count the evaluations this server serves (insights then show only what SDKs
     /// report); for measuring what counting costs.
     #[arg(long, env = "VEXIL_NO_EVALUATION_COUNTS")]
@@ -145,6 +156,14 @@ pub struct DatabaseConfig {
     pub database_url: String,
 }
 
+/// A secret option's value, which clap otherwise could not hold as a `SecretString`.
+fn secret(value: &str) -> Result<SecretString, String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(SecretString::from(value))
+}
+
 impl Config {
     /// A configuration for tests and embedding: given database, port 0, no bootstrap token,
     /// insights flushed and the release guard checked every 250 ms.
@@ -172,6 +191,8 @@ impl Config {
             metrics_token: None,
             max_connections: 0,
             header_read_timeout: 10,
+            grpc_listen: None,
+            grpc_default_key: None,
             no_evaluation_counts: false,
             insights_retention_days: 90,
             // Tests read insights soon after counting.

@@ -8,6 +8,8 @@ mod bootstrap;
 mod clock;
 mod config;
 pub mod credentials;
+mod flag_metadata;
+mod grpc;
 pub mod http;
 mod insights;
 mod jobs;
@@ -39,6 +41,8 @@ use store::Store;
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    /// flagd's evaluation protocol over gRPC (`--grpc-listen`), bound at build.
+    grpc: Option<(TcpListener, grpc::Grpc)>,
     limits: http::serve::Limits,
     guard_every: std::time::Duration,
     retry: manage::webhooks::Retry,
@@ -125,6 +129,21 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let bound = listener.local_addr()?;
+        let grpc = match config.grpc_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen for gRPC on {address}"))?;
+                let service = grpc::Grpc::new(
+                    plane.snapshots.clone(),
+                    plane.keys.clone(),
+                    config.grpc_default_key.clone(),
+                    shutdown.subscribe(),
+                );
+                Some((listener, service))
+            }
+            None => None,
+        };
         let public_url = config.public_url.clone().unwrap_or_else(|| {
             let host = if bound.ip().is_unspecified() {
                 format!("localhost:{}", bound.port())
@@ -155,6 +174,7 @@ impl App {
         };
         Ok(App {
             listener,
+            grpc,
             limits: http::serve::Limits::from_config(config),
             guard_every: std::time::Duration::from_millis(config.release_guard_ms),
             retry: manage::webhooks::Retry {
@@ -172,6 +192,13 @@ impl App {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The bound address of the gRPC listener, when `--grpc-listen` is set.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests.
@@ -237,7 +264,19 @@ impl App {
             shutdown.await;
             let _ = signal.send(true);
         });
+        let grpc = self.grpc.map(|(listener, service)| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "gRPC (flagd evaluation) is listening");
+            }
+            tokio::spawn(grpc::serve(listener, service))
+        });
         http::serve::serve(self.listener, router, self.limits, stopped).await;
+        // The same signal stopped the gRPC server: its calls drain before the store closes.
+        if let Some(grpc) = grpc
+            && let Err(e) = grpc.await
+        {
+            tracing::error!(error = %e, "the gRPC server task failed");
+        }
         // WebSocket subscribers got their close frame when the signal flipped.
         sockets
             .sockets_closed(std::time::Duration::from_secs(5))

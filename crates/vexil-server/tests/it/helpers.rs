@@ -25,6 +25,10 @@ pub(crate) enum Backend {
 
 pub(crate) struct TestApp {
     pub addr: SocketAddr,
+    /// The gRPC listener's address, when the configuration sets `grpc_listen`.
+    pub grpc_addr: Option<SocketAddr>,
+    /// Given to the next (re)start as `--grpc-default-key`.
+    pub grpc_default_key: Option<String>,
     pub client: reqwest::Client,
     pub backend: Backend,
     pub database_url: String,
@@ -97,6 +101,8 @@ impl TestApp {
         };
         let mut app = TestApp {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_addr: None,
+            grpc_default_key: None,
             client: reqwest::Client::new(),
             backend,
             database_url,
@@ -113,8 +119,10 @@ impl TestApp {
         let mut config = Config::for_tests(self.database_url.clone());
         config.bootstrap_token = Some(SecretString::from(TOKEN));
         (self.configure)(&mut config);
+        config.grpc_default_key = self.grpc_default_key.clone().map(SecretString::from);
         let app = App::build(&config).await.expect("server builds");
         self.addr = app.local_addr().expect("bound address");
+        self.grpc_addr = app.grpc_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run(async {
@@ -131,6 +139,8 @@ impl TestApp {
     pub(crate) async fn sibling(&self) -> TestApp {
         let mut node = TestApp {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_addr: None,
+            grpc_default_key: None,
             client: reqwest::Client::new(),
             backend: self.backend,
             database_url: self.database_url.clone(),

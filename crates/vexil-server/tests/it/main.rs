@@ -15,6 +15,7 @@ mod console;
 mod evaluate;
 mod flag_configs;
 mod flags;
+mod grpc;
 mod hardening;
 mod helpers;
 mod insights;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vexil_core::{Context, Detail, ErrorCode};
 
+use crate::flag_metadata::FlagMetadata;
 use crate::keys::KeyKind;
 
 /// `{"context": {...}}`. Fields other than `context` are ignored, for forward compatibility
@@ -113,34 +114,6 @@ pub(crate) fn parse_context(body: &[u8]) -> Result<Context, BadRequest> {
     }
 }
 
-/// Flag metadata (`metadata`): only booleans, strings and numbers, as the spec requires.
-/// Rule and prerequisite details describe the flag's rules, so only server keys see them.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = OfrepMetadata)]
-struct Metadata<'s> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flag_version: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule_id: Option<&'s str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule_index: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prerequisite_key: Option<&'s str>,
-}
-
-impl<'s> Metadata<'s> {
-    fn of(detail: &Detail<'s>, kind: KeyKind) -> Self {
-        let server = kind.is_server();
-        Metadata {
-            flag_version: detail.flag_version,
-            rule_id: detail.reason.rule_id.filter(|_| server),
-            rule_index: detail.reason.rule_index.filter(|_| server),
-            prerequisite_key: detail.reason.prerequisite_key.filter(|_| server),
-        }
-    }
-}
-
 /// `evaluationSuccess`. Without a value it is the spec's `codeDefaultFlag`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "new-checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on",
@@ -156,7 +129,7 @@ pub(crate) struct Success<'k, 's> {
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<&'s str>,
-    metadata: Metadata<'s>,
+    metadata: FlagMetadata<'s>,
 }
 
 /// `evaluationFailure` / `flagNotFound`: `{key, errorCode, errorDetails, metadata?}`.
@@ -224,7 +197,7 @@ pub(crate) fn outcome<'k, 's>(key: &'k str, detail: &Detail<'s>, kind: KeyKind) 
             value: detail.value,
             reason: detail.ofrep_reason(),
             variant: detail.variation,
-            metadata: Metadata::of(detail, kind),
+            metadata: FlagMetadata::of(detail, kind),
         }),
         Some(ErrorCode::FlagNotFound) => Outcome::Failure(FailureBody::not_found(key)),
         Some(ErrorCode::TargetingKeyMissing) => Outcome::Failure(FailureBody {
