@@ -16,7 +16,14 @@
 //! cargo run --release -p vexil-server --example evalload -- --backend postgres --scenario cluster
 //! cargo run --release -p vexil-server --example evalload -- --scenario counting
 //! cargo run --release -p vexil-server --example evalload -- --scenario track
+//! cargo run --release -p vexil-server --example evalload -- --scenario grpc
 //! ```
+//!
+//! `--scenario grpc` compares flagd's gRPC evaluation (`ResolveBoolean` of
+//! `flagd.evaluation.v1`, the server started with `--grpc-listen`) with OFREP single-flag
+//! evaluation over HTTP on the same server, same flag, same contexts and the same number of
+//! connections (one call in flight on each; a tonic channel per connection), in alternating
+//! rounds (three each).
 //!
 //! `--scenario counting` measures what insights counting costs: a second server that does not
 //! count evaluations (`--no-evaluation-counts`) on a database of its own, seeded alike, and
@@ -86,8 +93,8 @@ struct Args {
     subscribers: usize,
     /// `all` (ofrep, bulk, sse, cluster), `ofrep`, `bulk`, `sse`, `cluster`, `counting`
     /// (OFREP single with insights counting on and off, alternating, in one run), or `track`
-    /// (tracked-event ingestion).
-    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse", "cluster", "counting", "track"])]
+    /// (tracked-event ingestion), or `grpc` (flagd gRPC next to OFREP single, alternating).
+    #[arg(long, default_value = "all", value_parser = ["all", "ofrep", "bulk", "sse", "cluster", "counting", "track", "grpc"])]
     scenario: String,
     /// Run the server inside this process (sharing the load generator's runtime) instead of
     /// in a child process.
@@ -239,6 +246,10 @@ async fn scenarios(args: &Args, server: &Server, url: &str) -> anyhow::Result<()
         counting(args, server, &seeded, addr).await?;
     }
 
+    if args.scenario == "grpc" {
+        grpc(args, server, &seeded).await?;
+    }
+
     // Two nodes on one PostgreSQL: changes through node A, subscribers on node B.
     if args.backend == "postgres" && want("cluster") {
         let mut config = Config::for_tests(url);
@@ -327,10 +338,214 @@ async fn counting(
 }
 
 // ---------------------------------------------------------------------------------------
+// flagd's gRPC evaluation next to OFREP.
+
+#[allow(unreachable_pub, clippy::all, clippy::pedantic)]
+mod flagd {
+    include!(concat!(env!("OUT_DIR"), "/client/flagd.evaluation.v1.rs"));
+}
+
+/// gRPC `ResolveBoolean` and OFREP single-flag evaluation of the hot flag, alternating.
+async fn grpc(args: &Args, server: &Server, seeded: &Seeded) -> anyhow::Result<()> {
+    let grpc_addr = server
+        .grpc
+        .ok_or_else(|| anyhow::anyhow!("the server has no gRPC listener"))?;
+    let ofrep_requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        contexts()
+            .iter()
+            .map(|c| {
+                http_post(
+                    server.addr,
+                    &format!("/ofrep/v1/evaluate/flags/{HOT_FLAG}"),
+                    &seeded.key,
+                    c,
+                )
+            })
+            .collect(),
+    );
+    let grpc_requests: Arc<Vec<flagd::ResolveBooleanRequest>> = Arc::new(
+        contexts()
+            .iter()
+            .map(|c| flagd::ResolveBooleanRequest {
+                flag_key: HOT_FLAG.to_owned(),
+                context: Some(to_struct(&c["context"])),
+            })
+            .collect(),
+    );
+    // The same answers both ways, before anything is timed.
+    let mut client = grpc_client(grpc_addr).await?;
+    let mut agree = 0;
+    for (i, body) in contexts().iter().enumerate() {
+        let ofrep = Api {
+            client: reqwest::Client::new(),
+            base: format!("http://{}", server.addr),
+        }
+        .eval(
+            &format!("/ofrep/v1/evaluate/flags/{HOT_FLAG}"),
+            &seeded.key,
+            body,
+        )
+        .await?;
+        let answer = client
+            .resolve_boolean(grpc_request(&grpc_requests[i], &seeded.key))
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            ofrep["value"] == json!(answer.value) && ofrep["reason"] == json!(answer.reason),
+            "gRPC and OFREP disagree on context {i}: {ofrep} vs {answer:?}"
+        );
+        agree += 1;
+    }
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let warmup = Duration::from_secs(1);
+    println!(
+        "gRPC (flagd.evaluation.v1 ResolveBoolean at {grpc_addr}) and OFREP single (HTTP/1.1) on the 5-rule flag: answers agree on all {agree} contexts; 3 rounds each, alternating, {} connections, {}s each…",
+        args.connections,
+        duration.as_secs()
+    );
+    let (mut grpc_rates, mut ofrep_rates) = (Vec::new(), Vec::new());
+    for round in 1..=3 {
+        let cpu = CpuMeter::start(server.pid);
+        let stats = drive(
+            server.addr,
+            ofrep_requests.clone(),
+            args.connections,
+            warmup,
+            duration,
+        )
+        .await;
+        ofrep_rates.push(stats.latencies.len() as f64 / stats.elapsed.as_secs_f64());
+        stats.print(&format!("round {round}, OFREP"), &cpu.stop());
+        let cpu = CpuMeter::start(server.pid);
+        let stats = drive_grpc(
+            grpc_addr,
+            grpc_requests.clone(),
+            &seeded.key,
+            args.connections,
+            warmup,
+            duration,
+        )
+        .await?;
+        grpc_rates.push(stats.latencies.len() as f64 / stats.elapsed.as_secs_f64());
+        stats.print(&format!("round {round}, gRPC "), &cpu.stop());
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (grpc_rate, ofrep_rate) = (mean(&grpc_rates), mean(&ofrep_rates));
+    println!(
+        "gRPC: {grpc_rate:.0} req/s, OFREP: {ofrep_rate:.0} req/s (means of 3 rounds): gRPC is {:+.1} % of OFREP",
+        (grpc_rate / ofrep_rate - 1.0) * 100.0
+    );
+    Ok(())
+}
+
+type FlagdClient = flagd::service_client::ServiceClient<tonic::transport::Channel>;
+
+/// A client on a connection of its own.
+async fn grpc_client(addr: SocketAddr) -> anyhow::Result<FlagdClient> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    Ok(flagd::service_client::ServiceClient::new(channel))
+}
+
+fn grpc_request(
+    request: &flagd::ResolveBooleanRequest,
+    key: &str,
+) -> tonic::Request<flagd::ResolveBooleanRequest> {
+    let mut request = tonic::Request::new(request.clone());
+    if let Ok(value) = format!("Bearer {key}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// As `drive`, over gRPC: `connections` channels, one call in flight on each.
+async fn drive_grpc(
+    addr: SocketAddr,
+    requests: Arc<Vec<flagd::ResolveBooleanRequest>>,
+    key: &str,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
+    let mut clients = Vec::new();
+    for _ in 0..connections.max(1) {
+        clients.push(grpc_client(addr).await?);
+    }
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::new();
+    for (c, mut client) in clients.into_iter().enumerate() {
+        let (requests, key) = (requests.clone(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut i = c;
+            while Instant::now() < end {
+                i = (i + 1) % requests.len();
+                let request = grpc_request(&requests[i], &key);
+                let t = Instant::now();
+                let result = client.resolve_boolean(request).await;
+                let measured = t >= measure_from;
+                match result {
+                    Ok(_) if measured => latencies.push(t.elapsed()),
+                    Ok(_) => {}
+                    Err(_) => errors += u64::from(measured),
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut stats = Stats::default();
+    let give_up = tokio::time::Instant::from_std(end + Duration::from_secs(5));
+    for task in tasks {
+        match tokio::time::timeout_at(give_up, task).await {
+            Ok(Ok((latencies, errors))) => {
+                stats.latencies.extend(latencies);
+                stats.errors += errors;
+            }
+            _ => stats.stuck += 1,
+        }
+    }
+    stats.elapsed = measure_from.elapsed();
+    Ok(stats)
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+fn to_struct(value: &Value) -> prost_types::Struct {
+    fn convert(value: &Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match value {
+            Value::Null => Kind::NullValue(0),
+            Value::Bool(b) => Kind::BoolValue(*b),
+            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            Value::String(s) => Kind::StringValue(s.clone()),
+            Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+                values: items.iter().map(convert).collect(),
+            }),
+            Value::Object(_) => Kind::StructValue(to_struct(value)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    prost_types::Struct {
+        fields: value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), convert(v)))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The server: a child process (default) or a task of this runtime.
 
 struct Server {
     addr: SocketAddr,
+    /// The gRPC listener (flagd's evaluation protocol).
+    grpc: Option<SocketAddr>,
     pid: Option<u32>,
     kind: ServerKind,
 }
@@ -349,14 +564,17 @@ impl Server {
             let mut config = Config::for_tests(url);
             config.bootstrap_token = Some(SecretString::from(TOKEN));
             config.insights_flush_ms = 10_000;
+            config.grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
             let app = App::build(&config).await?;
             let addr = app.local_addr()?;
+            let grpc = app.grpc_addr();
             let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(app.run(async {
                 let _ = stop_rx.await;
             }));
             return Ok(Server {
                 addr,
+                grpc,
                 pid: None,
                 kind: ServerKind::InProcess { stop, task },
             });
@@ -364,6 +582,7 @@ impl Server {
         let child = ChildServer::start(url, args.server_log).await?;
         Ok(Server {
             addr: child.addr,
+            grpc: child.grpc,
             pid: Some(child.pid),
             kind: ServerKind::Process(child),
         })

@@ -113,7 +113,8 @@ const NO_COUNTS: &str = "VEXIL_LOADTEST_NO_COUNTS";
 pub(crate) const TOKEN: &str = "vx_pat_load-test-token-0123456789abcdef";
 
 /// The hidden `--serve` mode: the server alone in this process, on its own runtime (as
-/// many workers as cores, like `vexil serve`). Prints the bound address on stdout and stops
+/// many workers as cores, like `vexil serve`), with flagd's gRPC evaluation on a port of its
+/// own. Prints the bound addresses (HTTP, then gRPC) on one line of stdout and stops
 /// gracefully when stdin reaches end of file (the parent closed it, or died).
 pub(crate) fn serve(url: &str, log: bool) -> anyhow::Result<()> {
     use std::io::{Read as _, Write as _};
@@ -132,9 +133,11 @@ pub(crate) fn serve(url: &str, log: bool) -> anyhow::Result<()> {
             config.insights_flush_ms = 10_000;
             config.release_guard_ms = 5_000;
             config.no_evaluation_counts = std::env::var_os(NO_COUNTS).is_some();
+            config.grpc_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
             let app = vexil_server::App::build(&config).await?;
             let mut out = std::io::stdout();
-            writeln!(out, "{}", app.local_addr()?)?;
+            let grpc = app.grpc_addr().map_or(String::new(), |a| a.to_string());
+            writeln!(out, "{} {grpc}", app.local_addr()?)?;
             out.flush()?;
             app.run(async {
                 let _ = tokio::task::spawn_blocking(|| {
@@ -175,7 +178,11 @@ pub(crate) fn open_file_limit() -> String {
 /// dropped without a graceful stop.
 pub(crate) struct ChildServer {
     pub(crate) addr: SocketAddr,
+    /// flagd's gRPC evaluation.
+    pub(crate) grpc: Option<SocketAddr>,
     pub(crate) pid: u32,
+    /// Just before the process was spawned (cold-start timings count from here).
+    pub(crate) spawned: Instant,
     child: Child,
     stdin: Option<ChildStdin>,
 }
@@ -212,6 +219,7 @@ impl ChildServer {
         if log {
             command.arg("--server-log").stderr(Stdio::null());
         }
+        let spawned = Instant::now();
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -221,7 +229,9 @@ impl ChildServer {
         let stdin = child.stdin.take();
         let mut server = ChildServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: None,
             pid,
+            spawned,
             child,
             stdin,
         };
@@ -238,8 +248,12 @@ impl ChildServer {
         )
         .await
         .map_err(|_| anyhow::anyhow!("the server process did not start within 60 s"))??;
+        let mut addresses = line.split_whitespace();
+        server.grpc = addresses.nth(1).and_then(|a| a.parse().ok());
         server.addr = line
-            .trim()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
             .parse()
             .map_err(|_| anyhow::anyhow!("the server process failed to start ({line:?})"))?;
         anyhow::ensure!(
