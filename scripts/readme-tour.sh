@@ -145,6 +145,8 @@ id: 3'
 expect "the put carries the ruleset" \
   "$(sed -n '5p' <<<"$OUT" | sed 's/^data: //' | jq -c '{version, flags: (.flags | keys), segments}')" \
   '{"version":3,"flags":["new-checkout"],"segments":{}}'
+OUT=$(curl -s -X POST -H "Authorization: Bearer $KEY" $VEXIL/api/v1/sdk/ws-token | jq -r .url | cut -c1-26)
+expect "a WebSocket token for browsers" "$OUT" '/api/v1/sdk/ws?token=vxst.'
 
 OUT=$(curl -s -H "$AUTH" $VEXIL/api/v1/flags/$FLAG/environments/$PROD/config/revisions | jq -c '.items[] | {version, comment}')
 expect "revisions" "$OUT" '{"version":2,"comment":"staff + 25 %"}
