@@ -71,6 +71,9 @@ pub(crate) struct KeyInfo {
     /// Opaque token for the OFREP event stream URL (`/ofrep/v1/event-stream?token=`): it
     /// grants change notifications only, so browsers can use it where headers are impossible.
     pub(crate) stream_token: String,
+    /// Signs the key's WebSocket tokens (`KeyRing::mint_stream_token`): derived from the
+    /// key's hash like `stream_token`, so every node has it, but never sent anywhere.
+    token_signing_key: String,
     expires_at_ms: Option<i64>,
     /// The key's token bucket. A std mutex: held for a few arithmetic operations.
     bucket: Mutex<Bucket>,
@@ -86,6 +89,7 @@ impl KeyInfo {
     fn from_record(hash: &str, k: &ApiKey) -> Option<KeyInfo> {
         Some(KeyInfo {
             stream_token: hash_secret(&format!("vexil-stream:{hash}")),
+            token_signing_key: hash_secret(&format!("vexil-ws-token:{hash}")),
             id: k.id.clone(),
             environment_id: k.environment_id.clone(),
             kind: KeyKind::parse(&k.kind)?,
@@ -125,6 +129,7 @@ impl KeyInfo {
 pub(crate) struct KeyRing {
     by_hash: RwLock<HashMap<String, Arc<KeyInfo>>>,
     by_stream_token: RwLock<HashMap<String, Arc<KeyInfo>>>,
+    by_id: RwLock<HashMap<String, Arc<KeyInfo>>>,
     rate_limit: Option<RateLimit>,
     /// Ids of keys used since the last flush. A std mutex: held for an insert only.
     used: Mutex<HashSet<String>>,
@@ -154,7 +159,11 @@ impl KeyRing {
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
             .cloned();
-        let key = key.ok_or(Refusal::Invalid)?;
+        self.admit(key.ok_or(Refusal::Invalid)?)
+    }
+
+    /// `key` if it has not expired and is within its rate limit, recorded as used.
+    fn admit(&self, key: Arc<KeyInfo>) -> Result<Arc<KeyInfo>, Refusal> {
         if key.expires_at_ms.is_some_and(|at| at <= now_ms()) {
             return Err(Refusal::Invalid);
         }
@@ -186,42 +195,77 @@ impl KeyRing {
 
     /// A stream token for `key` that expires `ttl_ms` from now: where a browser cannot send
     /// headers (WebSocket), it stands for the key on one connection's URL. It names the key
-    /// and its expiry, signed with the key's secret-derived stream token, so any node of a
-    /// cluster checks it without state: `vxst.<key id>.<expiry ms>.<hex HMAC-SHA256>`.
+    /// and its expiry, signed with a key derived from the key's hash that is never sent
+    /// anywhere, so any node of a cluster checks it without state:
+    /// `vxst.<key id>.<expiry ms>.<hex HMAC-SHA256>`.
     pub(crate) fn mint_stream_token(key: &KeyInfo, ttl_ms: i64) -> (String, i64) {
         let expires_at_ms = now_ms().saturating_add(ttl_ms);
         let claim = format!("vxst.{}.{expires_at_ms}", key.id);
-        let mac = credentials::hmac_sha256(key.stream_token.as_bytes(), claim.as_bytes());
+        let mac = credentials::hmac_sha256(key.token_signing_key.as_bytes(), claim.as_bytes());
         (format!("{claim}.{}", hex::encode(mac)), expires_at_ms)
     }
 
-    /// The key behind a token of `mint_stream_token`, if the token is genuine, unexpired and
-    /// the key still active.
-    pub(crate) fn by_minted_stream_token(&self, token: &str) -> Option<Arc<KeyInfo>> {
+    /// The key behind a token of `mint_stream_token` that is genuine, unexpired and not
+    /// valid for longer than `max_ttl_ms` (plus a little clock skew between nodes), if the
+    /// key is still active and within its rate limit (the token counts as one use).
+    pub(crate) fn by_minted_stream_token(
+        &self,
+        token: &str,
+        max_ttl_ms: i64,
+    ) -> Result<Arc<KeyInfo>, Refusal> {
         if let Some(open) = self.open.read().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Some(open);
+            return Ok(open);
         }
-        let (claim, mac) = token.rsplit_once('.')?;
+        let (claim, mac) = token.rsplit_once('.').ok_or(Refusal::Invalid)?;
         let mut parts = claim.splitn(3, '.');
         let (Some("vxst"), Some(id), Some(expires)) = (parts.next(), parts.next(), parts.next())
         else {
-            return None;
+            return Err(Refusal::Invalid);
         };
-        let expires_at_ms: i64 = expires.parse().ok()?;
-        if expires_at_ms <= now_ms() {
-            return None;
+        let expires_at_ms: i64 = expires.parse().map_err(|_| Refusal::Invalid)?;
+        let now = now_ms();
+        if expires_at_ms <= now || expires_at_ms > now.saturating_add(max_ttl_ms + 5_000) {
+            return Err(Refusal::Invalid);
         }
         let key = self
-            .by_hash
+            .by_id
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find(|k| k.id == id)
-            .cloned()?;
-        let expected = credentials::hmac_sha256(key.stream_token.as_bytes(), claim.as_bytes());
-        let genuine =
-            credentials::constant_time_eq(hex::encode(expected).as_bytes(), mac.as_bytes());
-        (genuine && key.expires_at_ms.is_none_or(|at| at > now_ms())).then_some(key)
+            .get(id)
+            .cloned()
+            .ok_or(Refusal::Invalid)?;
+        let expected = credentials::hmac_sha256(key.token_signing_key.as_bytes(), claim.as_bytes());
+        if !credentials::constant_time_eq(hex::encode(expected).as_bytes(), mac.as_bytes()) {
+            return Err(Refusal::Invalid);
+        }
+        self.admit(key)
+    }
+
+    /// Tests: a server key with this id and secret, as `sync` would load it.
+    #[cfg(test)]
+    pub(crate) fn insert_for_tests(&self, id: &str, secret: &str) -> Arc<KeyInfo> {
+        let hash = hash_secret(secret);
+        let key = Arc::new(KeyInfo {
+            id: id.to_owned(),
+            environment_id: "env".into(),
+            kind: KeyKind::Server,
+            stream_token: hash_secret(&format!("vexil-stream:{hash}")),
+            token_signing_key: hash_secret(&format!("vexil-ws-token:{hash}")),
+            expires_at_ms: None,
+            bucket: Mutex::new(Bucket {
+                tokens: f64::MAX,
+                updated: Instant::now(),
+            }),
+        });
+        let write = |map: &RwLock<HashMap<String, Arc<KeyInfo>>>, at: String| {
+            map.write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(at, key.clone());
+        };
+        write(&self.by_hash, hash);
+        write(&self.by_stream_token, key.stream_token.clone());
+        write(&self.by_id, id.to_owned());
+        key
     }
 
     /// Offline mode: from now on every secret is a server key of `environment_id`.
@@ -231,6 +275,7 @@ impl KeyRing {
             environment_id: environment_id.to_owned(),
             kind: KeyKind::Server,
             stream_token: "offline".into(),
+            token_signing_key: "offline".into(),
             expires_at_ms: None,
             bucket: Mutex::new(Bucket {
                 tokens: f64::MAX,
@@ -260,11 +305,13 @@ impl KeyRing {
             .values()
             .map(|k| (k.stream_token.clone(), k.clone()))
             .collect();
+        let ids = map.values().map(|k| (k.id.clone(), k.clone())).collect();
         *ring = map;
         *self
             .by_stream_token
             .write()
             .unwrap_or_else(|p| p.into_inner()) = tokens;
+        *self.by_id.write().unwrap_or_else(|p| p.into_inner()) = ids;
         Ok(())
     }
 

@@ -8,8 +8,11 @@
 //! its size: with ten thousand subscribers of a 6 MB ruleset, that is 60 GB. Here a
 //! message is a frame header and a small prefix of the connection's own, then the shared
 //! event data written straight from its refcounted buffer (see `stream.rs`, "Memory").
-//! Client messages are read and ignored (bounded in size); pings are answered, a ping goes
-//! out after 15 s without anything else, and a peer not heard from for 45 s is dropped.
+//! Client messages are read and ignored (bounded in size); pings are answered, and a ping
+//! goes out after 15 s without anything else (it keeps proxies from closing an idle socket
+//! and lets clients notice a server that went away). As on SSE, a peer is dropped when it
+//! stops taking data for 60 s (`serve::SEND_TIMEOUT`), not for a late pong: a slow reader's
+//! pong waits behind everything sent before the ping.
 //! The socket closes with 1001 when the server shuts down and 1013 when the subscriber
 //! falls too far behind (it reconnects with the last id it got).
 
@@ -29,7 +32,6 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest as _, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::time::Instant;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -48,10 +50,9 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// How long a token of `POST /api/v1/sdk/ws-token` opens connections.
 const TOKEN_TTL_MS: i64 = 60_000;
-/// A peer not heard from (no frame at all, pongs included) for this long is dropped.
-const SILENCE_LIMIT: Duration = Duration::from_secs(45);
-/// The largest frame a client may send; anything bigger closes the socket with 1009.
-const MAX_INCOMING: usize = 64 * 1024;
+/// The largest frame a client may send (client messages are ignored); anything bigger closes
+/// the socket with 1009.
+const MAX_INCOMING: usize = 8 * 1024;
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Event data up to this size is copied into the message's one write; larger data is
@@ -74,6 +75,8 @@ pub(crate) struct WsQuery {
         (status = 400, description = "Not a WebSocket handshake, or `last_event_id` is not a version (`invalid_request`)", body = super::openapi::errors::ErrorBody,
             example = json!({"error": {"code": "invalid_request", "message": "not a WebSocket handshake: the Upgrade header must be 'websocket'", "details": {}}})),
         (status = 401, description = "No key or token, or an unknown, revoked or expired one (`unauthorized`)", body = super::openapi::errors::ErrorBody),
+        (status = 426, description = "A WebSocket version other than 13 (`invalid_request`; `Sec-WebSocket-Version: 13` says which this server speaks)", body = super::openapi::errors::ErrorBody,
+            example = json!({"error": {"code": "invalid_request", "message": "only WebSocket version 13 is supported", "details": {}}})),
         (status = 429, description = "The key's rate limit is reached (`rate_limited`)", body = super::openapi::errors::ErrorBody),
         (status = 503, description = "The key's environment has no loaded snapshot (`unavailable`)", body = super::openapi::errors::ErrorBody),
     ))]
@@ -95,8 +98,25 @@ pub(crate) async fn stream_ws(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok()),
     };
-    let accept = handshake(request.headers())
-        .map_err(|why| ApiError::invalid(format!("not a WebSocket handshake: {why}")))?;
+    let accept = match handshake(request.headers()) {
+        Ok(accept) => accept,
+        Err(Refused::Version) => {
+            // RFC 6455 §4.4: say which version this server speaks.
+            let mut response =
+                ApiError::invalid("only WebSocket version 13 is supported").into_response();
+            *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                header::HeaderValue::from_static("13"),
+            );
+            return Ok(response);
+        }
+        Err(Refused::Malformed(why)) => {
+            return Err(ApiError::invalid(format!(
+                "not a WebSocket handshake: {why}"
+            )));
+        }
+    };
     let on_upgrade = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -125,28 +145,36 @@ pub(crate) async fn stream_ws(
         .into_response())
 }
 
-/// The key of a WebSocket request: from a header, or from a `ws-token`.
+/// The key of a WebSocket request: from a header, or from a `ws-token` (which counts
+/// against the key's rate limit like a request with the key).
 fn authenticate(
     keys: &KeyRing,
     headers: &HeaderMap,
     token: Option<&str>,
 ) -> ApiResult<Arc<KeyInfo>> {
-    if let Some(secret) = presented_key(headers) {
-        return keys.authenticate(secret).map_err(|refusal| match refusal {
-            Refusal::Invalid => ApiError::Unauthorized,
-            Refusal::RateLimited { retry_after_secs } => {
-                ApiError::TooManyRequests { retry_after_secs }
-            }
-        });
-    }
-    token
-        .filter(|t| t.len() <= 256)
-        .and_then(|t| keys.by_minted_stream_token(t))
-        .ok_or(ApiError::Unauthorized)
+    let admitted = match (presented_key(headers), token) {
+        (Some(secret), _) => keys.authenticate(secret),
+        (None, Some(token)) if token.len() <= 256 => {
+            keys.by_minted_stream_token(token, TOKEN_TTL_MS)
+        }
+        _ => Err(Refusal::Invalid),
+    };
+    admitted.map_err(|refusal| match refusal {
+        Refusal::Invalid => ApiError::Unauthorized,
+        Refusal::RateLimited { retry_after_secs } => ApiError::TooManyRequests { retry_after_secs },
+    })
+}
+
+/// Why an opening handshake is refused.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    /// Not version 13 (answered 426 with the version this server speaks).
+    Version,
+    Malformed(&'static str),
 }
 
 /// `Sec-WebSocket-Accept` for a valid opening handshake, or what is wrong with it.
-fn handshake(headers: &HeaderMap) -> Result<String, &'static str> {
+fn handshake(headers: &HeaderMap) -> Result<String, Refused> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -154,23 +182,27 @@ fn handshake(headers: &HeaderMap) -> Result<String, &'static str> {
         })
     };
     if !has_token(header::UPGRADE, "websocket") {
-        return Err("the Upgrade header must be 'websocket'");
+        return Err(Refused::Malformed("the Upgrade header must be 'websocket'"));
     }
     if !has_token(header::CONNECTION, "upgrade") {
-        return Err("the Connection header must include 'Upgrade'");
+        return Err(Refused::Malformed(
+            "the Connection header must include 'Upgrade'",
+        ));
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        return Err("Sec-WebSocket-Version must be 13");
+        return Err(Refused::Version);
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| BASE64.decode(k).is_ok_and(|raw| raw.len() == 16))
-        .ok_or("Sec-WebSocket-Key must be 16 bytes in base64")?;
+        .ok_or(Refused::Malformed(
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        ))?;
     Ok(accept_key(key))
 }
 
@@ -210,7 +242,6 @@ pub(crate) async fn ws_token(key: EvalKey) -> axum::Json<WsToken> {
 /// connection fails.
 async fn serve_socket<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, mut sub: Subscription) {
     let mut inbox: Vec<u8> = Vec::new();
-    let mut heard = Instant::now();
     let (code, reason) = loop {
         inbox.reserve(1024);
         let wake = tokio::select! {
@@ -220,7 +251,6 @@ async fn serve_socket<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, mut sub: Sub
         let sent = match wake {
             Wake::Read(Ok(0) | Err(_)) => return,
             Wake::Read(Ok(_)) => {
-                heard = Instant::now();
                 match answer(&mut io, &mut inbox).await {
                     Ok(Some(close)) => break close,
                     Ok(None) => Ok(()),
@@ -229,12 +259,7 @@ async fn serve_socket<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, mut sub: Sub
                 }
             }
             Wake::Next(Ok(Item::Event(event))) => write_event(&mut io, &event).await,
-            Wake::Next(Ok(Item::Heartbeat)) => {
-                if heard.elapsed() >= SILENCE_LIMIT {
-                    break (1001, "no answer to pings");
-                }
-                write_frame(&mut io, Opcode::Ping, &[]).await
-            }
+            Wake::Next(Ok(Item::Heartbeat)) => write_frame(&mut io, Opcode::Ping, &[]).await,
             Wake::Next(Err(End::Shutdown)) => break (1001, "the server is shutting down"),
             Wake::Next(Err(End::Lagged)) => {
                 break (1013, "too far behind: reconnect with last_event_id");
@@ -253,13 +278,17 @@ async fn serve_socket<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, mut sub: Sub
                 inbox.reserve(1024);
                 match io.read_buf(&mut inbox).await {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => loop {
-                        match frame::parse(&mut inbox) {
-                            Ok(Some(frame::Incoming::Close(_))) | Err(_) => return,
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
+                    Ok(_) => {
+                        let mut at = 0;
+                        loop {
+                            match frame::parse(&inbox[at..]) {
+                                Ok(Some((frame::Incoming::Close(_), _))) | Err(_) => return,
+                                Ok(Some((_, used))) => at += used,
+                                Ok(None) => break,
+                            }
                         }
-                    },
+                        inbox.drain(..at);
+                    }
                 }
             }
         })
@@ -273,37 +302,44 @@ enum Wake {
     Next(Result<Item, End>),
 }
 
-/// Answers the complete frames in `inbox`: pongs for pings, our close for theirs (then
-/// `Err`), a close for a protocol violation (returned, for the caller to send).
+/// Answers the complete frames in `inbox` and removes them: pongs for pings, our close for
+/// theirs (then `Err`), a close for a protocol violation (returned, for the caller to send).
 async fn answer<T: AsyncWrite + Unpin>(
     io: &mut T,
     inbox: &mut Vec<u8>,
 ) -> Result<Option<(u16, &'static str)>, ()> {
-    loop {
-        match frame::parse(inbox) {
-            Ok(None) => {
-                // A read buffer grown by a large client frame goes back to small.
-                if inbox.is_empty() && inbox.capacity() > 4096 {
-                    *inbox = Vec::new();
+    let mut at = 0;
+    let outcome = loop {
+        match frame::parse(&inbox[at..]) {
+            Ok(None) => break Ok(None),
+            Ok(Some((incoming, used))) => {
+                at += used;
+                match incoming {
+                    frame::Incoming::Ping(payload) => {
+                        write_frame(io, Opcode::Pong, &payload)
+                            .await
+                            .map_err(drop)?;
+                    }
+                    frame::Incoming::Pong | frame::Incoming::Data => {}
+                    frame::Incoming::Close(code) => {
+                        // Echo the peer's code (RFC 6455 §5.5.1), then end.
+                        let code = code.unwrap_or(1000);
+                        let _ = write_frame(io, Opcode::Close, &code.to_be_bytes()).await;
+                        let _ = io.shutdown().await;
+                        return Err(());
+                    }
                 }
-                return Ok(None);
             }
-            Ok(Some(frame::Incoming::Ping(payload))) => {
-                write_frame(io, Opcode::Pong, &payload)
-                    .await
-                    .map_err(drop)?;
-            }
-            Ok(Some(frame::Incoming::Pong | frame::Incoming::Data)) => {}
-            Ok(Some(frame::Incoming::Close(code))) => {
-                // Echo the peer's code (RFC 6455 §5.5.1), then end.
-                let code = code.filter(|c| frame::valid_close_code(*c)).unwrap_or(1000);
-                let _ = write_frame(io, Opcode::Close, &code.to_be_bytes()).await;
-                let _ = io.shutdown().await;
-                return Err(());
-            }
-            Err(violation) => return Ok(Some((violation.code, violation.reason))),
+            Err(violation) => break Ok(Some((violation.code, violation.reason))),
         }
+    };
+    // One move per read, however many frames it held.
+    inbox.drain(..at);
+    // A read buffer grown by a large client frame goes back to small.
+    if inbox.is_empty() && inbox.capacity() > 4096 {
+        *inbox = Vec::new();
     }
+    outcome
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -392,12 +428,13 @@ mod frame {
     }
 
     /// Close codes a peer may send (RFC 6455 §7.4).
-    pub(super) fn valid_close_code(code: u16) -> bool {
+    fn valid_close_code(code: u16) -> bool {
         matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
     }
 
-    /// Takes the first complete frame off `buf`, unmasked; `None` until one has arrived.
-    pub(super) fn parse(buf: &mut Vec<u8>) -> Result<Option<Incoming>, Violation> {
+    /// The first complete frame of `buf` and its length in bytes; `None` until one has
+    /// arrived. Only control frames (at most 125 bytes) are unmasked; data is skipped.
+    pub(super) fn parse(buf: &[u8]) -> Result<Option<(Incoming, usize)>, Violation> {
         let [b0, b1, ..] = buf[..] else {
             return Ok(None);
         };
@@ -427,30 +464,51 @@ mod frame {
         if len > MAX_INCOMING as u64 {
             return Err(Violation {
                 code: 1009,
-                reason: "frames are limited to 64 KiB",
+                reason: "client frames are limited to 8 KiB",
             });
         }
         let total = at + 4 + len as usize;
-        if buf.len() < total {
+        let Some(frame) = buf.get(..total) else {
             return Ok(None);
-        }
-        let mask: [u8; 4] = buf[at..at + 4].try_into().expect("4 bytes");
-        let payload: Vec<u8> = buf[at + 4..total]
-            .iter()
-            .enumerate()
-            .map(|(i, byte)| byte ^ mask[i % 4])
-            .collect();
-        buf.drain(..total);
-        match opcode {
-            0x0..=0x2 => Ok(Some(Incoming::Data)),
-            0x8 => match payload[..] {
-                [] => Ok(Some(Incoming::Close(None))),
-                [_] => Err(protocol("a close frame's code must be two bytes")),
-                [hi, lo, ..] => Ok(Some(Incoming::Close(Some(u16::from_be_bytes([hi, lo]))))),
-            },
-            0x9 => Ok(Some(Incoming::Ping(Bytes::from(payload)))),
-            0xA => Ok(Some(Incoming::Pong)),
-            _ => Err(protocol("unknown opcode")),
+        };
+        let incoming = match opcode {
+            0x0..=0x2 => Incoming::Data,
+            0x8..=0xA => {
+                let mask = &frame[at..at + 4];
+                let payload: Vec<u8> = frame[at + 4..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, byte)| byte ^ mask[i % 4])
+                    .collect();
+                match opcode {
+                    0x8 => close(&payload)?,
+                    0x9 => Incoming::Ping(Bytes::from(payload)),
+                    _ => Incoming::Pong,
+                }
+            }
+            _ => return Err(protocol("unknown opcode")),
+        };
+        Ok(Some((incoming, total)))
+    }
+
+    /// A close frame's payload: nothing, or a code a peer may send and a UTF-8 reason.
+    fn close(payload: &[u8]) -> Result<Incoming, Violation> {
+        match payload {
+            [] => Ok(Incoming::Close(None)),
+            [_] => Err(protocol("a close frame's code must be two bytes")),
+            [hi, lo, reason @ ..] => {
+                let code = u16::from_be_bytes([*hi, *lo]);
+                if !valid_close_code(code) {
+                    return Err(protocol("a close code that may not be sent"));
+                }
+                if std::str::from_utf8(reason).is_err() {
+                    return Err(Violation {
+                        code: 1007,
+                        reason: "a close reason must be UTF-8",
+                    });
+                }
+                Ok(Incoming::Close(Some(code)))
+            }
         }
     }
 }
@@ -478,29 +536,27 @@ mod tests {
         let ping = [
             0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
         ];
-        let mut buf = hello[..4].to_vec();
-        assert_eq!(parse(&mut buf), Ok(None));
-        buf.extend_from_slice(&hello[4..]);
+        assert_eq!(parse(&hello[..4]), Ok(None));
+        let mut buf = hello.to_vec();
         buf.extend_from_slice(&ping[..3]);
-        assert_eq!(parse(&mut buf), Ok(Some(Incoming::Data)));
-        assert_eq!(parse(&mut buf), Ok(None));
+        assert_eq!(parse(&buf), Ok(Some((Incoming::Data, 11))));
+        assert_eq!(parse(&buf[11..]), Ok(None));
         buf.extend_from_slice(&ping[3..]);
         assert_eq!(
-            parse(&mut buf),
-            Ok(Some(Incoming::Ping(Bytes::from_static(b"Hello"))))
+            parse(&buf[11..]),
+            Ok(Some((Incoming::Ping(Bytes::from_static(b"Hello")), 11)))
         );
-        assert!(buf.is_empty());
-        // A close with code 1000 and a masked 16-bit length frame of 200 bytes.
-        let mut close = vec![0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8];
-        assert_eq!(parse(&mut close), Ok(Some(Incoming::Close(Some(1000)))));
+        // A close with code 1000 and a reason, and a masked 16-bit length frame of 200 bytes.
+        let close = [0x88, 0x84, 0, 0, 0, 0, 0x03, 0xE8, b'o', b'k'];
+        assert_eq!(parse(&close), Ok(Some((Incoming::Close(Some(1000)), 10))));
         let mut long = vec![0x82, 0xFE, 0x00, 0xC8, 1, 2, 3, 4];
         long.extend_from_slice(&[0u8; 200]);
-        assert_eq!(parse(&mut long), Ok(Some(Incoming::Data)));
+        assert_eq!(parse(&long), Ok(Some((Incoming::Data, 208))));
     }
 
     #[test]
     fn protocol_violations_close_the_socket() {
-        let code = |bytes: &[u8]| parse(&mut bytes.to_vec()).map_err(|v: Violation| v.code);
+        let code = |bytes: &[u8]| parse(bytes).map_err(|v: Violation| v.code);
         assert_eq!(
             code(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']),
             Err(1002),
@@ -513,9 +569,56 @@ mod tests {
             "fragmented ping"
         );
         assert_eq!(code(&[0x83, 0x80, 0, 0, 0, 0]), Err(1002), "unknown opcode");
+        assert_eq!(
+            code(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xED]),
+            Err(1002),
+            "close code 1005"
+        );
+        assert_eq!(
+            code(&[0x88, 0x83, 0, 0, 0, 0, 0x03, 0xE8, 0xFF]),
+            Err(1007),
+            "reason not UTF-8"
+        );
         let mut huge = vec![0x82, 0xFF];
         huge.extend_from_slice(&(1u64 << 20).to_be_bytes());
-        assert_eq!(code(&huge), Err(1009), "over 64 KiB");
+        assert_eq!(code(&huge), Err(1009), "over 8 KiB");
+    }
+
+    #[test]
+    fn a_token_is_signed_with_a_key_nobody_is_given() {
+        // The OFREP stream token is published in every bulk answer; a token signed with it
+        // (or lasting longer than a minute) opens nothing.
+        let ring = KeyRing::new(None);
+        let key = ring.insert_for_tests("key-1", "vx_srv_secret");
+        let (token, _) = KeyRing::mint_stream_token(&key, TOKEN_TTL_MS);
+        assert_eq!(
+            ring.by_minted_stream_token(&token, TOKEN_TTL_MS)
+                .map(|k| k.id.clone())
+                .ok(),
+            Some("key-1".into())
+        );
+        let forge = |signing: &str, expires_at_ms: i64| {
+            let claim = format!("vxst.key-1.{expires_at_ms}");
+            let mac = crate::credentials::hmac_sha256(signing.as_bytes(), claim.as_bytes());
+            format!("{claim}.{}", hex::encode(mac))
+        };
+        let in_a_minute = crate::clock::now_ms() + 30_000;
+        assert!(
+            ring.by_minted_stream_token(&forge(&key.stream_token, in_a_minute), TOKEN_TTL_MS)
+                .is_err()
+        );
+        let (long, _) = KeyRing::mint_stream_token(&key, 3_600_000);
+        assert!(
+            ring.by_minted_stream_token(&long, TOKEN_TTL_MS).is_err(),
+            "too long-lived"
+        );
+        let (old, _) = KeyRing::mint_stream_token(&key, -1);
+        assert!(
+            ring.by_minted_stream_token(&old, TOKEN_TTL_MS).is_err(),
+            "expired"
+        );
+        let altered = token.replacen("vxst.key-1.", "vxst.key-1.9", 1);
+        assert!(ring.by_minted_stream_token(&altered, TOKEN_TTL_MS).is_err());
     }
 
     #[test]
