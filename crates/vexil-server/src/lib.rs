@@ -37,6 +37,10 @@ pub use config::{Config, DatabaseConfig, SECRETS_HELP};
 use http::AppState;
 use store::Store;
 
+/// How long the gRPC server may take to drain at shutdown before its connections are
+/// dropped.
+const GRPC_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A built application: database migrated and bootstrapped, listener bound.
 #[derive(Debug)]
 pub struct App {
@@ -268,14 +272,24 @@ impl App {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "gRPC (flagd evaluation) is listening");
             }
-            tokio::spawn(grpc::serve(listener, service))
+            tokio::spawn(grpc::serve(listener, service, self.limits))
         });
         http::serve::serve(self.listener, router, self.limits, stopped).await;
-        // The same signal stopped the gRPC server: its calls drain before the store closes.
-        if let Some(grpc) = grpc
-            && let Err(e) = grpc.await
-        {
-            tracing::error!(error = %e, "the gRPC server task failed");
+        // The same signal stopped the gRPC server: its calls drain before the store closes,
+        // within a bound (a connection that never finishes its handshake or its request
+        // would hold the drain forever), so that jobs still stop and insights flush.
+        if let Some(mut grpc) = grpc {
+            match tokio::time::timeout(GRPC_DRAIN, &mut grpc).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the gRPC server task failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        drain_s = GRPC_DRAIN.as_secs(),
+                        "gRPC connections were still open after the drain; they are dropped"
+                    );
+                    grpc.abort();
+                }
+            }
         }
         // WebSocket subscribers got their close frame when the signal flipped.
         sockets

@@ -1,10 +1,17 @@
 //! `EventStream`: `provider_ready` on connect, then a `configuration_change` naming the
-//! changed flags (`data.flags`, keyed by flag key) whenever the key's environment advances,
-//! and `keep_alive` after a quiet interval. flagd's providers flush what they cached for
-//! the flags a change names, so whenever the exact set is unknown — a reload of the whole
+//! changed flags (`data.flags`, keyed by flag key, each `{"type": "update"}` or
+//! `{"type": "delete"}`) whenever the key's environment advances, and `keep_alive` after a
+//! quiet interval. flagd's providers flush what they cached for the flags a change names,
+//! and only those, so each subscriber remembers which flags its key could see as of its
+//! last message: whenever the exact set of changes is unknown — a reload of the whole
 //! environment, a segment change, a subscriber that fell behind the broadcast — the change
-//! names every flag the key may see. The stream ends when the server shuts down.
+//! names every flag the key may see now and every flag it could see before (gone since:
+//! `delete`); a flag a client key no longer sees (deleted, or no longer client-side) is
+//! named `delete`, as the key already knew its name. The stream ends when the server shuts
+//! down, and before its next message (a keep-alive at the latest) once its key is revoked or
+//! expired.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +19,11 @@ use futures_util::Stream;
 use prost_types::Struct;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{OwnedSemaphorePermit, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use super::convert;
-use crate::keys::KeyInfo;
+use super::{StreamSlot, convert};
+use crate::keys::{KeyInfo, KeyRing};
 use crate::snapshots::{Snapshots, Update};
 
 /// One message of the stream, whichever protocol version carries it.
@@ -29,33 +36,41 @@ pub(crate) struct Event {
 /// What one subscriber holds between two messages.
 struct Subscriber {
     snapshots: Arc<Snapshots>,
+    keys: Arc<KeyRing>,
     key: Arc<KeyInfo>,
     updates: broadcast::Receiver<Arc<Update>>,
     shutdown: watch::Receiver<bool>,
     keep_alive: Duration,
     ready_sent: bool,
-    /// Held while the stream lives: the server's bound on open event streams.
-    _permit: OwnedSemaphorePermit,
+    /// The flags the key could see as of the last message (as far as the messages told).
+    known: HashSet<String>,
+    /// Held while the stream lives: the bounds on open event streams.
+    _slot: StreamSlot,
 }
 
 /// The events for `key` until shutdown (or until the caller hangs up and drops the stream).
 pub(crate) fn stream(
     snapshots: Arc<Snapshots>,
+    keys: Arc<KeyRing>,
     key: Arc<KeyInfo>,
     shutdown: watch::Receiver<bool>,
     keep_alive: Duration,
-    permit: OwnedSemaphorePermit,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Event> + Send + 'static {
     // Subscribed before `provider_ready` is sent, so that no change after it is missed.
-    let subscriber = Subscriber {
-        updates: snapshots.subscribe(),
+    let updates = snapshots.subscribe();
+    let mut subscriber = Subscriber {
+        updates,
         snapshots,
+        keys,
         key,
         shutdown,
         keep_alive,
         ready_sent: false,
-        _permit: permit,
+        known: HashSet::new(),
+        _slot: slot,
     };
+    subscriber.known = subscriber.visible_now();
     futures_util::stream::unfold(subscriber, Subscriber::next)
 }
 
@@ -65,6 +80,17 @@ impl Subscriber {
             self.ready_sent = true;
             return Some((event("provider_ready", None), self));
         }
+        let event = self.wait().await?;
+        // A revoked or expired key's stream ends before its next message (new calls are
+        // refused at once); its provider reconnects and is refused.
+        if !self.key_is_active() {
+            return None;
+        }
+        Some((event, self))
+    }
+
+    /// The next message; `None` at shutdown.
+    async fn wait(&mut self) -> Option<Event> {
         // Measured from the last message, whatever other environments' updates arrive.
         let quiet_until = Instant::now() + self.keep_alive;
         loop {
@@ -80,27 +106,28 @@ impl Subscriber {
                 update = self.updates.recv() => match update {
                     Ok(update) if update.environment_id == self.key.environment_id => {
                         if let Some(data) = self.changed(&update) {
-                            return Some((event("configuration_change", Some(data)), self));
+                            return Some(event("configuration_change", Some(data)));
                         }
                     }
                     Ok(_) => {}
                     // Fell behind: what was missed is unknown, so every flag may have changed.
                     Err(RecvError::Lagged(_)) => {
                         let data = self.everything();
-                        return Some((event("configuration_change", Some(data)), self));
+                        return Some(event("configuration_change", Some(data)));
                     }
                     Err(RecvError::Closed) => return None,
                 },
                 () = tokio::time::sleep_until(quiet_until) => {
-                    return Some((event("keep_alive", None), self));
+                    return Some(event("keep_alive", None));
                 }
             }
         }
     }
 
-    /// `data` naming the flags `update` changed that the key may see; `None` when it changed
-    /// none of them (a client key and server-side flags only).
-    fn changed(&self, update: &Update) -> Option<Struct> {
+    /// `data` naming the flags `update` changed that the key may see now or could see at
+    /// the last message; `None` when it changed none of them (a client key and server-side
+    /// flags only).
+    fn changed(&mut self, update: &Update) -> Option<Struct> {
         let flags_only = update
             .changes
             .as_ref()
@@ -111,38 +138,63 @@ impl Subscriber {
         let env = self.snapshots.get(&self.key.environment_id);
         let mut flags = Map::new();
         for change in changes {
-            let present = env
-                .as_ref()
-                .is_some_and(|e| e.visible_to(crate::keys::KeyKind::Server, &change.key));
             let visible = env
                 .as_ref()
                 .is_some_and(|e| e.visible_to(self.key.kind, &change.key));
-            // A flag gone from the snapshot cannot tell a client key whether it was
-            // client-side, so only server keys hear of deletions.
-            let kind = match (visible, present, self.key.kind.is_server()) {
-                (true, _, _) => "update",
-                (false, false, true) => "delete",
-                _ => continue,
+            let kind = if visible {
+                if !self.known.contains(&change.key) {
+                    self.known.insert(change.key.clone());
+                }
+                "update"
+            } else if self.known.remove(&change.key) || self.key.kind.is_server() {
+                // Gone for this key: deleted, archived, or (client keys) no longer
+                // client-side. A server key hears of every deletion; a client key only of
+                // flags it could see, whose names it already knew.
+                "delete"
+            } else {
+                continue;
             };
             flags.insert(change.key.clone(), json!({ "type": kind }));
         }
         (!flags.is_empty()).then(|| data(flags))
     }
 
-    /// `data` naming every flag the key may see.
-    fn everything(&self) -> Struct {
-        let flags = self
-            .snapshots
+    /// `data` naming every flag the key may see now (`update`) and every flag it could see
+    /// at the last message but no longer does (`delete`); they become what it knows.
+    fn everything(&mut self) -> Struct {
+        let now = self.visible_now();
+        let mut flags: Map<String, Value> = self
+            .known
+            .iter()
+            .filter(|k| !now.contains(*k))
+            .map(|k| (k.clone(), json!({ "type": "delete" })))
+            .collect();
+        for key in &now {
+            flags.insert(key.clone(), json!({ "type": "update" }));
+        }
+        self.known = now;
+        data(flags)
+    }
+
+    /// The flags the key may see in the current snapshot.
+    fn visible_now(&self) -> HashSet<String> {
+        self.snapshots
             .get(&self.key.environment_id)
             .map(|env| {
                 env.snapshot
                     .flags()
                     .filter(|f| self.key.kind.is_server() || f.client_side)
-                    .map(|f| (f.key.to_owned(), json!({ "type": "update" })))
+                    .map(|f| f.key.to_owned())
                     .collect()
             })
-            .unwrap_or_default();
-        data(flags)
+            .unwrap_or_default()
+    }
+
+    /// Whether the stream's key is still active and unexpired.
+    fn key_is_active(&self) -> bool {
+        self.keys
+            .by_stream_token(&self.key.stream_token)
+            .is_some_and(|k| k.id == self.key.id)
     }
 }
 

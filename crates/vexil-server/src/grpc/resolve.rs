@@ -24,7 +24,8 @@ use crate::snapshots::EnvSnapshot;
 pub(crate) struct Resolved<T> {
     pub(crate) value: T,
     pub(crate) reason: &'static str,
-    pub(crate) variant: String,
+    /// `None` when the result has no variation.
+    pub(crate) variant: Option<String>,
     pub(crate) metadata: Struct,
 }
 
@@ -46,17 +47,27 @@ pub(crate) type Typed<T> = fn(&str, FlagType, &Value) -> Result<T, Status>;
 impl Grpc {
     /// The API key of a call: `authorization: Bearer <key>` (or `x-api-key`), else the
     /// default key, authenticated now, so that revoking or expiring it takes effect at once.
+    /// Key metadata that is present but unusable (another scheme, empty, over 256
+    /// characters) is refused rather than read as no key.
     pub(crate) fn authenticate(&self, metadata: &MetadataMap) -> Result<Arc<KeyInfo>, Status> {
-        let presented = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .or_else(|| metadata.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 256);
+        let presented = match (metadata.get("authorization"), metadata.get("x-api-key")) {
+            (Some(v), _) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .and_then(usable)
+                    .ok_or_else(|| {
+                        Status::unauthenticated("the authorization metadata must be `Bearer <key>`")
+                    })?,
+            ),
+            (None, Some(v)) => Some(v.to_str().ok().and_then(usable).ok_or_else(|| {
+                Status::unauthenticated("the x-api-key metadata is not a usable API key")
+            })?),
+            (None, None) => None,
+        };
         let secret = match (presented, &self.default_key) {
             (Some(secret), _) => secret,
             (None, Some(default)) => default.expose_secret(),
@@ -99,7 +110,7 @@ impl Grpc {
         Ok(Resolved {
             value,
             reason: detail.ofrep_reason(),
-            variant: detail.variation.unwrap_or_default().to_owned(),
+            variant: detail.variation.map(str::to_owned),
             metadata: metadata(&detail, key, Some(env.version)),
         })
     }
@@ -132,7 +143,7 @@ impl Grpc {
                 let resolved = Resolved {
                     value,
                     reason: detail.ofrep_reason(),
-                    variant: detail.variation.unwrap_or_default().to_owned(),
+                    variant: detail.variation.map(str::to_owned),
                     metadata: metadata(&detail, key, None),
                 };
                 Some((info.key.to_owned(), resolved))
@@ -154,6 +165,12 @@ impl Grpc {
             Status::internal("the environment's flags are not available")
         })
     }
+}
+
+/// A presented secret, trimmed, if it can be a key at all.
+fn usable(secret: &str) -> Option<&str> {
+    let secret = secret.trim();
+    (!secret.is_empty() && secret.len() <= 256).then_some(secret)
 }
 
 /// The flag's type and served value, or the status of an evaluation error.

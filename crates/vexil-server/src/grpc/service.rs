@@ -1,6 +1,7 @@
 //! The generated `Service` traits of `flagd.evaluation.v1` and `flagd.evaluation.v2`,
 //! implemented once by a macro: the versions differ only in v2's optional response
-//! `value` and `variant` (always set here, as every served flag has both).
+//! `value` and `variant` (the value always set here, as every served flag has one; the
+//! variant unset in v2 and empty in v1 when a result has none).
 
 use std::pin::Pin;
 
@@ -13,11 +14,12 @@ use super::{Grpc, v1, v2};
 /// The stream type of `EventStream`.
 type Events<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The whole service of version `$v`; `$wrap` makes a response's `value` and `variant`
-/// (plain in v1, optional in v2). Each typed resolve authenticates, evaluates, answers.
+/// The whole service of version `$v`; `$wrap` makes a response's `value` (plain in v1,
+/// optional in v2) and `$variant` its `variant` from an `Option<String>`. Each typed
+/// resolve authenticates, evaluates, answers.
 macro_rules! flagd_service {
-    ($v:ident, $wrap:path) => {
-        flagd_service!(@impl $v, $wrap,
+    ($v:ident, $wrap:path, $variant:path) => {
+        flagd_service!(@impl $v, $variant,
             resolve_boolean ResolveBooleanRequest ResolveBooleanResponse boolean $wrap,
             resolve_string ResolveStringRequest ResolveStringResponse string $wrap,
             resolve_float ResolveFloatRequest ResolveFloatResponse float $wrap,
@@ -25,7 +27,7 @@ macro_rules! flagd_service {
             // A message field is optional in both versions.
             resolve_object ResolveObjectRequest ResolveObjectResponse object Some);
     };
-    (@impl $v:ident, $wrap:path, $($method:ident $request:ident $response:ident $typed:ident $value:path),*) => {
+    (@impl $v:ident, $variant:path, $($method:ident $request:ident $response:ident $typed:ident $value:path),*) => {
         #[tonic::async_trait]
         impl $v::service_server::Service for Grpc {
             async fn resolve_all(
@@ -46,7 +48,8 @@ macro_rules! flagd_service {
                         };
                         let flag = $v::AnyFlag {
                             reason: resolved.reason.to_owned(),
-                            variant: resolved.variant,
+                            // `AnyFlag.variant` is plain in both versions.
+                            variant: resolved.variant.unwrap_or_default(),
                             value: Some(value),
                             metadata: Some(resolved.metadata),
                         };
@@ -71,7 +74,7 @@ macro_rules! flagd_service {
                     Ok(Response::new($v::$response {
                         value: $value(resolved.value),
                         reason: resolved.reason.to_owned(),
-                        variant: $wrap(resolved.variant),
+                        variant: $variant(resolved.variant),
                         metadata: Some(resolved.metadata),
                     }))
                 }
@@ -96,5 +99,5 @@ macro_rules! flagd_service {
     };
 }
 
-flagd_service!(v1, std::convert::identity);
-flagd_service!(v2, Some);
+flagd_service!(v1, std::convert::identity, Option::unwrap_or_default);
+flagd_service!(v2, Some, std::convert::identity);

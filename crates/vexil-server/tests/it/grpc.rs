@@ -1,8 +1,10 @@
 //! flagd's evaluation protocol over gRPC (`--grpc-listen`), driven by a tonic client
 //! generated from the same protos: the six resolves in `flagd.evaluation.v1` and `v2`,
 //! reasons and metadata, targeting, statuses (NOT_FOUND, INVALID_ARGUMENT,
-//! UNAUTHENTICATED), the default key and its revocation, client-key visibility, and
-//! `EventStream` (ready, changes after a toggle over HTTP, the end at shutdown).
+//! UNAUTHENTICATED), the default key and its revocation, malformed key metadata,
+//! client-key visibility, `EventStream` (ready, changes after a toggle over HTTP, deletions
+//! a client key hears of, the end at revocation and at shutdown), and the listener's bounds
+//! (silent connections closed, shutdown bounded).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -412,6 +414,30 @@ async fn keys_and_visibility(mut app: TestApp) {
         code(c.resolve_boolean(ask(Some("vx_srv_nope"), "banner")).await),
         Code::Unauthenticated
     );
+    // Key metadata that cannot be read as a key is refused, not taken for no key.
+    let malformed = |name: &'static str, value: String| {
+        let mut request = ask(None, "banner");
+        request.metadata_mut().insert(name, value.parse().unwrap());
+        request
+    };
+    for (name, value) in [
+        ("authorization", format!("Basic {}", f.server)),
+        ("authorization", format!("Bearer {}", "x".repeat(300))),
+        ("authorization", "Bearer  ".to_owned()),
+        ("x-api-key", "y".repeat(300)),
+    ] {
+        assert_eq!(
+            code(c.resolve_boolean(malformed(name, value)).await),
+            Code::Unauthenticated,
+            "{name}"
+        );
+    }
+    let mut by_header = ask(None, "secret");
+    by_header
+        .metadata_mut()
+        .insert("x-api-key", f.server.parse().unwrap());
+    let by_header = c.resolve_boolean(by_header).await.unwrap();
+    assert_eq!(by_header.into_inner().value, Some(true));
     json_ok(
         app.patch(
             &format!("/api/v1/api-keys/{}/revoke", id(&created)),
@@ -514,4 +540,145 @@ async fn event_stream_ready_changes_and_shutdown_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_ready_changes_and_shutdown_postgres() {
     both(Backend::Postgres, event_stream).await;
+}
+
+async fn client_streams_hear_of_flags_gone(app: TestApp) {
+    let f = setup(&app).await;
+    let wait = Duration::from_secs(10);
+    let created = json_status(
+        app.post(
+            &format!("/api/v1/projects/{}/api-keys", f.project),
+            json!({"name": "browser", "type": "client", "environment_id": f.env}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let secret = created["key"].as_str().unwrap().to_owned();
+    let mut client = v2::service_client::ServiceClient::new(channel(&app).await)
+        .event_stream(authed(Some(&secret), v2::EventStreamRequest {}))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    let ready = next_event(&mut client, wait).await.unwrap();
+    assert_eq!(ready.r#type, "provider_ready");
+
+    // No longer client-side: the client key is told to drop it.
+    let banner = format!("/api/v1/feature-flags/{}", f.ids["banner"]);
+    json_ok(app.patch(&banner, json!({"client_side": false})).await).await;
+    let gone = next_event(&mut client, wait).await.unwrap();
+    assert_eq!(changed_flags(&gone), ["banner"]);
+    assert_eq!(
+        to_json(gone.data.as_ref().unwrap())["flags"]["banner"],
+        json!({"type": "delete"})
+    );
+    // Archived: the same.
+    let colour = format!("/api/v1/feature-flags/{}/archive", f.ids["colour"]);
+    json_ok(app.patch(&colour, json!({})).await).await;
+    let gone = next_event(&mut client, wait).await.unwrap();
+    assert_eq!(
+        to_json(gone.data.as_ref().unwrap())["flags"],
+        json!({"colour": {"type": "delete"}})
+    );
+    // A server-side flag it never saw is still not named.
+    let secret_flag = format!("/api/v1/feature-flags/{}/archive", f.ids["secret"]);
+    json_ok(app.patch(&secret_flag, json!({})).await).await;
+    // After a change it may not see, a segment change names what it sees now: nothing.
+    json_status(
+        app.post(
+            &format!("/api/v1/projects/{}/segments", f.project),
+            json!({"key": "staff"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let everything = next_event(&mut client, wait).await.unwrap();
+    assert_eq!(changed_flags(&everything), Vec::<String>::new());
+
+    // Revoked: new calls are refused at once; the open stream ends at its next keep-alive.
+    json_ok(
+        app.patch(
+            &format!("/api/v1/api-keys/{}/revoke", id(&created)),
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    let ended = next_event(&mut client, Duration::from_secs(25)).await;
+    assert!(ended.is_none(), "{ended:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_streams_hear_of_flags_gone_and_end_at_revocation_sqlite() {
+    both(Backend::Sqlite, client_streams_hear_of_flags_gone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_streams_hear_of_flags_gone_and_end_at_revocation_postgres() {
+    both(Backend::Postgres, client_streams_hear_of_flags_gone).await;
+}
+
+/// The HTTP/2 client preface and an empty SETTINGS frame: a connection that then says
+/// nothing more and never closes.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_with_stuck_connections() {
+    use tokio::io::AsyncWriteExt;
+    let Some(mut app) = spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let addr = app.grpc_addr.expect("gRPC is listening");
+    // One that never sends its preface, one that sends it and then nothing.
+    let _bare = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut quiet = tokio::net::TcpStream::connect(addr).await.unwrap();
+    quiet.write_all(PREFACE).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), app.stop())
+        .await
+        .expect("shutdown finishes despite connections that never close");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_nothing_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.grpc_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        c.header_read_timeout = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let addr = app.grpc_addr.expect("gRPC is listening");
+    let mut bare = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server's SETTINGS may come first; then the connection closes.
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match bare.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server closes a silent connection");
+    // A real client is still served.
+    let f = setup(&app).await;
+    let mut c = v2::service_client::ServiceClient::new(channel(&app).await);
+    let r = c
+        .resolve_boolean(authed(
+            Some(&f.server),
+            v2::ResolveBooleanRequest {
+                flag_key: "secret".into(),
+                context: None,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().value, Some(true));
 }
