@@ -622,6 +622,7 @@ impl Reader {
 /// One subscriber: connects, reads the stream (counting bytes, noticing the `put`,
 /// answering WebSocket pings) until told to stop, the server ends it, or the run is
 /// aborted.
+#[allow(clippy::too_many_arguments)] // One task's whole setup, passed once at spawn.
 async fn subscribe(
     addr: SocketAddr,
     requests: Arc<Requests>,

@@ -11,7 +11,6 @@
 //! down, and before its next message (a keep-alive at the latest) once its key is revoked or
 //! expired.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use tokio::time::Instant;
 
 use super::{StreamSlot, convert};
 use crate::keys::{KeyInfo, KeyRing};
-use crate::snapshots::{Snapshots, Update};
+use crate::snapshots::{EnvSnapshot, Snapshots, Update};
 
 /// One message of the stream, whichever protocol version carries it.
 #[derive(Debug)]
@@ -42,8 +41,10 @@ struct Subscriber {
     shutdown: watch::Receiver<bool>,
     keep_alive: Duration,
     ready_sent: bool,
-    /// The flags the key could see as of the last message (as far as the messages told).
-    known: HashSet<String>,
+    /// The snapshot as of the last update this stream handled: what the key could see then.
+    /// A shared reference (not a copy of the flag names), so that ten thousand streams of a
+    /// ten-thousand-flag environment hold one snapshot, not a hundred million strings.
+    seen: Option<Arc<EnvSnapshot>>,
     /// Held while the stream lives: the bounds on open event streams.
     _slot: StreamSlot,
 }
@@ -67,10 +68,10 @@ pub(crate) fn stream(
         shutdown,
         keep_alive,
         ready_sent: false,
-        known: HashSet::new(),
+        seen: None,
         _slot: slot,
     };
-    subscriber.known = subscriber.visible_now();
+    subscriber.seen = subscriber.snapshots.get(&subscriber.key.environment_id);
     futures_util::stream::unfold(subscriber, Subscriber::next)
 }
 
@@ -125,7 +126,7 @@ impl Subscriber {
     }
 
     /// `data` naming the flags `update` changed that the key may see now or could see at
-    /// the last message; `None` when it changed none of them (a client key and server-side
+    /// the last update; `None` when it changed none of them (a client key and server-side
     /// flags only).
     fn changed(&mut self, update: &Update) -> Option<Struct> {
         let flags_only = update
@@ -136,17 +137,16 @@ impl Subscriber {
             return Some(self.everything());
         };
         let env = self.snapshots.get(&self.key.environment_id);
+        let kind_of_key = self.key.kind;
+        let could_see = |env: &Option<Arc<EnvSnapshot>>, flag: &str| {
+            env.as_ref()
+                .is_some_and(|e| e.visible_to(kind_of_key, flag))
+        };
         let mut flags = Map::new();
         for change in changes {
-            let visible = env
-                .as_ref()
-                .is_some_and(|e| e.visible_to(self.key.kind, &change.key));
-            let kind = if visible {
-                if !self.known.contains(&change.key) {
-                    self.known.insert(change.key.clone());
-                }
+            let kind = if could_see(&env, &change.key) {
                 "update"
-            } else if self.known.remove(&change.key) || self.key.kind.is_server() {
+            } else if could_see(&self.seen, &change.key) || kind_of_key.is_server() {
                 // Gone for this key: deleted, archived, or (client keys) no longer
                 // client-side. A server key hears of every deletion; a client key only of
                 // flags it could see, whose names it already knew.
@@ -156,38 +156,36 @@ impl Subscriber {
             };
             flags.insert(change.key.clone(), json!({ "type": kind }));
         }
+        self.seen = env;
         (!flags.is_empty()).then(|| data(flags))
     }
 
     /// `data` naming every flag the key may see now (`update`) and every flag it could see
-    /// at the last message but no longer does (`delete`); they become what it knows.
+    /// at the last update but no longer does (`delete`).
     fn everything(&mut self) -> Struct {
-        let now = self.visible_now();
-        let mut flags: Map<String, Value> = self
-            .known
-            .iter()
-            .filter(|k| !now.contains(*k))
-            .map(|k| (k.clone(), json!({ "type": "delete" })))
+        let now = self.snapshots.get(&self.key.environment_id);
+        let kind = self.key.kind;
+        let visible = |env: &Option<Arc<EnvSnapshot>>| -> Vec<String> {
+            env.as_ref()
+                .map(|env| {
+                    env.snapshot
+                        .flags()
+                        .filter(|f| env.visible_to(kind, f.key))
+                        .map(|f| f.key.to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut flags: Map<String, Value> = visible(&self.seen)
+            .into_iter()
+            .filter(|k| !now.as_ref().is_some_and(|e| e.visible_to(kind, k)))
+            .map(|k| (k, json!({ "type": "delete" })))
             .collect();
-        for key in &now {
-            flags.insert(key.clone(), json!({ "type": "update" }));
+        for key in visible(&now) {
+            flags.insert(key, json!({ "type": "update" }));
         }
-        self.known = now;
+        self.seen = now;
         data(flags)
-    }
-
-    /// The flags the key may see in the current snapshot.
-    fn visible_now(&self) -> HashSet<String> {
-        self.snapshots
-            .get(&self.key.environment_id)
-            .map(|env| {
-                env.snapshot
-                    .flags()
-                    .filter(|f| self.key.kind.is_server() || f.client_side)
-                    .map(|f| f.key.to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Whether the stream's key is still active and unexpired.
