@@ -498,19 +498,7 @@ async fn drive_grpc(
             (latencies, errors)
         }));
     }
-    let mut stats = Stats::default();
-    let give_up = tokio::time::Instant::from_std(end + Duration::from_secs(5));
-    for task in tasks {
-        match tokio::time::timeout_at(give_up, task).await {
-            Ok(Ok((latencies, errors))) => {
-                stats.latencies.extend(latencies);
-                stats.errors += errors;
-            }
-            _ => stats.stuck += 1,
-        }
-    }
-    stats.elapsed = measure_from.elapsed();
-    Ok(stats)
+    Ok(gather(tasks, measure_from, end).await)
 }
 
 /// A JSON object as a `google.protobuf.Struct`.
@@ -939,6 +927,16 @@ async fn drive(
             (latencies, errors)
         }));
     }
+    gather(tasks, measure_from, end).await
+}
+
+/// The latencies and errors of the load tasks; a task still running 5 s after `end` counts
+/// as stuck.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    measure_from: Instant,
+    end: Instant,
+) -> Stats {
     let mut stats = Stats::default();
     let give_up = tokio::time::Instant::from_std(end + Duration::from_secs(5));
     for task in tasks {

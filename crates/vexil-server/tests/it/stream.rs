@@ -70,7 +70,8 @@ impl Sse {
     }
 }
 
-async fn setup(app: &TestApp) -> (String, String, String) {
+/// A project's production environment with one flag, `live`: (project, environment, flag).
+pub(crate) async fn setup(app: &TestApp) -> (String, String, String) {
     let project = app.default_project().await;
     let env = app.environment(&project, "production").await;
     let flag = json_status(

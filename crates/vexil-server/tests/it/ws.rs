@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::stream::setup;
 use crate::{TestApp, both_backends, json_ok, json_status};
 
 type Socket =
@@ -55,21 +56,6 @@ async fn next_event(socket: &mut Socket, wait: Duration) -> Option<(String, u64,
             _ => {}
         }
     }
-}
-
-async fn setup(app: &TestApp) -> (String, String, String) {
-    let project = app.default_project().await;
-    let env = app.environment(&project, "production").await;
-    let flag = json_status(
-        app.post(
-            &format!("/api/v1/projects/{project}/feature-flags"),
-            json!({"key": "live"}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    (project, env, flag["id"].as_str().unwrap().to_owned())
 }
 
 async fn enable(app: &TestApp, flag: &str, env: &str, enabled: bool) {

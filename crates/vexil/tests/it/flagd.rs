@@ -9,12 +9,11 @@
 
 use std::fs;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::python_sdk::{python_version, run, venv_tool};
+use crate::python_sdk::{package_venv, run};
 use crate::server::Server;
 
 const TOKEN: &str = "vx_pat_flagd-test-token-0123456789";
@@ -92,48 +91,6 @@ if watch:
     print(json.dumps({"changed": sorted(set(changed)), "seen": got}), flush=True)
 api.shutdown()
 "#;
-
-/// `target/flagd-python-venv` with the pinned provider, or `None` (skipped) without Python.
-fn flagd_python() -> Option<PathBuf> {
-    let python = match python_version() {
-        Ok(v) => v,
-        Err(reason) if std::env::var("VEXIL_REQUIRE_PYTHON").as_deref() == Ok("1") => {
-            panic!("VEXIL_REQUIRE_PYTHON=1 but {reason}")
-        }
-        Err(reason) => {
-            // Written past libtest's output capture so that the skip is visible.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** flagd provider test SKIPPED: it needs python3: {reason} ***\n"
-            );
-            return None;
-        }
-    };
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../flagd-python-venv");
-    let stamp = format!("python {}.{} {}", python.0, python.1, PACKAGES.join(" "));
-    let stamp_file = venv.join("vexil-stamp.txt");
-    if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
-        let _ = fs::remove_dir_all(&venv);
-        run(
-            "python3 -m venv",
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        );
-        run(
-            "pip install openfeature-provider-flagd",
-            Command::new(venv_tool(&venv, "python"))
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(PACKAGES),
-        );
-        fs::write(&stamp_file, stamp).expect("write the stamp");
-    }
-    Some(venv_tool(&venv, "python"))
-}
 
 /// An authenticated request, answering the JSON body (status checked).
 fn call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -258,7 +215,7 @@ fn outcome(results: &Value, name: &str) -> (Value, Value, Value, Value) {
 
 #[test]
 fn flagds_python_provider_evaluates_and_hears_changes() {
-    let Some(python) = flagd_python() else {
+    let Some(python) = package_venv("flagd-python-venv", "flagd provider test", PACKAGES) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("vexil-flagd-{}", std::process::id()));

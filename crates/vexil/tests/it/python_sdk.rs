@@ -52,6 +52,51 @@ pub(crate) fn run(what: &str, command: &mut Command) -> Output {
 
 /// The `python3` version as (major, minor), or why it is unusable (missing, too old, or
 /// unable to create a virtual environment).
+/// The Python of `target/<name>`, a venv with `packages` (pinned) installed once and
+/// reinstalled when they or the Python version change; `None` after a visible notice that
+/// `test` is skipped when there is no Python, which `VEXIL_REQUIRE_PYTHON=1` makes a failure.
+pub(crate) fn package_venv(name: &str, test: &str, packages: &[&str]) -> Option<PathBuf> {
+    let python = match python_version() {
+        Ok(v) => v,
+        Err(reason) if std::env::var("VEXIL_REQUIRE_PYTHON").as_deref() == Ok("1") => {
+            panic!("VEXIL_REQUIRE_PYTHON=1 but {reason}")
+        }
+        Err(reason) => {
+            // Written past libtest's output capture so that the skip is visible.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** {test} SKIPPED: it needs python3: {reason} ***\n"
+            );
+            return None;
+        }
+    };
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("..").join(name);
+    let stamp = format!("python {}.{} {}", python.0, python.1, packages.join(" "));
+    let stamp_file = venv.join("vexil-stamp.txt");
+    if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
+        let _ = fs::remove_dir_all(&venv);
+        run(
+            "python3 -m venv",
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        );
+        run(
+            &format!("pip install for the {test}"),
+            Command::new(venv_tool(&venv, "python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(packages),
+        );
+        fs::write(&stamp_file, stamp).expect("write the stamp");
+    }
+    Some(venv_tool(&venv, "python"))
+}
+
 pub(crate) fn python_version() -> Result<(u32, u32), String> {
     let output = Command::new("python3")
         .args([

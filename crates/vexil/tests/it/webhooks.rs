@@ -6,7 +6,7 @@
 //! `VEXIL_REQUIRE_PYTHON=1` (CI), where that is a failure.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use crate::python_sdk::{python_version, run, venv_tool};
+use crate::python_sdk::{package_venv, run};
 use crate::server::Server;
 
 const TOKEN: &str = "vx_pat_webhook-test-token-0123456789";
@@ -216,45 +216,6 @@ fn kill_9_between_commit_and_delivery_loses_nothing() {
     let _ = fs::remove_dir_all(dir);
 }
 
-/// `target/webhooks-python-venv` with the `standardwebhooks` package.
-fn standardwebhooks_python() -> Option<PathBuf> {
-    let python = match python_version() {
-        Ok(v) => v,
-        Err(reason) if std::env::var("VEXIL_REQUIRE_PYTHON").as_deref() == Ok("1") => {
-            panic!("VEXIL_REQUIRE_PYTHON=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!(
-                "skipped: verifying webhook signatures with standardwebhooks needs python3: {reason}"
-            );
-            return None;
-        }
-    };
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../webhooks-python-venv");
-    let stamp = format!("python {}.{} standardwebhooks==1.3.0", python.0, python.1);
-    let stamp_file = venv.join("vexil-stamp.txt");
-    if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
-        let _ = fs::remove_dir_all(&venv);
-        run(
-            "python3 -m venv",
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        );
-        run(
-            "pip install standardwebhooks",
-            Command::new(venv_tool(&venv, "python")).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "standardwebhooks==1.3.0",
-            ]),
-        );
-        fs::write(&stamp_file, stamp).expect("write the stamp");
-    }
-    Some(venv_tool(&venv, "python"))
-}
-
 const VERIFY: &str = r#"
 import json, sys
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -281,7 +242,11 @@ print("verified", len(messages))
 
 #[test]
 fn signatures_verify_with_the_standardwebhooks_package() {
-    let Some(python) = standardwebhooks_python() else {
+    let Some(python) = package_venv(
+        "webhooks-python-venv",
+        "webhook signature check with standardwebhooks",
+        &["standardwebhooks==1.3.0"],
+    ) else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
