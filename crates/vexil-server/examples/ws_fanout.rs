@@ -5,8 +5,9 @@
 //! creates one flag and a server key, then, for each protocol of `--protocol` in turn
 //! (`both`: WebSocket first, then SSE, each with the same load):
 //!
-//! 1. opens `--subscribers` streams (`/api/v1/sdk/ws` through tokio-tungstenite, or
-//!    `/api/v1/sdk/stream` through reqwest) and waits until each has its `put`;
+//! 1. opens `--subscribers` streams (`/api/v1/sdk/ws` through a minimal RFC 6455 client
+//!    written here, or `/api/v1/sdk/stream` through reqwest) and waits until each has its
+//!    `put`;
 //! 2. makes `--changes` changes one at a time, `--spacing-ms` apart: toggles the flag in
 //!    production with `PATCH /api/v1/flags/{id}/environments/{env}/config`, waiting for
 //!    every subscriber's `patch` (at most `--change-timeout` seconds) before the next;
@@ -19,6 +20,11 @@
 //! includes the time to read every other subscriber's message first. Prints, per protocol:
 //! p50/p99/max of the per-subscriber latencies (all changes pooled), p50/p99/max over the
 //! changes of the time until the last subscriber had it, and the `PATCH` response time.
+//!
+//! The WebSocket client is a raw socket (the handshake, then frame headers; each text
+//! message's JSON parsed once, as SSE's `data` is) rather than tokio-tungstenite: through
+//! tokio-tungstenite the WebSocket latencies came out twice SSE's, and with this client
+//! they match, so the difference was that client's cost on the load generator's thread.
 //!
 //! Bounded: the whole run stops by itself after `--time-limit` seconds (default 5 minutes);
 //! subscribers that have not got their `put` after `--connect-deadline` seconds are counted
@@ -51,8 +57,6 @@ use futures_util::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -425,50 +429,106 @@ fn record(shared: &Shared, receipts: &mut Vec<Receipt>, event: &str, id: u64, da
     }
 }
 
-/// One WebSocket subscriber (tokio-tungstenite, which answers pings itself): its
-/// receipts, or `None` if it never connected.
+/// One WebSocket subscriber (a raw socket: the handshake, then server frames, which are
+/// never masked; pings need no answer here, as the server drops nobody for a late pong):
+/// its receipts, or `None` if it never connected.
 async fn subscribe_ws(
     addr: std::net::SocketAddr,
     key: String,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<Vec<Receipt>> {
-    let mut request = format!("ws://{addr}/api/v1/sdk/ws")
-        .into_client_request()
-        .ok()?;
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().ok()?);
-    let mut socket = match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => socket,
-        Err(_) => {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let handshake = format!(
+        "GET /api/v1/sdk/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {key}\r\n\r\n"
+    );
+    let connected = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        tcp.write_all(handshake.as_bytes()).await?;
+        std::io::Result::Ok(tcp)
     };
+    let Ok(mut tcp) = connected.await else {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let mut buffer: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut upgraded = false;
     let mut receipts = Vec::new();
     loop {
-        let message = tokio::select! {
-            m = socket.next() => m,
+        let read = tokio::select! {
+            r = tcp.read(&mut chunk) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
-        match message {
-            Some(Ok(Message::Text(text))) => {
-                let Ok(event) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
+        let n = match read {
+            Ok(0) | Err(_) => {
+                shared.ended.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..n]);
+        if !upgraded {
+            let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            if !buffer.starts_with(b"HTTP/1.1 101") {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            buffer.drain(..end + 4);
+            upgraded = true;
+        }
+        // Every complete frame: (opcode, payload).
+        let mut at = 0;
+        while let Some((opcode, payload)) = next_frame(&buffer[at..]) {
+            if opcode == 0x1
+                && let Ok(event) = serde_json::from_slice::<Value>(payload)
+            {
                 let name = event["event"].as_str().unwrap_or_default();
                 let id = event["id"].as_u64().unwrap_or(0);
                 record(&shared, &mut receipts, name, id, &event["data"]);
             }
-            Some(Ok(Message::Close(_)) | Err(_)) | None => {
+            if opcode == 0x8 {
                 shared.ended.fetch_add(1, Ordering::Relaxed);
-                break;
+                return Some(receipts);
             }
-            Some(Ok(_)) => {}
+            at += frame_len(&buffer[at..]).unwrap_or(buffer.len() - at);
         }
+        buffer.drain(..at);
     }
     Some(receipts)
+}
+
+/// The first complete (unmasked, server) frame of `buf`: its opcode and payload.
+fn next_frame(buf: &[u8]) -> Option<(u8, &[u8])> {
+    let (len, at) = header(buf)?;
+    Some((buf[0] & 0x0F, buf.get(at..at + len)?))
+}
+
+/// The whole length of the first complete frame of `buf`.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let (len, at) = header(buf)?;
+    (buf.len() >= at + len).then_some(at + len)
+}
+
+/// A server frame's payload length and where its payload starts.
+fn header(buf: &[u8]) -> Option<(usize, usize)> {
+    let len = match *buf.get(1)? & 0x7F {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    Some(len)
 }
 
 /// One SSE subscriber (reqwest, SSE framing parsed here): its receipts, or `None` if it
