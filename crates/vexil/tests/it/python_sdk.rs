@@ -76,22 +76,7 @@ pub(crate) fn package_venv(name: &str, test: &str, packages: &[&str]) -> Option<
     let stamp_file = venv.join("vexil-stamp.txt");
     if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
         let _ = fs::remove_dir_all(&venv);
-        run(
-            "python3 -m venv",
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        );
-        run(
-            &format!("pip install for the {test}"),
-            Command::new(venv_tool(&venv, "python"))
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(packages),
-        );
+        create_venv(&venv, &format!("the {test}"), packages);
         fs::write(&stamp_file, stamp).expect("write the stamp");
     }
     Some(venv_tool(&venv, "python"))
@@ -142,12 +127,23 @@ fn ensure_venv(venv: &Path, python: (u32, u32)) {
     if venv.exists() {
         fs::remove_dir_all(venv).expect("remove the old virtual environment");
     }
+    let sdk = format!("{}[test,openfeature]", sdk_dir().display());
+    create_venv(venv, "the SDK's tests", ["-e", sdk.as_str()]);
+    fs::write(&stamp_file, stamp).expect("write the virtual environment's stamp");
+}
+
+/// A new virtual environment at `venv` with `pip install` of `args` (for `what`).
+fn create_venv<S: AsRef<std::ffi::OsStr>>(
+    venv: &Path,
+    what: &str,
+    args: impl IntoIterator<Item = S>,
+) {
     run(
         "python3 -m venv",
         Command::new("python3").arg("-m").arg("venv").arg(venv),
     );
     run(
-        "pip install -e 'sdks/python[test,openfeature]'",
+        &format!("pip install for {what}"),
         Command::new(venv_tool(venv, "python"))
             .args([
                 "-m",
@@ -155,11 +151,9 @@ fn ensure_venv(venv: &Path, python: (u32, u32)) {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
-                "-e",
             ])
-            .arg(format!("{}[test,openfeature]", sdk_dir().display())),
+            .args(args),
     );
-    fs::write(&stamp_file, stamp).expect("write the virtual environment's stamp");
 }
 
 #[test]
